@@ -1,0 +1,50 @@
+# One task vocabulary for people, the README and CI.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+MODEL_DIR ?= data/model
+PORT ?= 8000
+WORKERS ?= $(shell nproc)
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: help uv setup system-deps run train serve test lint format bench
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+uv:  ## Install uv with pip if it is missing.
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+system-deps:  ## Install Debian packages the tests need (promtool and prometheus) when missing.
+	@command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		else echo "install the Debian package 'prometheus' (promtool) to run the monitoring tests" >&2; fi; }
+
+setup: uv  ## Create .venv from uv.lock with every package and dependency group.
+	$(UV) sync --frozen --all-packages --all-groups
+
+train: setup  ## Run the DVC pipeline: ingest, features, Feast, train, evaluate, export, register.
+	$(UV) run --frozen dvc repro
+
+run: train  ## The main job: build the model, then serve it.
+	$(MAKE) serve
+
+serve: setup  ## Serve MODEL_DIR with Granian on PORT with WORKERS workers.
+	MODEL_DIR=$(MODEL_DIR) $(UV) run --frozen car-serve --port $(PORT) --workers $(WORKERS)
+
+test: setup system-deps  ## Run the whole test suite (unit and integration).
+	$(UV) run --frozen pytest
+
+lint: setup  ## ruff (lint + format check) and mypy.
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+format: setup  ## Apply ruff's fixes and formatting.
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+bench: setup  ## Run the benchmarks (model-level and Locust side by side).
+	$(UV) run --frozen python -m benchmarks.run
