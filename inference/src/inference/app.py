@@ -1,0 +1,318 @@
+"""The Litestar application: `create_app(settings)` builds it, the lifespan loads the model."""
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Final
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.enums import ScopeType
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from msgspec import Meta
+
+from inference.batching import MicroBatcher, RejectedError
+from inference.bundle import BundleError
+from inference.metrics import Metrics
+from inference.reload import ModelHolder, ModelNotReadyError
+from inference.settings import Settings
+from shared_schema import SCHEMA_VERSION, Car
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S: Final = "1"
+
+
+class PredictResponse(msgspec.Struct, frozen=True):
+    """The price of one car."""
+
+    price_rub: float
+    model_version: str
+
+
+class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Several cars to price at once, in a JSON object so the format can grow."""
+
+    cars: Annotated[list[Car], Meta(min_length=1)]
+
+
+class BatchResponse(msgspec.Struct, frozen=True):
+    """Prices in the order of the request's cars."""
+
+    prices_rub: list[float]
+    model_version: str
+
+
+class HealthResponse(msgspec.Struct, frozen=True):
+    """The process is alive."""
+
+    status: str
+
+
+class ReadyResponse(msgspec.Struct, frozen=True):
+    """Whether a model is loaded and warm."""
+
+    ready: bool
+    model_version: str | None
+    schema_version: str
+    detail: str | None = None
+
+
+class ReloadResponse(msgspec.Struct, frozen=True):
+    """Outcome of a reload request."""
+
+    reloaded: bool
+    model_version: str | None
+    detail: str | None = None
+
+
+def _unavailable(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        detail=detail,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+async def _require_json(request: Request[Any, Any, Any]) -> None:
+    # Runs before the body is decoded, so a form or text body gets 415, not a decode error.
+    if request.content_type[0] != MediaType.JSON:
+        raise ClientException(
+            status_code=415,
+            detail=f"Content-Type must be application/json, got {request.content_type[0]!r}",
+        )
+
+
+def _metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    """ASGI middleware recording latency and status per route template."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            status = 500
+
+            async def send_with_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            start = time.perf_counter()
+            try:
+                await app(scope, receive, send_with_status)
+            finally:
+                endpoint = scope.get("path_template") or "unmatched"
+                metrics.request_duration.labels(endpoint).observe(time.perf_counter() - start)
+                metrics.requests.labels(endpoint, str(status)).inc()
+
+        return middleware
+
+    return factory
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the price API.
+
+    Nothing is loaded here: the lifespan opens the model when the server starts.
+
+    Args:
+        settings: Validated server settings.
+
+    Returns:
+        The Litestar application.
+    """
+    metrics = Metrics()
+    holder = ModelHolder(settings, metrics)
+    batcher: MicroBatcher | None = None
+    if settings.batch_enabled:
+        batcher = MicroBatcher(
+            holder.predict,
+            metrics,
+            max_rows=settings.batch_max_rows,
+            window_us=settings.batch_window_us,
+            queue_max=settings.queue_max,
+            deadline_ms=settings.request_deadline_ms,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        metrics.model_ready.set(0)
+        try:
+            await holder.reload()
+        except BundleError:
+            # Stay up and unready: the poller picks the bundle up once a valid one appears.
+            logger.exception("no servable model in %s at start-up", settings.model_dir)
+        if batcher is not None:
+            batcher.start()
+        holder.start_polling()
+        try:
+            yield
+        finally:
+            await holder.stop_polling()
+            if batcher is not None:
+                await batcher.stop()
+            metrics.worker_exit()
+
+    app = Litestar(
+        route_handlers=[
+            *_prediction_routes(settings, metrics, holder, batcher),
+            *_ops_routes(settings, metrics, holder),
+        ],
+        lifespan=[lifespan],
+        middleware=[_metrics_middleware(metrics)],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Car price API",
+            version=SCHEMA_VERSION,
+            description="Used-car prices in RUB from the ONNX champion model.",
+        ),
+        logging_config=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.holder = holder
+    return app
+
+
+def _prediction_routes(
+    settings: Settings, metrics: Metrics, holder: ModelHolder, batcher: MicroBatcher | None
+) -> list[HTTPRouteHandler]:
+    async def predict_one(car: Car) -> tuple[float, str]:
+        metrics.inflight.inc()
+        try:
+            if batcher is not None:
+                return await batcher.predict(car)
+            prices, version = holder.predict([car])
+            return prices[0], version
+        except RejectedError as error:
+            metrics.rejected.labels(error.reason).inc()
+            raise _unavailable(f"server overloaded ({error.reason}), retry later") from None
+        except ModelNotReadyError:
+            raise _unavailable("model not loaded yet") from None
+        finally:
+            metrics.inflight.dec()
+
+    @post("/predict", status_code=HTTP_200_OK, before_request=_require_json, tags=["predict"])
+    async def predict(data: JSONBody[Car]) -> PredictResponse:
+        """Price one car in RUB."""
+        price, version = await predict_one(data)
+        return PredictResponse(price_rub=price, model_version=version)
+
+    @post("/predict/batch", status_code=HTTP_200_OK, before_request=_require_json, tags=["predict"])
+    async def predict_batch(data: JSONBody[BatchRequest]) -> BatchResponse:
+        """Price a list of cars in RUB, in order, in one model run."""
+        if len(data.cars) > settings.batch_limit:
+            raise ValidationException(
+                detail="Validation failed for POST /predict/batch",
+                extra=[
+                    {
+                        "message": f"Expected at most {settings.batch_limit} cars, "
+                        f"got {len(data.cars)}",
+                        "key": "cars",
+                        "source": "body",
+                    }
+                ],
+            )
+        metrics.inflight.inc()
+        try:
+            prices, version = holder.predict(data.cars)
+        except ModelNotReadyError:
+            raise _unavailable("model not loaded yet") from None
+        finally:
+            metrics.inflight.dec()
+        return BatchResponse(prices_rub=prices, model_version=version)
+
+    return [predict, predict_batch]
+
+
+def _ops_routes(
+    settings: Settings, metrics: Metrics, holder: ModelHolder
+) -> list[HTTPRouteHandler]:
+    @get("/health", tags=["ops"])
+    async def health() -> HealthResponse:
+        """The process is alive (says nothing about the model)."""
+        return HealthResponse(status="ok")
+
+    @get("/ready", tags=["ops"])
+    async def ready() -> Response[ReadyResponse]:
+        """200 once a model is loaded and warm, 503 before."""
+        model = holder.current
+        if model is None:
+            body = ReadyResponse(
+                ready=False,
+                model_version=None,
+                schema_version=SCHEMA_VERSION,
+                detail=holder.last_error or "model not loaded yet",
+            )
+            return Response(
+                body,
+                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": RETRY_AFTER_S},
+            )
+        return Response(
+            ReadyResponse(ready=True, model_version=model.version, schema_version=SCHEMA_VERSION)
+        )
+
+    @get("/model", tags=["ops"])
+    async def model_manifest() -> dict[str, Any]:
+        """The served bundle's manifest, as exported."""
+        try:
+            return holder.model().manifest_raw
+        except ModelNotReadyError:
+            raise _unavailable("model not loaded yet") from None
+
+    @get("/metrics", media_type=MediaType.TEXT, tags=["ops"], include_in_schema=False)
+    async def metrics_endpoint() -> Response[bytes]:
+        """Prometheus text exposition, merged over all workers."""
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @post("/admin/reload", status_code=HTTP_200_OK, tags=["ops"])
+    async def admin_reload(request: Request[Any, Any, Any]) -> Response[ReloadResponse]:
+        """Reload the bundle in the model dir now (this worker); needs the bearer token."""
+        _check_token(settings, request.headers.get("authorization", ""))
+        try:
+            model = await holder.reload()
+        except BundleError as error:
+            current = holder.current
+            return Response(
+                ReloadResponse(
+                    reloaded=False,
+                    model_version=current.version if current else None,
+                    detail=str(error),
+                ),
+                status_code=409,
+            )
+        return Response(ReloadResponse(reloaded=True, model_version=model.version))
+
+    return [health, ready, model_manifest, metrics_endpoint, admin_reload]
+
+
+def _check_token(settings: Settings, authorization: str) -> None:
+    if settings.reload_token is None:
+        raise ClientException(status_code=403, detail="reload endpoint disabled: no RELOAD_TOKEN")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.encode(), settings.reload_token.encode()
+    ):
+        raise ClientException(
+            status_code=401,
+            detail="missing or wrong bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def create_app_from_env() -> Litestar:
+    """Granian's factory target: settings from the environment, then `create_app`."""
+    return create_app(Settings.from_env())
+
+
+__all__ = ["BatchRequest", "BatchResponse", "PredictResponse", "create_app", "create_app_from_env"]

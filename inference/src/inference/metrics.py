@@ -1,0 +1,200 @@
+"""Prometheus metrics of the server, correct with several Granian workers.
+
+The names below are a contract: the monitoring rules and dashboards use them as they are.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (`car-serve` sets it for its workers), each worker writes
+its samples to memory-mapped files there and `/metrics` merges all workers' files, so any
+worker answers for the whole server. Without it (tests, a single process), samples live in the
+app's own registry.
+"""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUEST_DURATION: Final = "carprice_http_request_duration_seconds"
+REQUESTS: Final = "carprice_http_requests_total"
+BATCH_ROWS: Final = "carprice_batch_rows"
+QUEUE_DEPTH: Final = "carprice_queue_depth"
+INFLIGHT: Final = "carprice_inflight_requests"
+REJECTED: Final = "carprice_rejected_total"
+PREDICTED_PRICE: Final = "carprice_predicted_price_rub"
+UNKNOWN_CATEGORY: Final = "carprice_unknown_category_total"
+MODEL_INFO: Final = "carprice_model_info"
+MODEL_READY: Final = "carprice_model_ready"
+MODEL_LOADS: Final = "carprice_model_loads_total"
+
+METRIC_NAMES: Final = (
+    REQUEST_DURATION,
+    REQUESTS,
+    BATCH_ROWS,
+    QUEUE_DEPTH,
+    INFLIGHT,
+    REJECTED,
+    PREDICTED_PRICE,
+    UNKNOWN_CATEGORY,
+    MODEL_INFO,
+    MODEL_READY,
+    MODEL_LOADS,
+)
+
+# prometheus_client leaves MultiProcessValue, MultiProcessCollector and mark_process_dead
+# unannotated, hence the no-untyped-call ignores below.
+# 0.01 is the latency SLO threshold (99 % of /predict under 10 ms): it must be a bucket edge.
+LATENCY_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+)
+BATCH_ROW_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+PRICE_BUCKETS: Final = (
+    100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 7.5e6, 1e7, 2e7, 5e7,
+)  # fmt: skip
+
+
+def multiprocess_dir() -> Path | None:
+    """The shared metrics directory when multiprocess mode is on."""
+    path = os.environ.get(MULTIPROC_ENV)
+    return Path(path) if path else None
+
+
+@contextmanager
+def multiprocess_environment() -> Iterator[Path]:
+    """Make sure `PROMETHEUS_MULTIPROC_DIR` names an empty-at-start directory for the workers.
+
+    An existing setting is kept (its directory is created if needed and left in place);
+    otherwise a temporary directory is created and removed on exit. Enter this before the
+    workers start, so they inherit the variable.
+    """
+    existing = multiprocess_dir()
+    if existing is not None:
+        existing.mkdir(parents=True, exist_ok=True)
+        yield existing
+        return
+    with tempfile.TemporaryDirectory(prefix="carprice-metrics-") as path:
+        os.environ[MULTIPROC_ENV] = path
+        try:
+            yield Path(path)
+        finally:
+            del os.environ[MULTIPROC_ENV]
+
+
+class Metrics:
+    """The server's metric objects, built once per app."""
+
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir() is not None
+        if self.multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
+            # prometheus_client picks its value storage when first imported; if that happened
+            # before the variable was set, switch to the file-backed storage now.
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        # A private registry: several apps in one process (tests) must not collide.
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.request_duration = Histogram(
+            REQUEST_DURATION,
+            "HTTP request latency per endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.requests = Counter(
+            REQUESTS,
+            "HTTP requests per endpoint and status code.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self.batch_rows = Histogram(
+            BATCH_ROWS,
+            "Rows per ONNX Runtime run.",
+            buckets=BATCH_ROW_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            QUEUE_DEPTH,
+            "Single-car requests waiting for the batcher.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.inflight = Gauge(
+            INFLIGHT,
+            "Prediction requests being served.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            REJECTED,
+            "Requests rejected with 503 by reason (queue_full, deadline).",
+            ["reason"],
+            registry=registry,
+        )
+        self.predicted_price = Histogram(
+            PREDICTED_PRICE,
+            "Predicted prices in RUB.",
+            buckets=PRICE_BUCKETS,
+            registry=registry,
+        )
+        self.unknown_category = Counter(
+            UNKNOWN_CATEGORY,
+            "Categorical values absent from the model's vocabulary, per field.",
+            ["field"],
+            registry=registry,
+        )
+        # livemax: a version is 1 while any live worker serves it, so during a rolling reload
+        # both versions show; a swapped-out version is set to 0.
+        self.model_info = Gauge(
+            MODEL_INFO,
+            "The served model: 1 per served version.",
+            ["model_name", "model_version", "schema_version", "sha256"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        # livemin: the server is ready only when every live worker has a warm model.
+        self.model_ready = Gauge(
+            MODEL_READY,
+            "1 when a model is loaded and warm (minimum over workers).",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.model_loads = Counter(
+            MODEL_LOADS,
+            "Model bundle loads and reloads by outcome (success, failure).",
+            ["outcome"],
+            registry=registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition of every metric, merged across workers in multiprocess mode."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def worker_exit(self) -> None:
+        """Drop this worker's live gauges so they stop counting once it is gone."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,130 @@
+"""The served model and its hot reload: load in the background, validate, swap atomically."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from inference.batching import Prediction
+from inference.bundle import BundleError, BundleSignature, LoadedModel, load_bundle, read_signature
+from inference.metrics import Metrics
+from inference.settings import Settings
+from shared_schema import Car
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotReadyError(Exception):
+    """No model has been loaded yet."""
+
+
+class ModelHolder:
+    """Holds the current model; a reload replaces the reference in one assignment.
+
+    Runs already started keep the `LoadedModel` they read, so they finish on the old session;
+    the next run reads the new one. A bundle that fails validation never becomes current.
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._lock = asyncio.Lock()
+        self._rejected: BundleSignature | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+
+    def model(self) -> LoadedModel:
+        """The model to serve with now.
+
+        Raises:
+            ModelNotReadyError: No bundle has loaded yet.
+        """
+        model = self.current
+        if model is None:
+            raise ModelNotReadyError
+        return model
+
+    def predict(self, cars: Sequence[Car]) -> Prediction:
+        """Prices for the cars on the current model, with its version, recorded in the metrics."""
+        model = self.model()
+        prices = model.predict(cars).tolist()
+        metrics = self._metrics
+        metrics.batch_rows.observe(len(cars))
+        for price in prices:
+            metrics.predicted_price.observe(price)
+        for field, count in model.unknown_categories(cars).items():
+            metrics.unknown_category.labels(field).inc(count)
+        return prices, model.version
+
+    async def reload(self) -> LoadedModel:
+        """Load the bundle in the model dir in a thread, then make it current.
+
+        Returns:
+            The newly current model.
+
+        Raises:
+            BundleError: The bundle is unfit; the previous model stays current.
+        """
+        async with self._lock:
+            try:
+                model = await asyncio.to_thread(
+                    load_bundle, self._settings.model_path, self._settings.ort_threads
+                )
+            except BundleError as error:
+                self._rejected = read_signature(self._settings.model_path)
+                self.last_error = str(error)
+                self._metrics.model_loads.labels("failure").inc()
+                logger.error("model bundle rejected, keeping the current model: %s", error)
+                raise
+            self._swap(model)
+            return model
+
+    def _swap(self, model: LoadedModel) -> None:
+        previous, self.current = self.current, model
+        self._rejected = None
+        self.last_error = None
+        metrics = self._metrics
+        if previous is not None:
+            metrics.model_info.labels(*_info_labels(previous)).set(0)
+        metrics.model_info.labels(*_info_labels(model)).set(1)
+        metrics.model_ready.set(1)
+        metrics.model_loads.labels("success").inc()
+        logger.info(
+            "serving model %s version %s (sha256 %s)",
+            model.manifest.model_name,
+            model.version,
+            model.manifest.sha256,
+        )
+
+    def start_polling(self) -> None:
+        """Watch the model dir for a changed bundle, if polling is configured."""
+        if self._settings.reload_poll_s > 0:
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll(), name="model-dir-poller"
+            )
+
+    async def stop_polling(self) -> None:
+        """Stop watching the model dir."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.reload_poll_s)
+            signature = read_signature(self._settings.model_path)
+            current = self.current
+            if signature is None or signature == self._rejected:
+                continue
+            if current is not None and signature == current.signature:
+                continue
+            with contextlib.suppress(BundleError):  # logged and counted by reload
+                await self.reload()
+
+
+def _info_labels(model: LoadedModel) -> tuple[str, str, str, str]:
+    manifest = model.manifest
+    return (manifest.model_name, manifest.model_version, manifest.schema_version, manifest.sha256)

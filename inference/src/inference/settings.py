@@ -1,0 +1,100 @@
+"""Server settings: read once from environment variables into one frozen, validated object."""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot run with."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the server can be tuned with, each read from the upper-case env variable.
+
+    Attributes:
+        model_dir: Bundle directory holding `model.onnx` and `manifest.json` (`MODEL_DIR`).
+        host: Address Granian binds to (`HOST`).
+        port: Port Granian binds to (`PORT`).
+        workers: Granian worker processes (`WORKERS`), default the CPU count.
+        ort_threads: ONNX Runtime intra-op threads per worker (`ORT_THREADS`). One, because
+            the workers already use every core and a tree ensemble on a handful of rows gains
+            nothing from more threads, only contention.
+        batch_enabled: Coalesce concurrent single-car requests into one ORT run
+            (`BATCH_ENABLED`).
+        batch_max_rows: Most rows in one coalesced ORT run (`BATCH_MAX_ROWS`).
+        batch_window_us: Extra time the batcher waits for more requests before running, in
+            microseconds; 0 takes what is queued without waiting (`BATCH_WINDOW_US`).
+        queue_max: Most single-car requests waiting per worker; more are rejected with 503
+            (`QUEUE_MAX`).
+        request_deadline_ms: A queued request not answered within this budget gets a 503
+            with Retry-After (`REQUEST_DEADLINE_MS`).
+        batch_limit: Most cars in one `/predict/batch` request (`BATCH_LIMIT`).
+        max_body_bytes: Largest accepted request body; larger gets 413 (`MAX_BODY_BYTES`).
+        reload_token: Bearer token for `POST /admin/reload`; unset disables the endpoint
+            (`RELOAD_TOKEN`).
+        reload_poll_s: Seconds between checks of the model dir for a new bundle; 0 disables
+            polling (`RELOAD_POLL_S`).
+    """
+
+    model_dir: str = "data/model"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    workers: PositiveInt = 1
+    ort_threads: PositiveInt = 1
+    batch_enabled: bool = True
+    batch_max_rows: Annotated[int, Meta(ge=1, le=4096)] = 64
+    batch_window_us: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
+    queue_max: PositiveInt = 1024
+    request_deadline_ms: Annotated[int, Meta(ge=1, le=60_000)] = 500
+    batch_limit: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 2_000_000
+    reload_token: Annotated[str, Meta(min_length=16)] | None = None
+    reload_poll_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
+
+    @property
+    def model_path(self) -> Path:
+        """The bundle directory as a path."""
+        return Path(self.model_dir)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read the settings from environment variables, then apply explicit overrides.
+
+        Args:
+            environ: Variables to read; `os.environ` when omitted.
+            **overrides: Field values that win over the environment (the CLI's flags).
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            SettingsError: A variable is malformed or out of range.
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {"workers": os.cpu_count() or 1}
+        for name in cls.__struct_fields__:
+            value = env.get(name.upper())
+            if value is not None and value != "":
+                raw[name] = _parse_bool(name, value) if name == "batch_enabled" else value
+        raw.update({key: value for key, value in overrides.items() if value is not None})
+        try:
+            # strict=False lets "8000" become 8000; the Meta bounds still apply.
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise SettingsError(f"invalid server setting: {error}") from error
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"invalid server setting: {name.upper()}={value!r} is not a boolean")

@@ -1,0 +1,209 @@
+"""Fixtures shared across test packages.
+
+`write_bundle` builds a small, real model bundle honouring the serving contract exactly: one
+graph input per `shared_schema` field (tensor(string) for categories, float32 for numbers with
+NaN for missing), one float32 output `price`, and a manifest with the model's sha256. The graph
+encodes each category with a LabelEncoder, replaces missing numbers by 0, applies a linear
+formula and exponentiates, so prices land in a realistic rouble range.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS, SCHEMA_VERSION
+
+#: Known categories per field written to the manifest; other values encode as 0.
+TEST_VOCABULARY: dict[str, list[str]] = {
+    "brand": ["BMW", "TOYOTA", "MERCEDES", "AUDI"],
+    "model_name": ["5ER", "CAMRY", "E_KLASSE", "A6"],
+    "body_type": ["седан", "внедорожник", "хэтчбек"],
+    "color": ["чёрный", "белый", "серый"],
+    "fuel_type": ["бензин", "дизель", "гибрид"],
+    "vehicle_transmission": ["автомат", "механика", "робот", "вариатор"],
+    "drive_type": ["передний", "полный", "задний"],
+    "n_owners": ["1", "2", "3+", "unknown"],
+}
+
+# Per-numeric-field weights of log(price); missing numbers contribute 0.
+_NUMERIC_WEIGHTS: dict[str, float] = {
+    "model_year": 0.02,
+    "production_year": 0.05,
+    "n_doors": 0.01,
+    "engine_power": 0.002,
+    "engine_displacement": 0.05,
+    "mileage": -2e-6,
+    "is_original_techpass": 0.05,
+    "is_lefthand_drive": 0.02,
+}
+_CATEGORY_STEP = 0.03
+#: Intercept of log(price) that puts a 2012 BMW 5ER near 1.3 million roubles.
+DEFAULT_BIAS = -127.6
+
+
+def build_model_bytes(bias: float = DEFAULT_BIAS) -> bytes:
+    """Serialize the test graph: `price = exp(bias + w·x)` with encoded categories.
+
+    Args:
+        bias: Intercept of log(price); changing it changes every price, which tests of hot
+            reload use to tell models apart.
+
+    Returns:
+        The ONNX model bytes.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[onnx.NodeProto] = []
+    inputs: list[onnx.ValueInfoProto] = []
+    columns: list[str] = []
+    for name in FIELD_NAMES:
+        if name in CATEGORICAL_FIELDS:
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.STRING, [None, 1]))
+            vocabulary = TEST_VOCABULARY[name]
+            nodes.append(
+                helper.make_node(
+                    "LabelEncoder",
+                    [name],
+                    [f"{name}_code"],
+                    domain="ai.onnx.ml",
+                    keys_strings=vocabulary,
+                    values_floats=[float(index + 1) for index in range(len(vocabulary))],
+                    default_float=0.0,
+                )
+            )
+            columns.append(f"{name}_code")
+        else:
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]))
+            nodes.append(helper.make_node("IsNaN", [name], [f"{name}_isnan"]))
+            nodes.append(
+                helper.make_node("Where", [f"{name}_isnan", "zero", name], [f"{name}_filled"])
+            )
+            columns.append(f"{name}_filled")
+    weights = np.array(
+        [
+            _NUMERIC_WEIGHTS[name] if name in NUMERIC_FIELDS else _CATEGORY_STEP
+            for name in FIELD_NAMES
+        ],
+        dtype=np.float32,
+    ).reshape(len(FIELD_NAMES), 1)
+    nodes += [
+        helper.make_node("Concat", columns, ["features"], axis=1),
+        helper.make_node("MatMul", ["features", "weights"], ["linear"]),
+        helper.make_node("Add", ["linear", "bias"], ["log_price"]),
+        helper.make_node("Exp", ["log_price"], ["price"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "test_car_price",
+        inputs,
+        [helper.make_tensor_value_info("price", TensorProto.FLOAT, [None, 1])],
+        initializer=[
+            numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero"),
+            numpy_helper.from_array(weights, "weights"),
+            numpy_helper.from_array(np.array([bias], dtype=np.float32), "bias"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)],
+        producer_name="tests",
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_bundle(
+    directory: Path,
+    *,
+    model_version: str = "1",
+    bias: float = DEFAULT_BIAS,
+    schema_version: str = SCHEMA_VERSION,
+    categories: dict[str, list[str]] | None = TEST_VOCABULARY,
+    **manifest_overrides: Any,
+) -> Path:
+    """Write `model.onnx` and `manifest.json` into `directory`, model first, each atomically.
+
+    Args:
+        directory: Bundle directory, created if missing.
+        model_version: Version recorded in the manifest.
+        bias: Intercept of the graph (see `build_model_bytes`).
+        schema_version: Schema version recorded in the manifest.
+        categories: Vocabulary recorded in the manifest; None leaves the key out.
+        **manifest_overrides: Manifest keys to replace or add.
+
+    Returns:
+        The bundle directory.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    model_bytes = build_model_bytes(bias)
+    manifest: dict[str, Any] = {
+        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "schema_version": schema_version,
+        "model_name": "car-price",
+        "model_version": model_version,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "inputs": [
+            {"name": name, "type": "string" if name in CATEGORICAL_FIELDS else "float"}
+            for name in FIELD_NAMES
+        ],
+        "output": "price",
+        "metrics": {"mape": 0.1},
+        "training_data_hash": "test",
+        "parity_max_rel_diff": 0.0,
+    }
+    if categories is not None:
+        manifest["categories"] = categories
+    manifest.update(manifest_overrides)
+    _write_atomically(directory / "model.onnx", model_bytes)
+    _write_atomically(
+        directory / "manifest.json", json.dumps(manifest, ensure_ascii=False).encode()
+    )
+    return directory
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(content)
+    partial.replace(path)
+
+
+@pytest.fixture(scope="session")
+def bundle_writer() -> Callable[..., Path]:
+    """`write_bundle` itself, for tests that write several bundles (see its docstring)."""
+    return write_bundle
+
+
+@pytest.fixture(scope="session")
+def model_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid test bundle (version "1") in a session-wide directory; do not modify it."""
+    return write_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def car_payload() -> dict[str, Any]:
+    """A valid car as a JSON-ready dict, every category known to the test vocabulary."""
+    return {
+        "brand": "BMW",
+        "model_name": "5ER",
+        "body_type": "седан",
+        "color": "чёрный",
+        "fuel_type": "бензин",
+        "model_year": 2010,
+        "production_year": 2012,
+        "n_doors": 4,
+        "vehicle_transmission": "автомат",
+        "engine_power": 245.0,
+        "engine_displacement": 3.0,
+        "mileage": 120_000,
+        "drive_type": "задний",
+        "n_owners": "2",
+        "is_original_techpass": 1,
+        "is_lefthand_drive": 1,
+    }
