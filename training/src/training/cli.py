@@ -1,0 +1,63 @@
+"""`car-train`: the one CLI of the training package. DVC stages, Airflow and tests call it."""
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
+from training.config import load_params
+from training.errors import PipelineError
+
+# Subcommand → (job module, help). Each job module has `run(params) -> ...`.
+# Jobs are imported only when their command runs: `car-train --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ingest": ("training.jobs.ingest", "Validate both raw files into listings + quarantine."),
+    "features": ("training.jobs.features", "Build data/features/*.parquet from the listings."),
+    "feature-store": ("training.jobs.feature_store", "feast apply, materialize, check the join."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one pipeline step.
+
+    Args:
+        argv: Arguments without the program name; `sys.argv[1:]` when None.
+
+    Returns:
+        The exit code: 0 on success, 1 when the step failed with a clear error, 2 for usage.
+    """
+    parser = argparse.ArgumentParser(prog="car-train", description=__doc__)
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        _extra_arguments(name)(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        params = load_params(args.params)
+        module = importlib.import_module(COMMANDS[args.command][0])
+        runner: Callable[..., object] = module.run
+        extra = {k: v for k, v in vars(args).items() if k not in {"params", "verbose", "command"}}
+        runner(params, **extra)
+    except PipelineError as exc:
+        print(f"car-train {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    """Per-command options, passed to the job's `run` as keyword arguments."""
+    extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+    return extras.get(name, lambda _parser: None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

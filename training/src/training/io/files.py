@@ -1,0 +1,64 @@
+"""Writing pipeline outputs atomically: a reader sees the old file or the whole new one.
+
+Each writer writes to a temporary file beside the target and renames it into place, so a
+failing stage never leaves a partial output that looks valid.
+"""
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; move it onto `target` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        tmp_path.replace(target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_parquet(frame: pd.DataFrame, target: Path) -> None:
+    """Write a DataFrame as parquet, atomically, without the index."""
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+
+
+def write_json(obj: Any, target: Path) -> None:
+    """Write an object as indented JSON, atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n")
+
+
+def write_jsonl(rows: list[Any], target: Path) -> None:
+    """Write one JSON document per line, atomically (an empty file for no rows)."""
+    encoder = msgspec.json.Encoder()
+    with atomic_path(target) as tmp, tmp.open("wb") as fh:
+        for row in rows:
+            fh.write(encoder.encode(row) + b"\n")
+
+
+def read_json(path: Path, type_: type[Any] = dict) -> Any:
+    """Read a JSON file into `type_`."""
+    return msgspec.json.decode(path.read_bytes(), type=type_)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
