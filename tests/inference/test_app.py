@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from inference.app import create_app
 from inference.bundle import build_feeds
 from inference.settings import Settings
-from shared_schema import Car
+from shared_schema import FIELD_NAMES, Car
 
 Client = TestClient[Any]
 
@@ -122,7 +122,7 @@ def test_metrics_exposition(client: Client, car_payload: dict[str, Any]) -> None
     client.post("/predict", json={**car_payload, "mileage": -1})
     text = client.get("/metrics").text
     assert 'carprice_http_requests_total{endpoint="/predict",status="200"} 2.0' in text
-    assert 'carprice_http_requests_total{endpoint="/predict",status="400"} 1.0' in text
+    assert 'carprice_http_requests_total{endpoint="/predict",status="422"} 1.0' in text
     assert 'carprice_http_request_duration_seconds_bucket{endpoint="/predict",le="0.01"}' in text
     assert 'carprice_unknown_category_total{field="brand"} 1.0' in text
     assert "carprice_predicted_price_rub_count 2.0" in text  # warm-up runs are not counted
@@ -137,7 +137,11 @@ def test_openapi_schema(client: Client) -> None:
     """Litestar serves an OpenAPI schema documenting the prediction endpoints and the Car."""
     schema = client.get("/schema/openapi.json").json()
     assert {"/predict", "/predict/batch", "/health", "/ready", "/model"} <= set(schema["paths"])
-    assert "Car" in schema["components"]["schemas"]
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["title"] == "Car"
+    assert set(body["schema"]["properties"]) == set(FIELD_NAMES)
+    batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Car"
 
 
 def bad_input_cases() -> list[Any]:
@@ -169,22 +173,32 @@ def bad_input_cases() -> list[Any]:
         return pytest.param(path, body, headers, status, needle, id=name)
 
     return [
-        case("malformed-json", "/predict", b'{"brand": ', 400, "truncated", json_type),
-        case("not-an-object", "/predict", b"[1, 2]", 400, "Expected `object`", json_type),
+        case("malformed-json", "/predict", b'{"brand": ', 400, "Malformed JSON", json_type),
+        case("empty-body", "/predict", b"", 400, "Malformed JSON", json_type),
+        case(
+            "not-an-object", "/predict", b"[1, 2]", 422, "Expected `object`, got `array`", json_type
+        ),
         case(
             "wrong-type",
             "/predict",
-            msgspec.json.encode({**car, "mileage": "a lot"}),
-            400,
-            "mileage",
+            msgspec.json.encode({**car, "mileage": "120000"}),
+            422,
+            "$.mileage: Expected `int`, got `str`",
             json_type,
         ),
-        case("missing-field", "/predict", msgspec.json.encode(missing), 400, "mileage", json_type),
+        case(
+            "missing-field",
+            "/predict",
+            msgspec.json.encode(missing),
+            422,
+            "missing required field `mileage`",
+            json_type,
+        ),
         case(
             "unknown-field",
             "/predict",
             msgspec.json.encode({**car, "price": 1}),
-            400,
+            422,
             "unknown field `price`",
             json_type,
         ),
@@ -192,43 +206,43 @@ def bad_input_cases() -> list[Any]:
             "out-of-range",
             "/predict",
             msgspec.json.encode({**car, "production_year": 1800}),
-            400,
-            "production_year",
+            422,
+            "$.production_year",
             json_type,
         ),
         case(
             "bad-enum",
             "/predict",
             msgspec.json.encode({**car, "fuel_type": "керосин"}),
-            400,
-            "fuel_type",
+            422,
+            "$.fuel_type",
             json_type,
         ),
         case(
-            "nan-literal",
+            "null-for-required",
             "/predict",
-            encoded.replace(b"245.0", b"NaN"),
-            400,
-            "malformed",
+            msgspec.json.encode({**car, "brand": None}),
+            422,
+            "$.brand",
             json_type,
         ),
+        case("nan", "/predict", encoded.replace(b"245.0", b"NaN"), 400, "Malformed", json_type),
         case(
-            "infinity-literal",
+            "infinity",
             "/predict",
             encoded.replace(b"245.0", b"Infinity"),
             400,
-            "malformed",
+            "Malformed JSON",
             json_type,
         ),
         case(
             "overflow-to-infinity",
             "/predict",
             encoded.replace(b"245.0", b"1e999"),
-            400,
-            "out of range",
+            422,
+            "$.engine_power",
             json_type,
         ),
-        case("empty-body", "/predict", b"", 400, "", json_type),
         case(
             "wrong-content-type",
             "/predict",
@@ -246,22 +260,24 @@ def bad_input_cases() -> list[Any]:
             {"content-type": "application/x-www-form-urlencoded"},
         ),
         case("body-too-large", "/predict", b" " * 5000 + encoded, 413, "Too Large", json_type),
-        case("empty-batch", "/predict/batch", b'{"cars": []}', 400, "cars", json_type),
-        case("bare-list-batch", "/predict/batch", b"[" + encoded + b"]", 400, "object", json_type),
+        case("empty-batch", "/predict/batch", b'{"cars": []}', 422, "$.cars", json_type),
+        case(
+            "bare-list-batch", "/predict/batch", b"[" + encoded + b"]", 422, "`object`", json_type
+        ),
         case(
             "batch-over-limit",
             "/predict/batch",
             b'{"cars": [' + b",".join([encoded] * 4) + b"]}",
-            400,
-            "at most 3 cars",
+            422,
+            "Expected at most 3 cars, got 4",
             json_type,
         ),
         case(
             "bad-car-in-batch",
             "/predict/batch",
             b'{"cars": [' + encoded + b"," + encoded.replace(b"2010", b'"x"') + b"]}",
-            400,
-            "cars[1].model_year",
+            422,
+            "$.cars[1].model_year",
             json_type,
         ),
     ]
@@ -276,7 +292,7 @@ def test_bad_input_is_a_4xx_json_error(
         response = test_client.post(path, content=body, headers=headers)
         assert response.status_code == status, response.text
         assert response.headers["content-type"].startswith("application/json")
-        assert needle in response.text
+        assert needle in response.json()["detail"]
         metrics = test_client.get("/metrics").text
         assert f'carprice_http_requests_total{{endpoint="{path}",status="{status}"}} 1.0' in metrics
         assert 'status="5' not in metrics

@@ -5,22 +5,28 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.enums import ScopeType
-from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.exceptions import ClientException, HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_400_BAD_REQUEST,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from msgspec import Meta
 
 from inference.batching import MicroBatcher, RejectedError
 from inference.bundle import BundleError
 from inference.metrics import Metrics
+from inference.openapi import json_body_operation
 from inference.reload import ModelHolder, ModelNotReadyError
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
@@ -28,6 +34,7 @@ from shared_schema import SCHEMA_VERSION, Car
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S: Final = "1"
+T = TypeVar("T")
 
 
 class PredictResponse(msgspec.Struct, frozen=True):
@@ -81,13 +88,47 @@ def _unavailable(detail: str) -> HTTPException:
     )
 
 
-async def _require_json(request: Request[Any, Any, Any]) -> None:
-    # Runs before the body is decoded, so a form or text body gets 415, not a decode error.
-    if request.content_type[0] != MediaType.JSON:
+_car_decoder: Final = msgspec.json.Decoder(Car)
+_batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
+
+
+def invalid_input(path: str, message: str) -> ClientException:
+    """A 422 naming where in the body the problem is and what it is."""
+    return ClientException(
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        detail=f"Invalid input at {path}: {message}",
+        extra=[{"path": path, "message": message}],
+    )
+
+
+async def decode_body(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode a JSON body strictly into `T`, or raise the 4xx the client deserves.
+
+    Strict means no coercion: "120000" is not a mileage. NaN and Infinity are not JSON and
+    fail as malformed; a number too large for a float fails its field's range.
+
+    Raises:
+        ClientException: 415 for a non-JSON content type, 413 (from Litestar) for a body over
+            the limit, 400 for malformed JSON, 422 for a body that breaks the schema.
+    """
+    media_type = request.content_type[0]
+    if media_type != MediaType.JSON:
         raise ClientException(
-            status_code=415,
-            detail=f"Content-Type must be application/json, got {request.content_type[0]!r}",
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"Content-Type must be application/json, got {media_type!r}",
         )
+    body = await request.body()
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as error:
+        message, _, path = str(error).rpartition(" - at `")
+        if not message:  # the error concerns the whole document
+            raise invalid_input("$", str(error)) from None
+        raise invalid_input(path.rstrip("`"), message) from None
+    except msgspec.DecodeError as error:
+        raise ClientException(
+            status_code=HTTP_400_BAD_REQUEST, detail=f"Malformed JSON: {error}"
+        ) from None
 
 
 def _metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
@@ -201,30 +242,33 @@ def _prediction_routes(
         finally:
             metrics.inflight.dec()
 
-    @post("/predict", status_code=HTTP_200_OK, before_request=_require_json, tags=["predict"])
-    async def predict(data: JSONBody[Car]) -> PredictResponse:
+    @post(
+        "/predict",
+        status_code=HTTP_200_OK,
+        operation_class=json_body_operation(Car),
+        tags=["predict"],
+    )
+    async def predict(request: Request[Any, Any, Any]) -> PredictResponse:
         """Price one car in RUB."""
-        price, version = await predict_one(data)
+        price, version = await predict_one(await decode_body(request, _car_decoder))
         return PredictResponse(price_rub=price, model_version=version)
 
-    @post("/predict/batch", status_code=HTTP_200_OK, before_request=_require_json, tags=["predict"])
-    async def predict_batch(data: JSONBody[BatchRequest]) -> BatchResponse:
+    @post(
+        "/predict/batch",
+        status_code=HTTP_200_OK,
+        operation_class=json_body_operation(BatchRequest),
+        tags=["predict"],
+    )
+    async def predict_batch(request: Request[Any, Any, Any]) -> BatchResponse:
         """Price a list of cars in RUB, in order, in one model run."""
-        if len(data.cars) > settings.batch_limit:
-            raise ValidationException(
-                detail="Validation failed for POST /predict/batch",
-                extra=[
-                    {
-                        "message": f"Expected at most {settings.batch_limit} cars, "
-                        f"got {len(data.cars)}",
-                        "key": "cars",
-                        "source": "body",
-                    }
-                ],
+        cars = (await decode_body(request, _batch_decoder)).cars
+        if len(cars) > settings.batch_limit:
+            raise invalid_input(
+                "$.cars", f"Expected at most {settings.batch_limit} cars, got {len(cars)}"
             )
         metrics.inflight.inc()
         try:
-            prices, version = holder.predict(data.cars)
+            prices, version = holder.predict(cars)
         except ModelNotReadyError:
             raise _unavailable("model not loaded yet") from None
         finally:

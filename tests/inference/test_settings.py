@@ -1,0 +1,63 @@
+import pytest
+
+from inference.settings import Settings, SettingsError
+
+
+def test_defaults_from_empty_environment() -> None:
+    """With no variables set, the documented defaults apply (workers: the CPU count)."""
+    settings = Settings.from_env({})
+    assert settings.model_dir == "data/model"
+    assert settings.port == 8000
+    assert settings.ort_threads == 1
+    assert settings.batch_enabled is True
+    assert settings.workers >= 1
+    assert settings.reload_token is None
+
+
+def test_reads_upper_case_variables() -> None:
+    """Each setting comes from its upper-case variable, converted to its type."""
+    environ = {
+        "MODEL_DIR": "/models/current",
+        "PORT": "9000",
+        "WORKERS": "3",
+        "BATCH_ENABLED": "false",
+        "BATCH_WINDOW_US": "200",
+        "RELOAD_POLL_S": "0.5",
+        "RELOAD_TOKEN": "a-long-enough-token",
+    }
+    settings = Settings.from_env(environ)
+    assert settings.model_dir == "/models/current"
+    assert (settings.port, settings.workers, settings.batch_window_us) == (9000, 3, 200)
+    assert settings.batch_enabled is False
+    assert settings.reload_poll_s == 0.5
+    assert settings.reload_token == environ["RELOAD_TOKEN"]
+
+
+def test_overrides_win_over_environment() -> None:
+    """Explicit overrides (the CLI's flags) replace the environment's values."""
+    assert Settings.from_env({"PORT": "9000"}, port=9100).port == 9100
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("WORKERS", "0"),
+        ("BATCH_ENABLED", "maybe"),
+        ("BATCH_MAX_ROWS", "100000"),
+        ("RELOAD_TOKEN", "short"),
+        ("RELOAD_POLL_S", "-1"),
+    ],
+)
+def test_invalid_values_are_rejected(variable: str, value: str) -> None:
+    """A malformed or out-of-range variable fails at start-up with its name in the message."""
+    with pytest.raises(SettingsError, match="invalid server setting"):
+        Settings.from_env({variable: value})
+
+
+def test_settings_are_frozen() -> None:
+    """Settings cannot change after validation."""
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
