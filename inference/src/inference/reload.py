@@ -113,14 +113,21 @@ class ModelHolder:
             self._poller = None
 
     async def _poll(self) -> None:
+        # A change is acted on once the files stayed the same for a whole interval, so a
+        # bundle still being copied in is not loaded half-written and counted as a failure.
+        seen: BundleSignature | None = None
         while True:
             await asyncio.sleep(self._settings.reload_poll_s)
             signature = read_signature(self._settings.model_path)
             current = self.current
-            if signature is None or signature == self._rejected:
+            changed = signature is not None and signature != self._rejected
+            if not changed or (current is not None and signature == current.signature):
+                seen = None
                 continue
-            if current is not None and signature == current.signature:
+            if signature != seen:
+                seen = signature
                 continue
+            seen = None
             with contextlib.suppress(BundleError):  # logged and counted by reload
                 await self.reload()
 
