@@ -10,15 +10,18 @@ import pyarrow.parquet as pq
 from training.errors import PipelineError
 
 
-def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
+def read_csv(path: Path, required: Iterable[str], text_columns: Iterable[str] = ()) -> pd.DataFrame:
     """Read a (possibly gzipped) CSV and check it has the required columns.
+
+    `text_columns` are read as strings whatever they look like, so a category such as
+    n_owners "2" stays the string "2" when a file happens to hold only digits.
 
     Raises:
         PipelineError: The file is missing, unreadable, not a CSV, or lacks a column.
     """
     _exists(path)
     try:
-        frame = pd.read_csv(path, low_memory=False)
+        frame = pd.read_csv(path, low_memory=False, dtype=dict.fromkeys(text_columns, str))
     except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PipelineError(f"{path}: cannot read as CSV: {exc}") from exc
     except pd.errors.EmptyDataError as exc:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from shared_schema import CATEGORICAL_FIELDS
 from training.config import Params
 from training.core import adapters
 from training.core.validation import ValidationResult, reason_counts, validate_listings
@@ -34,7 +35,7 @@ def run(params: Params) -> dict[str, Any]:
     with outputs.all_or_nothing(listings_path, quarantine_path, report_path):
         results: dict[str, tuple[Path, ValidationResult]] = {}
         primary = raw_dir / data.primary_file
-        frame = raw.read_csv(primary, adapters.COLUMNS_2020)
+        frame = raw.read_csv(primary, adapters.COLUMNS_2020, CATEGORICAL_FIELDS)
         results[adapters.SOURCE_2020] = (
             primary,
             _validate(adapters.adapt_2020(frame), frame, params),

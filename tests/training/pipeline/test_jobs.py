@@ -1,0 +1,152 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.cli import main
+from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS
+from training.io import feast_store, files
+from training.jobs.feature_store import compare_with_table
+
+from .conftest import row_2020, synthetic_2020, synthetic_2022, write_raw
+
+
+def _ingest(workdir: Path) -> int:
+    return main(["--params", str(workdir / "params.yaml"), "ingest"])
+
+
+def _outputs(workdir: Path) -> list[Path]:
+    return [
+        workdir / "data/interim/listings.parquet",
+        workdir / "data/interim/quarantine.jsonl",
+        workdir / "data/reports/ingest.json",
+    ]
+
+
+def test_ingest_writes_listings_quarantine_and_report(workdir: Path) -> None:
+    """Ingest accepts the valid rows of both sources and reports per-source counts."""
+    assert _ingest(workdir) == 0
+    report = json.loads((workdir / "data/reports/ingest.json").read_text(encoding="utf-8"))
+    assert report["sources"]["autoru_2020_moscow"]["accepted"] == 40
+    assert report["sources"]["autoru_2022_msk_spb"]["accepted"] == 20
+    assert report["listings"] == 60
+    listings = pd.read_parquet(workdir / "data/interim/listings.parquet")
+    assert listings["listing_id"].is_unique
+    assert (workdir / "data/interim/quarantine.jsonl").read_text(encoding="utf-8") == ""
+
+
+def test_ingest_counts_quarantine_and_duplicates(workdir: Path) -> None:
+    """Bad rows land in the quarantine file with reasons; duplicates are counted, not dropped."""
+    frame = pd.concat(
+        [synthetic_2020(5), pd.DataFrame([row_2020(), row_2020(), row_2020(n_doors=0)])],
+        ignore_index=True,
+    )
+    write_raw(workdir / "raw", frame, synthetic_2022(3))
+    assert _ingest(workdir) == 0
+    report = json.loads((workdir / "data/reports/ingest.json").read_text(encoding="utf-8"))
+    counts = report["sources"]["autoru_2020_moscow"]
+    assert counts == counts | {"rows_in": 8, "quarantined": 1, "duplicates_collapsed": 1}
+    assert counts["quarantined_by_reason"] == {"n_doors: Expected `int` >= 1": 1}
+    lines = (workdir / "data/interim/quarantine.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["field"] == "n_doors"
+
+
+def test_ingest_is_idempotent(workdir: Path) -> None:
+    """The same input gives the same listing ids and byte-identical outputs."""
+    assert _ingest(workdir) == 0
+    first = [files.sha256_file(p) for p in _outputs(workdir)[:2]]
+    ids = pd.read_parquet(workdir / "data/interim/listings.parquet")["listing_id"].tolist()
+    assert _ingest(workdir) == 0
+    assert [files.sha256_file(p) for p in _outputs(workdir)[:2]] == first
+    again = pd.read_parquet(workdir / "data/interim/listings.parquet")["listing_id"].tolist()
+    assert again == ids
+
+
+def test_missing_input_file_fails_naming_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing raw file is a clear error naming the file, and leaves no outputs."""
+    assert _ingest(workdir) == 0
+    (workdir / "raw/auto_ru_2022-03_msk_spb_xelorr.parquet").unlink()
+    assert _ingest(workdir) == 1
+    err = capsys.readouterr().err
+    assert "auto_ru_2022-03_msk_spb_xelorr.parquet: input file not found" in err
+    assert not any(p.exists() for p in _outputs(workdir))
+
+
+def test_missing_column_fails_naming_file_and_column(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A raw file without a required column is an error naming the file and the column."""
+    write_raw(workdir / "raw", synthetic_2020().drop(columns=["mileage"]), synthetic_2022())
+    assert _ingest(workdir) == 1
+    err = capsys.readouterr().err
+    assert "auto_ru_2020-09-09_moscow.csv.gz: missing column(s) mileage" in err
+    assert not any(p.exists() for p in _outputs(workdir))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("auto_ru_2022-03_msk_spb_xelorr.parquet", b"not a parquet file", "cannot read as parquet"),
+        ("auto_ru_2020-09-09_moscow.csv.gz", b"\x1f\x8b broken gzip", "cannot read as CSV"),
+        ("auto_ru_2020-09-09_moscow.csv.gz", b"", "cannot read as CSV"),
+    ],
+)
+def test_unreadable_file_fails_naming_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, message: str
+) -> None:
+    """A corrupt or empty raw file is an error naming the file, with no outputs left."""
+    (workdir / "raw" / name).write_bytes(content)
+    assert _ingest(workdir) == 1
+    err = capsys.readouterr().err
+    assert f"{name}: " in err
+    assert message in err or "file is empty" in err
+    assert not any(p.exists() for p in _outputs(workdir))
+
+
+def test_features_need_the_listings(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Features without an ingest output fails naming the missing file."""
+    assert main(["--params", str(workdir / "params.yaml"), "features"]) == 1
+    assert "listings.parquet: listings not found" in capsys.readouterr().err
+
+
+def test_features_write_feature_and_label_tables(workdir: Path) -> None:
+    """Features writes one feature row and one label row per listing with derived columns."""
+    params = str(workdir / "params.yaml")
+    assert main(["--params", params, "ingest"]) == 0
+    assert main(["--params", params, "features"]) == 0
+    cars = pd.read_parquet(workdir / "data/features/cars.parquet")
+    labels = pd.read_parquet(workdir / "data/features/labels.parquet")
+    assert tuple(cars.columns) == FEATURE_COLUMNS
+    assert tuple(labels.columns) == LABEL_COLUMNS
+    assert len(cars) == len(labels) == 60
+    row = cars[cars["source"] == "autoru_2020_moscow"].iloc[0]
+    assert row["age_years"] == 2020 - row["production_year"]
+    assert row["km_per_year"] == pytest.approx(row["mileage"] / row["age_years"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
+    """Through Feast (apply, materialize, point-in-time join) the frame equals the table."""
+    params = str(workdir / "params.yaml")
+    for step in ("ingest", "features", "feature-store"):
+        assert main(["--params", params, step]) == 0, step
+    table = pd.read_parquet(workdir / "data/features/cars.parquet")
+    labels = pd.read_parquet(workdir / "data/features/labels.parquet")
+    entities = labels[["listing_id", "event_timestamp", "price"]]
+    frame = feast_store.training_frame(workdir / "feature_repo", entities)
+    assert frame["listing_id"].tolist() == entities["listing_id"].tolist()
+    assert frame["price"].tolist() == entities["price"].tolist()
+    assert compare_with_table(frame, table) == []
+    # A changed value would be caught: the check is not vacuous.
+    tampered = table.copy()
+    tampered.loc[0, "mileage"] += 1
+    assert compare_with_table(frame, tampered) == ["mileage: 1 row(s) differ"]
+    online = feast_store.online_features(workdir / "feature_repo", [table.loc[0, "listing_id"]])
+    assert online.loc[0, "brand"] == table.loc[0, "brand"]
+    assert (workdir / "data/feast/online_store.db").is_file()
