@@ -6,45 +6,24 @@ import pytest
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS, SCHEMA_VERSION, Car
 
 
-def valid_car() -> dict[str, Any]:
-    return {
-        "brand": "BMW",
-        "model_name": "5ER",
-        "body_type": "седан",
-        "color": "чёрный",
-        "fuel_type": "бензин",
-        "model_year": 2010,
-        "production_year": 2012,
-        "n_doors": 4,
-        "vehicle_transmission": "автомат",
-        "engine_power": 245.0,
-        "engine_displacement": 3.0,
-        "mileage": 120_000,
-        "drive_type": "задний",
-        "n_owners": "2",
-        "is_original_techpass": 1,
-        "is_lefthand_drive": 1,
-    }
-
-
-def test_valid_car_is_accepted() -> None:
+def test_valid_car_is_accepted(car_payload: dict[str, Any]) -> None:
     """A plausible car converts to a Car with every field kept."""
-    car = msgspec.convert(valid_car(), Car)
-    assert msgspec.to_builtins(car) == valid_car()
+    car = msgspec.convert(car_payload, Car)
+    assert msgspec.to_builtins(car) == car_payload
 
 
-def test_engine_displacement_is_optional() -> None:
+def test_engine_displacement_is_optional(car_payload: dict[str, Any]) -> None:
     """A car without displacement (electric, or unknown) is valid and gets None."""
-    raw = valid_car()
+    raw = car_payload
     del raw["engine_displacement"]
     assert msgspec.convert(raw, Car).engine_displacement is None
     raw["engine_displacement"] = None
     assert msgspec.convert(raw, Car).engine_displacement is None
 
 
-def test_json_round_trip() -> None:
+def test_json_round_trip(car_payload: dict[str, Any]) -> None:
     """A Car encodes to JSON and decodes back unchanged, Cyrillic included."""
-    car = msgspec.convert(valid_car(), Car)
+    car = msgspec.convert(car_payload, Car)
     assert msgspec.json.decode(msgspec.json.encode(car), type=Car) == car
 
 
@@ -73,9 +52,11 @@ def test_json_round_trip() -> None:
         ("is_lefthand_drive", True, "Expected `int`, got `bool`"),
     ],
 )
-def test_bad_value_is_rejected_naming_the_field(field: str, value: object, message: str) -> None:
+def test_bad_value_is_rejected_naming_the_field(
+    car_payload: dict[str, Any], field: str, value: object, message: str
+) -> None:
     """Each kind of bad value fails validation with a message that names the field."""
-    raw = valid_car()
+    raw = car_payload
     raw[field] = value
     with pytest.raises(msgspec.ValidationError) as excinfo:
         msgspec.convert(raw, Car)
@@ -84,17 +65,17 @@ def test_bad_value_is_rejected_naming_the_field(field: str, value: object, messa
 
 
 @pytest.mark.parametrize("field", [f for f in FIELD_NAMES if f != "engine_displacement"])
-def test_missing_required_field_is_rejected(field: str) -> None:
+def test_missing_required_field_is_rejected(car_payload: dict[str, Any], field: str) -> None:
     """Every field but engine_displacement is required, and the error names it."""
-    raw = valid_car()
+    raw = car_payload
     del raw[field]
     with pytest.raises(msgspec.ValidationError, match=f"missing required field `{field}`"):
         msgspec.convert(raw, Car)
 
 
-def test_unknown_field_is_rejected() -> None:
+def test_unknown_field_is_rejected(car_payload: dict[str, Any]) -> None:
     """A field outside the contract is an error naming it, not silently ignored."""
-    raw = valid_car() | {"price": 1_000_000}
+    raw = car_payload | {"price": 1_000_000}
     with pytest.raises(msgspec.ValidationError, match="unknown field `price`"):
         msgspec.convert(raw, Car)
 
