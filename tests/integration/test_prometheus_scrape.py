@@ -1,0 +1,366 @@
+"""A real `car-serve` scraped by a real Prometheus loaded with monitoring/rules.
+
+The server runs with a tiny queue (QUEUE_MAX=1) and a 2 ms batching window so that concurrent
+bursts are load-shed with 503 queue_full: every metric the rules and the dashboard read then
+has real samples, and an expression naming a metric the server does not export finds no data.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
+JOB = "car-price"
+WORKERS = 2
+CAR: dict[str, Any] = {
+    "brand": "BMW",
+    "model_name": "5ER",
+    "body_type": "седан",
+    "color": "чёрный",
+    "fuel_type": "бензин",
+    "model_year": 2010,
+    "production_year": 2012,
+    "n_doors": 4,
+    "vehicle_transmission": "автомат",
+    "engine_power": 245.0,
+    "engine_displacement": 3.0,
+    "mileage": 120_000,
+    "drive_type": "задний",
+    "n_owners": "2",
+    "is_original_techpass": 1,
+    "is_lefthand_drive": 1,
+}
+# Grafana's variables, as the dashboard would expand them for this test's job.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$job": JOB}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Prometheus:
+    url: str
+    log: Path
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The instant vector (or scalar, as one sample) of `promql`; fails on a query error."""
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
+        body = response.json()
+        assert body["status"] == "success", f"{promql!r}: {body.get('error')}"
+        data = body["data"]
+        if data["resultType"] in {"scalar", "string"}:
+            return [{"metric": {}, "value": data["result"]}]
+        return list(data["result"])
+
+
+@dataclass
+class Stack:
+    server_url: str
+    model_dir: Path
+    bundle_writer: Callable[..., Path]
+    prometheus: Prometheus
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def metric(self, sample: str) -> float:
+        """One sample of the server's own /metrics (0 when absent)."""
+        text = httpx.get(f"{self.server_url}/metrics", timeout=5).text
+        match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in sorted((MONITORING / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def _dashboard_queries() -> list[tuple[str, str]]:
+    """(where, PromQL) for every panel target and annotation, Grafana variables expanded."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    found = [
+        (f"panel {panel['title']!r}", target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
+    found += [
+        (f"annotation {annotation['name']!r}", annotation["expr"])
+        for annotation in dashboard["annotations"]["list"]
+    ]
+    expanded = []
+    for where, expr in found:
+        query = expr
+        for variable, value in GRAFANA_VARIABLES.items():
+            query = query.replace(variable, value)
+        assert "$" not in query, f"{where}: unexpanded variable in {query}"
+        expanded.append((where, query))
+    return expanded
+
+
+def _prometheus_config(server_port: int) -> dict[str, Any]:
+    """monitoring/prometheus.yml with 1 s intervals, absolute rule paths, the test's target."""
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text(encoding="utf-8"))
+    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(MONITORING / path) for path in config["rule_files"]]
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == JOB]
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{server_port}"]}]
+    return config
+
+
+def _post(stack: Stack, client: httpx.Client, endpoint: str, body: dict[str, Any]) -> int:
+    status = client.post(endpoint, json=body).status_code
+    stack.sent[endpoint, str(status)] += 1
+    return status
+
+
+def _send_traffic(stack: Stack, singles: int) -> None:
+    """Singles, batches, bad input, unknown categories and a burst until one is shed; counted."""
+    with httpx.Client(base_url=stack.server_url, timeout=5) as client:
+        for index in range(singles):
+            assert _post(stack, client, "/predict", {**CAR, "mileage": 1_000 * index}) == 200
+        for _ in range(max(singles // 6, 1)):
+            assert _post(stack, client, "/predict/batch", {"cars": [CAR] * 5}) == 200
+            assert _post(stack, client, "/predict", {**CAR, "mileage": -5}) == 422
+            # A brand the model has never seen.
+            assert _post(stack, client, "/predict", {**CAR, "brand": "LADA"}) == 200
+
+    def one_request(_: int) -> int:
+        with httpx.Client(base_url=stack.server_url, timeout=5) as client:
+            return _post(stack, client, "/predict", CAR)
+
+    shed_before = stack.sent["/predict", "503"]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for _ in range(30):
+            statuses = list(pool.map(one_request, range(16)))
+            assert set(statuses) <= {200, 503}, statuses
+            if 503 in statuses:
+                break
+    assert stack.sent["/predict", "503"] > shed_before, "no burst was load-shed"
+
+
+def _reload(stack: Stack) -> None:
+    """A good bundle (version 2), then a corrupt model.onnx the server refuses."""
+    before = stack.metric('carprice_model_loads_total{outcome="success"}')
+    stack.bundle_writer(stack.model_dir, model_version="2", bias=-127.0)
+    wait_for(
+        lambda: stack.metric('carprice_model_loads_total{outcome="success"}') >= before + WORKERS,
+        "both workers to load version 2",
+    )
+    partial = stack.model_dir / ".model.onnx.corrupt"
+    partial.write_bytes(b"definitely not onnx")
+    partial.replace(stack.model_dir / "model.onnx")
+    wait_for(
+        lambda: stack.metric('carprice_model_loads_total{outcome="failure"}') > 0,
+        "the server to count the refused bundle",
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, bundle_writer: Callable[..., Path]
+) -> Iterator[Stack]:
+    prometheus_binary = shutil.which("prometheus")
+    if prometheus_binary is None:
+        pytest.fail("prometheus not found: install Debian's 'prometheus' package")
+    workdir = tmp_path_factory.mktemp("prometheus-scrape")
+    model_dir = bundle_writer(workdir / "model")
+    server_port, prometheus_port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(MODEL_DIR=str(model_dir), RELOAD_POLL_S="0.2", QUEUE_MAX="1")
+    env.update(BATCH_WINDOW_US="2000")
+    car_serve = str(Path(sys.executable).with_name("car-serve"))
+    server = subprocess.Popen(
+        [
+            car_serve,
+            "--port",
+            str(server_port),
+            "--workers",
+            str(WORKERS),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    config = workdir / "prometheus.yml"
+    config.write_text(yaml.safe_dump(_prometheus_config(server_port)), encoding="utf-8")
+    log = workdir / "prometheus.log"
+    with log.open("wb") as log_file:
+        prometheus = subprocess.Popen(
+            [
+                prometheus_binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                "--log.level=warn",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    running = Stack(
+        server_url=f"http://127.0.0.1:{server_port}",
+        model_dir=model_dir,
+        bundle_writer=bundle_writer,
+        prometheus=Prometheus(f"http://127.0.0.1:{prometheus_port}", log),
+    )
+    try:
+
+        def up(url: str, process: subprocess.Popen[bytes]) -> bool:
+            assert process.poll() is None, f"{process.args[0]} exited early; {log.read_text()}"
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(lambda: up(f"{running.server_url}/ready", server), "the server", timeout=60)
+        wait_for(lambda: up(f"{running.prometheus.url}/-/ready", prometheus), "Prometheus")
+        # A counter series first scraped at its final value shows no rate: create every series
+        # (including the 503s) first, let Prometheus scrape them, then send the traffic.
+        _send_traffic(running, singles=1)
+        wait_for(
+            lambda: bool(running.prometheus.query(f'carprice_rejected_total{{job="{JOB}"}}')),
+            "Prometheus to scrape the warm-up",
+        )
+        _send_traffic(running, singles=60)
+        _reload(running)
+        yield running
+    finally:
+        stop(prometheus)
+        stop(server)
+
+
+def _scraped_counts(prometheus: Prometheus) -> dict[tuple[str, str], float]:
+    samples = prometheus.query(
+        f'sum by (endpoint, status) (carprice_http_requests_total{{job="{JOB}",'
+        ' endpoint=~"/predict.*"})'
+    )
+    return {
+        (sample["metric"]["endpoint"], sample["metric"]["status"]): float(sample["value"][1])
+        for sample in samples
+    }
+
+
+@pytest.fixture(scope="module")
+def settled(stack: Stack) -> Stack:
+    """The stack once Prometheus has scraped all traffic and evaluated every recording rule."""
+    expected = {key: float(count) for key, count in stack.sent.items()}
+    wait_for(lambda: _scraped_counts(stack.prometheus) == expected, "the counters to be scraped")
+    records = [rule["record"] for rule in _rules() if "record" in rule]
+    deadline = time.monotonic() + 20
+    while missing := [r for r in records if not stack.prometheus.query(f'{r}{{job="{JOB}"}}')]:
+        # A rule reading a metric the server does not export (renamed?) never gets data.
+        assert time.monotonic() < deadline, f"recording rules without data: {missing}"
+        time.sleep(0.2)
+    return stack
+
+
+def test_request_counters_match_what_was_sent(settled: Stack) -> None:
+    """Prometheus's request counters per endpoint and status equal the requests the test sent."""
+    assert _scraped_counts(settled.prometheus) == {
+        key: float(count) for key, count in settled.sent.items()
+    }
+    rejected = settled.prometheus.query(f'sum(carprice_rejected_total{{job="{JOB}"}})')
+    assert float(rejected[0]["value"][1]) == settled.sent["/predict", "503"]
+
+
+def test_p95_recording_rules_return_latencies(settled: Stack) -> None:
+    """The job p95 and the per-pod p95 (the HPA's signal) of /predict hold real latencies."""
+    job_p95 = settled.prometheus.query(
+        f'carprice:request_duration_seconds:p95{{job="{JOB}", endpoint="/predict"}}'
+    )
+    per_pod = settled.prometheus.query(
+        f'carprice:request_duration_seconds:p95_per_pod{{job="{JOB}"}}'
+    )
+    assert len(job_p95) == 1
+    assert len(per_pod) == 1  # one server, one target
+    for sample in (*job_p95, *per_pod):
+        value = float(sample["value"][1])
+        assert math.isfinite(value)
+        assert 0 < value <= 0.25, sample  # within the histogram's finite buckets
+    print(f"real p95 of /predict from Prometheus: {float(job_p95[0]['value'][1]):.6f} s")
+
+
+def test_every_rule_is_healthy_and_every_recording_rule_has_data(settled: Stack) -> None:
+    """Prometheus evaluates every rule without error; each recording rule's expression has data."""
+    response = httpx.get(f"{settled.prometheus.url}/api/v1/rules", timeout=10).json()
+    loaded = [rule for group in response["data"]["groups"] for rule in group["rules"]]
+    assert {rule["name"] for rule in loaded} == {
+        rule.get("record") or rule["alert"] for rule in _rules()
+    }
+    assert [rule for rule in loaded if rule["health"] != "ok"] == []
+    for rule in _rules():
+        result = settled.prometheus.query(rule["expr"])  # fails on a PromQL error
+        if "record" in rule:
+            assert result, f"recording rule {rule['record']} has no data"
+
+
+def test_every_metric_the_rules_and_dashboard_read_exists(settled: Stack) -> None:
+    """Each carprice_* metric a rule or the dashboard names has series scraped from the server."""
+    text = DASHBOARD.read_text(encoding="utf-8") + "".join(rule["expr"] for rule in _rules())
+    names = set(re.findall(r"\bcarprice_[a-z_]+\b", text))
+    assert len(names) >= 10
+    missing = {name for name in names if not settled.prometheus.query(f"count({name})")}
+    assert missing == set(), "metrics the monitoring reads but the server does not export"
+    # The check can fail: a name the server does not export has no series.
+    assert settled.prometheus.query("count(carprice_http_requests_totals)") == []
+
+
+def test_every_dashboard_query_executes_and_returns_data(settled: Stack) -> None:
+    """Every panel and annotation query runs; all but yesterday's comparison return data."""
+    for where, expr in _dashboard_queries():
+        result = settled.prometheus.query(expr)
+        if "offset 1d" in expr:  # no data from yesterday in a fresh Prometheus
+            continue
+        assert result, f"{where}: no data for {expr}"
+    jobs = settled.prometheus.query("count by (job) (carprice_model_info)")  # the $job variable
+    assert {sample["metric"]["job"] for sample in jobs} == {JOB}
+
+
+def test_failed_reload_fires_its_alert(settled: Stack) -> None:
+    """The corrupt bundle written by the test fires CarPriceModelReloadFailures in Prometheus."""
+    query = 'ALERTS{alertname="CarPriceModelReloadFailures", alertstate="firing"}'
+    wait_for(lambda: bool(settled.prometheus.query(query)), "the reload-failure alert", 15)
+    (alert,) = settled.prometheus.query(query)
+    assert alert["metric"]["severity"] == "ticket"
+    assert alert["metric"]["job"] == JOB

@@ -1,0 +1,96 @@
+"""The monitoring files agree with the server, with each other and with the README runbook."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inference.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
+# Sample-name suffixes of each metric type in the text exposition.
+SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total",), "gauge": ("",)}
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in sorted((MONITORING / "rules").glob("*.yml"))
+        for group in _load(path)["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def _panels() -> list[dict[str, Any]]:
+    return list(json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"])
+
+
+def test_rules_and_dashboard_read_only_metrics_the_server_exports() -> None:
+    """Every carprice_* name in the rules and the dashboard is a sample name the server exports."""
+    exported = {
+        family.name + suffix
+        for family in Metrics().registry.collect()
+        for suffix in SUFFIXES[family.type]
+    }
+    text = DASHBOARD.read_text(encoding="utf-8") + "".join(rule["expr"] for rule in _rules())
+    used = set(re.findall(r"\bcarprice_[a-z_]+\b", text))
+    assert len(used) >= 10
+    assert used - exported == set()
+
+
+def test_alerts_and_dashboard_read_only_defined_recording_rules() -> None:
+    """Every carprice:* series read by an alert or a panel is recorded by a rule."""
+    recorded = {rule["record"] for rule in _rules() if "record" in rule}
+    text = DASHBOARD.read_text(encoding="utf-8") + "".join(
+        rule["expr"] for rule in _rules() if "alert" in rule
+    )
+    assert set(re.findall(r"\bcarprice:[a-z0-9_:]+", text)) - recorded == set()
+
+
+def test_every_alert_has_severity_and_a_runbook_entry() -> None:
+    """Each alert routes as page or ticket and links a README runbook heading that exists."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^#+ (\S+)$", readme, re.MULTILINE))
+    for rule in (rule for rule in _rules() if "alert" in rule):
+        assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
+        assert rule["annotations"]["runbook_url"] == f"README.md#{rule['alert'].lower()}"
+        assert rule["alert"] in headings, f"README.md has no runbook heading for {rule['alert']}"
+
+
+def test_dashboard_panels_are_complete() -> None:
+    """Panels have unique ids, a description and queries on the dashboard's data source."""
+    panels = _panels()
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    for panel in (panel for panel in panels if panel["type"] != "row"):
+        assert panel["description"], panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"], panel["title"]
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_compose_wires_server_prometheus_and_grafana() -> None:
+    """docker-compose mounts files that exist, and Prometheus scrapes the compose server."""
+    compose = _load(ROOT / "docker-compose.yml")
+    services = compose["services"]
+    assert set(services) == {"server", "prometheus", "grafana"}
+    assert services["server"]["build"]["dockerfile"] == "inference/Dockerfile"
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./monitoring"):
+                assert (ROOT / source).exists(), volume
+    (job,) = _load(MONITORING / "prometheus.yml")["scrape_configs"]
+    (static,) = job["static_configs"]
+    assert static["targets"] == ["server:8000"]
+    assert "8000:8000" in services["server"]["ports"]
+    datasources = _load(MONITORING / "grafana/provisioning/datasources/prometheus.yml")
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
