@@ -15,6 +15,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("training.jobs.ingest", "Validate both raw files into listings + quarantine."),
     "features": ("training.jobs.features", "Build data/features/*.parquet from the listings."),
     "feature-store": ("training.jobs.feature_store", "feast apply, materialize, check the join."),
+    "split": ("training.jobs.split", "Train/val/test frames of the 2020 listings via Feast."),
+    "tune": ("training.jobs.tune", "Optuna search; best parameters for `train`."),
+    "train": ("training.jobs.train", "LightGBM on log(price), tracked in MLflow."),
+    "evaluate": ("training.jobs.evaluate", "Test-split metrics, tables and plots."),
+    "export": ("training.jobs.export", "One ONNX graph + manifest in data/model/, parity-checked."),
+    "register": ("training.jobs.register", "Register the export as challenger, then promote."),
+    "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
+    "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
 }
 
 

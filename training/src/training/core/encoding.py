@@ -1,0 +1,98 @@
+"""Raw car fields → the booster's feature matrix: the preprocessing the ONNX graph reproduces.
+
+Every transformation here has an ONNX twin in `training.io.onnx_graph`; the parity check at
+export holds the two together.
+
+* Categorical fields become codes: `1 + rank` of a category in the training vocabulary, and
+  `UNKNOWN_CODE` (0) for anything else — rare categories in training and unseen ones at serving
+  alike. Training rows therefore teach the booster what an unknown category is worth, so an
+  unseen model name gets the price of "a rare model" rather than an arbitrary branch.
+* Numeric fields are rounded to float32 first, because the graph receives float32: training on
+  the same rounded values keeps the booster's split thresholds away from serving values.
+* No derived features: the serving request has no listing date, so `age_years` and
+  `km_per_year` are not computable in the graph; for trees, age would duplicate
+  `production_year` anyway, and `km_per_year` would fight the monotone constraints (it rises
+  with production year at fixed mileage).
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS
+
+UNKNOWN_CODE: Final = 0
+
+#: Monotone constraints per feature: price falls with mileage, rises with production year.
+MONOTONE: Final[dict[str, int]] = {"mileage": -1, "production_year": 1}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Known categories per categorical field; a category's code is its index + 1."""
+
+    categories: dict[str, tuple[str, ...]]
+
+    def to_json(self) -> dict[str, list[str]]:
+        """The vocabulary as plain lists (the manifest's `categories`)."""
+        return {field: list(values) for field, values in self.categories.items()}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, list[str]]) -> "Vocabulary":
+        """Rebuild a vocabulary written by `to_json`."""
+        return cls({field: tuple(raw[field]) for field in CATEGORICAL_FIELDS})
+
+
+def fit_vocabulary(frame: pd.DataFrame, min_count: int) -> Vocabulary:
+    """Categories seen at least `min_count` times, most frequent first (ties by value).
+
+    Args:
+        frame: Training rows with every categorical field.
+        min_count: Rarer categories are left out and share the unknown code.
+    """
+    categories: dict[str, tuple[str, ...]] = {}
+    for field in CATEGORICAL_FIELDS:
+        counts = frame[field].dropna().astype(str).value_counts()
+        counts = counts[counts >= min_count]
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        categories[field] = tuple(str(value) for value, _ in ordered)
+    return Vocabulary(categories)
+
+
+def feature_matrix(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
+    """The booster's input: one float64 column per schema field, in schema order.
+
+    Args:
+        frame: Rows with every schema field (extra columns are ignored).
+        vocabulary: Category codes from `fit_vocabulary`.
+
+    Returns:
+        Codes for categorical fields, float32-rounded values for numeric fields (NaN kept).
+    """
+    columns: dict[str, np.ndarray] = {}
+    for field in FIELD_NAMES:
+        if field in CATEGORICAL_FIELDS:
+            codes = {value: index + 1 for index, value in enumerate(vocabulary.categories[field])}
+            mapped = frame[field].astype(object).map(codes)
+            columns[field] = mapped.fillna(UNKNOWN_CODE).to_numpy(dtype=np.float64)
+        else:
+            values = pd.to_numeric(frame[field], errors="coerce").to_numpy(dtype=np.float64)
+            columns[field] = values.astype(np.float32).astype(np.float64)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def monotone_constraints() -> list[int]:
+    """LightGBM's `monotone_constraints`, one entry per feature column."""
+    return [MONOTONE.get(field, 0) for field in FIELD_NAMES]
+
+
+def categorical_features() -> list[str]:
+    """Feature columns LightGBM splits as categories."""
+    return list(CATEGORICAL_FIELDS)
+
+
+def numeric_features() -> list[str]:
+    """Feature columns LightGBM splits by threshold."""
+    return list(NUMERIC_FIELDS)

@@ -1,0 +1,194 @@
+"""The serving graph: raw schema fields in, price in RUB out, in one ONNX model.
+
+Built by composition: a hand-written preprocessing front (onnx.helper), the booster converted
+by onnxmltools, and a hand-written back (log offset, exp). The front mirrors
+`training.core.encoding.feature_matrix` node for node:
+
+* categorical field (tensor(string) [N, 1]) → ai.onnx.ml LabelEncoder → code, with the
+  unknown code as the encoder's default;
+* numeric field (tensor(float) [N, 1]) → passed through as float32; a NaN becomes 0 for
+  features the booster never saw missing, because LightGBM does exactly that at prediction
+  time (`missing_type: None`), while ONNX tree ensembles would route NaN to the false branch;
+* Concat → the [N, 16] float32 feature matrix the tree ensemble reads.
+
+Why float32 thresholds are safe here: the booster was trained on float32-rounded inputs
+(see `training.core.encoding`), so every split threshold lies between two float32 values and
+rounding it to float32 keeps each input on its side. The export's parity check measures it.
+"""
+
+import numpy as np
+import onnx
+import pandas as pd
+from onnx import TensorProto, helper, numpy_helper
+
+from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+from training.core.encoding import UNKNOWN_CODE
+from training.core.model import PricePipeline
+
+OUTPUT_NAME = "price"
+_ML_DOMAIN = "ai.onnx.ml"
+_TREE_INPUT = "features"
+_TREE_OUTPUT = "log_price_raw"
+
+
+def input_types() -> list[dict[str, str]]:
+    """The graph inputs as the manifest lists them: name and "string" or "float"."""
+    return [
+        {"name": name, "type": "string" if name in CATEGORICAL_FIELDS else "float"}
+        for name in FIELD_NAMES
+    ]
+
+
+def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
+    """Compose the serving graph for a trained pipeline.
+
+    Args:
+        pipeline: The trained encoding + booster + log offset.
+        opset: The default-domain opset of the graph.
+
+    Returns:
+        A checked ONNX model with one input per schema field and the output `price`.
+    """
+    trees = _convert_booster(pipeline, opset)
+    # LabelEncoder with string keys and float values needs ai.onnx.ml 2.
+    ml_opset = max([2, *(o.version for o in trees.opset_import if o.domain == _ML_DOMAIN)])
+    front, front_inits = _front(pipeline)
+    back = [
+        helper.make_node("Add", [_TREE_OUTPUT, "log_offset"], ["log_price"], name="log_offset"),
+        helper.make_node("Exp", ["log_price"], [OUTPUT_NAME], name="to_rub"),
+    ]
+    inputs = [
+        helper.make_tensor_value_info(
+            name,
+            TensorProto.STRING if name in CATEGORICAL_FIELDS else TensorProto.FLOAT,
+            [None, 1],
+        )
+        for name in FIELD_NAMES
+    ]
+    graph = helper.make_graph(
+        [*front, *trees.graph.node, *back],
+        "car_price",
+        inputs,
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None, 1])],
+        initializer=[
+            *front_inits,
+            *trees.graph.initializer,
+            numpy_helper.from_array(
+                np.array([pipeline.log_offset], dtype=np.float32), "log_offset"
+            ),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(_ML_DOMAIN, ml_opset)],
+        producer_name="car-price-training",
+        doc_string="Used-car price in RUB from the raw shared_schema.Car fields.",
+    )
+    model.ir_version = min(model.ir_version, 9)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _front(pipeline: PricePipeline) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    nodes: list[onnx.NodeProto] = []
+    columns: list[str] = []
+    nan_as_zero = _features_without_missing(pipeline)
+    for index, name in enumerate(FIELD_NAMES):
+        column = f"{name}__feature"
+        if name in CATEGORICAL_FIELDS:
+            known = list(pipeline.vocabulary.categories[name])
+            nodes.append(
+                helper.make_node(
+                    "LabelEncoder",
+                    [name],
+                    [column],
+                    name=f"encode_{name}",
+                    domain=_ML_DOMAIN,
+                    keys_strings=known or ["\x00"],
+                    values_floats=[float(code + 1) for code in range(len(known))] or [0.0],
+                    default_float=float(UNKNOWN_CODE),
+                )
+            )
+        elif index in nan_as_zero:
+            nodes += [
+                helper.make_node("IsNaN", [name], [f"{name}__isnan"], name=f"isnan_{name}"),
+                helper.make_node(
+                    "Where", [f"{name}__isnan", "zero", name], [column], name=f"fill_{name}"
+                ),
+            ]
+        else:
+            nodes.append(helper.make_node("Identity", [name], [column], name=f"pass_{name}"))
+        columns.append(column)
+    nodes.append(helper.make_node("Concat", columns, ["features_f32"], axis=1, name="features"))
+    # The trees run in double: onnxruntime then sums the leaf values in double too, which keeps
+    # the graph within ~1e-6 of LightGBM over thousands of trees (float32 sums drift to ~5e-5).
+    # The cast is exact, so comparisons against the (float32-rounded) thresholds are unchanged.
+    nodes.append(
+        helper.make_node(
+            "Cast", ["features_f32"], [_TREE_INPUT], to=TensorProto.DOUBLE, name="to_double"
+        )
+    )
+    zero = numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero")
+    return nodes, [zero]
+
+
+def _features_without_missing(pipeline: PricePipeline) -> set[int]:
+    """Feature indices whose splits never track missing values (LightGBM maps NaN to 0)."""
+    with_missing: set[int] = set()
+
+    def visit(node: dict[str, object]) -> None:
+        if "split_feature" in node:
+            if node.get("missing_type") == "NaN":
+                with_missing.add(int(node["split_feature"]))  # type: ignore[call-overload]
+            visit(node["left_child"])  # type: ignore[arg-type]
+            visit(node["right_child"])  # type: ignore[arg-type]
+
+    for tree in pipeline.booster.dump_model()["tree_info"]:
+        visit(tree["tree_structure"])
+    return set(range(len(FIELD_NAMES))) - with_missing
+
+
+def _convert_booster(pipeline: PricePipeline, opset: int) -> onnx.ModelProto:
+    """The booster as a TreeEnsembleRegressor: `features` [N, 16] → `log_price_raw` [N, 1]."""
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import DoubleTensorType
+
+    converted: onnx.ModelProto = convert_lightgbm(
+        pipeline.booster,
+        initial_types=[(_TREE_INPUT, DoubleTensorType([None, len(FIELD_NAMES)]))],
+        # onnxmltools converts up to opset 15; its nodes are valid under the graph's opset too.
+        target_opset=min(opset, 15),
+        zipmap=False,
+    )
+    outputs = [o.name for o in converted.graph.output]
+    if len(outputs) != 1:
+        raise ValueError(f"converted booster has outputs {outputs}, expected one")
+    for node in converted.graph.node:
+        node.name = f"trees_{node.name}"
+        node.output[:] = [_TREE_OUTPUT if o == outputs[0] else o for o in node.output]
+    return converted
+
+
+def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Score raw inputs with onnxruntime (one thread, deterministic): price [N] float32."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    (price,) = session.run([OUTPUT_NAME], frame_inputs)
+    return np.asarray(price, dtype=np.float32).reshape(-1)
+
+
+def graph_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw schema columns of a DataFrame as the graph's [N, 1] inputs (str / float32, NaN)."""
+    feeds: dict[str, np.ndarray] = {}
+    for name in FIELD_NAMES:
+        column = frame[name]
+        if name in CATEGORICAL_FIELDS:
+            feeds[name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+        else:
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            feeds[name] = values.astype(np.float32).reshape(-1, 1)
+    return feeds
