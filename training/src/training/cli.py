@@ -63,8 +63,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     """Per-command options, passed to the job's `run` as keyword arguments."""
-    extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+    extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+        "fetch-model": _fetch_model_arguments,
+    }
     return extras.get(name, lambda _parser: None)
+
+
+def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="bundle directory to write")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def client(params: RegistryParams) -> Any:
     return MlflowClient()
 
 
-def log_bundle(bundle_dir: Path, example: Any) -> None:
+def log_bundle(bundle_dir: Path, example: Any) -> str:
     """Log a bundle to the active run: the ONNX flavour (signature + example) and the files.
 
     The ONNX flavour makes the model loadable with `mlflow.onnx`/pyfunc; the `bundle/`
@@ -86,6 +86,9 @@ def log_bundle(bundle_dir: Path, example: Any) -> None:
     Args:
         bundle_dir: Directory with model.onnx and manifest.json.
         example: A few rows of raw fields (DataFrame), the signature's input example.
+
+    Returns:
+        The logged ONNX model's URI (what a registry version points to).
     """
     import mlflow
     import numpy as np
@@ -100,10 +103,11 @@ def log_bundle(bundle_dir: Path, example: Any) -> None:
         inputs=Schema([TensorSpec(array.dtype, (-1, 1), name) for name, array in feeds.items()]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), OUTPUT_NAME)]),
     )
-    mlflow.onnx.log_model(
+    info = mlflow.onnx.log_model(
         onnx.load_model(str(bundle_dir / "model.onnx")),
         name=ONNX_ARTIFACT,
         signature=signature,
         input_example=feeds,
     )
     mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
+    return str(info.model_uri)

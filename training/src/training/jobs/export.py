@@ -19,7 +19,7 @@ from training.core.encoding import fit_vocabulary
 from training.core.metrics import regression_metrics
 from training.core.model import PricePipeline, train_booster
 from training.errors import PipelineError
-from training.io import bundle, onnx_graph, pipeline_files, tracking
+from training.io import bundle, onnx_graph, pipeline_files, registry, tracking
 from training.jobs import split
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ def run(params: Params) -> dict[str, Any]:
     with tracking.run(params.registry, run_id=info["run_id"]):
         mlflow.log_metric("parity_max_rel_diff", manifest["parity_max_rel_diff"])
         mlflow.set_tag("model_sha256", manifest["sha256"])
-        tracking.log_bundle(out_dir, test.head(3))
+        model_uri = tracking.log_bundle(out_dir, test.head(3))
+        mlflow.set_tag(registry.MODEL_URI_TAG, model_uri)
     log.info(
         "exported %s (sha256 %s…): test MAPE %.4f, parity max rel diff %.2e",
         out_dir,

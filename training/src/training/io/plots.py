@@ -1,0 +1,76 @@
+"""Evaluation plots as PNG files (matplotlib, headless)."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display; chosen when plotting, not at import
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def predicted_vs_actual(frame: pd.DataFrame, path: Path) -> Path:
+    """Log-log scatter of predicted against actual price, with the identity line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(frame["price"], frame["predicted"], s=3, alpha=0.3)
+    low = float(min(frame["price"].min(), frame["predicted"].min()))
+    high = float(max(frame["price"].max(), frame["predicted"].max()))
+    ax.plot([low, high], [low, high], color="black", linewidth=1)
+    ax.set(xscale="log", yscale="log", xlabel="actual price, RUB", ylabel="predicted price, RUB")
+    ax.set_title("Test split: predicted vs actual")
+    return _save(fig, path)
+
+
+def residuals_by_brand(frame: pd.DataFrame, path: Path, top: int = 20) -> Path:
+    """Box plot of log residuals (predicted / actual) for the most frequent brands."""
+    plt = _pyplot()
+    brands = frame["brand"].value_counts().index[:top]
+    residual = np.log(frame["predicted"]) - np.log(frame["price"])
+    data = [residual[frame["brand"] == b].to_numpy() for b in brands]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(brands) + 1), list(brands), rotation=60, ha="right")
+    ax.axhline(0.0, color="black", linewidth=1)
+    ax.set(ylabel="log(predicted) − log(actual)", title=f"Residuals, top {top} brands")
+    return _save(fig, path)
+
+
+def error_by_decile(table: pd.DataFrame, path: Path) -> Path:
+    """Bar chart of MAPE and median APE per decile of the actual price."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = table["decile"].to_numpy()
+    ax.bar(x - 0.2, table["mape"], width=0.4, label="MAPE")
+    ax.bar(x + 0.2, table["median_ape"], width=0.4, label="median APE")
+    ax.set_xticks(x)
+    ax.set(xlabel="price decile (1 = cheapest)", ylabel="error", title="Error by price decile")
+    ax.legend()
+    return _save(fig, path)
+
+
+def feature_importance(importance: pd.Series, path: Path) -> Path:
+    """Horizontal bar chart of the booster's gain importance per raw field."""
+    plt = _pyplot()
+    ordered = importance.sort_values()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.barh(ordered.index, ordered.to_numpy() / ordered.sum())
+    ax.set(xlabel="share of total gain", title="Feature importance (gain)")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,31 @@
+"""`car-train fetch-model`: the serving bundle of a registry alias (how a deployment gets it)."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from training.config import Params
+from training.io import bundle, registry, tracking
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, *, alias: str = registry.CHAMPION, out: str | Path) -> dict[str, Any]:
+    """Download the bundle the alias points to, verify it, and write it to `out` atomically.
+
+    The manifest's `model_version` becomes the registry version (the export only knew a
+    hash-based development version); the sha256 still covers `model.onnx`, byte for byte.
+
+    Returns:
+        The written manifest.
+
+    Raises:
+        PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
+    """
+    client = tracking.client(params.registry)
+    version = registry.require_alias(client, params.registry.model_name, alias)
+    model_bytes, manifest = registry.fetch_bundle(version)
+    manifest = {**manifest, "model_version": str(version.version), "registry_alias": alias}
+    bundle.write(Path(out), model_bytes, manifest)
+    log.info("wrote %s version %s (%s) to %s", manifest["model_name"], version.version, alias, out)
+    return manifest
