@@ -113,7 +113,7 @@ def load_real(root: Path = Path()) -> Champion:
 
     version = _model_version(bundle_dir)
     return Champion(
-        label=f"champion car-price v{version} (data/model + {pipeline_dir})",
+        label=f"champion car-price {version} (data/model + {pipeline_dir})",
         standin=False,
         bundle_dir=bundle_dir,
         pipeline_file=pipeline_dir,

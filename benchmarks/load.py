@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,15 +143,17 @@ def run_locust(
         "0",
         *user_class.split(),
     ]
-    server_cpu_before = server.cpu_seconds()
-    started = time.perf_counter()
-    with (out_dir / f"{label}.log").open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0 or not latencies.exists():
-        raise RuntimeError(f"locust {label} failed (exit {process.returncode}); see {out_dir}")
+    sampler = _CpuSampler(server)
+    sampler.start()
+    try:
+        with (out_dir / f"{label}.log").open("wb") as log:
+            returncode = subprocess.run(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+            ).returncode
+    finally:
+        sampler.stop()
+    if returncode != 0 or not latencies.exists():
+        raise RuntimeError(f"locust {label} failed (exit {returncode}); see {out_dir}")
     exact = json.loads(latencies.read_text(encoding="utf-8"))
     requests = exact["requests"] + exact["failures"]
     return {
@@ -167,10 +170,43 @@ def run_locust(
         "requests": exact["requests"],
         "failures": exact["failures"],
         "failure_rate": exact["failures"] / requests if requests else 1.0,
-        "server_cpu": (server.cpu_seconds() - server_cpu_before) / wall,
-        "loadgen_cpu": (usage.ru_utime + usage.ru_stime) / wall,
+        "server_cpu": sampler.share(*exact["window_epoch"]),
+        "loadgen_cpu": exact["loadgen_cpu"],
         "locust_csv": _locust_csv(prefix),
     }
+
+
+class _CpuSampler:
+    """Samples the server's CPU seconds every 250 ms, to read its CPU share in a time window."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self._server = server
+        self._samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self._samples.append((time.time(), self._server.cpu_seconds()))
+            self._done.wait(0.25)
+
+    def start(self) -> None:
+        """Start sampling in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Take a last sample and stop."""
+        self._done.set()
+        self._thread.join()
+        self._samples.append((time.time(), self._server.cpu_seconds()))
+
+    def share(self, start: float, stop: float) -> float:
+        """CPU seconds per wall second between the samples closest inside [start, stop]."""
+        inside = [sample for sample in self._samples if start <= sample[0] <= stop]
+        if len(inside) < 2:
+            return math.nan
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else math.nan
 
 
 def ladder_users(rate: float) -> tuple[int, float]:

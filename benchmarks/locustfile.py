@@ -66,6 +66,8 @@ class _Window:
         self.open = False
         self.started = 0.0
         self.stopped = 0.0
+        self.started_epoch = 0.0
+        self.cpu_started = 0.0
         self.latencies_ms: list[float] = []
         self.failures = 0
 
@@ -77,6 +79,8 @@ _window = _Window()
 def _open_window(**_: Any) -> None:
     _window.open = True
     _window.started = time.perf_counter()
+    _window.started_epoch = time.time()
+    _window.cpu_started = time.process_time()
 
 
 @events.request.add_listener
@@ -107,6 +111,10 @@ def _write_latencies(**_: Any) -> None:
         "p95_ms": float(np.percentile(latencies, 95)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "mean_ms": float(np.mean(latencies)),
+        # The window in wall-clock time, for the runner's server CPU samples, and the share of
+        # its own core the load generator used in it.
+        "window_epoch": [_window.started_epoch, _window.started_epoch + seconds],
+        "loadgen_cpu": (time.process_time() - _window.cpu_started) / seconds,
     }
     Path(out).write_text(json.dumps(summary), encoding="utf-8")
 
