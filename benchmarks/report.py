@@ -3,7 +3,13 @@
 import math
 from typing import Any, Final
 
-_SERVERS: Final = ("ours", "ours_unbatched", "baseline")
+_SERVERS: Final = ("ours", "ours_unbatched", "ours_member", "baseline")
+_COLUMNS: Final = {
+    "ours": "ours",
+    "ours_unbatched": "ours, no micro-batching",
+    "ours_member": "ours, proposed graph",
+    "baseline": "baseline",
+}
 _LOADGEN_BUSY: Final = 0.9
 
 
@@ -119,83 +125,74 @@ def _median(values: list[float]) -> float:
 
 def _side_by_side(results: dict[str, Any]) -> list[str]:
     servers = results["servers"]
-    ours, unbatched, base = (servers[name] for name in _SERVERS)
+    names = [name for name in _SERVERS if name in servers]
+    runs = [servers[name] for name in names]
+    ours, base = servers["ours"], servers["baseline"]
     lines = [
-        "| metric | ours | ours, no micro-batching | baseline | ours / baseline |",
-        "|---|---:|---:|---:|---:|",
+        "| metric | " + " | ".join(_COLUMNS[name] for name in names) + " | ours / baseline |",
+        "|---|" + "---:|" * (len(names) + 1),
     ]
 
-    def row(label: str, values: list[float | None], digits: int = 0, ratio: bool = True) -> None:
-        cells = [_num(value, digits) for value in values]
-        lines.append(
-            f"| {label} | {' | '.join(cells)} | "
-            f"{_ratio(values[0], values[2], 2 if digits else 1) if ratio else '–'} |"
-        )
+    def row(label: str, pick: Any, digits: int = 0) -> None:
+        values = [pick(run) for run in runs]
+        cells = " | ".join(_num(value, digits) for value in values)
+        ratio = _ratio(pick(ours), pick(base), 2 if digits else 1)
+        lines.append(f"| {label} | {cells} | {ratio} |")
 
-    row("max sustained single-car RPS", [s["max_sustained_rps"] for s in (ours, unbatched, base)])
-    row(
-        "saturation RPS (64 users, no wait)",
-        [s["saturation"]["rps"] for s in (ours, unbatched, base)],
-    )
-    row("p95 at saturation, ms", [s["saturation"]["p95_ms"] for s in (ours, unbatched, base)], 2)
+    def at(run: dict[str, Any], rate: float, key: str) -> float | None:
+        step = _step_at(run["ladder"], rate)
+        return step[key] if step else None
+
+    row("max sustained single-car RPS", lambda s: s["max_sustained_rps"])
+    row("saturation RPS (64 users, no wait)", lambda s: s["saturation"]["rps"])
+    row("p95 at saturation, ms", lambda s: s["saturation"]["p95_ms"], 2)
     rate = matched_rate(servers)
     if rate is not None:
-        at = [_step_at(s["ladder"], rate) for s in (ours, unbatched, base)]
         for key in ("p50_ms", "p95_ms", "p99_ms"):
             row(
                 f"{key[:3]} at {_num(rate)} req/s (baseline's max sustained), ms",
-                [step[key] if step else None for step in at],
+                lambda s, key=key: at(s, rate, key),
                 2,
             )
     for size in ("100", "1000"):
         row(
             f"batch rows/s, {size}-car requests",
-            [s["batch"][size]["rows_per_s"] for s in (ours, unbatched, base)],
+            lambda s, size=size: s["batch"][size]["rows_per_s"],
         )
         row(
             f"batch p95, {size}-car requests, ms",
-            [s["batch"][size]["p95_ms"] for s in (ours, unbatched, base)],
+            lambda s, size=size: s["batch"][size]["p95_ms"],
             1,
         )
     mixed_rate = results["setup"].get("mixed_rate_rps")
-    row(
-        f"mixed at {_num(mixed_rate)} req/s: achieved RPS",
-        [s["mixed"]["rps"] for s in (ours, unbatched, base)],
-    )
-    row(
-        f"mixed at {_num(mixed_rate)} req/s: p95, ms",
-        [s["mixed"]["p95_ms"] for s in (ours, unbatched, base)],
-        2,
-    )
-    row("cold start (median), s", [_median(s["cold_starts_s"]) for s in (ours, unbatched, base)], 2)
-    row(
-        "RSS per worker after load, MB",
-        [s["memory_after_load"]["max_worker_rss_mb"] for s in (ours, unbatched, base)],
-    )
-    row(
-        "USS per worker after load, MB",
-        [s["memory_after_load"]["max_worker_uss_mb"] for s in (ours, unbatched, base)],
-    )
+    row(f"mixed at {_num(mixed_rate)} req/s: achieved RPS", lambda s: s["mixed"]["rps"])
+    row(f"mixed at {_num(mixed_rate)} req/s: p95, ms", lambda s: s["mixed"]["p95_ms"], 2)
+    row("cold start (median), s", lambda s: _median(s["cold_starts_s"]), 2)
+    row("RSS per worker after load, MB", lambda s: s["memory_after_load"]["max_worker_rss_mb"])
+    row("USS per worker after load, MB", lambda s: s["memory_after_load"]["max_worker_uss_mb"])
     env = results.get("environment", {})
     if env.get("inference_only_mb"):
         lines.append(
-            f"| installed size (site-packages), MB | {env['inference_only_mb']:.0f} "
-            f"(inference only) | – | {env['full_mb']:.0f} (full workspace env) | "
-            f"{env['inference_only_mb'] / env['full_mb']:.2f}× |"
+            f"\nInstalled size (site-packages): inference-only environment "
+            f"{env['inference_only_mb']:.0f} MB vs the full workspace environment "
+            f"{env['full_mb']:.0f} MB ({env['inference_only_mb'] / env['full_mb']:.2f}×)."
         )
     return lines
 
 
 def _ladder(results: dict[str, Any]) -> list[str]:
     servers = results["servers"]
+    names = [name for name in _SERVERS if name in servers]
     rates = sorted({step["offered_rps"] for s in servers.values() for step in s["ladder"]})
     lines = [
-        "| offered req/s | " + " | ".join(f"{name}: achieved / p95 ms" for name in _SERVERS) + " |",
-        "|---:|" + "---:|" * len(_SERVERS),
+        "| offered req/s | "
+        + " | ".join(f"{_COLUMNS[name]}: achieved / p95 ms" for name in names)
+        + " |",
+        "|---:|" + "---:|" * len(names),
     ]
     for rate in rates:
         cells = []
-        for name in _SERVERS:
+        for name in names:
             step = _step_at(servers[name]["ladder"], rate)
             if step is None:
                 cells.append("–")

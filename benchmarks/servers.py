@@ -53,8 +53,18 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def server_specs(champion: Champion, port: int, workers: int = 1) -> list[ServerSpec]:
-    """Ours with micro-batching on, ours with it off, and the baseline: same port and workers."""
+def server_specs(
+    champion: Champion, port: int, workers: int = 1, member_bundle: Path | None = None
+) -> list[ServerSpec]:
+    """Ours with micro-batching on and off, the baseline, and ours on the proposed graph.
+
+    Args:
+        champion: The model.
+        port: The port every server binds (one runs at a time).
+        workers: Worker processes of every server.
+        member_bundle: The bundle with set-membership nodes (`benchmarks.onnx_members`);
+            None leaves that server out.
+    """
     ours = (bin_path("car-serve"), "--port", str(port), "--workers", str(workers))
     common = {"MODEL_DIR": str(champion.bundle_dir), "HOST": "127.0.0.1"}
     baseline = (
@@ -69,7 +79,7 @@ def server_specs(champion: Champion, port: int, workers: int = 1) -> list[Server
         "--workers",
         str(workers),
     )
-    return [
+    specs = [
         ServerSpec(
             "ours",
             "ours (Granian + Litestar + ORT, micro-batching on)",
@@ -84,6 +94,16 @@ def server_specs(champion: Champion, port: int, workers: int = 1) -> list[Server
         ),
         ServerSpec("baseline", "baseline (FastAPI + pydantic + uvicorn + pandas)", baseline),
     ]
+    if member_bundle is not None:
+        specs.append(
+            ServerSpec(
+                "ours_member",
+                "ours on the proposed graph (set-membership nodes), micro-batching on",
+                ours,
+                {**common, "MODEL_DIR": str(member_bundle), "BATCH_ENABLED": "true"},
+            )
+        )
+    return specs
 
 
 class RunningServer:
