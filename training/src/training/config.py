@@ -62,8 +62,9 @@ class LightGBMParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     cat_smooth: Annotated[float, Meta(ge=0.0)] = 10.0
     cat_l2: Annotated[float, Meta(ge=0.0)] = 10.0
     max_cat_to_onehot: Annotated[int, Meta(ge=1)] = 4
+    max_cat_threshold: Annotated[int, Meta(ge=1)] = 64
     max_bin: Annotated[int, Meta(ge=2)] = 255
-    num_threads: Annotated[int, Meta(ge=0)] = 2
+    num_threads: Annotated[int, Meta(ge=0)] = 1
     seed: int = 42
 
 

@@ -108,6 +108,8 @@ def log_bundle(bundle_dir: Path, example: Any) -> str:
         name=ONNX_ARTIFACT,
         signature=signature,
         input_example=feeds,
+        # The graph needs only onnxruntime: skip MLflow's environment inference (uv export).
+        pip_requirements=["onnx", "onnxruntime"],
     )
     mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
     return str(info.model_uri)

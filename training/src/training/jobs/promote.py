@@ -52,19 +52,19 @@ def run(params: Params) -> dict[str, Any]:
     record: dict[str, Any] = {
         **asdict(decision),
         "model_name": name,
-        "challenger_version": challenger.version,
-        "champion_version_before": None if champion is None else champion.version,
-        "champion_version_after": challenger.version
+        "challenger_version": str(challenger.version),
+        "champion_version_before": None if champion is None else str(champion.version),
+        "champion_version_after": str(challenger.version)
         if decision.promote
         else (None if champion is None else champion.version),
         "test_rows": len(test),
         "decided_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
     }
     if decision.promote:
-        client.set_registered_model_alias(name, registry.CHAMPION, challenger.version)
+        client.set_registered_model_alias(name, registry.CHAMPION, str(challenger.version))
     verdict = "promoted" if decision.promote else "refused"
-    client.set_model_version_tag(name, challenger.version, "promotion", verdict)
-    client.set_model_version_tag(name, challenger.version, "promotion_reason", decision.reason)
+    client.set_model_version_tag(name, str(challenger.version), "promotion", verdict)
+    client.set_model_version_tag(name, str(challenger.version), "promotion_reason", decision.reason)
     client.set_tag(challenger.run_id, "promotion", verdict)
     client.set_tag(challenger.run_id, "promotion_reason", decision.reason)
     files.write_json(record, Path(params.data.reports_dir) / REPORT_FILE)

@@ -10,7 +10,7 @@ import numpy as np
 from training.config import LightGBMParams, Params
 from training.core.encoding import fit_vocabulary
 from training.core.metrics import regression_metrics
-from training.core.model import PricePipeline, fit_log_offset, train_booster
+from training.core.model import calibrated, train_booster
 from training.errors import PipelineError
 from training.io import files, pipeline_files, tracking
 from training.jobs import outputs, split
@@ -78,7 +78,7 @@ def run(params: Params) -> dict[str, Any]:
                     "val_rows": len(val),
                 }
             )
-            booster, history = train_booster(
+            pipeline, history = train_booster(
                 train,
                 val,
                 vocabulary,
@@ -88,16 +88,17 @@ def run(params: Params) -> dict[str, Any]:
                 log_every=params.train.log_every,
                 on_round=lambda step, l1: mlflow.log_metric("val_l1_log", l1, step=step),
             )
-            pipeline = PricePipeline(booster, vocabulary)
             price = val["price"].to_numpy(dtype=np.float64)
             if params.train.calibrate_scale:
-                offset = fit_log_offset(pipeline.predict_log(val), price)
-                pipeline = PricePipeline(booster, vocabulary, offset)
+                pipeline = calibrated(pipeline, val)
             val_metrics = regression_metrics(price, pipeline.predict_price(val))
             mlflow.log_metrics(
                 {
                     "best_iteration": history.best_iteration,
                     "log_offset": pipeline.log_offset,
+                    "calibration_scale": float(
+                        np.exp(pipeline.log_offset - history.base_log_price)
+                    ),
                     **{f"val_{k}": v for k, v in val_metrics.items()},
                 }
             )
@@ -114,9 +115,9 @@ def run(params: Params) -> dict[str, Any]:
                 {"best_iteration": history.best_iteration, "val": val_metrics}, report_path
             )
     log.info(
-        "trained %d rounds; validation MAPE %.4f (scale %.3f)",
+        "trained %d rounds; validation MAPE %.4f (calibration scale %.3f)",
         history.best_iteration,
         val_metrics["mape"],
-        np.exp(pipeline.log_offset),
+        np.exp(pipeline.log_offset - history.base_log_price),
     )
     return report

@@ -1,0 +1,149 @@
+"""The exported graph: its contract with the server, parity, unseen values, monotonicity."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
+from training.core.model import PricePipeline
+from training.errors import PipelineError
+from training.io import onnx_graph
+from training.jobs.export import export_bundle, parity
+
+MANIFEST_KEYS = {
+    "sha256",
+    "schema_version",
+    "model_name",
+    "model_version",
+    "created_at",
+    "inputs",
+    "output",
+    "metrics",
+    "training_data_hash",
+    "parity_max_rel_diff",
+    "categories",
+}
+
+
+@pytest.fixture(scope="module")
+def model_bytes(pipeline: PricePipeline) -> bytes:
+    """The serving graph of the session pipeline."""
+    return onnx_graph.build_graph(pipeline).SerializeToString()
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
+    return [
+        d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
+    ]
+
+
+def test_inputs_are_the_schema_fields_with_their_types(model_bytes: bytes) -> None:
+    """One [None, 1] input per schema field, in order: string for categories, float32 else."""
+    graph = onnx.load_from_string(model_bytes).graph
+    assert [i.name for i in graph.input] == list(FIELD_NAMES)
+    for value in graph.input:
+        expected = (
+            onnx.TensorProto.STRING if value.name in CATEGORICAL_FIELDS else onnx.TensorProto.FLOAT
+        )
+        assert value.type.tensor_type.elem_type == expected, value.name
+        assert _dims(value) == [None, 1], value.name
+
+
+def test_output_is_price_float32_column(model_bytes: bytes) -> None:
+    """The only output is `price`, float32, [None, 1]."""
+    (output,) = onnx.load_from_string(model_bytes).graph.output
+    assert output.name == "price"
+    assert output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert _dims(output) == [None, 1]
+
+
+def test_graph_matches_pipeline_on_unseen_and_missing_values(
+    model_bytes: bytes, pipeline: PricePipeline, unseen_cars: pd.DataFrame
+) -> None:
+    """Graph and LightGBM pipeline agree within 1e-4 with unseen categories and NaN displacement."""
+    assert unseen_cars["engine_displacement"].isna().sum() > 10
+    assert parity(model_bytes, pipeline, unseen_cars) <= 1e-4
+
+
+def test_graph_matches_pipeline_on_test_rows(
+    model_bytes: bytes, pipeline: PricePipeline, cars: dict[str, pd.DataFrame]
+) -> None:
+    """Graph and LightGBM pipeline agree within 1e-4 on every synthetic test row."""
+    assert parity(model_bytes, pipeline, cars["test"]) <= 1e-4
+
+
+def test_unseen_categories_get_a_plausible_price(
+    model_bytes: bytes, cars: dict[str, pd.DataFrame], unseen_cars: pd.DataFrame
+) -> None:
+    """Unknown brand/model/colour give a finite price inside the training price range."""
+    price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(unseen_cars))
+    train_price = cars["train"]["price"]
+    assert np.isfinite(price).all()
+    assert (price >= train_price.min() / 2).all()
+    assert (price <= train_price.max() * 2).all()
+
+
+def _vary(frame: pd.DataFrame, field: str, values: list[float]) -> pd.DataFrame:
+    """Each car of `frame` repeated once per value of `field` (car-major order)."""
+    repeated = frame.loc[frame.index.repeat(len(values))].reset_index(drop=True)
+    repeated[field] = np.tile(values, len(frame))
+    return repeated
+
+
+def test_price_never_rises_with_mileage(model_bytes: bytes, cars: dict[str, pd.DataFrame]) -> None:
+    """For fixed cars, more mileage never gives a higher graph price."""
+    mileages = [0, 10_000, 50_000, 100_000, 150_000, 250_000, 400_000, 1_000_000]
+    frame = _vary(cars["test"].head(40), "mileage", mileages)
+    price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
+    steps = np.diff(price.reshape(40, len(mileages)), axis=1)
+    assert (steps <= 1e-3 * price.max()).all()
+    assert (steps < 0).any()
+
+
+def test_price_never_falls_with_production_year(
+    model_bytes: bytes, cars: dict[str, pd.DataFrame]
+) -> None:
+    """For fixed cars, a later production year never gives a lower graph price."""
+    years = list(range(1995, 2021, 3))
+    frame = _vary(cars["test"].head(40), "production_year", years)
+    price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
+    steps = np.diff(price.reshape(40, len(years)), axis=1)
+    assert (steps >= -1e-3 * price.max()).all()
+    assert (steps > 0).any()
+
+
+def test_bundle_manifest_has_the_serving_keys(
+    tmp_path: Path, pipeline: PricePipeline, cars: dict[str, pd.DataFrame]
+) -> None:
+    """The manifest has every key the server reads, and its sha256 is model.onnx's."""
+    manifest = export_bundle(pipeline, cars["test"], tmp_path / "model", training_data_hash="t")
+    on_disk = json.loads((tmp_path / "model" / "manifest.json").read_text(encoding="utf-8"))
+    model = (tmp_path / "model" / "model.onnx").read_bytes()
+    assert on_disk == manifest
+    assert set(manifest) >= MANIFEST_KEYS
+    assert manifest["sha256"] == hashlib.sha256(model).hexdigest()
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["model_name"] == "car-price"
+    assert manifest["output"] == "price"
+    assert [i["name"] for i in manifest["inputs"]] == list(FIELD_NAMES)
+    assert set(manifest["categories"]) == set(CATEGORICAL_FIELDS)
+    assert manifest["parity_max_rel_diff"] <= 1e-4
+    assert 0 < manifest["metrics"]["mape"] < 1
+
+
+def test_failed_parity_writes_nothing_and_keeps_the_old_bundle(
+    tmp_path: Path, pipeline: PricePipeline, cars: dict[str, pd.DataFrame]
+) -> None:
+    """Export above the parity tolerance raises and leaves the previous bundle untouched."""
+    out = tmp_path / "model"
+    export_bundle(pipeline, cars["test"], out, training_data_hash="t")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(PipelineError, match="parity"):
+        export_bundle(pipeline, cars["test"], out, training_data_hash="t", parity_tolerance=1e-15)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
