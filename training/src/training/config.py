@@ -55,9 +55,9 @@ class LightGBMParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     objective: Literal["regression", "huber", "fair"] = "huber"
     alpha: Annotated[float, Meta(gt=0.0)] = 0.1
     learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.05
-    num_leaves: Annotated[int, Meta(ge=2, le=4096)] = 127
+    num_leaves: Annotated[int, Meta(ge=2, le=4096)] = 63
     min_child_samples: Annotated[int, Meta(ge=1)] = 10
-    feature_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.8
+    feature_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
     lambda_l2: Annotated[float, Meta(ge=0.0)] = 1.0
     cat_smooth: Annotated[float, Meta(ge=0.0)] = 10.0
     cat_l2: Annotated[float, Meta(ge=0.0)] = 10.0
@@ -87,7 +87,7 @@ class TrainParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 class TuneParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The Optuna search: cheap by default, longer by raising `n_trials`."""
 
-    n_trials: Annotated[int, Meta(ge=1)] = 4
+    n_trials: Annotated[int, Meta(ge=1)] = 6
     learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1
     num_boost_round: Annotated[int, Meta(ge=1)] = 1500
     early_stopping_rounds: Annotated[int, Meta(ge=1)] = 50
