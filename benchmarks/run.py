@@ -202,7 +202,17 @@ def measure_server(
         return step
 
     # Untimed warm-up so neither server is measured on its first requests.
-    locust("warmup", "PredictUser", 4, 10.0)
+    warmup = run_locust(
+        server,
+        "PredictUser",
+        users=4,
+        user_rate=10.0,
+        seconds=min(step_s, 5.0),
+        payloads=payloads,
+        out_dir=work / name,
+        label="warmup",
+    )
+    logger.info("%s warm-up: %d requests, %d failed", name, warmup["requests"], warmup["failures"])
     steps = []
     for rate in ladder:
         users, per_user = ladder_users(rate)
