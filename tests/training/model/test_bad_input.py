@@ -75,3 +75,13 @@ def test_tuned_params_with_an_unknown_key_fail(make_params: Any, write_splits: A
     tuned.write_text('{"params": {"num_leavs": 12}}', encoding="utf-8")
     with pytest.raises(PipelineError, match="num_leavs"):
         train.lightgbm_params(params)
+
+
+def test_split_without_labels_fails_and_writes_nothing(make_params: Any) -> None:
+    """`split` with no labels file names it and leaves no split files behind."""
+    from training.jobs import split
+
+    params = make_params(data={"features_dir": str(Path(make_params().split.splits_dir).parent)})
+    with pytest.raises(PipelineError, match=r"labels\.parquet"):
+        split.run(params)
+    assert not any(Path(params.split.splits_dir).glob("*.parquet"))
