@@ -242,7 +242,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['kernel']}, Python {m['python']}. Load average before / after: "
         f"{', '.join(f'{x:.2f}' for x in results['load_average_before'])} / "
         f"{', '.join(f'{x:.2f}' for x in results['load_average_after'])}. "
-        f"Commit {results['commit']}, run took {results.get('duration_s', 0):.0f} s.",
+        f"Commit {results['commit']}, run took {results.get('duration_s', 0):.0f} s. "
+        f"Scheduling group of the run: {results.get('autogroup') or 'n/a'}.",
         "",
         f"Model: **{model['label']}**"
         + (" — **STAND-IN, not the champion**" if model["standin"] else "")

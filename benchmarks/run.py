@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +64,11 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
+
+
+def _autogroup() -> str | None:
+    path = Path("/proc/self/autogroup")
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
 
 def git_commit() -> str:
@@ -261,6 +267,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "commit": git_commit(),
         "machine": machine(),
         "load_average_before": load_before,
+        # The scheduling group of this run and its servers: co-tenant processes on the machine
+        # compete with it per group (Linux autogroup), whatever their own nice value.
+        "autogroup": _autogroup(),
         "model": {
             "label": champion.label,
             "standin": champion.standin,
@@ -336,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.step_seconds, args.ladder, args.cold_starts = 2.0, [20], 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # SIGTERM (a timeout, Ctrl-C in make) unwinds like an exception, so servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     results = run(args)
     results["duration_s"] = round(time.perf_counter() - started, 1)

@@ -123,7 +123,9 @@ class RunningServer:
             cwd=REPO_ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            # Its own process group, to stop it with its workers; the same session, so the
+            # server shares the runner's scheduling group (autogroup), as the README describes.
+            process_group=0,
         )
         self.cold_start_s = self._wait_ready(started)
 
