@@ -71,7 +71,7 @@ def row_2022(**overrides: Any) -> dict[str, Any]:
 def synthetic_2020(n: int = 40) -> pd.DataFrame:
     """N distinct valid 2020 rows (mileage and price vary)."""
     rows = [
-        row_2020(mileage=10_000 * (i + 1), price=1_500_000.0 - 10_000 * i, brand=brand)
+        row_2020(mileage=10_000 * (i + 1), price=1_500_000.0 - 5_000 * (i % 250), brand=brand)
         for i, brand in zip(range(n), ["TOYOTA", "BMW", "KIA", "SKODA"] * n, strict=False)
     ]
     return pd.DataFrame(rows)

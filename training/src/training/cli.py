@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "register": ("training.jobs.register", "Register the export as challenger, then promote."),
     "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
+    "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
 }
 
 
