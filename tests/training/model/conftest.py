@@ -149,6 +149,7 @@ def make_params(tmp_path: Path) -> Any:
             "registry": {
                 "tracking_uri": f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
                 "artifact_dir": str(tmp_path / "mlflow" / "artifacts"),
+                "serving_dir": str(tmp_path / "served"),
             },
         }
         for section, values in sections.items():

@@ -60,6 +60,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, cars: Any) -> dict[str, Any]
         "registry": {
             "tracking_uri": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             "artifact_dir": str(root / "mlflow" / "artifacts"),
+            "serving_dir": str(root / "served"),
         },
     }
     summary: dict[str, Any] = {"source": "synthetic", "splits": {}}
@@ -81,6 +82,13 @@ def _params(store: dict[str, Any], rounds: int) -> tuple[str, Params]:
 
 def _promotion(params: Params) -> dict[str, Any]:
     path = Path(params.data.reports_dir) / "promotion.json"
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+
+def _served(params: Params) -> dict[str, Any]:
+    """The manifest of the bundle `register` left in the serving dir."""
+    path = Path(params.registry.serving_dir) / "manifest.json"
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
 
@@ -109,6 +117,7 @@ def test_pipeline_reaches_a_champion(store: dict[str, Any]) -> None:
     assert _promotion(params)["promote"] is True
     assert _promotion(params)["reason"] == "no champion yet"
     assert _champion(params) == "1"
+    assert _served(params)["model_version"] == "1"
     best = json.loads((store["root"] / "tune" / "best_params.json").read_text(encoding="utf-8"))
     assert best["trials"] == 2
     client = tracking.client(params.registry)
@@ -133,6 +142,10 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     challenger = client.get_model_version_by_alias(params.registry.model_name, "challenger")
     assert str(challenger.version) == "2"
     assert client.get_run(challenger.run_id).data.tags["promotion"] == "refused"
+    # The refused challenger is exported but never served: the serving dir keeps the champion.
+    exported = json.loads((Path(params.export.model_dir) / "manifest.json").read_text("utf-8"))
+    assert _served(params)["model_version"] == "1"
+    assert _served(params)["sha256"] != exported["sha256"]
 
 
 def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
@@ -144,6 +157,7 @@ def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     assert decision["promote"] is True
     assert decision["challenger_mape"] < decision["champion_mape"]
     assert _champion(params) == "3"
+    assert _served(params)["model_version"] == "3"
 
 
 def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: Path) -> None:

@@ -96,9 +96,10 @@ class TuneParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
 
 class ExportParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The ONNX bundle and its parity gate."""
+    """The exported candidate bundle and its parity gate."""
 
-    model_dir: str = "data/model"
+    # The candidate of this run; what is served is `registry.serving_dir` (the champion).
+    model_dir: str = "data/export"
     parity_tolerance: Annotated[float, Meta(gt=0.0)] = 1e-4
     opset: Annotated[int, Meta(ge=13)] = 17
 
@@ -112,6 +113,8 @@ class RegistryParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     model_name: str = "car-price"
     # A challenger is promoted when its test MAPE <= champion's MAPE + this tolerance.
     promote_tolerance: Annotated[float, Meta(ge=0.0)] = 0.0
+    # After the gate, `register` writes the champion's bundle here: what `make serve` serves.
+    serving_dir: str = "data/model"
 
 
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -1,13 +1,13 @@
-"""The serving bundle on disk: `model.onnx` + `manifest.json`, written all at once.
+"""The serving bundle on disk: `model.onnx` + `manifest.json`.
 
-The bundle directory is built beside the target and swapped in with renames, so a reader (or
-the server's hot reload) sees the old bundle or the whole new one, never a half-written one,
-and a failed export leaves the previous bundle untouched.
+Each file is written beside its target and renamed into place, `model.onnx` first and
+`manifest.json` last: a reader sees whole files only, and a model whose manifest has not caught
+up yet fails its sha256 check instead of being served under the wrong manifest (the server's hot
+reload waits for both). Files are replaced inside the directory rather than swapping the
+directory, so a bind mount of it (docker-compose, a Kubernetes volume) sees the new bundle.
 """
 
 import hashlib
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ MANIFEST_FILE = "manifest.json"
 
 
 def write(directory: Path, model_bytes: bytes, manifest: dict[str, Any]) -> Path:
-    """Write a bundle atomically into `directory` (replacing any previous bundle there).
+    """Write a bundle into `directory`, replacing any previous bundle there file by file.
 
     Args:
         directory: The bundle directory, e.g. data/model.
@@ -28,23 +28,16 @@ def write(directory: Path, model_bytes: bytes, manifest: dict[str, Any]) -> Path
 
     Returns:
         The bundle directory.
+
+    Raises:
+        PipelineError: The manifest's sha256 is not the model's; nothing is written then.
     """
     if manifest.get("sha256") != hashlib.sha256(model_bytes).hexdigest():
         raise PipelineError("manifest sha256 does not match the model bytes")
-    directory = directory.resolve()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    retired = directory.with_name(f".{directory.name}.old")
-    try:
-        (staging / MODEL_FILE).write_bytes(model_bytes)
-        files.write_json(manifest, staging / MANIFEST_FILE)
-        shutil.rmtree(retired, ignore_errors=True)
-        if directory.exists():
-            directory.rename(retired)
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    with files.atomic_path(directory / MODEL_FILE) as tmp:
+        tmp.write_bytes(model_bytes)
+    files.write_json(manifest, directory / MANIFEST_FILE)
     return directory
 
 

@@ -1,6 +1,8 @@
 """`car-train register`: the exported bundle → a new `car-price` version, `challenger`, gate.
 
-The new version gets the `challenger` alias; `promote` then decides about `champion`.
+The new version gets the `challenger` alias; `promote` then decides about `champion`, and the
+champion's bundle (the new model or the one it failed to beat) is written to
+`registry.serving_dir`, the bundle that is served.
 """
 
 import logging
@@ -10,13 +12,13 @@ from typing import Any
 from training.config import Params
 from training.errors import PipelineError
 from training.io import bundle, pipeline_files, registry, tracking
-from training.jobs import promote
+from training.jobs import fetch_model, promote
 
 log = logging.getLogger(__name__)
 
 
 def run(params: Params) -> dict[str, Any]:
-    """Register the run's exported model, alias it `challenger`, and run the promotion gate.
+    """Register the run's exported model, alias it `challenger`, gate it, write the champion.
 
     Returns:
         The promotion record.
@@ -47,4 +49,6 @@ def run(params: Params) -> dict[str, Any]:
     )
     client.set_registered_model_alias(params.registry.model_name, registry.CHALLENGER, version)
     log.info("registered %s version %s as challenger", params.registry.model_name, version)
-    return promote.run(params)
+    decision = promote.run(params)
+    fetch_model.run(params, alias=registry.CHAMPION, out=params.registry.serving_dir)
+    return decision
