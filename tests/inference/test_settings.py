@@ -52,7 +52,7 @@ def test_overrides_win_over_environment() -> None:
 )
 def test_invalid_values_are_rejected(variable: str, value: str) -> None:
     """A malformed or out-of-range variable fails at start-up with its name in the message."""
-    with pytest.raises(SettingsError, match="invalid server setting"):
+    with pytest.raises(SettingsError, match=f"invalid server setting: {variable}="):
         Settings.from_env({variable: value})
 
 

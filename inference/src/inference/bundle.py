@@ -108,7 +108,7 @@ def read_signature(model_dir: Path) -> BundleSignature | None:
     try:
         manifest = (model_dir / MANIFEST_FILE).stat()
         model = (model_dir / MODEL_FILE).stat()
-    except FileNotFoundError:
+    except OSError:  # missing, or unreadable while a deploy swaps it: no bundle for now
         return None
     return BundleSignature(
         manifest=(manifest.st_mtime_ns, manifest.st_size), model=(model.st_mtime_ns, model.st_size)

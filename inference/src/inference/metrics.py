@@ -85,13 +85,16 @@ def multiprocess_dir() -> Path | None:
 def multiprocess_environment() -> Iterator[Path]:
     """Make sure `PROMETHEUS_MULTIPROC_DIR` names an empty-at-start directory for the workers.
 
-    An existing setting is kept (its directory is created if needed and left in place);
-    otherwise a temporary directory is created and removed on exit. Enter this before the
-    workers start, so they inherit the variable.
+    An existing setting is kept: its directory is created if needed and emptied of the
+    previous run's `*.db` files (prometheus_client's rule: wipe it between runs, or live gauges
+    of dead workers and old counters carry over). Otherwise a temporary directory is created and
+    removed on exit. Enter this before the workers start, so they inherit the variable.
     """
     existing = multiprocess_dir()
     if existing is not None:
         existing.mkdir(parents=True, exist_ok=True)
+        for stale in existing.glob("*.db"):
+            stale.unlink()
         yield existing
         return
     with tempfile.TemporaryDirectory(prefix="carprice-metrics-") as path:

@@ -128,8 +128,14 @@ class ModelHolder:
                 seen = signature
                 continue
             seen = None
-            with contextlib.suppress(BundleError):  # logged and counted by reload
+            try:
                 await self.reload()
+            except BundleError:
+                pass  # logged and counted by reload; the current model keeps serving
+            except Exception:
+                # Anything else (a permission error mid-deploy, say) must not end the poller:
+                # reload would then be off for the rest of the process without a sign.
+                logger.exception("unexpected error reloading %s", self._settings.model_path)
 
 
 def _info_labels(model: LoadedModel) -> tuple[str, str, str, str]:

@@ -88,7 +88,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             # strict=False lets "8000" become 8000; the Meta bounds still apply.
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as error:
-            raise SettingsError(f"invalid server setting: {error}") from error
+            message, _, path = str(error).rpartition(" - at `$.")
+            field = path.rstrip("`")
+            if not message or field not in cls.__struct_fields__:
+                raise SettingsError(f"invalid server setting: {error}") from error
+            raise SettingsError(
+                f"invalid server setting: {field.upper()}={raw.get(field)!r}: {message}"
+            ) from error
 
 
 def _parse_bool(name: str, value: str) -> bool:

@@ -43,6 +43,9 @@ def load(directory: Path) -> tuple[PricePipeline, dict[str, Any]]:
         info: dict[str, Any] = files.read_json(info_path)
         vocabulary = Vocabulary.from_json(info.pop("vocabulary"))
         log_offset = float(info.pop("log_offset"))
+        missing = [key for key in ("run_id", "data") if key not in info]
+        if missing:
+            raise KeyError(", ".join(missing))
     except Exception as exc:  # msgspec, KeyError, TypeError: all mean a corrupt file
         raise PipelineError(f"{info_path}: corrupt pipeline file: {exc!r}") from exc
     try:

@@ -58,15 +58,26 @@ def run(
 
     configure(params)
     if run_id is not None:
-        try:
-            mlflow.get_run(run_id)
-        except mlflow.exceptions.MlflowException as exc:
-            raise PipelineError(
-                f"MLflow run {run_id} not found in {mlflow.get_tracking_uri()}; "
-                "re-run `car-train train`"
-            ) from exc
+        require_run(run_id)
     with mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested) as active:
         yield active
+
+
+def require_run(run_id: str) -> Any:
+    """The run `run_id` of the configured store.
+
+    Raises:
+        PipelineError: No such run (e.g. a fresh MLflow store beside an old `data/train`).
+    """
+    import mlflow
+
+    try:
+        return mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        raise PipelineError(
+            f"MLflow run {run_id} not found in {mlflow.get_tracking_uri()}; "
+            "re-run `car-train train`"
+        ) from exc
 
 
 def client(params: RegistryParams) -> Any:

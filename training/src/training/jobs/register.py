@@ -30,7 +30,7 @@ def run(params: Params) -> dict[str, Any]:
     run_id = info["run_id"]
     _, manifest = bundle.read(Path(params.export.model_dir))
     client = tracking.client(params.registry)
-    logged_sha = client.get_run(run_id).data.tags.get("model_sha256")
+    logged_sha = tracking.require_run(run_id).data.tags.get("model_sha256")
     if logged_sha != manifest["sha256"]:
         raise PipelineError(
             f"{params.export.model_dir}: bundle sha256 {manifest['sha256'][:12]}… is not the "
