@@ -5,7 +5,7 @@ in exactly one of three places: accepted, quarantined (with its reason), or coun
 duplicate of an accepted row (its count kept on that row as `duplicate_count`).
 
 Duplicate policy: within one source, rows equal on every car field and the price are one listing
-seen several times (the 2020 file has 4,526 such rows). They collapse into one listing before any
+seen several times (the 2020 file has 4,127 such rows). They collapse into one listing before any
 split, so a train/test split can never put copies of one car on both sides; `duplicate_count`
 keeps how many times it was seen, for weighting or audit.
 """

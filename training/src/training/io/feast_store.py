@@ -52,6 +52,13 @@ def training_frame(
     return frame
 
 
+def source_path(repo_path: Path, feature_view: str = "car_features") -> Path:
+    """The parquet file the feature view reads, resolved like Feast does (relative to the repo)."""
+    view = _store(repo_path).get_feature_view(feature_view)
+    path = Path(view.batch_source.path)
+    return path if path.is_absolute() else (repo_path / path).resolve()
+
+
 def online_features(
     repo_path: Path, listing_ids: list[str], feature_view: str = "car_features"
 ) -> pd.DataFrame:

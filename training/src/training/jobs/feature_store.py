@@ -31,6 +31,14 @@ def run(params: Params) -> dict[str, Any]:
     labels_path = Path(params.data.features_dir) / features.LABELS_FILE
     with outputs.all_or_nothing(report_path):
         feast_store.apply(repo)
+        # feature_repo/features.py names its parquet file itself: it must be the one
+        # `features` wrote, or Feast would serve another table than params.yaml says.
+        served = feast_store.source_path(repo, params.feature_store.feature_view)
+        if served != features_path.resolve():
+            raise PipelineError(
+                f"{repo}: feature view {params.feature_store.feature_view!r} reads {served}, "
+                f"but data.features_dir holds {features_path.resolve()}; make them agree"
+            )
         feast_store.materialize(repo)
         table = pd.read_parquet(features_path)
         labels = pd.read_parquet(labels_path)
