@@ -100,8 +100,10 @@ def test_price_never_rises_with_mileage(model_bytes: bytes, cars: dict[str, pd.D
     mileages = [0, 10_000, 50_000, 100_000, 150_000, 250_000, 400_000, 1_000_000]
     frame = _vary(cars["test"].head(40), "mileage", mileages)
     price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
-    steps = np.diff(price.reshape(40, len(mileages)), axis=1)
-    assert (steps <= 1e-3 * price.max()).all()
+    grid = price.reshape(40, len(mileages))
+    steps = np.diff(grid, axis=1)
+    # Per car, relative to its own price: only float rounding may show as a rise.
+    assert (steps <= 1e-6 * grid[:, :-1]).all()
     assert (steps < 0).any()
 
 
@@ -112,8 +114,9 @@ def test_price_never_falls_with_production_year(
     years = list(range(1995, 2021, 3))
     frame = _vary(cars["test"].head(40), "production_year", years)
     price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
-    steps = np.diff(price.reshape(40, len(years)), axis=1)
-    assert (steps >= -1e-3 * price.max()).all()
+    grid = price.reshape(40, len(years))
+    steps = np.diff(grid, axis=1)
+    assert (steps >= -1e-6 * grid[:, :-1]).all()
     assert (steps > 0).any()
 
 
