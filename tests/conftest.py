@@ -186,24 +186,13 @@ def model_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_bundle(tmp_path_factory.mktemp("bundle"))
 
 
+#: A valid car (hand-written, every category known to the test vocabulary): tests/data/car.json.
+SAMPLE_CAR: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "data" / "car.json").read_text("utf-8")
+)
+
+
 @pytest.fixture
 def car_payload() -> dict[str, Any]:
-    """A valid car as a JSON-ready dict, every category known to the test vocabulary."""
-    return {
-        "brand": "BMW",
-        "model_name": "5ER",
-        "body_type": "седан",
-        "color": "чёрный",
-        "fuel_type": "бензин",
-        "model_year": 2010,
-        "production_year": 2012,
-        "n_doors": 4,
-        "vehicle_transmission": "автомат",
-        "engine_power": 245.0,
-        "engine_displacement": 3.0,
-        "mileage": 120_000,
-        "drive_type": "задний",
-        "n_owners": "2",
-        "is_original_techpass": 1,
-        "is_lefthand_drive": 1,
-    }
+    """A valid car as a JSON-ready dict (a fresh copy of tests/data/car.json)."""
+    return dict(SAMPLE_CAR)

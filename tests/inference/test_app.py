@@ -1,3 +1,4 @@
+import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,24 +146,9 @@ def test_openapi_schema(client: Client) -> None:
 
 
 def bad_input_cases() -> list[Any]:
-    car: dict[str, Any] = {
-        "brand": "BMW",
-        "model_name": "5ER",
-        "body_type": "седан",
-        "color": "чёрный",
-        "fuel_type": "бензин",
-        "model_year": 2010,
-        "production_year": 2012,
-        "n_doors": 4,
-        "vehicle_transmission": "автомат",
-        "engine_power": 245.0,
-        "engine_displacement": 3.0,
-        "mileage": 120_000,
-        "drive_type": "задний",
-        "n_owners": "2",
-        "is_original_techpass": 1,
-        "is_lefthand_drive": 1,
-    }
+    car: dict[str, Any] = json.loads(
+        (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")
+    )
     encoded = msgspec.json.encode(car)
     missing = {key: value for key, value in car.items() if key != "mileage"}
     json_type = {"content-type": "application/json"}

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 HEAVY = ("pandas", "sklearn", "lightgbm", "mlflow", "feast", "onnx", "polars", "pyarrow")
 
@@ -19,25 +20,9 @@ print(json.dumps(sorted(name for name in sys.modules)))
 """
 
 
-def test_serving_imports_no_training_stack(model_bundle: Path) -> None:
+def test_serving_imports_no_training_stack(model_bundle: Path, car_payload: dict[str, Any]) -> None:
     """Importing inference and serving a prediction loads none of the training libraries."""
-    car = {
-        "brand": "BMW",
-        "model_name": "5ER",
-        "body_type": "седан",
-        "color": "чёрный",
-        "fuel_type": "бензин",
-        "model_year": 2010,
-        "production_year": 2012,
-        "n_doors": 4,
-        "vehicle_transmission": "автомат",
-        "engine_power": 245.0,
-        "mileage": 120_000,
-        "drive_type": "задний",
-        "n_owners": "2",
-        "is_original_techpass": 1,
-        "is_lefthand_drive": 1,
-    }
+    car = {k: v for k, v in car_payload.items() if k != "engine_displacement"}
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(model_bundle), json.dumps(car)],
         capture_output=True,

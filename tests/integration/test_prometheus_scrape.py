@@ -31,24 +31,9 @@ MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
 JOB = "car-price"
 WORKERS = 2
-CAR: dict[str, Any] = {
-    "brand": "BMW",
-    "model_name": "5ER",
-    "body_type": "седан",
-    "color": "чёрный",
-    "fuel_type": "бензин",
-    "model_year": 2010,
-    "production_year": 2012,
-    "n_doors": 4,
-    "vehicle_transmission": "автомат",
-    "engine_power": 245.0,
-    "engine_displacement": 3.0,
-    "mileage": 120_000,
-    "drive_type": "задний",
-    "n_owners": "2",
-    "is_original_techpass": 1,
-    "is_lefthand_drive": 1,
-}
+CAR: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")
+)
 # Grafana's variables, as the dashboard would expand them for this test's job.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$job": JOB}
 

@@ -19,24 +19,9 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-CAR: dict[str, Any] = {
-    "brand": "BMW",
-    "model_name": "5ER",
-    "body_type": "седан",
-    "color": "чёрный",
-    "fuel_type": "бензин",
-    "model_year": 2010,
-    "production_year": 2012,
-    "n_doors": 4,
-    "vehicle_transmission": "автомат",
-    "engine_power": 245.0,
-    "engine_displacement": 3.0,
-    "mileage": 120_000,
-    "drive_type": "задний",
-    "n_owners": "2",
-    "is_original_techpass": 1,
-    "is_lefthand_drive": 1,
-}
+CAR: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")
+)
 WORKERS = 2
 
 
