@@ -8,7 +8,6 @@ by `car-serve` and must answer with the graph's own prices for real test rows.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ import pytest
 import yaml
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+
+from .conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RAW_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -98,9 +99,7 @@ def test_repro_trains_a_model_of_minimum_quality(project: Path) -> None:
 @pytest.fixture(scope="module")
 def served(project: Path) -> Iterator[str]:
     """`car-serve` (1 worker) on the bundle the pipeline exported."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     env = {**os.environ, "MODEL_DIR": str(project / "data/model"), "RELOAD_POLL_S": "0"}
     log = project / "car-serve.log"
     with log.open("wb") as sink:

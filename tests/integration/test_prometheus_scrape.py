@@ -10,7 +10,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import httpx
 import pytest
 import yaml
 
+from .conftest import free_port
+
 pytestmark = pytest.mark.integration
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
@@ -36,12 +37,6 @@ CAR: dict[str, Any] = json.loads(
 )
 # Grafana's variables, as the dashboard would expand them for this test's job.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$job": JOB}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
