@@ -9,12 +9,16 @@ by onnxmltools, and a hand-written back (log offset, exp). The front mirrors
 * numeric field (tensor(float) [N, 1]) → passed through as float32; a NaN becomes 0 for
   features the booster never saw missing, because LightGBM does exactly that at prediction
   time (`missing_type: None`), while ONNX tree ensembles would route NaN to the false branch;
-* Concat → the [N, 16] float32 feature matrix the tree ensemble reads.
+* Concat → the [N, 16] float32 feature matrix the tree ensemble reads (cast to double);
+* the forest as one `ai.onnx.ml.TreeEnsemble` (opset 5) whose categorical splits are
+  set-membership nodes (`training.io.tree_ensemble`), not onnxmltools' equality chains.
 
 Why float32 thresholds are safe here: the booster was trained on float32-rounded inputs
 (see `training.core.encoding`), so every split threshold lies between two float32 values and
 rounding it to float32 keeps each input on its side. The export's parity check measures it.
 """
+
+import logging
 
 import numpy as np
 import onnx
@@ -24,6 +28,9 @@ from onnx import TensorProto, helper, numpy_helper
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 from training.core.encoding import UNKNOWN_CODE
 from training.core.model import PricePipeline
+from training.io import tree_ensemble
+
+log = logging.getLogger(__name__)
 
 OUTPUT_NAME = "price"
 _ML_DOMAIN = "ai.onnx.ml"
@@ -160,11 +167,16 @@ def _convert_booster(pipeline: PricePipeline, opset: int) -> onnx.ModelProto:
         target_opset=min(opset, 15),
         zipmap=False,
     )
+    # One set-membership node per categorical split instead of onnxmltools' chain of
+    # equality tests: same prices, a forest less than half the size (see tree_ensemble).
+    collapsed, counts = tree_ensemble.collapse_categorical_chains(converted.SerializeToString())
+    converted = onnx.load_from_string(collapsed)
+    log.info("forest: %(nodes_before)d nodes as chains, %(nodes_after)d as sets", counts)
     outputs = [o.name for o in converted.graph.output]
     if len(outputs) != 1:
         raise ValueError(f"converted booster has outputs {outputs}, expected one")
     for node in converted.graph.node:
-        node.name = f"trees_{node.name}"
+        node.name = f"trees_{node.name}"  # unique beside the front and back nodes
         node.output[:] = [_TREE_OUTPUT if o == outputs[0] else o for o in node.output]
     return converted
 

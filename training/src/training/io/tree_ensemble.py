@@ -1,17 +1,17 @@
-"""A proposed export change, measured: LightGBM's categorical splits as set-membership nodes.
+"""LightGBM's categorical splits as set-membership nodes: `TreeEnsemble` (ai.onnx.ml 5).
 
 onnxmltools exports each categorical split of a LightGBM tree ("code in {c1, …, ck}") as a
 chain of k `BRANCH_EQ` nodes of `TreeEnsembleRegressor` (ai.onnx.ml 1/3), all true branches to
 one node. A row walks the chain one comparison at a time, so a forest rich in categorical
-splits is many times deeper than its booster. `ai.onnx.ml.TreeEnsemble` (opset 5, in
-onnxruntime since 1.20) has a `BRANCH_MEMBER` mode that tests the whole set in one node. This
-module rewrites the exported graph that way, so the benchmark can show what the change gains;
-the parity check in `model_bench` holds it to the original graph.
+splits (model_name has ~1,000 values) is many times larger and deeper than its booster: the
+champion had 630k nodes, 401k of them equality tests. `ai.onnx.ml.TreeEnsemble` (in
+onnxruntime since 1.20) has a `BRANCH_MEMBER` mode that tests the whole set in one node. The
+rewrite keeps every threshold and leaf value, so prices do not change (the export's parity
+check holds the result to the LightGBM pipeline). Measured on the champion by the benchmarks:
+271k nodes instead of 630k, a 1-car run 153 µs instead of 342 µs, 227 MB worker RSS instead of
+362 MB.
 """
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -19,8 +19,14 @@ import onnx
 from onnx import helper, numpy_helper
 
 # TreeEnsemble (ai.onnx.ml 5) node modes.
-_MODES: Final = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3}
-_MODES |= {"BRANCH_EQ": 4, "BRANCH_NEQ": 5}
+_MODES: Final = {
+    "BRANCH_LEQ": 0,
+    "BRANCH_LT": 1,
+    "BRANCH_GTE": 2,
+    "BRANCH_GT": 3,
+    "BRANCH_EQ": 4,
+    "BRANCH_NEQ": 5,
+}
 _MEMBER: Final = 6
 _ML_OPSET: Final = 5
 
@@ -158,6 +164,7 @@ def _rebuild(old: onnx.NodeProto, dtype: type) -> tuple[list[onnx.NodeProto], in
         "TreeEnsemble",
         list(old.input),
         [f"{output}_float64" if wide else output],
+        name=f"{old.name or 'forest'}_members",
         domain="ai.onnx.ml",
         aggregate_function=1,
         post_transform=post_transform,
@@ -178,7 +185,13 @@ def _rebuild(old: onnx.NodeProto, dtype: type) -> tuple[list[onnx.NodeProto], in
     added = [new]
     if wide:
         added.append(
-            helper.make_node("Cast", [f"{output}_float64"], [output], to=onnx.TensorProto.FLOAT)
+            helper.make_node(
+                "Cast",
+                [f"{output}_float64"],
+                [output],
+                name=f"{old.name or 'forest'}_to_float",
+                to=onnx.TensorProto.FLOAT,
+            )
         )
     return added, len(forest.modes), len(nodes["modes"]) + len(builder.leaf_weights)
 
@@ -216,25 +229,3 @@ def collapse_categorical_chains(model_bytes: bytes) -> tuple[bytes, dict[str, in
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, _ML_OPSET)
     return model.SerializeToString(), counts
-
-
-def write_member_bundle(bundle_dir: Path, target: Path) -> Path:
-    """Copy a bundle with its graph rewritten (and the manifest's sha256 updated) to `target`.
-
-    Reuses `target` when it already holds the rewrite of the same source graph.
-    """
-    source = (bundle_dir / "model.onnx").read_bytes()
-    source_hash = hashlib.sha256(source).hexdigest()
-    stamp = target / "source.sha256"
-    if stamp.exists() and stamp.read_text(encoding="utf-8") == source_hash:
-        return target
-    rewritten, counts = collapse_categorical_chains(source)
-    manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
-    manifest["sha256"] = hashlib.sha256(rewritten).hexdigest()
-    manifest["model_version"] = f"{manifest['model_version']}+member"
-    manifest["member_rewrite"] = counts
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "model.onnx").write_bytes(rewritten)
-    (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), "utf-8")
-    stamp.write_text(source_hash, encoding="utf-8")
-    return target
