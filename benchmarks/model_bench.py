@@ -49,7 +49,6 @@ _TARGET_SECONDS: Final = 0.6
 VARIANTS: Final = {
     "onnx": "(a) ONNX graph in onnxruntime, 1 thread, raw strings in",
     "onnx_from_structs": "(a+) same, plus the server's build_feeds from Car structs",
-    "onnx_member": "(a*) same graph, categorical splits as set-membership nodes (proposal)",
     "pipeline": "(b) training-time pipeline on a pandas DataFrame",
     "pipeline_from_dicts": "(b+) same, plus pd.DataFrame(list of dicts) per call",
     "booster": "(c) LightGBM Booster.predict on encoded numpy, 1 thread",
@@ -134,17 +133,19 @@ def compile_lleaves(booster_file: Path, cache_dir: Path = LLEAVES_CACHE) -> tupl
     return library, f"compiled in {seconds:.0f} s"
 
 
-def _member_graph(champion: Champion) -> tuple[bytes, str]:
-    """The champion's graph with set-membership nodes, and a note on what changed."""
-    from benchmarks.onnx_members import collapse_categorical_chains
+def graph_note(graph_file: Path) -> str:
+    """Which tree-ensemble operator the graph uses, and its size (the export decides both)."""
+    import onnx
 
-    original = (champion.bundle_dir / "model.onnx").read_bytes()
-    rewritten, counts = collapse_categorical_chains(original)
-    note = (
-        f"forest nodes {counts['nodes_before']:,} → {counts['nodes_after']:,}, "
-        f"graph {len(original) / 1e6:.1f} → {len(rewritten) / 1e6:.1f} MB"
+    model = onnx.load(str(graph_file))
+    forests = sorted(
+        {f"{n.domain or 'ai.onnx'}.{n.op_type}" for n in model.graph.node if "Tree" in n.op_type}
     )
-    return rewritten, note
+    opsets = {o.domain: o.version for o in model.opset_import}
+    return (
+        f"forest operator {', '.join(forests) or 'none'} (ai.onnx.ml opset "
+        f"{opsets.get('ai.onnx.ml', '–')}), graph {graph_file.stat().st_size / 1e6:.1f} MB"
+    )
 
 
 def _rows(frame: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -170,20 +171,12 @@ def _runners(
         sess_options=session_options(1),
         providers=["CPUExecutionProvider"],
     )
+    notes["onnx"] = graph_note(champion.bundle_dir / "model.onnx")
     booster = champion.booster
 
     def onnx(rows: pd.DataFrame) -> Callable[[], object]:
         feeds = onnx_feeds(rows)
         return lambda: session.run(["price"], feeds)
-
-    member_bytes, notes["onnx_member"] = _member_graph(champion)
-    member = ort.InferenceSession(
-        member_bytes, sess_options=session_options(1), providers=["CPUExecutionProvider"]
-    )
-
-    def onnx_member(rows: pd.DataFrame) -> Callable[[], object]:
-        feeds = onnx_feeds(rows)
-        return lambda: member.run(["price"], feeds)
 
     def onnx_from_structs(rows: pd.DataFrame) -> Callable[[], object]:
         cars = msgspec.convert(car_dicts(rows), list[Car])
@@ -204,7 +197,6 @@ def _runners(
     runners: dict[str, Callable[[pd.DataFrame], Callable[[], object]]] = {
         "onnx": onnx,
         "onnx_from_structs": onnx_from_structs,
-        "onnx_member": onnx_member,
         "pipeline": pipeline,
         "pipeline_from_dicts": pipeline_from_dicts,
         "booster": native,
@@ -234,7 +226,6 @@ def _parity(frame: pd.DataFrame, runners: dict[str, Any]) -> dict[str, float]:
     }
     parity = {
         "onnx_vs_pipeline": float(np.max(np.abs(outputs["onnx"] / outputs["pipeline"] - 1))),
-        "onnx_member_vs_onnx": float(np.max(np.abs(outputs["onnx_member"] / outputs["onnx"] - 1))),
     }
     if "lleaves" in outputs:
         parity["lleaves_vs_booster_abs"] = float(

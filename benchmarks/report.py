@@ -3,11 +3,10 @@
 import math
 from typing import Any, Final
 
-_SERVERS: Final = ("ours", "ours_unbatched", "ours_member", "baseline")
+_SERVERS: Final = ("ours", "ours_unbatched", "baseline")
 _COLUMNS: Final = {
     "ours": "ours",
     "ours_unbatched": "ours, no micro-batching",
-    "ours_member": "ours, proposed graph",
     "baseline": "baseline",
 }
 _LOADGEN_BUSY: Final = 0.9

@@ -296,15 +296,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("environment sizes …")
     results["environment"] = environment_sizes()
 
-    from benchmarks.onnx_members import write_member_bundle
-
-    member_bundle = write_member_bundle(champion.bundle_dir, work.parent / "member_bundle")
     port = free_port()
-    specs = {spec.name: spec for spec in server_specs(champion, port, 1, member_bundle)}
+    specs = {spec.name: spec for spec in server_specs(champion, port, 1)}
     servers: dict[str, Any] = {}
     mixed_rate: float | None = None
     # The baseline first: it sets the mixed scenario's rate (half its max sustained rate).
-    for name in ("baseline", "ours", "ours_unbatched", "ours_member"):
+    for name in ("baseline", "ours", "ours_unbatched"):
         spec = specs[name]
         server, cold_starts = start_with_cold_starts(spec, port, work, args.cold_starts)
         try:

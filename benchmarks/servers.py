@@ -53,17 +53,13 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def server_specs(
-    champion: Champion, port: int, workers: int = 1, member_bundle: Path | None = None
-) -> list[ServerSpec]:
-    """Ours with micro-batching on and off, the baseline, and ours on the proposed graph.
+def server_specs(champion: Champion, port: int, workers: int = 1) -> list[ServerSpec]:
+    """Ours with micro-batching on and off, and the baseline.
 
     Args:
         champion: The model.
         port: The port every server binds (one runs at a time).
         workers: Worker processes of every server.
-        member_bundle: The bundle with set-membership nodes (`benchmarks.onnx_members`);
-            None leaves that server out.
     """
     ours = (bin_path("car-serve"), "--port", str(port), "--workers", str(workers))
     common = {"MODEL_DIR": str(champion.bundle_dir), "HOST": "127.0.0.1"}
@@ -79,7 +75,7 @@ def server_specs(
         "--workers",
         str(workers),
     )
-    specs = [
+    return [
         ServerSpec(
             "ours",
             "ours (Granian + Litestar + ORT, micro-batching on)",
@@ -94,16 +90,6 @@ def server_specs(
         ),
         ServerSpec("baseline", "baseline (FastAPI + pydantic + uvicorn + pandas)", baseline),
     ]
-    if member_bundle is not None:
-        specs.append(
-            ServerSpec(
-                "ours_member",
-                "ours on the proposed graph (set-membership nodes), micro-batching on",
-                ours,
-                {**common, "MODEL_DIR": str(member_bundle), "BATCH_ENABLED": "true"},
-            )
-        )
-    return specs
 
 
 class RunningServer:

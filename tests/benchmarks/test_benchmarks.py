@@ -155,6 +155,7 @@ def test_model_bench_times_every_runtime_and_they_agree(
         assert set(cells) == {"1", "10"}
         assert all(cell["us_per_row"] > 0 for cell in cells.values())
     assert measured["parity"]["onnx_vs_pipeline"] < 1e-4
+    assert measured["notes"]["onnx"].startswith("forest operator ai.onnx.ml.TreeEnsemble")
 
 
 def _step(rate: float, rps: float, p95: float) -> dict[str, Any]:
