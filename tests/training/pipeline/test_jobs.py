@@ -169,3 +169,10 @@ def test_feast_source_must_be_the_features_dir(
     assert "reads" in err
     assert "data/elsewhere" in err
     assert not (workdir / "data/reports/feature_store.json").exists()
+
+
+def test_outputs_are_readable_by_others(workdir: Path) -> None:
+    """Written files are world-readable (a non-root server container reads the bundle)."""
+    assert _ingest(workdir) == 0
+    for path in _outputs(workdir):
+        assert path.stat().st_mode & 0o777 == 0o644, path

@@ -25,6 +25,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); outputs are shared artefacts (the server's
+        # non-root container user reads the bundle through a volume), so make them readable.
+        tmp_path.chmod(0o644)
         tmp_path.replace(target)
     finally:
         tmp_path.unlink(missing_ok=True)
