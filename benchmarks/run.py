@@ -6,7 +6,7 @@ Fairness on a two-core machine: every server runs one worker pinned to core 0 (`
 the load generator is pinned to core 1, targets are on 127.0.0.1 only. Each Locust step is
 bounded in time; the single-car ladder stops at the first rate a server does not sustain.
 
-    python -m benchmarks.run                  # the full run (about 15 minutes)
+    python -m benchmarks.run                  # the full run (about 11 minutes)
     python -m benchmarks.run --quick          # a seconds-long smoke run (the test uses it)
 """
 
