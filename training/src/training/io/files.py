@@ -8,12 +8,14 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pandas as pd
+
+from training.errors import PipelineError
 
 
 @contextlib.contextmanager
@@ -51,6 +53,32 @@ def write_jsonl(rows: list[Any], target: Path) -> None:
     with atomic_path(target) as tmp, tmp.open("wb") as fh:
         for row in rows:
             fh.write(encoder.encode(row) + b"\n")
+
+
+def read_parquet(
+    path: Path, what: str, producer: str, required: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Read a pipeline output, with errors that name the file and what to run.
+
+    Args:
+        path: The parquet file.
+        what: What it holds, for the message ("listings", "split").
+        producer: The command that writes it ("car-train ingest").
+        required: Columns it must have.
+
+    Raises:
+        PipelineError: The file is missing, not parquet, or lacks a column.
+    """
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found; run `{producer}` first")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise PipelineError(f"{path}: cannot read as parquet: {exc}") from exc
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame
 
 
 def read_json(path: Path, type_: type[Any] = dict) -> Any:

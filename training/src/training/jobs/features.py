@@ -7,7 +7,6 @@ import pandas as pd
 
 from training.config import Params
 from training.core.features import LISTING_REQUIRED, build_features, build_labels
-from training.errors import PipelineError
 from training.io import files
 from training.jobs import ingest, outputs
 
@@ -36,13 +35,4 @@ def run(params: Params) -> tuple[Path, Path]:
 
 
 def _read_listings(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise PipelineError(f"{path}: listings not found; run `car-train ingest` first")
-    try:
-        listings = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise PipelineError(f"{path}: cannot read as parquet: {exc}") from exc
-    missing = [c for c in LISTING_REQUIRED if c not in listings.columns]
-    if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}")
-    return listings
+    return files.read_parquet(path, "listings", "car-train ingest", LISTING_REQUIRED)

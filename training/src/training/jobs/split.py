@@ -76,12 +76,7 @@ def read_split(params: Params, split: str) -> pd.DataFrame:
         PipelineError: The file is missing, not parquet, or fails the frame checks.
     """
     path = split_path(params, split)
-    if not path.is_file():
-        raise PipelineError(f"{path}: split not found; run `car-train split` first")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise PipelineError(f"{path}: cannot read as parquet: {exc}") from exc
+    frame = files.read_parquet(path, "split", "car-train split")
     problems = frame_problems(frame)
     if problems:
         raise PipelineError(f"{path}: " + "; ".join(problems))
@@ -89,13 +84,5 @@ def read_split(params: Params, split: str) -> pd.DataFrame:
 
 
 def _read_labels(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise PipelineError(f"{path}: labels not found; run `car-train features` first")
-    try:
-        labels = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise PipelineError(f"{path}: cannot read as parquet: {exc}") from exc
-    missing = {"listing_id", "event_timestamp", "source", "price"} - set(labels.columns)
-    if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    return labels
+    required = ("event_timestamp", "listing_id", "price", "source")
+    return files.read_parquet(path, "labels", "car-train features", required)
