@@ -24,7 +24,7 @@ import yaml
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 
-from .conftest import free_port
+from .conftest import free_port, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RAW_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -123,8 +123,7 @@ def served(project: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop(process)
 
 
 def test_served_champion_answers_real_test_rows_like_the_graph(project: Path, served: str) -> None:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import free_port
+from .conftest import free_port, stop
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +44,6 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> N
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass

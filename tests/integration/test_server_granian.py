@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from .conftest import free_port
+from .conftest import free_port, stop
 
 pytestmark = pytest.mark.integration
 
@@ -83,12 +83,7 @@ def server(
         )
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         if process.stderr is not None:
             process.stderr.close()
 
