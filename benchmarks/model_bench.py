@@ -163,8 +163,9 @@ def _runners(
     import msgspec
     import onnxruntime as ort
 
-    from inference.bundle import build_feeds, session_options
+    from inference.bundle import session_options
     from shared_schema import Car
+    from shared_schema.bundle import feeds_from_cars
 
     session = ort.InferenceSession(
         str(champion.bundle_dir / "model.onnx"),
@@ -180,7 +181,7 @@ def _runners(
 
     def onnx_from_structs(rows: pd.DataFrame) -> Callable[[], object]:
         cars = msgspec.convert(car_dicts(rows), list[Car])
-        return lambda: session.run(["price"], build_feeds(cars))
+        return lambda: session.run(["price"], feeds_from_cars(cars))
 
     def pipeline(rows: pd.DataFrame) -> Callable[[], object]:
         raw = rows[list(FIELD_NAMES)].copy()

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS, SCHEMA_VERSION
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, PRICE_OUTPUT, Manifest, manifest_inputs
 
 #: Known categories per field written to the manifest; other values encode as 0.
 TEST_VOCABULARY: dict[str, list[str]] = {
@@ -96,13 +98,13 @@ def build_model_bytes(bias: float = DEFAULT_BIAS) -> bytes:
         helper.make_node("Concat", columns, ["features"], axis=1),
         helper.make_node("MatMul", ["features", "weights"], ["linear"]),
         helper.make_node("Add", ["linear", "bias"], ["log_price"]),
-        helper.make_node("Exp", ["log_price"], ["price"]),
+        helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT]),
     ]
     graph = helper.make_graph(
         nodes,
         "test_car_price",
         inputs,
-        [helper.make_tensor_value_info("price", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info(PRICE_OUTPUT, TensorProto.FLOAT, [None, 1])],
         initializer=[
             numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero"),
             numpy_helper.from_array(weights, "weights"),
@@ -135,36 +137,32 @@ def write_bundle(
         model_version: Version recorded in the manifest.
         bias: Intercept of the graph (see `build_model_bytes`).
         schema_version: Schema version recorded in the manifest.
-        categories: Vocabulary recorded in the manifest; None leaves the key out.
-        **manifest_overrides: Manifest keys to replace or add.
+        categories: Vocabulary recorded in the manifest; None records none.
+        **manifest_overrides: Manifest keys to replace or add (raw JSON values, so tests can
+            write manifests the contract refuses).
 
     Returns:
         The bundle directory.
     """
     directory.mkdir(parents=True, exist_ok=True)
     model_bytes = build_model_bytes(bias)
-    manifest: dict[str, Any] = {
-        "sha256": hashlib.sha256(model_bytes).hexdigest(),
-        "schema_version": schema_version,
-        "model_name": "car-price",
-        "model_version": model_version,
-        "created_at": "2026-01-01T00:00:00+00:00",
-        "inputs": [
-            {"name": name, "type": "string" if name in CATEGORICAL_FIELDS else "float"}
-            for name in FIELD_NAMES
-        ],
-        "output": "price",
-        "metrics": {"mape": 0.1},
-        "training_data_hash": "test",
-        "parity_max_rel_diff": 0.0,
-    }
-    if categories is not None:
-        manifest["categories"] = categories
-    manifest.update(manifest_overrides)
-    _write_atomically(directory / "model.onnx", model_bytes)
-    _write_atomically(
-        directory / "manifest.json", json.dumps(manifest, ensure_ascii=False).encode()
+    manifest: dict[str, Any] = msgspec.to_builtins(
+        Manifest(
+            sha256=hashlib.sha256(model_bytes).hexdigest(),
+            schema_version=schema_version,
+            model_name="car-price",
+            model_version=model_version,
+            inputs=manifest_inputs(),
+            metrics={"mape": 0.1},
+            training_data_hash="test",
+            parity_max_rel_diff=0.0,
+            categories=categories,
+            created_at="2026-01-01T00:00:00+00:00",
+        )
     )
+    manifest.update(manifest_overrides)
+    _write_atomically(directory / MODEL_FILE, model_bytes)
+    _write_atomically(directory / MANIFEST_FILE, msgspec.json.encode(manifest))
     return directory
 
 

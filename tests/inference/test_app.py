@@ -11,9 +11,9 @@ import pytest
 from litestar.testing import TestClient
 
 from inference.app import create_app
-from inference.bundle import build_feeds
 from inference.settings import Settings
 from shared_schema import FIELD_NAMES, Car
+from shared_schema.bundle import feeds_from_cars
 
 Client = TestClient[Any]
 
@@ -41,7 +41,7 @@ def cars_variety(base: dict[str, Any]) -> list[dict[str, Any]]:
 
 def onnxruntime_prices(bundle: Path, cars: list[dict[str, Any]]) -> list[float]:
     session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    feeds = build_feeds([msgspec.convert(car, Car) for car in cars])
+    feeds = feeds_from_cars([msgspec.convert(car, Car) for car in cars])
     (prices,) = session.run(["price"], feeds)
     return [float(price) for price in np.asarray(prices).reshape(-1)]
 

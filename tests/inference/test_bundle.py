@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from inference.bundle import WARMUP_CAR, BundleError, load_bundle
+from shared_schema import SCHEMA_VERSION
 
 
 def test_valid_bundle_loads_and_predicts(model_bundle: Path) -> None:
@@ -72,7 +73,9 @@ def _remove_model(directory: Path) -> None:
         (_remove_model, {}, "cannot read bundle"),
         (None, {"schema_version": "2.0.0"}, "major versions differ"),
         (None, {"output": "prediction"}, "output"),
-        (None, {"inputs": [{"name": "brand", "type": "string"}]}, "differ from the schema"),
+        (None, {"inputs": [{"name": "brand", "type": "string"}]}, "differ from the manifest"),
+        (None, {"inputs": [{"name": "brand", "type": "float"}]}, "the schema says"),
+        (None, {"schema_version": "1.99.0"}, "newer than"),
         (None, {"sha256": "not-hex"}, "invalid manifest.json"),
     ],
 )
@@ -91,9 +94,10 @@ def test_bad_bundles_are_rejected(
         load_bundle(tmp_path)
 
 
-def test_same_major_schema_version_is_accepted(
+def test_older_patch_of_the_same_schema_is_accepted(
     tmp_path: Path, bundle_writer: Callable[..., Path]
 ) -> None:
-    """A bundle from another minor schema version of the same major version is served."""
-    bundle_writer(tmp_path, schema_version="1.7.0")
-    assert load_bundle(tmp_path).manifest.schema_version == "1.7.0"
+    """The patch part of the schema version never stops a bundle."""
+    major, minor, _ = SCHEMA_VERSION.split(".")
+    bundle_writer(tmp_path, schema_version=f"{major}.{minor}.99")
+    assert load_bundle(tmp_path).manifest.schema_version == f"{major}.{minor}.99"

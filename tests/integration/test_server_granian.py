@@ -92,14 +92,16 @@ def test_predictions_over_http(server: Server) -> None:
     """Single and batch predictions over HTTP equal onnxruntime run directly on the bundle."""
     import msgspec
 
-    from inference.bundle import build_feeds
     from shared_schema import Car
+    from shared_schema.bundle import feeds_from_cars
 
     cars = [CAR, {**CAR, "mileage": 10_000}, {**CAR, "engine_displacement": None}]
     session = ort.InferenceSession(
         str(server.model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
     )
-    (expected,) = session.run(["price"], build_feeds([msgspec.convert(car, Car) for car in cars]))
+    (expected,) = session.run(
+        ["price"], feeds_from_cars([msgspec.convert(car, Car) for car in cars])
+    )
     expected_prices = np.asarray(expected).reshape(-1).tolist()
     with httpx.Client(base_url=server.url) as client:
         singles = [client.post("/predict", json=car).json() for car in cars]

@@ -1,28 +1,28 @@
 """The model bundle: validate `manifest.json` and `model.onnx`, open and warm the ORT session."""
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-from msgspec import Meta
 
-from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS, SCHEMA_VERSION, Car
-
-MODEL_FILE: Final = "model.onnx"
-MANIFEST_FILE: Final = "manifest.json"
-OUTPUT_NAME: Final = "price"
-
-_INPUT_TYPES: Final = {
-    **dict.fromkeys(CATEGORICAL_FIELDS, "tensor(string)"),
-    **dict.fromkeys(NUMERIC_FIELDS, "tensor(float)"),
-}
+from shared_schema import CATEGORICAL_FIELDS, Car
+from shared_schema.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ORT_TYPES,
+    PRICE_OUTPUT,
+    IncompatibleBundleError,
+    Manifest,
+    check_compatible,
+    decode_manifest,
+    feeds_from_cars,
+)
 
 # A plausible car for the warm-up run: every value inside the schema's ranges.
 WARMUP_CAR: Final = Car(
@@ -47,52 +47,6 @@ WARMUP_CAR: Final = Car(
 
 class BundleError(Exception):
     """A bundle that must not be served: missing files, bad manifest, wrong graph, bad warm-up."""
-
-
-class ManifestInput(msgspec.Struct, frozen=True):
-    """One graph input as the manifest lists it."""
-
-    name: str
-    type: str
-
-
-class Manifest(msgspec.Struct, frozen=True, kw_only=True):
-    """The keys of `manifest.json` the server relies on; unknown keys are ignored.
-
-    Attributes:
-        sha256: Hex sha256 of the `model.onnx` bytes.
-        schema_version: `shared_schema.SCHEMA_VERSION` the model was trained against; its
-            major version must equal the server's.
-        model_name: Registered model name.
-        model_version: Version string reported with every prediction.
-        created_at: ISO 8601 export time.
-        inputs: Graph inputs, one per schema field.
-        output: Name of the graph output, always "price".
-        metrics: Evaluation metrics of the model.
-        training_data_hash: Hash of the training data snapshot.
-        parity_max_rel_diff: Largest relative ONNX-vs-training difference seen at export.
-        categories: Known category strings per categorical field; None when not recorded.
-    """
-
-    sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
-    schema_version: Annotated[str, Meta(pattern=r"^\d+(\.\d+)*$")]
-    model_name: Annotated[str, Meta(min_length=1)]
-    model_version: Annotated[str, Meta(min_length=1)]
-    created_at: str
-    inputs: list[ManifestInput]
-    output: str
-    metrics: dict[str, Any]
-    training_data_hash: str
-    parity_max_rel_diff: float
-    categories: dict[str, list[str]] | None = None
-
-
-_manifest_decoder: Final = msgspec.json.Decoder(Manifest)
-
-
-def schema_major(version: str) -> str:
-    """The major part of a dotted version string."""
-    return version.split(".", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +88,7 @@ class LoadedModel:
         self.manifest_raw = manifest_raw
         self.signature = signature
         self.version = manifest.model_version
+        self.input_names = tuple(item.name for item in manifest.inputs)
         self.vocabulary: dict[str, frozenset[str]] = {
             field: frozenset(values)
             for field, values in (manifest.categories or {}).items()
@@ -149,8 +104,8 @@ class LoadedModel:
         Returns:
             One float64 price per car.
         """
-        feeds = build_feeds(cars)
-        (prices,) = self.session.run([OUTPUT_NAME], feeds)
+        feeds = feeds_from_cars(cars, self.input_names)
+        (prices,) = self.session.run([PRICE_OUTPUT], feeds)
         return np.asarray(prices, dtype=np.float64).reshape(len(cars))
 
     def unknown_categories(self, cars: Sequence[Car]) -> dict[str, int]:
@@ -161,22 +116,6 @@ class LoadedModel:
             if unknown:
                 counts[field] = unknown
         return counts
-
-
-def build_feeds(cars: Sequence[Car]) -> dict[str, npt.NDArray[Any]]:
-    """Graph inputs straight from the structs: object arrays of str, float32 with NaN."""
-    rows = len(cars)
-    feeds: dict[str, npt.NDArray[Any]] = {}
-    for name in CATEGORICAL_FIELDS:
-        column = np.empty((rows, 1), dtype=object)
-        column[:, 0] = [getattr(car, name) for car in cars]
-        feeds[name] = column
-    for name in NUMERIC_FIELDS:
-        values = [getattr(car, name) for car in cars]
-        feeds[name] = np.array(
-            [math.nan if value is None else value for value in values], dtype=np.float32
-        ).reshape(rows, 1)
-    return feeds
 
 
 def session_options(intra_op_threads: int) -> ort.SessionOptions:
@@ -216,7 +155,7 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
     except OSError as error:
         raise BundleError(f"cannot read bundle in {model_dir}: {error}") from error
     try:
-        manifest = _manifest_decoder.decode(manifest_bytes)
+        manifest = decode_manifest(manifest_bytes)
         manifest_raw: dict[str, Any] = msgspec.json.decode(manifest_bytes)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise BundleError(f"invalid {MANIFEST_FILE}: {error}") from error
@@ -229,7 +168,7 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
         )
     except Exception as error:  # ORT raises its own untyped exception classes
         raise BundleError(f"onnxruntime cannot open {MODEL_FILE}: {error}") from error
-    _check_graph(session)
+    _check_graph(session, manifest)
     model = LoadedModel(session, manifest, manifest_raw, signature)
     _warm_up(model)
     return model
@@ -240,27 +179,20 @@ def _check_manifest(manifest: Manifest, model_sha256: str) -> None:
         raise BundleError(
             f"{MODEL_FILE} sha256 {model_sha256} does not match the manifest's {manifest.sha256}"
         )
-    # Minor versions only add fields with defaults, so any model of the same major version
-    # accepts what this server decodes; a major bump means the inputs changed.
-    if schema_major(manifest.schema_version) != schema_major(SCHEMA_VERSION):
-        raise BundleError(
-            f"bundle schema version {manifest.schema_version} is incompatible with the "
-            f"server's {SCHEMA_VERSION} (major versions differ)"
-        )
-    if manifest.output != OUTPUT_NAME:
-        raise BundleError(f"manifest output is {manifest.output!r}, expected {OUTPUT_NAME!r}")
-    names = {item.name for item in manifest.inputs}
-    if names != set(FIELD_NAMES):
-        raise BundleError(f"manifest inputs {sorted(names)} differ from the schema fields")
+    try:
+        check_compatible(manifest)
+    except IncompatibleBundleError as error:
+        raise BundleError(str(error)) from error
 
 
-def _check_graph(session: ort.InferenceSession) -> None:
+def _check_graph(session: ort.InferenceSession, manifest: Manifest) -> None:
     inputs = {item.name: item.type for item in session.get_inputs()}
-    if inputs != _INPUT_TYPES:
-        raise BundleError(f"graph inputs {inputs} differ from the contract {_INPUT_TYPES}")
+    expected = {item.name: ORT_TYPES[item.type] for item in manifest.inputs}
+    if inputs != expected:
+        raise BundleError(f"graph inputs {inputs} differ from the manifest's {expected}")
     outputs = {item.name for item in session.get_outputs()}
-    if OUTPUT_NAME not in outputs:
-        raise BundleError(f"graph has no output named {OUTPUT_NAME!r}: {sorted(outputs)}")
+    if PRICE_OUTPUT not in outputs:
+        raise BundleError(f"graph has no output named {PRICE_OUTPUT!r}: {sorted(outputs)}")
 
 
 def _warm_up(model: LoadedModel) -> None:

@@ -1,7 +1,6 @@
 """The exported graph: its contract with the server, parity, unseen values, monotonicity."""
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,24 +9,11 @@ import pandas as pd
 import pytest
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, PRICE_OUTPUT, decode_manifest
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import onnx_graph
 from training.jobs.export import export_bundle, parity
-
-MANIFEST_KEYS = {
-    "sha256",
-    "schema_version",
-    "model_name",
-    "model_version",
-    "created_at",
-    "inputs",
-    "output",
-    "metrics",
-    "training_data_hash",
-    "parity_max_rel_diff",
-    "categories",
-}
 
 
 @pytest.fixture(scope="module")
@@ -123,20 +109,22 @@ def test_price_never_falls_with_production_year(
 def test_bundle_manifest_has_the_serving_keys(
     tmp_path: Path, pipeline: PricePipeline, cars: dict[str, pd.DataFrame]
 ) -> None:
-    """The manifest has every key the server reads, and its sha256 is model.onnx's."""
-    manifest = export_bundle(pipeline, cars["test"], tmp_path / "model", training_data_hash="t")
-    on_disk = json.loads((tmp_path / "model" / "manifest.json").read_text(encoding="utf-8"))
-    model = (tmp_path / "model" / "model.onnx").read_bytes()
+    """The manifest on disk decodes to what export returned, and its sha256 is model.onnx's."""
+    manifest = export_bundle(
+        pipeline, cars["test"], tmp_path / "model", training_data_hash="t", model_name="car-price"
+    )
+    on_disk = decode_manifest((tmp_path / "model" / MANIFEST_FILE).read_bytes())
+    model = (tmp_path / "model" / MODEL_FILE).read_bytes()
     assert on_disk == manifest
-    assert set(manifest) >= MANIFEST_KEYS
-    assert manifest["sha256"] == hashlib.sha256(model).hexdigest()
-    assert manifest["schema_version"] == SCHEMA_VERSION
-    assert manifest["model_name"] == "car-price"
-    assert manifest["output"] == "price"
-    assert [i["name"] for i in manifest["inputs"]] == list(FIELD_NAMES)
-    assert set(manifest["categories"]) == set(CATEGORICAL_FIELDS)
-    assert manifest["parity_max_rel_diff"] <= 1e-4
-    assert 0 < manifest["metrics"]["mape"] < 1
+    assert manifest.sha256 == hashlib.sha256(model).hexdigest()
+    assert manifest.schema_version == SCHEMA_VERSION
+    assert manifest.model_name == "car-price"
+    assert manifest.output == PRICE_OUTPUT
+    assert [i.name for i in manifest.inputs] == list(FIELD_NAMES)
+    assert set(manifest.categories or {}) == set(CATEGORICAL_FIELDS)
+    assert manifest.parity_max_rel_diff <= 1e-4
+    assert manifest.parity_rows == len(cars["test"])
+    assert 0 < manifest.metrics["mape"] < 1
 
 
 def test_failed_parity_writes_nothing_and_keeps_the_old_bundle(
@@ -144,9 +132,16 @@ def test_failed_parity_writes_nothing_and_keeps_the_old_bundle(
 ) -> None:
     """Export above the parity tolerance raises and leaves the previous bundle untouched."""
     out = tmp_path / "model"
-    export_bundle(pipeline, cars["test"], out, training_data_hash="t")
+    export_bundle(pipeline, cars["test"], out, training_data_hash="t", model_name="car-price")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(PipelineError, match="parity"):
-        export_bundle(pipeline, cars["test"], out, training_data_hash="t", parity_tolerance=1e-15)
+        export_bundle(
+            pipeline,
+            cars["test"],
+            out,
+            training_data_hash="t",
+            model_name="car-price",
+            parity_tolerance=1e-15,
+        )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

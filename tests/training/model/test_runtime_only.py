@@ -43,7 +43,7 @@ def test_bundle_scores_in_a_bare_onnxruntime_process(
 ) -> None:
     """A subprocess importing only onnxruntime + numpy reproduces the pipeline's prices."""
     bundle = tmp_path / "model"
-    export_bundle(pipeline, unseen_cars, bundle, training_data_hash="t")
+    export_bundle(pipeline, unseen_cars, bundle, training_data_hash="t", model_name="car-price")
     rows = [
         {
             name: (

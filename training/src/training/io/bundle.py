@@ -1,24 +1,31 @@
-"""The serving bundle on disk: `model.onnx` + `manifest.json`.
+"""The serving bundle on disk (`shared_schema.bundle` defines it; this writes and reads it).
 
-Each file is written beside its target and renamed into place, `model.onnx` first and
-`manifest.json` last: a reader sees whole files only, and a model whose manifest has not caught
-up yet fails its sha256 check instead of being served under the wrong manifest (the server's hot
+Each file is written beside its target and renamed into place, the model first and the
+manifest last: a reader sees whole files only, and a model whose manifest has not caught up yet
+fails its sha256 check instead of being served under the wrong manifest (the server's hot
 reload waits for both). Files are replaced inside the directory rather than swapping the
 directory, so a bind mount of it (docker-compose, a Kubernetes volume) sees the new bundle.
 """
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
+import msgspec
+
+from shared_schema.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    IncompatibleBundleError,
+    Manifest,
+    check_compatible,
+    decode_manifest,
+    encode_manifest,
+)
 from training.errors import PipelineError
 from training.io import files
 
-MODEL_FILE = "model.onnx"
-MANIFEST_FILE = "manifest.json"
 
-
-def write(directory: Path, model_bytes: bytes, manifest: dict[str, Any]) -> Path:
+def write(directory: Path, model_bytes: bytes, manifest: Manifest) -> Path:
     """Write a bundle into `directory`, replacing any previous bundle there file by file.
 
     Args:
@@ -32,33 +39,38 @@ def write(directory: Path, model_bytes: bytes, manifest: dict[str, Any]) -> Path
     Raises:
         PipelineError: The manifest's sha256 is not the model's; nothing is written then.
     """
-    if manifest.get("sha256") != hashlib.sha256(model_bytes).hexdigest():
+    if manifest.sha256 != hashlib.sha256(model_bytes).hexdigest():
         raise PipelineError("manifest sha256 does not match the model bytes")
     directory.mkdir(parents=True, exist_ok=True)
     with files.atomic_path(directory / MODEL_FILE) as tmp:
         tmp.write_bytes(model_bytes)
-    files.write_json(manifest, directory / MANIFEST_FILE)
+    with files.atomic_path(directory / MANIFEST_FILE) as tmp:
+        tmp.write_bytes(encode_manifest(manifest))
     return directory
 
 
-def read(directory: Path) -> tuple[bytes, dict[str, Any]]:
-    """Read and verify a bundle: both files present, sha256 equal to the manifest's.
+def read(directory: Path) -> tuple[bytes, Manifest]:
+    """Read and verify a bundle: both files present, sha256 equal to the manifest's, compatible.
 
     Raises:
-        PipelineError: A file is missing or corrupt, or the hash does not match.
+        PipelineError: A file is missing or corrupt, the hash does not match, or the bundle
+            is incompatible with this schema version.
     """
     model_path, manifest_path = directory / MODEL_FILE, directory / MANIFEST_FILE
     for path in (model_path, manifest_path):
         if not path.is_file():
             raise PipelineError(f"{path}: bundle file not found")
     try:
-        manifest: dict[str, Any] = files.read_json(manifest_path)
-    except Exception as exc:  # msgspec raises DecodeError or ValidationError
+        manifest = decode_manifest(manifest_path.read_bytes())
+        check_compatible(manifest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise PipelineError(f"{manifest_path}: corrupt manifest: {exc}") from exc
+    except IncompatibleBundleError as exc:
+        raise PipelineError(f"{manifest_path}: {exc}") from exc
     model_bytes = model_path.read_bytes()
     digest = hashlib.sha256(model_bytes).hexdigest()
-    if manifest.get("sha256") != digest:
+    if manifest.sha256 != digest:
         raise PipelineError(
-            f"{model_path}: sha256 {digest} differs from the manifest's {manifest.get('sha256')}"
+            f"{model_path}: sha256 {digest} differs from the manifest's {manifest.sha256}"
         )
     return model_bytes, manifest

@@ -26,24 +26,16 @@ import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+from shared_schema.bundle import PRICE_OUTPUT, build_feeds
 from training.core.encoding import UNKNOWN_CODE
 from training.core.model import PricePipeline
 from training.io import tree_ensemble
 
 log = logging.getLogger(__name__)
 
-OUTPUT_NAME = "price"
 _ML_DOMAIN = "ai.onnx.ml"
 _TREE_INPUT = "features"
 _TREE_OUTPUT = "log_price_raw"
-
-
-def input_types() -> list[dict[str, str]]:
-    """The graph inputs as the manifest lists them: name and "string" or "float"."""
-    return [
-        {"name": name, "type": "string" if name in CATEGORICAL_FIELDS else "float"}
-        for name in FIELD_NAMES
-    ]
 
 
 def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
@@ -62,7 +54,7 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
     front, front_inits = _front(pipeline)
     back = [
         helper.make_node("Add", [_TREE_OUTPUT, "log_offset"], ["log_price"], name="log_offset"),
-        helper.make_node("Exp", ["log_price"], [OUTPUT_NAME], name="to_rub"),
+        helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"),
     ]
     inputs = [
         helper.make_tensor_value_info(
@@ -76,7 +68,7 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
         [*front, *trees.graph.node, *back],
         "car_price",
         inputs,
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info(PRICE_OUTPUT, TensorProto.FLOAT, [None, 1])],
         initializer=[
             *front_inits,
             *trees.graph.initializer,
@@ -189,18 +181,16 @@ def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.nda
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    (price,) = session.run([OUTPUT_NAME], frame_inputs)
+    (price,) = session.run([PRICE_OUTPUT], frame_inputs)
     return np.asarray(price, dtype=np.float32).reshape(-1)
 
 
 def graph_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Raw schema columns of a DataFrame as the graph's [N, 1] inputs (str / float32, NaN)."""
-    feeds: dict[str, np.ndarray] = {}
-    for name in FIELD_NAMES:
-        column = frame[name]
-        if name in CATEGORICAL_FIELDS:
-            feeds[name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
-        else:
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-            feeds[name] = values.astype(np.float32).reshape(-1, 1)
-    return feeds
+    """Raw schema columns of a DataFrame as the graph's feeds (`shared_schema.bundle`)."""
+    columns = {
+        name: frame[name].astype(str).to_numpy(dtype=object)
+        if name in CATEGORICAL_FIELDS
+        else pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        for name in FIELD_NAMES
+    }
+    return build_feeds(columns)

@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from shared_schema.bundle import Manifest
 from training.errors import PipelineError
 from training.io import bundle, tracking
 
@@ -65,7 +66,7 @@ def tracking_uri() -> str:
     return str(mlflow.get_tracking_uri())
 
 
-def download_bundle(version: Any, directory: Path) -> tuple[bytes, dict[str, Any]]:
+def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
     """Download and verify the serving bundle logged with a model version's run.
 
     Raises:
@@ -84,7 +85,7 @@ def download_bundle(version: Any, directory: Path) -> tuple[bytes, dict[str, Any
     return bundle.read(Path(local))
 
 
-def fetch_bundle(version: Any) -> tuple[bytes, dict[str, Any]]:
+def fetch_bundle(version: Any) -> tuple[bytes, Manifest]:
     """`download_bundle` into a temporary directory that is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="car-price-bundle-") as tmp:
         return download_bundle(version, Path(tmp))

@@ -107,15 +107,16 @@ def log_bundle(bundle_dir: Path, example: Any) -> str:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from training.io.onnx_graph import OUTPUT_NAME, graph_inputs
+    from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT
+    from training.io.onnx_graph import graph_inputs
 
     feeds = graph_inputs(example)
     signature = ModelSignature(
         inputs=Schema([TensorSpec(array.dtype, (-1, 1), name) for name, array in feeds.items()]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), OUTPUT_NAME)]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), PRICE_OUTPUT)]),
     )
     info = mlflow.onnx.log_model(
-        onnx.load_model(str(bundle_dir / "model.onnx")),
+        onnx.load_model(str(bundle_dir / MODEL_FILE)),
         name=ONNX_ARTIFACT,
         signature=signature,
         input_example=feeds,

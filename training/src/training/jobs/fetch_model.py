@@ -2,15 +2,17 @@
 
 import logging
 from pathlib import Path
-from typing import Any
 
+import msgspec
+
+from shared_schema.bundle import Manifest
 from training.config import Params
 from training.io import bundle, registry, tracking
 
 log = logging.getLogger(__name__)
 
 
-def run(params: Params, *, alias: str = registry.CHAMPION, out: str | Path) -> dict[str, Any]:
+def run(params: Params, *, alias: str = registry.CHAMPION, out: str | Path) -> Manifest:
     """Download the bundle the alias points to, verify it, and write it to `out` atomically.
 
     The manifest's `model_version` becomes the registry version (the export only knew a
@@ -25,7 +27,9 @@ def run(params: Params, *, alias: str = registry.CHAMPION, out: str | Path) -> d
     client = tracking.client(params.registry)
     version = registry.require_alias(client, params.registry.model_name, alias)
     model_bytes, manifest = registry.fetch_bundle(version)
-    manifest = {**manifest, "model_version": str(version.version), "registry_alias": alias}
+    manifest = msgspec.structs.replace(
+        manifest, model_version=str(version.version), registry_alias=alias
+    )
     bundle.write(Path(out), model_bytes, manifest)
-    log.info("wrote %s version %s (%s) to %s", manifest["model_name"], version.version, alias, out)
+    log.info("wrote %s version %s (%s) to %s", manifest.model_name, version.version, alias, out)
     return manifest

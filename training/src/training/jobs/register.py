@@ -31,9 +31,9 @@ def run(params: Params) -> dict[str, Any]:
     _, manifest = bundle.read(Path(params.export.model_dir))
     client = tracking.client(params.registry)
     logged_sha = tracking.require_run(run_id).data.tags.get("model_sha256")
-    if logged_sha != manifest["sha256"]:
+    if logged_sha != manifest.sha256:
         raise PipelineError(
-            f"{params.export.model_dir}: bundle sha256 {manifest['sha256'][:12]}… is not the "
+            f"{params.export.model_dir}: bundle sha256 {manifest.sha256[:12]}… is not the "
             f"model exported by run {run_id} ({str(logged_sha)[:12]}…); run `car-train export`"
         )
     version = registry.register(
@@ -41,10 +41,10 @@ def run(params: Params) -> dict[str, Any]:
         params.registry.model_name,
         run_id,
         tags={
-            "sha256": manifest["sha256"],
-            "test_mape": f"{manifest['metrics']['mape']:.6f}",
-            "training_data_hash": manifest["training_data_hash"],
-            "schema_version": manifest["schema_version"],
+            "sha256": manifest.sha256,
+            "test_mape": f"{manifest.metrics['mape']:.6f}",
+            "training_data_hash": manifest.training_data_hash,
+            "schema_version": manifest.schema_version,
         },
     )
     client.set_registered_model_alias(params.registry.model_name, registry.CHALLENGER, version)
