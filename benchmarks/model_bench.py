@@ -163,7 +163,7 @@ def _runners(
     import msgspec
     import onnxruntime as ort
 
-    from inference.bundle import session_options
+    from inference.model import session_options
     from shared_schema import Car
     from shared_schema.bundle import feeds_from_cars
 

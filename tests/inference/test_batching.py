@@ -4,8 +4,8 @@ from collections.abc import Sequence
 import pytest
 
 from inference.batching import MicroBatcher, Prediction, RejectedError
-from inference.bundle import WARMUP_CAR
 from inference.metrics import Metrics
+from inference.model import WARMUP_CAR
 from shared_schema import Car
 
 

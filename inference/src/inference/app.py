@@ -12,8 +12,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from inference.batching import MicroBatcher
-from inference.bundle import BundleError
 from inference.metrics import Metrics
+from inference.model import BundleError
 from inference.reload import ModelHolder
 from inference.routes import ops_routes, prediction_routes
 from inference.settings import Settings

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 
 from inference.batching import Prediction
-from inference.bundle import BundleError, BundleSignature, LoadedModel, load_bundle, read_signature
 from inference.metrics import Metrics
+from inference.model import BundleError, BundleSignature, LoadedModel, load_bundle, read_signature
 from inference.settings import Settings
 from shared_schema import Car
 

@@ -18,8 +18,8 @@ from litestar.status_codes import (
 from msgspec import Meta
 
 from inference.batching import MicroBatcher, RejectedError
-from inference.bundle import BundleError
 from inference.metrics import Metrics
+from inference.model import BundleError
 from inference.openapi import json_body_operation
 from inference.reload import ModelHolder, ModelNotReadyError
 from inference.settings import Settings

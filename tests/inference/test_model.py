@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from inference.bundle import WARMUP_CAR, BundleError, load_bundle
+from inference.model import WARMUP_CAR, BundleError, load_bundle
 from shared_schema import SCHEMA_VERSION
 
 

@@ -1,4 +1,4 @@
-"""The model bundle: validate `manifest.json` and `model.onnx`, open and warm the ORT session."""
+"""The model: validate a bundle (`shared_schema.bundle`), open and warm its ORT session, run it."""
 
 import hashlib
 from collections.abc import Sequence
