@@ -34,7 +34,7 @@ run: train  ## The main job: build the model, then serve it.
 serve: setup  ## Serve MODEL_DIR with Granian on PORT with WORKERS workers.
 	MODEL_DIR=$(MODEL_DIR) $(UV) run --frozen car-serve --port $(PORT) --workers $(WORKERS)
 
-test: setup system-deps  ## Run the whole test suite (unit and integration).
+test: lint system-deps  ## Lint and types, then the whole test suite (what CI runs).
 	$(UV) run --frozen pytest
 
 lint: setup  ## ruff (lint + format check) and mypy.
