@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
-    from inference.metrics import multiprocess_environment
+    from inference.multiprocess import multiprocess_environment
 
     with multiprocess_environment():
         Granian(

@@ -2,17 +2,13 @@
 
 The names below are a contract: the monitoring rules and dashboards use them as they are.
 
-With `PROMETHEUS_MULTIPROC_DIR` set (`car-serve` sets it for its workers), each worker writes
-its samples to memory-mapped files there and `/metrics` merges all workers' files, so any
-worker answers for the whole server. Without it (tests, a single process), samples live in the
-app's own registry.
+In multiprocess mode (`inference.multiprocess`, set up by `car-serve` before any worker imports
+prometheus_client) each worker writes its samples to memory-mapped files and `/metrics` merges
+all workers' files, so any worker answers for the whole server. Otherwise (tests, a single
+process) samples live in the app's own registry.
 """
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Final
 
 from prometheus_client import (
@@ -25,7 +21,7 @@ from prometheus_client import (
     values,
 )
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from inference.multiprocess import MULTIPROC_ENV, multiprocess_dir
 
 REQUEST_DURATION: Final = "carprice_http_request_duration_seconds"
 REQUESTS: Final = "carprice_http_requests_total"
@@ -53,8 +49,6 @@ METRIC_NAMES: Final = (
     MODEL_LOADS,
 )
 
-# prometheus_client leaves MultiProcessValue, MultiProcessCollector and mark_process_dead
-# unannotated, hence the no-untyped-call ignores below.
 # 0.01 is the latency SLO threshold (99 % of /predict under 10 ms): it must be a bucket edge.
 LATENCY_BUCKETS: Final = (
     0.0001,
@@ -75,45 +69,17 @@ PRICE_BUCKETS: Final = (
 )  # fmt: skip
 
 
-def multiprocess_dir() -> Path | None:
-    """The shared metrics directory when multiprocess mode is on."""
-    path = os.environ.get(MULTIPROC_ENV)
-    return Path(path) if path else None
-
-
-@contextmanager
-def multiprocess_environment() -> Iterator[Path]:
-    """Make sure `PROMETHEUS_MULTIPROC_DIR` names an empty-at-start directory for the workers.
-
-    An existing setting is kept: its directory is created if needed and emptied of the
-    previous run's `*.db` files (prometheus_client's rule: wipe it between runs, or live gauges
-    of dead workers and old counters carry over). Otherwise a temporary directory is created and
-    removed on exit. Enter this before the workers start, so they inherit the variable.
-    """
-    existing = multiprocess_dir()
-    if existing is not None:
-        existing.mkdir(parents=True, exist_ok=True)
-        for stale in existing.glob("*.db"):
-            stale.unlink()
-        yield existing
-        return
-    with tempfile.TemporaryDirectory(prefix="carprice-metrics-") as path:
-        os.environ[MULTIPROC_ENV] = path
-        try:
-            yield Path(path)
-        finally:
-            del os.environ[MULTIPROC_ENV]
-
-
 class Metrics:
     """The server's metric objects, built once per app."""
 
     def __init__(self) -> None:
-        self.multiprocess = multiprocess_dir() is not None
-        if self.multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
-            # prometheus_client picks its value storage when first imported; if that happened
-            # before the variable was set, switch to the file-backed storage now.
-            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        # Read, never changed here: prometheus_client chose its value storage on import.
+        self.multiprocess: bool = getattr(values.ValueClass, "_multiprocess", False)
+        if multiprocess_dir() is not None and not self.multiprocess:
+            raise RuntimeError(
+                f"{MULTIPROC_ENV} was set after prometheus_client was imported: set it before "
+                "the process starts (car-serve does) or leave it unset"
+            )
         # A private registry: several apps in one process (tests) must not collide.
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
@@ -188,6 +154,9 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+
+    # prometheus_client leaves MultiProcessCollector and mark_process_dead unannotated, hence
+    # the no-untyped-call ignores below.
 
     def exposition(self) -> bytes:
         """The text exposition of every metric, merged across workers in multiprocess mode."""
