@@ -1,15 +1,36 @@
-"""The server's metrics: no global state touched by constructing `Metrics`."""
+"""The server's metrics: what a request records, and no global state touched by `Metrics`."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
 
 from inference.metrics import Metrics
 from inference.multiprocess import MULTIPROC_ENV
+
+from .conftest import Client
+
+
+def test_metrics_exposition(client: Client, car_payload: dict[str, Any]) -> None:
+    """GET /metrics exposes the contract's metric names with the requests just served."""
+    client.post("/predict", json=car_payload)
+    client.post("/predict", json={**car_payload, "brand": "LADA"})
+    client.post("/predict", json={**car_payload, "mileage": -1})
+    text = client.get("/metrics").text
+    assert 'carprice_http_requests_total{endpoint="/predict",status="200"} 2.0' in text
+    assert 'carprice_http_requests_total{endpoint="/predict",status="422"} 1.0' in text
+    assert 'carprice_http_request_duration_seconds_bucket{endpoint="/predict",le="0.01"}' in text
+    assert 'carprice_unknown_category_total{field="brand"} 1.0' in text
+    assert "carprice_predicted_price_rub_count 2.0" in text  # warm-up runs are not counted
+    assert 'carprice_model_loads_total{outcome="success"} 1.0' in text
+    assert "carprice_model_ready 1.0" in text
+    assert 'carprice_model_info{model_name="car-price",model_version="1"' in text
+    for name in ("carprice_batch_rows", "carprice_queue_depth", "carprice_inflight_requests"):
+        assert name in text
 
 
 def _global_state() -> tuple[object, set[str]]:

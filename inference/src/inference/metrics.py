@@ -9,8 +9,12 @@ process) samples live in the app's own registry.
 """
 
 import os
+import time
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -35,19 +39,6 @@ MODEL_INFO: Final = "carprice_model_info"
 MODEL_READY: Final = "carprice_model_ready"
 MODEL_LOADS: Final = "carprice_model_loads_total"
 
-METRIC_NAMES: Final = (
-    REQUEST_DURATION,
-    REQUESTS,
-    BATCH_ROWS,
-    QUEUE_DEPTH,
-    INFLIGHT,
-    REJECTED,
-    PREDICTED_PRICE,
-    UNKNOWN_CATEGORY,
-    MODEL_INFO,
-    MODEL_READY,
-    MODEL_LOADS,
-)
 
 # 0.01 is the latency SLO threshold (99 % of /predict under 10 ms): it must be a bucket edge.
 LATENCY_BUCKETS: Final = (
@@ -155,6 +146,14 @@ class Metrics:
             registry=registry,
         )
 
+    def observe_run(self, prices: Sequence[float], unknown_categories: dict[str, int]) -> None:
+        """Record one model run on requests: its rows, its prices and the unseen categories."""
+        self.batch_rows.observe(len(prices))
+        for price in prices:
+            self.predicted_price.observe(price)
+        for field, count in unknown_categories.items():
+            self.unknown_category.labels(field).inc(count)
+
     # prometheus_client leaves MultiProcessCollector and mark_process_dead unannotated, hence
     # the no-untyped-call ignores below.
 
@@ -170,3 +169,32 @@ class Metrics:
         """Drop this worker's live gauges so they stop counting once it is gone."""
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    """ASGI middleware recording latency and status per route template."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            status = 500
+
+            async def send_with_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            start = time.perf_counter()
+            try:
+                await app(scope, receive, send_with_status)
+            finally:
+                endpoint = scope.get("path_template") or "unmatched"
+                metrics.request_duration.labels(endpoint).observe(time.perf_counter() - start)
+                metrics.requests.labels(endpoint, str(status)).inc()
+
+        return middleware
+
+    return factory
