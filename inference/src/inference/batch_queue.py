@@ -135,7 +135,7 @@ class MicroBatcher:
 
     def _run_batch(self, batch: list[_Pending]) -> None:
         # The run stays on the loop thread: for the few-row runs micro-batching makes, a hand-off
-        # to a worker thread costs more than the run itself (measured: README, "Serving").
+        # to a worker thread costs more than the run itself (timings: README, "Serving").
         try:
             prices, version = self._run([pending.car for pending in batch])
         except Exception as error:  # the caller's handler turns it into a response
