@@ -8,6 +8,7 @@ from `reload` (which swaps in new bundles in the background) and calls `model`, 
 Runtime session that turns the cars into feeds and prices; `encode` holds the response Structs
 the handler returns; `errors` maps what was raised on the way (no model yet, overload) to 503s
 with Retry-After. Around all of it, `metrics` times and counts each request; `app` wires these
-parts for one worker, `settings` validates its configuration from the environment and `cli`
-(`car-serve`) starts Granian's workers.
+parts for one worker (`openapi` documents the bodies the handlers decode themselves),
+`settings` validates its configuration from the environment, and `cli` (`car-serve`) starts
+Granian's workers after `multiprocess` has prepared the metrics directory they share.
 """

@@ -1,6 +1,7 @@
 """The HTTP routes, thin: decode the body, predict, return the response Struct.
 
-Errors are raised, not answered here: `errors` maps them to responses.
+Errors on the way are raised, not answered here: `errors` maps them to responses. What the ops
+routes answer with a non-200 (not ready yet, a refused reload) is their result, not an error.
 """
 
 import hmac
