@@ -4,9 +4,6 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
-MODEL_DIR ?= data/model
-PORT ?= 8000
-WORKERS ?= $(shell nproc)
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: help uv setup system-deps run train serve test lint format bench
@@ -31,8 +28,10 @@ train: setup  ## Run the DVC pipeline: ingest, features, Feast, train, evaluate,
 run: train  ## The main job: build the model, then serve it.
 	$(MAKE) serve
 
-serve: setup  ## Serve MODEL_DIR with Granian on PORT with WORKERS workers.
-	MODEL_DIR=$(MODEL_DIR) $(UV) run --frozen car-serve --port $(PORT) --workers $(WORKERS)
+# Settings (MODEL_DIR, PORT, WORKERS, ...) reach car-serve as environment variables, from the
+# shell or the make command line (`make serve WORKERS=4`); their defaults live in Settings only.
+serve: setup  ## Serve the model with car-serve (settings: env vars, see `car-serve --help`).
+	$(UV) run --frozen car-serve
 
 test: lint system-deps  ## Lint and types, then the whole test suite (what CI runs).
 	$(UV) run --frozen pytest

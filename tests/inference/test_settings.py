@@ -1,17 +1,26 @@
+"""Settings: read once from the environment, validated, each default defined once."""
+
 import pytest
 
-from inference.settings import Settings, SettingsError
+from inference.settings import Settings, SettingsError, available_cpus
 
 
 def test_defaults_from_empty_environment() -> None:
-    """With no variables set, the documented defaults apply (workers: the CPU count)."""
+    """With no variables set, the documented defaults apply (workers: the available CPUs)."""
     settings = Settings.from_env({})
     assert settings.model_dir == "data/model"
     assert settings.port == 8000
     assert settings.ort_threads == 1
     assert settings.batch_enabled is True
     assert settings.workers >= 1
+    assert settings.workers == available_cpus()
     assert settings.reload_token is None
+    assert settings.log_level == "info"
+
+
+def test_environment_reader_adds_no_defaults() -> None:
+    """An empty environment gives exactly the Struct's own defaults: one home for each."""
+    assert Settings.from_env({}) == Settings()
 
 
 def test_reads_upper_case_variables() -> None:
@@ -48,6 +57,7 @@ def test_overrides_win_over_environment() -> None:
         ("BATCH_MAX_ROWS", "100000"),
         ("RELOAD_TOKEN", "short"),
         ("RELOAD_POLL_S", "-1"),
+        ("LOG_LEVEL", "loud"),
     ],
 )
 def test_invalid_values_are_rejected(variable: str, value: str) -> None:

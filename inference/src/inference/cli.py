@@ -6,26 +6,48 @@ import os
 import sys
 from typing import Final
 
+import msgspec
+
 from inference.settings import Settings, SettingsError
 
 #: Granian imports this factory in every worker; it reads the settings from the environment.
 APP_FACTORY: Final = "inference.app:create_app_from_env"
 
+#: The settings that also have a flag, each overriding its environment variable.
+FLAGS: Final = {
+    "model_dir": "bundle directory",
+    "host": "bind address",
+    "port": "bind port",
+    "workers": "worker processes",
+    "log_level": "log level",
+}
+
+
+def _settings_help() -> str:
+    # Read from Settings, so the help shows the one default each setting has.
+    lines = []
+    for field in msgspec.structs.fields(Settings):
+        if field.default_factory is not msgspec.NODEFAULT:
+            default = f"{field.default_factory.__name__}() = {field.default_factory()}"
+        else:
+            default = "unset" if field.default is None else str(field.default)
+        lines.append(f"  {field.name.upper():<20} {default}")
+    return "environment variables (and their defaults):\n" + "\n".join(lines)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line flags; each overrides its environment variable."""
+    """Command-line flags; each overrides its environment variable, none has a default."""
     parser = argparse.ArgumentParser(
         prog="car-serve",
-        description="Serve the car price model in MODEL_DIR with Granian. Every setting is also "
-        "read from its environment variable (MODEL_DIR, HOST, PORT, WORKERS, ORT_THREADS, "
-        "BATCH_ENABLED, BATCH_MAX_ROWS, BATCH_WINDOW_US, QUEUE_MAX, REQUEST_DEADLINE_MS, "
-        "BATCH_LIMIT, MAX_BODY_BYTES, RELOAD_TOKEN, RELOAD_POLL_S).",
+        description="Serve the car price model in MODEL_DIR with Granian.\nEvery setting is read "
+        "from its environment variable; the flags below override theirs.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-dir", help="bundle directory (MODEL_DIR, default data/model)")
-    parser.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="bind port (PORT, default 8000)")
-    parser.add_argument("--workers", type=int, help="worker processes (WORKERS, default: CPUs)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    for name, what in FLAGS.items():
+        # Values stay strings here: Settings converts and validates them like the variables.
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, help=f"{what} ({name.upper()})")
     return parser.parse_args(argv)
 
 
@@ -39,12 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         The process exit code.
     """
     args = parse_args(argv)
-    overrides = {
-        "model_dir": args.model_dir,
-        "host": args.host,
-        "port": args.port,
-        "workers": args.workers,
-    }
+    overrides = {name: getattr(args, name) for name in FLAGS}
     try:
         settings = Settings.from_env(**overrides)
     except SettingsError as error:
@@ -54,13 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in overrides.items():
         if value is not None:
             os.environ[name.upper()] = str(value)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
 
-    # Imported late: Granian and the metrics are needed only once the settings are valid.
+    # Imported late: Granian is needed only once the settings are valid. Nothing here imports
+    # prometheus_client, so the workers import it after the multiprocess dir is set.
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.log import LogLevels
 
-    from inference.metrics import multiprocess_environment
+    from inference.multiprocess import multiprocess_environment
 
     with multiprocess_environment():
         Granian(
@@ -71,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             workers=settings.workers,
             respawn_failed_workers=True,
-            log_level=args.log_level,
+            log_level=LogLevels(settings.log_level),
         ).serve()
     return 0
 

@@ -2,19 +2,19 @@
 
 The names below are a contract: the monitoring rules and dashboards use them as they are.
 
-With `PROMETHEUS_MULTIPROC_DIR` set (`car-serve` sets it for its workers), each worker writes
-its samples to memory-mapped files there and `/metrics` merges all workers' files, so any
-worker answers for the whole server. Without it (tests, a single process), samples live in the
-app's own registry.
+In multiprocess mode (`inference.multiprocess`, set up by `car-serve` before any worker imports
+prometheus_client) each worker writes its samples to memory-mapped files and `/metrics` merges
+all workers' files, so any worker answers for the whole server. Otherwise (tests, a single
+process) samples live in the app's own registry.
 """
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+import time
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -25,7 +25,7 @@ from prometheus_client import (
     values,
 )
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from inference.multiprocess import MULTIPROC_ENV, multiprocess_dir
 
 REQUEST_DURATION: Final = "carprice_http_request_duration_seconds"
 REQUESTS: Final = "carprice_http_requests_total"
@@ -39,23 +39,8 @@ MODEL_INFO: Final = "carprice_model_info"
 MODEL_READY: Final = "carprice_model_ready"
 MODEL_LOADS: Final = "carprice_model_loads_total"
 
-METRIC_NAMES: Final = (
-    REQUEST_DURATION,
-    REQUESTS,
-    BATCH_ROWS,
-    QUEUE_DEPTH,
-    INFLIGHT,
-    REJECTED,
-    PREDICTED_PRICE,
-    UNKNOWN_CATEGORY,
-    MODEL_INFO,
-    MODEL_READY,
-    MODEL_LOADS,
-)
 
-# prometheus_client leaves MultiProcessValue, MultiProcessCollector and mark_process_dead
-# unannotated, hence the no-untyped-call ignores below.
-# 0.01 is the latency SLO threshold (99 % of /predict under 10 ms): it must be a bucket edge.
+# 0.01 must stay a bucket edge: the latency SLO (monitoring/rules/recording.yml) reads le="0.01".
 LATENCY_BUCKETS: Final = (
     0.0001,
     0.00025,
@@ -75,45 +60,17 @@ PRICE_BUCKETS: Final = (
 )  # fmt: skip
 
 
-def multiprocess_dir() -> Path | None:
-    """The shared metrics directory when multiprocess mode is on."""
-    path = os.environ.get(MULTIPROC_ENV)
-    return Path(path) if path else None
-
-
-@contextmanager
-def multiprocess_environment() -> Iterator[Path]:
-    """Make sure `PROMETHEUS_MULTIPROC_DIR` names an empty-at-start directory for the workers.
-
-    An existing setting is kept: its directory is created if needed and emptied of the
-    previous run's `*.db` files (prometheus_client's rule: wipe it between runs, or live gauges
-    of dead workers and old counters carry over). Otherwise a temporary directory is created and
-    removed on exit. Enter this before the workers start, so they inherit the variable.
-    """
-    existing = multiprocess_dir()
-    if existing is not None:
-        existing.mkdir(parents=True, exist_ok=True)
-        for stale in existing.glob("*.db"):
-            stale.unlink()
-        yield existing
-        return
-    with tempfile.TemporaryDirectory(prefix="carprice-metrics-") as path:
-        os.environ[MULTIPROC_ENV] = path
-        try:
-            yield Path(path)
-        finally:
-            del os.environ[MULTIPROC_ENV]
-
-
 class Metrics:
     """The server's metric objects, built once per app."""
 
     def __init__(self) -> None:
-        self.multiprocess = multiprocess_dir() is not None
-        if self.multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
-            # prometheus_client picks its value storage when first imported; if that happened
-            # before the variable was set, switch to the file-backed storage now.
-            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        # Read, never changed here: prometheus_client chose its value storage on import.
+        self.multiprocess: bool = getattr(values.ValueClass, "_multiprocess", False)
+        if multiprocess_dir() is not None and not self.multiprocess:
+            raise RuntimeError(
+                f"{MULTIPROC_ENV} was set after prometheus_client was imported: set it before "
+                "the process starts (car-serve does) or leave it unset"
+            )
         # A private registry: several apps in one process (tests) must not collide.
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
@@ -189,6 +146,17 @@ class Metrics:
             registry=registry,
         )
 
+    def observe_run(self, prices: Sequence[float], unknown_categories: dict[str, int]) -> None:
+        """Record one model run on requests: its rows, its prices and the unseen categories."""
+        self.batch_rows.observe(len(prices))
+        for price in prices:
+            self.predicted_price.observe(price)
+        for field, count in unknown_categories.items():
+            self.unknown_category.labels(field).inc(count)
+
+    # prometheus_client leaves MultiProcessCollector and mark_process_dead unannotated, hence
+    # the no-untyped-call ignores below.
+
     def exposition(self) -> bytes:
         """The text exposition of every metric, merged across workers in multiprocess mode."""
         if not self.multiprocess:
@@ -201,3 +169,32 @@ class Metrics:
         """Drop this worker's live gauges so they stop counting once it is gone."""
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    """ASGI middleware recording latency and status per route template."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            status = 500
+
+            async def send_with_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            start = time.perf_counter()
+            try:
+                await app(scope, receive, send_with_status)
+            finally:
+                endpoint = scope.get("path_template") or "unmatched"
+                metrics.request_duration.labels(endpoint).observe(time.perf_counter() - start)
+                metrics.requests.labels(endpoint, str(status)).inc()
+
+        return middleware
+
+    return factory

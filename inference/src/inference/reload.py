@@ -1,15 +1,12 @@
-"""The served model and its hot reload: load in the background, validate, swap atomically."""
+"""The current model and its hot reload: load in the background, validate, swap atomically."""
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
-from inference.batching import Prediction
 from inference.metrics import Metrics
 from inference.model import BundleError, BundleSignature, LoadedModel, load_bundle, read_signature
 from inference.settings import Settings
-from shared_schema import Car
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +41,6 @@ class ModelHolder:
         if model is None:
             raise ModelNotReadyError
         return model
-
-    def predict(self, cars: Sequence[Car]) -> Prediction:
-        """Prices for the cars on the current model, with its version, recorded in the metrics."""
-        model = self.model()
-        prices = model.predict(cars).tolist()
-        metrics = self._metrics
-        metrics.batch_rows.observe(len(cars))
-        for price in prices:
-            metrics.predicted_price.observe(price)
-        for field, count in model.unknown_categories(cars).items():
-            metrics.unknown_category.labels(field).inc(count)
-        return prices, model.version
 
     async def reload(self) -> LoadedModel:
         """Load the bundle in the model dir in a thread, then make it current.

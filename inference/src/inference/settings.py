@@ -3,12 +3,19 @@
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (what `nproc` prints): a taskset or cpuset limit counts."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class SettingsError(ValueError):
@@ -18,11 +25,14 @@ class SettingsError(ValueError):
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the server can be tuned with, each read from the upper-case env variable.
 
+    The defaults below are the only ones: `car-serve`, the Makefile, the image and
+    docker-compose pass settings through without defaults of their own.
+
     Attributes:
         model_dir: Bundle directory holding `model.onnx` and `manifest.json` (`MODEL_DIR`).
         host: Address Granian binds to (`HOST`).
         port: Port Granian binds to (`PORT`).
-        workers: Granian worker processes (`WORKERS`), default the CPU count.
+        workers: Granian worker processes (`WORKERS`), default one per available CPU.
         ort_threads: ONNX Runtime intra-op threads per worker (`ORT_THREADS`). One, because
             the workers already use every core and a tree ensemble on a handful of rows gains
             nothing from more threads, only contention.
@@ -41,12 +51,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             (`RELOAD_TOKEN`).
         reload_poll_s: Seconds between checks of the model dir for a new bundle; 0 disables
             polling (`RELOAD_POLL_S`).
+        log_level: Level of the server's and Granian's logs (`LOG_LEVEL`).
     """
 
     model_dir: str = "data/model"
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
-    workers: PositiveInt = 1
+    workers: PositiveInt = msgspec.field(default_factory=available_cpus)
     ort_threads: PositiveInt = 1
     batch_enabled: bool = True
     batch_max_rows: Annotated[int, Meta(ge=1, le=4096)] = 64
@@ -57,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 2_000_000
     reload_token: Annotated[str, Meta(min_length=16)] | None = None
     reload_poll_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
+    log_level: Literal["debug", "info", "warning"] = "info"
 
     @property
     def model_path(self) -> Path:
@@ -78,7 +90,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             SettingsError: A variable is malformed or out of range.
         """
         env = os.environ if environ is None else environ
-        raw: dict[str, Any] = {"workers": os.cpu_count() or 1}
+        raw: dict[str, Any] = {}
         for name in cls.__struct_fields__:
             value = env.get(name.upper())
             if value is not None and value != "":

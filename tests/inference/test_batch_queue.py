@@ -1,21 +1,23 @@
+"""The batch queue: shared runs, bounded queue, deadlines, failures reaching every caller."""
+
 import asyncio
 from collections.abc import Sequence
 
 import pytest
 
-from inference.batching import MicroBatcher, Prediction, RejectedError
+from inference.batch_queue import MicroBatcher, OverloadedError, Prediction
 from inference.metrics import Metrics
 from inference.model import WARMUP_CAR
 from shared_schema import Car
 
 
-def make_batcher(runs: list[int], **options: int) -> MicroBatcher:
+def make_batcher(runs: list[int], metrics: Metrics | None = None, **options: int) -> MicroBatcher:
     def run(cars: Sequence[Car]) -> Prediction:
         runs.append(len(cars))
         return [float(car.mileage) for car in cars], "v"
 
     settings = {"max_rows": 4, "window_us": 0, "queue_max": 100, "deadline_ms": 1000, **options}
-    return MicroBatcher(run, Metrics(), **settings)
+    return MicroBatcher(run, metrics or Metrics(), **settings)
 
 
 def test_concurrent_requests_share_runs() -> None:
@@ -44,7 +46,7 @@ def test_full_queue_rejects_immediately() -> None:
         batcher = make_batcher([], queue_max=1)  # not started: nothing drains the queue
         first = asyncio.ensure_future(batcher.predict(WARMUP_CAR))
         await asyncio.sleep(0)
-        with pytest.raises(RejectedError, match="queue_full"):
+        with pytest.raises(OverloadedError, match="queue_full"):
             await batcher.predict(WARMUP_CAR)
         first.cancel()
         await batcher.stop()
@@ -57,7 +59,7 @@ def test_deadline_rejects_waiting_request() -> None:
 
     async def scenario() -> None:
         batcher = make_batcher([], deadline_ms=20)  # not started: nothing serves it
-        with pytest.raises(RejectedError, match="deadline"):
+        with pytest.raises(OverloadedError, match="deadline"):
             await batcher.predict(WARMUP_CAR)
         await batcher.stop()
 
@@ -82,6 +84,30 @@ def test_run_failure_reaches_every_caller() -> None:
         assert all(isinstance(result, RuntimeError) for result in results)
 
     asyncio.run(scenario())
+
+
+def test_rejections_are_counted_by_reason() -> None:
+    """Each rejected request counts once in carprice_rejected_total, under its reason."""
+    metrics = Metrics()
+
+    def rejected(reason: str) -> float | None:
+        return metrics.registry.get_sample_value("carprice_rejected_total", {"reason": reason})
+
+    async def scenario() -> None:
+        # Not started: nothing drains the queue, so the first request waits out its deadline.
+        batcher = make_batcher([], metrics, queue_max=1, deadline_ms=50)
+        first = asyncio.ensure_future(batcher.predict(WARMUP_CAR))
+        await asyncio.sleep(0)
+        with pytest.raises(OverloadedError, match="queue_full"):
+            await batcher.predict(WARMUP_CAR)
+        with pytest.raises(OverloadedError, match="deadline"):
+            await first
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert rejected("queue_full") == 1.0
+    assert rejected("deadline") == 1.0
+    assert metrics.registry.get_sample_value("carprice_queue_depth") == 0.0
 
 
 def msgspec_car(mileage: int) -> Car:

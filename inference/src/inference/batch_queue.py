@@ -1,4 +1,8 @@
-"""Micro-batching: concurrent single-car requests in one worker share one ORT run."""
+"""The batch queue: concurrent single-car requests in one worker share one model run.
+
+Bounded, with a deadline per request: overload is an `OverloadedError` (a 503, see `errors`),
+not a growing wait.
+"""
 
 import asyncio
 import collections
@@ -18,8 +22,8 @@ QUEUE_FULL: Final = "queue_full"
 DEADLINE: Final = "deadline"
 
 
-class RejectedError(Exception):
-    """A request the server declines to serve now; the client should retry later."""
+class OverloadedError(Exception):
+    """A request the server declines to serve now (`reason`: queue_full or deadline)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -76,26 +80,31 @@ class MicroBatcher:
             pending = self._queue.popleft()
             self._metrics.queue_depth.dec()
             if not pending.future.done():
-                pending.future.set_exception(RejectedError(DEADLINE))
+                pending.future.set_exception(OverloadedError(DEADLINE))
 
     async def predict(self, car: Car) -> tuple[float, str]:
         """The price of one car and the model version, computed together with its neighbours.
 
         Raises:
-            RejectedError: The queue is full, or the deadline passed before the car was served.
+            OverloadedError: The queue is full, or the deadline passed before the car was served;
+                counted in `carprice_rejected_total` by reason.
         """
-        if len(self._queue) >= self._queue_max:
-            raise RejectedError(QUEUE_FULL)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[float, str]] = loop.create_future()
-        self._queue.append(_Pending(car, future, loop.time() + self._deadline_s))
-        self._metrics.queue_depth.inc()
-        self._wakeup.set()
         try:
-            async with asyncio.timeout(self._deadline_s):
-                return await future
-        except TimeoutError:
-            raise RejectedError(DEADLINE) from None
+            if len(self._queue) >= self._queue_max:
+                raise OverloadedError(QUEUE_FULL)
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[tuple[float, str]] = loop.create_future()
+            self._queue.append(_Pending(car, future, loop.time() + self._deadline_s))
+            self._metrics.queue_depth.inc()
+            self._wakeup.set()
+            try:
+                async with asyncio.timeout(self._deadline_s):
+                    return await future
+            except TimeoutError:
+                raise OverloadedError(DEADLINE) from None
+        except OverloadedError as error:  # raised above, or set on the future by _take or stop
+            self._metrics.rejected.labels(error.reason).inc()
+            raise
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,14 +128,14 @@ class MicroBatcher:
             if pending.future.done():  # the caller gave up (deadline or disconnect)
                 continue
             if pending.deadline <= now:
-                pending.future.set_exception(RejectedError(DEADLINE))
+                pending.future.set_exception(OverloadedError(DEADLINE))
                 continue
             batch.append(pending)
         return batch
 
     def _run_batch(self, batch: list[_Pending]) -> None:
-        # ORT runs on the loop thread: for the few-row runs micro-batching makes, a hand-off
-        # to a worker thread costs more than the run itself (measured, see the README).
+        # The run stays on the loop thread: for the few-row runs micro-batching makes, a hand-off
+        # to a worker thread costs more than the run itself (timings: README, "Serving").
         try:
             prices, version = self._run([pending.car for pending in batch])
         except Exception as error:  # the caller's handler turns it into a response

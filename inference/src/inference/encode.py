@@ -1,0 +1,44 @@
+"""Encode: the response bodies, as msgspec Structs that Litestar encodes to JSON.
+
+Returning Structs (not dicts) keeps encoding to msgspec's fast path and documents each
+response in the OpenAPI schema. Error bodies are Litestar's (`errors`, `decode`).
+"""
+
+import msgspec
+
+
+class PredictResponse(msgspec.Struct, frozen=True):
+    """The price of one car."""
+
+    price_rub: float
+    model_version: str
+
+
+class BatchResponse(msgspec.Struct, frozen=True):
+    """Prices in the order of the request's cars."""
+
+    prices_rub: list[float]
+    model_version: str
+
+
+class HealthResponse(msgspec.Struct, frozen=True):
+    """The process is alive."""
+
+    status: str
+
+
+class ReadyResponse(msgspec.Struct, frozen=True):
+    """Whether a model is loaded and warm."""
+
+    ready: bool
+    model_version: str | None
+    schema_version: str
+    detail: str | None = None
+
+
+class ReloadResponse(msgspec.Struct, frozen=True):
+    """Outcome of a reload request."""
+
+    reloaded: bool
+    model_version: str | None
+    detail: str | None = None

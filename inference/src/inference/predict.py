@@ -1,0 +1,81 @@
+"""Predict: price decoded cars on the current model and record what was predicted.
+
+A single car goes through the batch queue when batching is on, so concurrent requests share one
+model run; a batch request is already one run. Every run on requests goes through `run`, which
+is where the prediction metrics are recorded.
+"""
+
+from collections.abc import Sequence
+
+from inference.batch_queue import MicroBatcher, Prediction
+from inference.metrics import Metrics
+from inference.reload import ModelHolder
+from inference.settings import Settings
+from shared_schema import Car
+
+
+class Predictor:
+    """Prices cars on the model `holder` serves now, through the batch queue if enabled."""
+
+    def __init__(self, settings: Settings, holder: ModelHolder, metrics: Metrics) -> None:
+        self._holder = holder
+        self._metrics = metrics
+        self._queue: MicroBatcher | None = None
+        if settings.batch_enabled:
+            self._queue = MicroBatcher(
+                self.run,
+                metrics,
+                max_rows=settings.batch_max_rows,
+                window_us=settings.batch_window_us,
+                queue_max=settings.queue_max,
+                deadline_ms=settings.request_deadline_ms,
+            )
+
+    def start(self) -> None:
+        """Start the batch queue, if any, on the running loop."""
+        if self._queue is not None:
+            self._queue.start()
+
+    async def stop(self) -> None:
+        """Stop the batch queue, if any, rejecting what is still queued."""
+        if self._queue is not None:
+            await self._queue.stop()
+
+    def run(self, cars: Sequence[Car]) -> Prediction:
+        """One model run: prices for the cars, in order, and the version that computed them.
+
+        Raises:
+            ModelNotReadyError: No model has loaded yet.
+        """
+        model = self._holder.model()
+        prices = model.predict(cars).tolist()
+        self._metrics.observe_run(prices, model.unknown_categories(cars))
+        return prices, model.version
+
+    async def price_one(self, car: Car) -> tuple[float, str]:
+        """The price of one car and the model version.
+
+        Raises:
+            ModelNotReadyError: No model has loaded yet.
+            OverloadedError: The batch queue is full or the request's deadline passed.
+        """
+        self._metrics.inflight.inc()
+        try:
+            if self._queue is not None:
+                return await self._queue.predict(car)
+            prices, version = self.run([car])
+            return prices[0], version
+        finally:
+            self._metrics.inflight.dec()
+
+    async def price_many(self, cars: Sequence[Car]) -> Prediction:
+        """Prices for the cars, in order, in one model run, and the model version.
+
+        Raises:
+            ModelNotReadyError: No model has loaded yet.
+        """
+        self._metrics.inflight.inc()
+        try:
+            return self.run(cars)
+        finally:
+            self._metrics.inflight.dec()

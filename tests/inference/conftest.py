@@ -1,0 +1,32 @@
+"""Fixtures for the server's tests: the app in a Litestar TestClient, on the test bundle."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from inference.app import create_app
+from inference.settings import Settings
+
+Client = TestClient[Any]
+MakeClient = Callable[..., Client]
+
+
+def _make_client(model_dir: Path, **settings: Any) -> Client:
+    options: dict[str, Any] = {"reload_poll_s": 0.0, **settings}
+    return TestClient(create_app(Settings(model_dir=str(model_dir), **options)))
+
+
+@pytest.fixture
+def make_client() -> MakeClient:
+    """A TestClient factory: `make_client(model_dir, **settings)`, polling off unless given."""
+    return _make_client
+
+
+@pytest.fixture(params=[True, False], ids=["batching", "direct"])
+def client(request: pytest.FixtureRequest, model_bundle: Path) -> Iterator[Client]:
+    """The app on the test bundle, started, once with micro-batching and once without."""
+    with _make_client(model_bundle, batch_enabled=request.param) as test_client:
+        yield test_client

@@ -1,0 +1,80 @@
+"""The server's metrics: what a request records, and no global state touched by `Metrics`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
+
+from inference.metrics import Metrics
+from inference.multiprocess import MULTIPROC_ENV
+
+from .conftest import Client
+
+
+def test_metrics_exposition(client: Client, car_payload: dict[str, Any]) -> None:
+    """GET /metrics exposes the contract's metric names with the requests just served."""
+    client.post("/predict", json=car_payload)
+    client.post("/predict", json={**car_payload, "brand": "LADA"})
+    client.post("/predict", json={**car_payload, "mileage": -1})
+    text = client.get("/metrics").text
+    assert 'carprice_http_requests_total{endpoint="/predict",status="200"} 2.0' in text
+    assert 'carprice_http_requests_total{endpoint="/predict",status="422"} 1.0' in text
+    assert 'carprice_http_request_duration_seconds_bucket{endpoint="/predict",le="0.01"}' in text
+    assert 'carprice_unknown_category_total{field="brand"} 1.0' in text
+    assert "carprice_predicted_price_rub_count 2.0" in text  # warm-up runs are not counted
+    assert 'carprice_model_loads_total{outcome="success"} 1.0' in text
+    assert "carprice_model_ready 1.0" in text
+    assert 'carprice_model_info{model_name="car-price",model_version="1"' in text
+    for name in ("carprice_batch_rows", "carprice_queue_depth", "carprice_inflight_requests"):
+        assert name in text
+
+
+def _global_state() -> tuple[object, set[str]]:
+    return values.ValueClass, {family.name for family in REGISTRY.collect()}
+
+
+def test_constructing_metrics_leaves_global_state_alone() -> None:
+    """Two Metrics in one process change neither prometheus_client's value class nor REGISTRY."""
+    before = _global_state()
+    first, second = Metrics(), Metrics()
+    first.requests.labels("/predict", "200").inc()
+    assert _global_state() == before
+    assert first.multiprocess is second.multiprocess is False
+    sample = ("carprice_http_requests_total", {"endpoint": "/predict", "status": "200"})
+    assert first.registry.get_sample_value(*sample) == 1.0
+    assert second.registry.get_sample_value(*sample) is None
+
+
+def test_multiprocess_dir_set_after_import_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multiprocess dir named after prometheus_client's import fails loudly, switching nothing."""
+    before = _global_state()
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    with pytest.raises(RuntimeError, match="set after prometheus_client was imported"):
+        Metrics()
+    assert _global_state() == before
+
+
+WORKER = """
+from inference.metrics import Metrics
+
+metrics = Metrics()
+assert metrics.multiprocess
+metrics.requests.labels("/predict", "200").inc()
+"""
+
+
+def test_workers_started_with_the_dir_share_their_samples(tmp_path: Path) -> None:
+    """Processes started with the dir set write samples that one collector merges."""
+    env = {**os.environ, MULTIPROC_ENV: str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", WORKER], env=env, check=True, timeout=60)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    sample = ("carprice_http_requests_total", {"endpoint": "/predict", "status": "200"})
+    assert registry.get_sample_value(*sample) == 2.0

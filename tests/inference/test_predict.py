@@ -1,0 +1,84 @@
+"""Predict: cars priced on the current model, through the batch queue or not, each run recorded."""
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from inference.metrics import Metrics
+from inference.model import WARMUP_CAR
+from inference.predict import Predictor
+from inference.reload import ModelHolder, ModelNotReadyError
+from inference.settings import Settings
+from shared_schema import Car
+
+LADA = msgspec.structs.replace(WARMUP_CAR, brand="LADA")  # a brand the test model never saw
+
+
+def make_predictor(model_dir: Path, *, batch_enabled: bool) -> tuple[Predictor, Metrics]:
+    settings = Settings(model_dir=str(model_dir), reload_poll_s=0.0, batch_enabled=batch_enabled)
+    metrics = Metrics()
+    holder = ModelHolder(settings, metrics)
+    if model_dir.exists():
+        asyncio.run(holder.reload())
+    return Predictor(settings, holder, metrics), metrics
+
+
+def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return metrics.registry.get_sample_value(name, labels or {})
+
+
+def test_run_records_rows_prices_and_unknown_categories(model_bundle: Path) -> None:
+    """A run observes its row count once, each price, and the categories the model never saw."""
+    predictor, metrics = make_predictor(model_bundle, batch_enabled=False)
+    assert sample(metrics, "carprice_predicted_price_rub_count") == 0.0  # warm-up not counted
+    prices, version = predictor.run([WARMUP_CAR, LADA, WARMUP_CAR])
+    assert version == "1"
+    assert len(prices) == 3
+    assert sample(metrics, "carprice_batch_rows_count") == 1.0
+    assert sample(metrics, "carprice_batch_rows_sum") == 3.0
+    assert sample(metrics, "carprice_predicted_price_rub_count") == 3.0
+    assert sample(metrics, "carprice_predicted_price_rub_sum") == pytest.approx(sum(prices))
+    assert sample(metrics, "carprice_unknown_category_total", {"field": "brand"}) == 1.0
+
+
+@pytest.mark.parametrize("batch_enabled", [True, False], ids=["batching", "direct"])
+def test_one_and_many_price_like_a_run(model_bundle: Path, batch_enabled: bool) -> None:
+    """price_one and price_many return the run's prices; nothing stays in flight afterwards."""
+    predictor, metrics = make_predictor(model_bundle, batch_enabled=batch_enabled)
+    cars: list[Car] = [WARMUP_CAR, LADA]
+
+    async def scenario() -> tuple[list[tuple[float, str]], tuple[list[float], str]]:
+        predictor.start()
+        try:
+            singles = await asyncio.gather(*(predictor.price_one(car) for car in cars))
+            return singles, await predictor.price_many(cars)
+        finally:
+            await predictor.stop()
+
+    singles, (prices, version) = asyncio.run(scenario())
+    expected, _ = predictor.run(cars)
+    assert singles == [(price, "1") for price in expected]
+    assert (prices, version) == (expected, "1")
+    assert sample(metrics, "carprice_inflight_requests") == 0.0
+
+
+@pytest.mark.parametrize("batch_enabled", [True, False], ids=["batching", "direct"])
+def test_without_a_model_both_paths_raise_not_ready(tmp_path: Path, batch_enabled: bool) -> None:
+    """Before a bundle loads, pricing raises ModelNotReadyError (a 503), through the queue too."""
+    predictor, metrics = make_predictor(tmp_path / "missing", batch_enabled=batch_enabled)
+
+    async def scenario() -> None:
+        predictor.start()
+        try:
+            with pytest.raises(ModelNotReadyError):
+                await predictor.price_one(WARMUP_CAR)
+            with pytest.raises(ModelNotReadyError):
+                await predictor.price_many([WARMUP_CAR])
+        finally:
+            await predictor.stop()
+
+    asyncio.run(scenario())
+    assert sample(metrics, "carprice_inflight_requests") == 0.0
+    assert sample(metrics, "carprice_predicted_price_rub_count") == 0.0

@@ -1,0 +1,108 @@
+"""The routes on the test bundle: health, readiness, manifest, prices, OpenAPI, the reload guard."""
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from shared_schema import FIELD_NAMES, Car
+from shared_schema.bundle import feeds_from_cars
+
+from .conftest import Client, MakeClient
+
+
+def cars_variety(base: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        base,
+        {**base, "mileage": 10_000, "production_year": 2020, "model_year": 2019},
+        {**base, "brand": "TOYOTA", "model_name": "CAMRY", "engine_displacement": None},
+        {**base, "brand": "LADA", "model_name": "VESTA", "color": "оранжевый"},
+        {**base, "fuel_type": "электро", "engine_power": 300.0, "engine_displacement": None},
+    ]
+
+
+def onnxruntime_prices(bundle: Path, cars: list[dict[str, Any]]) -> list[float]:
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = feeds_from_cars([msgspec.convert(car, Car) for car in cars])
+    (prices,) = session.run(["price"], feeds)
+    return [float(price) for price in np.asarray(prices).reshape(-1)]
+
+
+def test_health(client: Client) -> None:
+    """GET /health answers 200 while the process runs."""
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_after_warm_up(client: Client) -> None:
+    """GET /ready answers 200 with the model version once the lifespan loaded the bundle."""
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["ready"] is True
+    assert response.json()["model_version"] == "1"
+
+
+def test_model_returns_manifest(client: Client, model_bundle: Path) -> None:
+    """GET /model returns the manifest as exported, unknown keys included."""
+    response = client.get("/model")
+    assert response.status_code == 200
+    assert response.json() == msgspec.json.decode((model_bundle / "manifest.json").read_bytes())
+
+
+def test_predict_matches_onnxruntime(
+    client: Client, model_bundle: Path, car_payload: dict[str, Any]
+) -> None:
+    """POST /predict returns the price onnxruntime computes on the bundle, and the version."""
+    cars = cars_variety(car_payload)
+    expected = onnxruntime_prices(model_bundle, cars)
+    for car, price in zip(cars, expected, strict=True):
+        response = client.post("/predict", json=car)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model_version"] == "1"
+        assert body["price_rub"] == pytest.approx(price, rel=1e-6)
+        assert 1e5 < body["price_rub"] < 5e7
+
+
+def test_batch_equals_single(client: Client, car_payload: dict[str, Any]) -> None:
+    """POST /predict/batch returns, in order, exactly the prices of single requests."""
+    cars = cars_variety(car_payload)
+    singles = [client.post("/predict", json=car).json()["price_rub"] for car in cars]
+    response = client.post("/predict/batch", json={"cars": cars})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"prices_rub": singles, "model_version": "1"}
+
+
+def test_batch_of_a_thousand(client: Client, car_payload: dict[str, Any]) -> None:
+    """A 1,000-car batch (the default limit) is accepted and priced in order."""
+    cars = [{**car_payload, "mileage": index * 1000} for index in range(1000)]
+    response = client.post("/predict/batch", json={"cars": cars})
+    assert response.status_code == 200, response.text
+    prices = response.json()["prices_rub"]
+    assert len(prices) == 1000
+    assert prices == sorted(prices, reverse=True)  # more mileage, lower price in this graph
+
+
+def test_openapi_schema(client: Client) -> None:
+    """Litestar serves an OpenAPI schema documenting the prediction endpoints and the Car."""
+    schema = client.get("/schema/openapi.json").json()
+    assert {"/predict", "/predict/batch", "/health", "/ready", "/model"} <= set(schema["paths"])
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["title"] == "Car"
+    assert set(body["schema"]["properties"]) == set(FIELD_NAMES)
+    batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Car"
+
+
+def test_reload_endpoint_needs_token(make_client: MakeClient, model_bundle: Path) -> None:
+    """POST /admin/reload is 403 without a configured token and 401 with a wrong one."""
+    with make_client(model_bundle) as test_client:
+        assert test_client.post("/admin/reload").status_code == 403
+    with make_client(model_bundle, reload_token="s" * 32) as test_client:
+        assert test_client.post("/admin/reload").status_code == 401
+        wrong = {"authorization": "Bearer " + "x" * 32}
+        assert test_client.post("/admin/reload", headers=wrong).status_code == 401
