@@ -1,13 +1,15 @@
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from shared_schema import FIELD_NAMES
 from training.cli import main
-from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS
+from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS, compare_with_table
 from training.io import feast_store, files
-from training.jobs.feature_store import compare_with_table
 
 from .conftest import row_2020, synthetic_2020, synthetic_2022, write_raw
 
@@ -114,32 +116,30 @@ def test_features_need_the_listings(workdir: Path, capsys: pytest.CaptureFixture
 
 
 def test_features_write_feature_and_label_tables(workdir: Path) -> None:
-    """Features writes one feature row and one label row per listing with derived columns."""
+    """Features writes one row per listing: the key, time, source and the raw fields only."""
     params = str(workdir / "params.yaml")
     assert main(["--params", params, "ingest"]) == 0
     assert main(["--params", params, "features"]) == 0
     cars = pd.read_parquet(workdir / "data/features/cars.parquet")
     labels = pd.read_parquet(workdir / "data/features/labels.parquet")
+    assert tuple(cars.columns) == ("listing_id", "event_timestamp", "source", *FIELD_NAMES)
     assert tuple(cars.columns) == FEATURE_COLUMNS
     assert tuple(labels.columns) == LABEL_COLUMNS
     assert len(cars) == len(labels) == 60
-    row = cars[cars["source"] == "autoru_2020_moscow"].iloc[0]
-    assert row["age_years"] == 2020 - row["production_year"]
-    assert row["km_per_year"] == pytest.approx(row["mileage"] / row["age_years"])
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
-    """Through Feast (apply, materialize, point-in-time join) the frame equals the table."""
+    """Through Feast (apply, point-in-time join) the frame equals the table; nothing online."""
     params = str(workdir / "params.yaml")
     for step in ("ingest", "features", "feature-store"):
         assert main(["--params", params, step]) == 0, step
     table = pd.read_parquet(workdir / "data/features/cars.parquet")
     labels = pd.read_parquet(workdir / "data/features/labels.parquet")
     entities = labels[["listing_id", "event_timestamp", "price"]]
-    frame = feast_store.training_frame(workdir / "feature_repo", entities)
+    frame = feast_store.training_frame(workdir / "feature_repo", entities, "car_features")
     assert frame["listing_id"].tolist() == entities["listing_id"].tolist()
     assert frame["price"].tolist() == entities["price"].tolist()
     assert compare_with_table(frame, table) == []
@@ -147,27 +147,32 @@ def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
     tampered = table.copy()
     tampered.loc[0, "mileage"] += 1
     assert compare_with_table(frame, tampered) == ["mileage: 1 row(s) differ"]
-    online = feast_store.online_features(workdir / "feature_repo", [table.loc[0, "listing_id"]])
-    assert online.loc[0, "brand"] == table.loc[0, "brand"]
-    assert (workdir / "data/feast/online_store.db").is_file()
+    # Feast keeps its registry; nothing is materialised into the (empty) online store.
+    assert (workdir / "data/feast/registry.db").is_file()
+    with contextlib.closing(sqlite3.connect(workdir / "data/feast/online_store.db")) as db:
+        rows = db.execute("select count(*) from car_price_car_features").fetchone()
+    assert rows == (0,)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_feast_source_must_be_the_features_dir(
+def test_feast_source_must_be_the_features_path(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A features_dir the feature view does not read is an error, not a silent mismatch."""
+    """A params file whose paths.features the Feast repo does not read is an error."""
     params = workdir / "params.yaml"
-    text = params.read_text(encoding="utf-8")
-    params.write_text(text.replace("data/features", "data/elsewhere"), encoding="utf-8")
+    elsewhere = workdir / "elsewhere.yaml"
+    elsewhere.write_text(
+        params.read_text(encoding="utf-8").replace("data/features", "data/elsewhere"), "utf-8"
+    )
     for step in ("ingest", "features"):
-        assert main(["--params", str(params), step]) == 0, step
-    assert main(["--params", str(params), "feature-store"]) == 1
+        assert main(["--params", str(elsewhere), step]) == 0, step
+    # The repo reads the params.yaml beside it, whose features path is data/features.
+    assert main(["--params", str(elsewhere), "feature-store"]) == 1
     err = capsys.readouterr().err
-    assert "reads" in err
-    assert "data/elsewhere" in err
+    assert "data/features/cars.parquet, but paths.features is" in err
+    assert "data/elsewhere/cars.parquet" in err
     assert not (workdir / "data/reports/feature_store.json").exists()
 
 

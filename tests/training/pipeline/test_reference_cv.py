@@ -12,10 +12,9 @@ def test_reference_cv_reports_five_folds(workdir: Path) -> None:
     """reference-cv cross-validates on the raw 2020 rows and writes mean, spread and folds."""
     write_raw(workdir / "raw", synthetic_2020(200), synthetic_2022(3))
     params = workdir / "params.yaml"
-    text = params.read_text(encoding="utf-8").replace(
-        "use_tuned_params: true", "use_tuned_params: false"
-    )
-    params.write_text(text, encoding="utf-8")
+    text = params.read_text(encoding="utf-8")
+    assert "use_tuned_params: true" in text
+    params.write_text(text.replace("use_tuned_params: true", "use_tuned_params: false"), "utf-8")
     assert main(["--params", str(params), "reference-cv"]) == 0
     report = json.loads((workdir / "data/reports/reference_cv.json").read_text(encoding="utf-8"))
     assert report["rows"] == 200
