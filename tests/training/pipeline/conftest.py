@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from ..conftest import REPO_ROOT, relocated
 from ..conftest import write_params as write_params_file
@@ -116,3 +117,10 @@ def workdir(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns("__pycache__", "data"),
     )
     return tmp_path
+
+
+@pytest.fixture
+def dvc_yaml() -> dict[str, Any]:
+    """The repository's dvc.yaml as plain data (a fresh copy: tests may break it)."""
+    raw: dict[str, Any] = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    return raw
