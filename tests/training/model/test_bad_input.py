@@ -7,8 +7,9 @@ import pytest
 
 from training.cli import main
 from training.config import load_params
+from training.core.model import PricePipeline
 from training.errors import PipelineError
-from training.io import tuned_params
+from training.io import pipeline_files, splits, tuned_params
 from training.jobs import split, train
 
 from ..conftest import merged, repo_params, write_params
@@ -107,3 +108,32 @@ def test_split_without_labels_fails_and_writes_nothing(make_params: Any) -> None
     with pytest.raises(PipelineError, match=r"labels\.parquet"):
         split.run(params)
     assert not params.paths.splits.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(
+    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
+    "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
+)
+def test_export_of_a_model_no_run_trained_fails_and_writes_nothing(
+    make_params: Any, write_splits: Any, pipeline: PricePipeline, cars: dict[str, Any]
+) -> None:
+    """Pipeline files with no MLflow run tagged with their fingerprint: named, nothing exported."""
+    from training.jobs import export
+    from training.records import TrainedModel
+
+    params = make_params()
+    write_splits(params)
+    record = TrainedModel(
+        vocabulary=pipeline.vocabulary.to_json(),
+        log_offset=pipeline.log_offset,
+        best_iteration=1,
+        lightgbm={},
+        val={},
+        dataset=splits.read_summary(params.paths.splits),
+    )
+    pipeline_files.save(pipeline, params.paths.trained_pipeline, record)
+    message = r"no MLflow run tagged pipeline_sha256=.*re-run `car-train train`"
+    with pytest.raises(PipelineError, match=message):
+        export.run(params)
+    assert not params.paths.exported_bundle.exists()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ..conftest import REPO_ROOT, relocated
+from ..conftest import REPO_ROOT, relocated, repo_params
 from ..conftest import write_params as write_params_file
 
 
@@ -112,7 +112,7 @@ def workdir(tmp_path: Path) -> Path:
     write_raw(raw_dir, synthetic_2020(), synthetic_2022())
     write_params(tmp_path, raw_dir)
     shutil.copytree(
-        REPO_ROOT / "feature_repo",
+        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
         tmp_path / "feature_repo",
         ignore=shutil.ignore_patterns("__pycache__", "data"),
     )

@@ -48,9 +48,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     other test shares it.
     """
     project = tmp_path_factory.mktemp("wiring") / "project"
+    repo = dvc_stages.read_yaml("params.yaml")["feature_store"]["repo_path"]
     shutil.copytree(
-        REPO_ROOT / "feature_repo",
-        project / "feature_repo",
+        REPO_ROOT / repo,
+        project / repo,
         ignore=shutil.ignore_patterns("__pycache__", "data"),
     )
     shutil.copy2(REPO_ROOT / "dvc.yaml", project / "dvc.yaml")
@@ -101,8 +102,9 @@ def test_an_undeclared_output_is_reported(
     _prepare(sandbox, "features")
     broken_yaml = dvc_stages.without(dvc_yaml, "features", "outs", "${paths.labels}")
     broken = dvc_stages.named(dvc_stages.load_stages(broken_yaml, sandbox["params"]), "features")
+    labels = sandbox["params"]["paths"]["labels"]
     assert stage_sandbox.sandbox_problems(sandbox["project"], broken, sandbox["stores"]) == [
-        "stage features: wrote data/features/labels.parquet, which it does not declare as an output"
+        f"stage features: wrote {labels}, which it does not declare as an output"
     ]
 
 

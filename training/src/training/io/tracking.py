@@ -1,4 +1,4 @@
-"""MLflow tracking: SQLite + local artifacts under data/ by default.
+"""MLflow tracking: a local SQLite store by default (`registry.tracking_uri`, `artifact_dir`).
 
 `MLFLOW_TRACKING_URI`, when set, points every command at a real tracking server instead.
 Nothing is configured at import time; each job calls `configure` first.

@@ -101,6 +101,13 @@ def run(params: Params) -> Manifest:
     paths = params.paths
     pipeline, trained = pipeline_files.load(paths.trained_pipeline)
     test = splits.read(paths.splits, "test")
+    # The run first: a model no run trained is not exported.
+    run_id = tracking.find_run(
+        params.registry,
+        tracking.PIPELINE_TAG,
+        pipeline_files.fingerprint(paths.trained_pipeline),
+        "car-train train",
+    )
     manifest = export_bundle(
         pipeline,
         test,
@@ -109,12 +116,6 @@ def run(params: Params) -> Manifest:
         model_name=params.registry.model_name,
         parity_tolerance=params.export.parity_tolerance,
         opset=params.export.opset,
-    )
-    run_id = tracking.find_run(
-        params.registry,
-        tracking.PIPELINE_TAG,
-        pipeline_files.fingerprint(paths.trained_pipeline),
-        "car-train train",
     )
     with tracking.run(params.registry, run_id=run_id):
         mlflow.log_metric("parity_max_rel_diff", manifest.parity_max_rel_diff)

@@ -2,6 +2,8 @@
 
 The frames are read once through Feast's point-in-time join and saved per split under
 `paths.splits`, so every later step and every model version is judged on the same rows.
+The step applies the Feast repo itself first (idempotent): Feast's registry is state, not a
+pipeline output, so the step does not rely on one left behind by `feature-store`.
 """
 
 import logging
@@ -37,9 +39,9 @@ def run(params: Params) -> DatasetSummary:
             test_fraction=params.split.test_fraction,
         )
         entities = labels.loc[:, ["listing_id", "event_timestamp", "price"]]
-        frame = feast_store.training_frame(
-            params.feature_store.repo_path, entities, params.feature_store.feature_view
-        )
+        repo = params.feature_store.repo_path
+        feast_store.apply(repo)
+        frame = feast_store.training_frame(repo, entities, params.feature_store.feature_view)
         problems = frame_problems(frame)
         if problems:
             raise PipelineError("Feast training frame: " + "; ".join(problems))
