@@ -1,15 +1,23 @@
-"""Feast definitions: the `listing` entity and the car feature view over data/features.
+"""Feast definitions: the `listing` entity and the car feature view over `paths.features`.
 
 Applied by `car-train feature-store` (which runs `feast apply` in this folder); the feature
-table is written by `car-train features`.
+table is written by `car-train features`. The view's name and its source file come from the
+params.yaml of the project this repo sits in, the pipeline's one home for them: Feast imports
+this module to apply it, so they are read here, once, at import.
 """
 
+import os
 from datetime import timedelta
+from pathlib import Path
 
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, PrimitiveFeastType, String
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+from training.config import load_params
+
+_REPO = Path(__file__).resolve().parent
+_PARAMS = load_params(_REPO.parent / "params.yaml")
 
 # Fields stored as floats; the other numeric fields are whole numbers.
 _FLOAT_FIELDS = frozenset({"engine_power", "engine_displacement"})
@@ -31,23 +39,22 @@ listing = Entity(
 
 car_source = FileSource(
     name="car_features_source",
-    path="../data/features/cars.parquet",
+    # Relative to this folder, as Feast resolves it (paths.features is relative to the project).
+    path=os.path.relpath(_REPO.parent / _PARAMS.paths.features, _REPO),
     timestamp_field="event_timestamp",
 )
 
 car_features = FeatureView(
-    name="car_features",
+    name=_PARAMS.feature_store.feature_view,
     entities=[listing],
     # A listing's fields are fixed when it is published: no expiry for point-in-time joins.
     ttl=timedelta(days=0),
     schema=[
         Field(name="source", dtype=String),
         *(Field(name=name, dtype=_feast_type(name)) for name in FIELD_NAMES),
-        Field(name="listing_year", dtype=Int64),
-        Field(name="age_years", dtype=Int64),
-        Field(name="km_per_year", dtype=Float64),
     ],
-    online=True,
+    # Training reads the offline store only; nothing is materialised for online serving.
+    online=False,
     source=car_source,
     tags={"team": "car-price"},
 )

@@ -28,19 +28,16 @@ pytestmark = [
 def test_real_files_ingest_with_every_row_accounted_for(tmp_path: Path) -> None:
     """Both real files ingest; accepted + duplicates + quarantined equals the rows read."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["data"] |= {
-        "raw_dir": str(RAW_DIR),
-        "interim_dir": str(tmp_path / "interim"),
-        "features_dir": str(tmp_path / "features"),
-        "reports_dir": str(tmp_path / "reports"),
-    }
+    params["data"]["raw_dir"] = str(RAW_DIR)
+    params["paths"] = {key: str(tmp_path / value) for key, value in params["paths"].items()}
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
 
     assert main(["--params", str(params_path), "ingest"]) == 0
     assert main(["--params", str(params_path), "features"]) == 0
 
-    report = json.loads((tmp_path / "reports/ingest.json").read_text(encoding="utf-8"))
+    paths = params["paths"]
+    report = json.loads(Path(paths["ingest_report"]).read_text(encoding="utf-8"))
     primary = report["sources"]["autoru_2020_moscow"]
     market = report["sources"]["autoru_2022_msk_spb"]
     assert primary["rows_in"] == 78_221
@@ -50,10 +47,10 @@ def test_real_files_ingest_with_every_row_accounted_for(tmp_path: Path) -> None:
         assert total == counts["rows_in"]
         assert sum(counts["quarantined_by_reason"].values()) == counts["quarantined"]
         assert counts["accepted"] > 0.9 * counts["rows_in"]
-    quarantine = (tmp_path / "interim/quarantine.jsonl").read_text(encoding="utf-8").splitlines()
+    quarantine = Path(paths["quarantine"]).read_text(encoding="utf-8").splitlines()
     assert len(quarantine) == primary["quarantined"] + market["quarantined"]
 
-    cars = pd.read_parquet(tmp_path / "features/cars.parquet")
+    cars = pd.read_parquet(paths["features"])
     assert len(cars) == report["listings"]
     assert cars["listing_id"].is_unique
     assert set(cars["source"]) == {"autoru_2020_moscow", "autoru_2022_msk_spb"}

@@ -1,8 +1,10 @@
 """The whole pipeline on the real auto.ru files, then its champion served by a real Granian.
 
-A copy of the repository (tracked files only) runs `dvc repro` from scratch against
-../shared/data, exactly as a newcomer's `make train` does; the bundle it exports is then served
-by `car-serve` and must answer with the graph's own prices for real test rows.
+A copy of the repository (tracked files only, the real files at ../shared/data beside it) runs
+`dvc repro` from scratch, exactly as a newcomer's `make train` does. It must reproduce the
+committed dvc.lock byte for byte (deterministic outputs, a lock that is not stale), and a second
+`dvc repro` must find nothing to do. The champion it publishes is then served by `car-serve`
+and must answer with the graph's own prices for real test rows.
 """
 
 import json
@@ -20,9 +22,11 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-import yaml
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE
+from training.config import Params, load_params
+from training.io.splits import split_file
 
 from .conftest import free_port, stop
 
@@ -43,7 +47,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh copy of the repository after a full `dvc repro` on the real data."""
-    root = tmp_path_factory.mktemp("clone") / "repo"
+    clone = tmp_path_factory.mktemp("clone")
+    root = clone / "repo"
     tracked = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
     ).stdout.decode()
@@ -52,14 +57,20 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if source.is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    params["data"]["raw_dir"] = str(RAW_DIR)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
+    # The real files sit beside the copy as they sit beside the repository: params.yaml as is.
+    (clone / "shared").mkdir()
+    (clone / "shared" / "data").symlink_to(RAW_DIR.resolve(), target_is_directory=True)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    result = _dvc(root, "repro")
+    assert result.returncode == 0, f"dvc repro failed:\n{result.stdout[-4000:]}\n{result.stderr}"
+    return root
+
+
+def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
-        [str(BIN / "dvc"), "repro", "--force"],
+    return subprocess.run(
+        [str(BIN / "dvc"), *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -67,40 +78,57 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=1500,
         check=False,
     )
-    assert result.returncode == 0, f"dvc repro failed:\n{result.stdout[-4000:]}\n{result.stderr}"
-    return root
+
+
+@pytest.fixture(scope="module")
+def params(project: Path) -> Params:
+    """The copy's params (the repository's own)."""
+    return load_params(project / "params.yaml")
+
+
+def test_repro_from_scratch_reproduces_the_committed_lock(project: Path) -> None:
+    """A fresh clone's `dvc repro` writes the committed dvc.lock; a second run does nothing."""
+    committed = (REPO_ROOT / "dvc.lock").read_text(encoding="utf-8")
+    assert (project / "dvc.lock").read_text(encoding="utf-8") == committed
+    again = _dvc(project, "repro")
+    assert again.returncode == 0, again.stderr
+    assert "didn't change, skipping" in again.stdout
+    assert "Running stage" not in again.stdout
+    assert (project / "dvc.lock").read_text(encoding="utf-8") == committed
 
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_repro_reports_every_row_and_an_equal_feast_frame(project: Path) -> None:
+def test_repro_reports_every_row_and_an_equal_feast_frame(project: Path, params: Params) -> None:
     """Ingest accounts for every real row; the Feast frame equals the feature table."""
-    ingest = _json(project / "data/reports/ingest.json")
+    ingest = _json(project / params.paths.ingest_report)
     for counts in ingest["sources"].values():
         total = counts["accepted"] + counts["duplicates_collapsed"] + counts["quarantined"]
         assert total == counts["rows_in"]
-    feast = _json(project / "data/reports/feature_store.json")
+    feast = _json(project / params.paths.feature_store_report)
     assert feast["equals_feature_table"] is True
     assert feast["rows"] == ingest["listings"]
 
 
-def test_repro_trains_a_model_of_minimum_quality(project: Path) -> None:
-    """The test split's MAPE stays under a floor far below the naive baseline's 0.177."""
-    test = _json(project / "data/reports/metrics.json")["test"]
+def test_repro_trains_a_model_of_minimum_quality(project: Path, params: Params) -> None:
+    """The test split's MAPE stays under a floor far below the naive baseline's."""
+    test = _json(project / params.paths.test_metrics)["test"]
     assert test["mape"] < 0.14
     assert test["r2_log"] > 0.9
-    manifest = _json(project / "data/model/manifest.json")
+    manifest = _json(project / params.paths.serving_bundle / MANIFEST_FILE)
     assert manifest["parity_max_rel_diff"] <= 1e-4
-    assert _json(project / "data/reports/promotion.json")["promote"] is True
+    assert manifest["model_version"] == "1"
+    assert _json(project / params.paths.promotion)["promote"] is True
 
 
 @pytest.fixture(scope="module")
-def served(project: Path) -> Iterator[str]:
-    """`car-serve` (1 worker) on the bundle the pipeline exported."""
+def served(project: Path, params: Params) -> Iterator[str]:
+    """`car-serve` (1 worker) on the champion the pipeline published."""
     port = free_port()
-    env = {**os.environ, "MODEL_DIR": str(project / "data/model"), "RELOAD_POLL_S": "0"}
+    bundle = project / params.paths.serving_bundle
+    env = {**os.environ, "MODEL_DIR": str(bundle), "RELOAD_POLL_S": "0"}
     log = project / "car-serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -126,9 +154,11 @@ def served(project: Path) -> Iterator[str]:
         stop(process)
 
 
-def test_served_champion_answers_real_test_rows_like_the_graph(project: Path, served: str) -> None:
+def test_served_champion_answers_real_test_rows_like_the_graph(
+    project: Path, params: Params, served: str
+) -> None:
     """Real test rows over HTTP get the ONNX graph's prices, single and batch alike."""
-    rows = pd.read_parquet(project / "data/splits/test.parquet").head(50)
+    rows = pd.read_parquet(split_file(project / params.paths.splits, "test")).head(50)
     cars = [
         {name: (None if pd.isna(row[name]) else _plain(row[name], name)) for name in FIELD_NAMES}
         for _, row in rows.iterrows()
@@ -139,7 +169,7 @@ def test_served_champion_answers_real_test_rows_like_the_graph(project: Path, se
     singles = [httpx.post(f"{served}/predict", json=car, timeout=10).json() for car in cars[:10]]
     assert [s["price_rub"] for s in singles] == prices[:10]
 
-    session = ort.InferenceSession(str(project / "data/model/model.onnx"))
+    session = ort.InferenceSession(str(project / params.paths.serving_bundle / MODEL_FILE))
     feeds = {
         name: (
             np.array([[car[name]] for car in cars], dtype=object)

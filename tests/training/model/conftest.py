@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from training.config import Params, load_params
 from training.core.encoding import fit_vocabulary
 from training.core.model import PricePipeline, train_booster
+
+from ..conftest import merged, relocated, write_params
 
 _MODELS = {
     "BMW": ("3ER", "5ER", "X5"),
@@ -35,6 +36,18 @@ SMALL_LGBM: dict[str, Any] = {
     "max_cat_to_onehot": 2,
     "cat_smooth": 1.0,
     "seed": 0,
+}
+
+
+#: Small, fast settings of the training steps (the rest is the repository's params.yaml).
+FAST_SECTIONS: dict[str, dict[str, Any]] = {
+    "train": {
+        "lightgbm": {k: v for k, v in SMALL_LGBM.items() if k != "max_cat_to_onehot"},
+        "num_boost_round": 40,
+        "early_stopping_rounds": 40,
+        "use_tuned_params": False,
+    },
+    "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
 }
 
 
@@ -125,56 +138,24 @@ def unseen_cars(cars: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def make_params(tmp_path: Path) -> Any:
     """Write params.yaml into tmp_path with every output under it; return a loader.
 
-    Call with `**sections` to override keys, e.g. `make_params(train={"num_boost_round": 5})`.
+    The repository's params with small, fast training settings; call with `**sections` to
+    override keys, e.g. `make_params(train={"num_boost_round": 5})`.
     """
 
     def _make(**sections: dict[str, Any]) -> Params:
-        raw: dict[str, Any] = {
-            "data": {"reports_dir": str(tmp_path / "reports")},
-            "split": {"splits_dir": str(tmp_path / "splits")},
-            "train": {
-                "lightgbm": {k: v for k, v in SMALL_LGBM.items() if k != "max_cat_to_onehot"},
-                "num_boost_round": 40,
-                "early_stopping_rounds": 40,
-                "use_tuned_params": False,
-                "model_dir": str(tmp_path / "train"),
-            },
-            "tune": {
-                "n_trials": 2,
-                "num_boost_round": 20,
-                "early_stopping_rounds": 10,
-                "tune_dir": str(tmp_path / "tune"),
-            },
-            "export": {"model_dir": str(tmp_path / "model")},
-            "registry": {
-                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
-                "artifact_dir": str(tmp_path / "mlflow" / "artifacts"),
-                "serving_dir": str(tmp_path / "served"),
-            },
-        }
-        for section, values in sections.items():
-            raw.setdefault(section, {}).update(values)
-        path = tmp_path / "params.yaml"
-        path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-        return load_params(path)
+        raw = merged(relocated(tmp_path, **FAST_SECTIONS), **sections)
+        return load_params(write_params(raw, tmp_path / "params.yaml"))
 
     return _make
 
 
 @pytest.fixture
 def write_splits(cars: dict[str, pd.DataFrame]) -> Any:
-    """Write the synthetic splits where `params.split.splits_dir` says, as `split` would."""
-    from training.core.dataset import FRAME_COLUMNS, frame_hash
-    from training.io import files
-    from training.jobs.split import SUMMARY_FILE, split_path
+    """Write the synthetic splits where `params.paths.splits` says, as `split` would."""
+    from training.io import splits
 
     def _write(params: Params) -> None:
-        summary: dict[str, Any] = {"source": "synthetic", "splits": {}}
-        for name, frame in cars.items():
-            part = frame.loc[:, list(FRAME_COLUMNS)]
-            files.write_parquet(part, split_path(params, name))
-            summary["splits"][name] = {"rows": len(part), "sha256": frame_hash(part)}
-        files.write_json(summary, Path(params.split.splits_dir) / SUMMARY_FILE)
+        splits.write(params.paths.splits, cars, "synthetic")
 
     return _write
 

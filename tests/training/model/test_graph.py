@@ -12,7 +12,7 @@ from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
 from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, PRICE_OUTPUT, decode_manifest
 from training.core.model import PricePipeline
 from training.errors import PipelineError
-from training.io import onnx_graph
+from training.io import onnx_graph, onnx_scoring
 from training.jobs.export import export_bundle, parity
 
 
@@ -67,7 +67,7 @@ def test_unseen_categories_get_a_plausible_price(
     model_bytes: bytes, cars: dict[str, pd.DataFrame], unseen_cars: pd.DataFrame
 ) -> None:
     """Unknown brand/model/colour give a finite price inside the training price range."""
-    price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(unseen_cars))
+    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(unseen_cars))
     train_price = cars["train"]["price"]
     assert np.isfinite(price).all()
     assert (price >= train_price.min() / 2).all()
@@ -85,7 +85,7 @@ def test_price_never_rises_with_mileage(model_bytes: bytes, cars: dict[str, pd.D
     """For fixed cars, more mileage never gives a higher graph price."""
     mileages = [0, 10_000, 50_000, 100_000, 150_000, 250_000, 400_000, 1_000_000]
     frame = _vary(cars["test"].head(40), "mileage", mileages)
-    price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
+    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
     grid = price.reshape(40, len(mileages))
     steps = np.diff(grid, axis=1)
     # Per car, relative to its own price: only float rounding may show as a rise.
@@ -99,7 +99,7 @@ def test_price_never_falls_with_production_year(
     """For fixed cars, a later production year never gives a lower graph price."""
     years = list(range(1995, 2021, 3))
     frame = _vary(cars["test"].head(40), "production_year", years)
-    price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
+    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
     grid = price.reshape(40, len(years))
     steps = np.diff(grid, axis=1)
     assert (steps >= -1e-6 * grid[:, :-1]).all()

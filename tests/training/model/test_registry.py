@@ -3,17 +3,19 @@
 One store per module; the tests run in order and build on each other.
 """
 
+import copy
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from training.cli import main
 from training.config import Params, load_params
-from training.io import registry, tracking
+from training.io import registry, splits, tracking
+
+from ..conftest import merged, relocated, write_params
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,16 +31,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, cars: Any) -> dict[str, Any]:
-    """A temporary tree: params file, saved synthetic splits, an empty MLflow store."""
-    from training.core.dataset import FRAME_COLUMNS, frame_hash
-    from training.io import files
-    from training.jobs.split import SUMMARY_FILE
-
+    """A temporary tree: params with outputs under it, saved synthetic splits, no MLflow yet."""
     root = tmp_path_factory.mktemp("registry")
-    raw: dict[str, Any] = {
-        "data": {"reports_dir": str(root / "reports")},
-        "split": {"splits_dir": str(root / "splits")},
-        "train": {
+    raw = relocated(
+        root,
+        train={
             "lightgbm": {
                 "learning_rate": 0.1,
                 "num_leaves": 15,
@@ -48,47 +45,39 @@ def store(tmp_path_factory: pytest.TempPathFactory, cars: Any) -> dict[str, Any]
             "num_boost_round": 10,
             "early_stopping_rounds": 100,
             "use_tuned_params": True,
-            "model_dir": str(root / "train"),
         },
-        "tune": {
-            "n_trials": 2,
-            "num_boost_round": 20,
-            "early_stopping_rounds": 10,
-            "tune_dir": str(root / "tune"),
-        },
-        "export": {"model_dir": str(root / "model")},
-        "registry": {
-            "tracking_uri": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-            "artifact_dir": str(root / "mlflow" / "artifacts"),
-            "serving_dir": str(root / "served"),
-        },
-    }
-    summary: dict[str, Any] = {"source": "synthetic", "splits": {}}
-    for name, frame in cars.items():
-        part = frame.loc[:, list(FRAME_COLUMNS)]
-        files.write_parquet(part, root / "splits" / f"{name}.parquet")
-        summary["splits"][name] = {"rows": len(part), "sha256": frame_hash(part)}
-    files.write_json(summary, root / "splits" / SUMMARY_FILE)
+        tune={"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
+    )
+    splits.write(Path(raw["paths"]["splits"]), cars, "synthetic")
     return {"root": root, "raw": raw}
 
 
 def _params(store: dict[str, Any], rounds: int) -> tuple[str, Params]:
-    raw = json.loads(json.dumps(store["raw"]))
-    raw["train"]["num_boost_round"] = rounds
-    path = store["root"] / f"params-{rounds}.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    raw = merged(copy.deepcopy(store["raw"]), train={"num_boost_round": rounds})
+    path = write_params(raw, store["root"] / f"params-{rounds}.yaml")
     return str(path), load_params(path)
 
 
+def _run(path: str, *commands: str) -> None:
+    """Run pipeline steps through the CLI; `publish` is the stage's fetch-model command."""
+    params = load_params(path)
+    for command in commands:
+        argv = (
+            ["fetch-model", "--alias", "champion", "--out", str(params.paths.serving_bundle)]
+            if command == "publish"
+            else [command]
+        )
+        assert main(["--params", path, *argv]) == 0, command
+
+
 def _promotion(params: Params) -> dict[str, Any]:
-    path = Path(params.data.reports_dir) / "promotion.json"
-    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    result: dict[str, Any] = json.loads(params.paths.promotion.read_text(encoding="utf-8"))
     return result
 
 
 def _served(params: Params) -> dict[str, Any]:
-    """The manifest of the bundle `register` left in the serving dir."""
-    path = Path(params.registry.serving_dir) / "manifest.json"
+    """The manifest of the bundle `publish` left in the serving dir."""
+    path = params.paths.serving_bundle / "manifest.json"
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
 
@@ -110,15 +99,18 @@ def test_fetch_without_champion_fails_clearly(
 
 
 def test_pipeline_reaches_a_champion(store: dict[str, Any]) -> None:
-    """Tune → train → evaluate → export → register through the CLI makes version 1 champion."""
+    """Tune → … → register → promote → publish through the CLI serves version 1 as champion."""
     path, params = _params(store, 10)
-    for command in ("tune", "train", "evaluate", "export", "register"):
-        assert main(["--params", path, command]) == 0, command
+    _run(path, "tune", "train", "evaluate", "export", "register")
+    registration = json.loads(params.paths.registration.read_text(encoding="utf-8"))
+    assert registration["version"] == "1"
+    assert _champion(params) is None  # register only registers
+    _run(path, "promote", "publish")
     assert _promotion(params)["promote"] is True
     assert _promotion(params)["reason"] == "no champion yet"
     assert _champion(params) == "1"
     assert _served(params)["model_version"] == "1"
-    best = json.loads((store["root"] / "tune" / "best_params.json").read_text(encoding="utf-8"))
+    best = json.loads(params.paths.tuned_params.read_text(encoding="utf-8"))
     assert best["trials"] == 2
     client = tracking.client(params.registry)
     run_id = client.get_model_version(params.registry.model_name, "1").run_id
@@ -129,11 +121,52 @@ def test_pipeline_reaches_a_champion(store: dict[str, Any]) -> None:
     assert artifacts == {"bundle/model.onnx", "bundle/manifest.json"}
 
 
+def _contents(*paths: Path) -> dict[str, bytes]:
+    """Every file under `paths` (files or folders) and its bytes."""
+    found = {}
+    for path in paths:
+        for file in [path] if path.is_file() else sorted(path.rglob("*")):
+            if file.is_file():
+                found[str(file)] = file.read_bytes()
+    return found
+
+
+def test_same_inputs_give_byte_identical_outputs(store: dict[str, Any]) -> None:
+    """Tune, train, evaluate and export again: every output the same bytes, runs found by tag."""
+    path, params = _params(store, 10)
+    paths = params.paths
+    outputs = (
+        paths.tuned_params,
+        paths.trained_pipeline,
+        paths.train_report,
+        paths.test_metrics,
+        paths.error_by_brand,
+        paths.error_by_decile,
+        paths.plots,
+        paths.exported_bundle,
+    )
+    before = _contents(*outputs)
+    assert len(before) == 13
+    _run(path, "tune", "train", "evaluate", "export")
+    assert _contents(*outputs) == before
+    # No run id in the files: evaluate and export logged into the new run of the same model.
+    fingerprint = json.loads(paths.train_report.read_text("utf-8"))["pipeline_sha256"]
+    client = tracking.client(params.registry)
+    experiment = client.get_experiment_by_name(params.registry.experiment)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.{tracking.PIPELINE_TAG} = '{fingerprint}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    assert len(runs) == 2
+    assert "test_mape" in runs[0].data.metrics
+    assert runs[0].data.tags[tracking.MODEL_SHA_TAG] == _served(params)["sha256"]
+
+
 def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     """A 2-round model becomes challenger but not champion; the refusal is recorded."""
     path, params = _params(store, 2)
-    for command in ("train", "export", "register"):
-        assert main(["--params", path, command]) == 0, command
+    _run(path, "train", "export", "register", "promote", "publish")
     decision = _promotion(params)
     assert decision["promote"] is False
     assert decision["challenger_mape"] > decision["champion_mape"]
@@ -143,7 +176,7 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     assert str(challenger.version) == "2"
     assert client.get_run(challenger.run_id).data.tags["promotion"] == "refused"
     # The refused challenger is exported but never served: the serving dir keeps the champion.
-    exported = json.loads((Path(params.export.model_dir) / "manifest.json").read_text("utf-8"))
+    exported = json.loads((params.paths.exported_bundle / "manifest.json").read_text("utf-8"))
     assert _served(params)["model_version"] == "1"
     assert _served(params)["sha256"] != exported["sha256"]
 
@@ -151,8 +184,7 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
 def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     """A 60-round model beats the 10-round champion and takes the alias."""
     path, params = _params(store, 60)
-    for command in ("train", "export", "register"):
-        assert main(["--params", path, command]) == 0, command
+    _run(path, "train", "export", "register", "promote", "publish")
     decision = _promotion(params)
     assert decision["promote"] is True
     assert decision["challenger_mape"] < decision["champion_mape"]
@@ -168,5 +200,5 @@ def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: P
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     assert manifest["model_version"] == "3"
-    exported = json.loads((Path(params.export.model_dir) / "manifest.json").read_text("utf-8"))
+    exported = json.loads((params.paths.exported_bundle / "manifest.json").read_text("utf-8"))
     assert manifest["sha256"] == exported["sha256"]

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from ..conftest import REPO_ROOT, relocated, repo_params
+from ..conftest import write_params as write_params_file
 
 
 def row_2020(**overrides: Any) -> dict[str, Any]:
@@ -92,19 +93,16 @@ def write_raw(raw_dir: Path, frame_2020: pd.DataFrame, frame_2022: pd.DataFrame)
 
 
 def write_params(workdir: Path, raw_dir: Path) -> Path:
-    """A params.yaml whose outputs all live under `workdir`."""
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["data"] |= {
-        "raw_dir": str(raw_dir),
-        "interim_dir": str(workdir / "data" / "interim"),
-        "features_dir": str(workdir / "data" / "features"),
-        "reports_dir": str(workdir / "data" / "reports"),
-    }
-    if "feature_store" in params:
-        params["feature_store"]["repo_path"] = str(workdir / "feature_repo")
-    path = workdir / "params.yaml"
-    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    return path
+    """`workdir/params.yaml`: outputs under `workdir`, raw files in `raw_dir`, Feast repo beside.
+
+    The Feast repo copy reads this file (its parent's params.yaml), as the real one does.
+    """
+    raw = relocated(
+        workdir,
+        data={"raw_dir": str(raw_dir)},
+        feature_store={"repo_path": str(workdir / "feature_repo")},
+    )
+    return write_params_file(raw, workdir / "params.yaml")
 
 
 @pytest.fixture
@@ -114,8 +112,15 @@ def workdir(tmp_path: Path) -> Path:
     write_raw(raw_dir, synthetic_2020(), synthetic_2022())
     write_params(tmp_path, raw_dir)
     shutil.copytree(
-        REPO_ROOT / "feature_repo",
+        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
         tmp_path / "feature_repo",
         ignore=shutil.ignore_patterns("__pycache__", "data"),
     )
     return tmp_path
+
+
+@pytest.fixture
+def dvc_yaml() -> dict[str, Any]:
+    """The repository's dvc.yaml as plain data (a fresh copy: tests may break it)."""
+    raw: dict[str, Any] = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    return raw

@@ -1,15 +1,24 @@
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from shared_schema import FIELD_NAMES
 from training.cli import main
-from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS
-from training.io import feast_store, files
-from training.jobs.feature_store import compare_with_table
+from training.config import PathParams, load_params
+from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS, compare_with_table
+from training.io import feast_store, files, splits
 
 from .conftest import row_2020, synthetic_2020, synthetic_2022, write_raw
+
+
+def _paths(workdir: Path) -> PathParams:
+    """Where the workdir's params put each output."""
+    return load_params(workdir / "params.yaml").paths
 
 
 def _ingest(workdir: Path) -> int:
@@ -18,22 +27,22 @@ def _ingest(workdir: Path) -> int:
 
 def _outputs(workdir: Path) -> list[Path]:
     return [
-        workdir / "data/interim/listings.parquet",
-        workdir / "data/interim/quarantine.jsonl",
-        workdir / "data/reports/ingest.json",
+        _paths(workdir).listings,
+        _paths(workdir).quarantine,
+        _paths(workdir).ingest_report,
     ]
 
 
 def test_ingest_writes_listings_quarantine_and_report(workdir: Path) -> None:
     """Ingest accepts the valid rows of both sources and reports per-source counts."""
     assert _ingest(workdir) == 0
-    report = json.loads((workdir / "data/reports/ingest.json").read_text(encoding="utf-8"))
+    report = json.loads(_paths(workdir).ingest_report.read_text(encoding="utf-8"))
     assert report["sources"]["autoru_2020_moscow"]["accepted"] == 40
     assert report["sources"]["autoru_2022_msk_spb"]["accepted"] == 20
     assert report["listings"] == 60
-    listings = pd.read_parquet(workdir / "data/interim/listings.parquet")
+    listings = pd.read_parquet(_paths(workdir).listings)
     assert listings["listing_id"].is_unique
-    assert (workdir / "data/interim/quarantine.jsonl").read_text(encoding="utf-8") == ""
+    assert _paths(workdir).quarantine.read_text(encoding="utf-8") == ""
 
 
 def test_ingest_counts_quarantine_and_duplicates(workdir: Path) -> None:
@@ -44,11 +53,11 @@ def test_ingest_counts_quarantine_and_duplicates(workdir: Path) -> None:
     )
     write_raw(workdir / "raw", frame, synthetic_2022(3))
     assert _ingest(workdir) == 0
-    report = json.loads((workdir / "data/reports/ingest.json").read_text(encoding="utf-8"))
+    report = json.loads(_paths(workdir).ingest_report.read_text(encoding="utf-8"))
     counts = report["sources"]["autoru_2020_moscow"]
     assert counts == counts | {"rows_in": 8, "quarantined": 1, "duplicates_collapsed": 1}
     assert counts["quarantined_by_reason"] == {"n_doors: Expected `int` >= 1": 1}
-    lines = (workdir / "data/interim/quarantine.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = _paths(workdir).quarantine.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["field"] == "n_doors"
 
@@ -57,10 +66,10 @@ def test_ingest_is_idempotent(workdir: Path) -> None:
     """The same input gives the same listing ids and byte-identical outputs."""
     assert _ingest(workdir) == 0
     first = [files.sha256_file(p) for p in _outputs(workdir)[:2]]
-    ids = pd.read_parquet(workdir / "data/interim/listings.parquet")["listing_id"].tolist()
+    ids = pd.read_parquet(_paths(workdir).listings)["listing_id"].tolist()
     assert _ingest(workdir) == 0
     assert [files.sha256_file(p) for p in _outputs(workdir)[:2]] == first
-    again = pd.read_parquet(workdir / "data/interim/listings.parquet")["listing_id"].tolist()
+    again = pd.read_parquet(_paths(workdir).listings)["listing_id"].tolist()
     assert again == ids
 
 
@@ -114,32 +123,31 @@ def test_features_need_the_listings(workdir: Path, capsys: pytest.CaptureFixture
 
 
 def test_features_write_feature_and_label_tables(workdir: Path) -> None:
-    """Features writes one feature row and one label row per listing with derived columns."""
+    """Features writes one row per listing: the key, time, source and the raw fields only."""
     params = str(workdir / "params.yaml")
     assert main(["--params", params, "ingest"]) == 0
     assert main(["--params", params, "features"]) == 0
-    cars = pd.read_parquet(workdir / "data/features/cars.parquet")
-    labels = pd.read_parquet(workdir / "data/features/labels.parquet")
+    cars = pd.read_parquet(_paths(workdir).features)
+    labels = pd.read_parquet(_paths(workdir).labels)
+    assert tuple(cars.columns) == ("listing_id", "event_timestamp", "source", *FIELD_NAMES)
     assert tuple(cars.columns) == FEATURE_COLUMNS
     assert tuple(labels.columns) == LABEL_COLUMNS
     assert len(cars) == len(labels) == 60
-    row = cars[cars["source"] == "autoru_2020_moscow"].iloc[0]
-    assert row["age_years"] == 2020 - row["production_year"]
-    assert row["km_per_year"] == pytest.approx(row["mileage"] / row["age_years"])
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
-    """Through Feast (apply, materialize, point-in-time join) the frame equals the table."""
+    """Through Feast (apply, point-in-time join) the frame equals the table; nothing online."""
     params = str(workdir / "params.yaml")
     for step in ("ingest", "features", "feature-store"):
         assert main(["--params", params, step]) == 0, step
-    table = pd.read_parquet(workdir / "data/features/cars.parquet")
-    labels = pd.read_parquet(workdir / "data/features/labels.parquet")
+    store = load_params(params).feature_store
+    table = pd.read_parquet(_paths(workdir).features)
+    labels = pd.read_parquet(_paths(workdir).labels)
     entities = labels[["listing_id", "event_timestamp", "price"]]
-    frame = feast_store.training_frame(workdir / "feature_repo", entities)
+    frame = feast_store.training_frame(store.repo_path, entities, store.feature_view)
     assert frame["listing_id"].tolist() == entities["listing_id"].tolist()
     assert frame["price"].tolist() == entities["price"].tolist()
     assert compare_with_table(frame, table) == []
@@ -147,28 +155,49 @@ def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
     tampered = table.copy()
     tampered.loc[0, "mileage"] += 1
     assert compare_with_table(frame, tampered) == ["mileage: 1 row(s) differ"]
-    online = feast_store.online_features(workdir / "feature_repo", [table.loc[0, "listing_id"]])
-    assert online.loc[0, "brand"] == table.loc[0, "brand"]
-    assert (workdir / "data/feast/online_store.db").is_file()
+    # Feast keeps its registry; nothing is materialised into the (empty) online store.
+    feast = yaml.safe_load((store.repo_path / "feature_store.yaml").read_text(encoding="utf-8"))
+    assert (store.repo_path / feast["registry"]["path"]).is_file()
+    online = store.repo_path / feast["online_store"]["path"]
+    with contextlib.closing(sqlite3.connect(online)) as db:
+        rows = db.execute("select count(*) from car_price_car_features").fetchone()
+    assert rows == (0,)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_feast_source_must_be_the_features_dir(
+def test_split_needs_no_registry_left_by_another_step(workdir: Path) -> None:
+    """Split applies the Feast repo itself: it runs with no Feast registry on disk."""
+    params = str(workdir / "params.yaml")
+    write_raw(workdir / "raw", synthetic_2020(60), synthetic_2022(3))
+    for step in ("ingest", "features", "split"):
+        assert main(["--params", params, step]) == 0, step
+    summary = splits.read_summary(_paths(workdir).splits)
+    assert summary.source == "autoru_2020_moscow"
+    assert summary.train.rows + summary.val.rows + summary.test.rows == 60
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_feast_source_must_be_the_features_path(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A features_dir the feature view does not read is an error, not a silent mismatch."""
+    """A params file whose paths.features the Feast repo does not read is an error."""
     params = workdir / "params.yaml"
-    text = params.read_text(encoding="utf-8")
-    params.write_text(text.replace("data/features", "data/elsewhere"), encoding="utf-8")
+    elsewhere = workdir / "elsewhere.yaml"
+    elsewhere.write_text(
+        params.read_text(encoding="utf-8").replace("data/features", "data/elsewhere"), "utf-8"
+    )
     for step in ("ingest", "features"):
-        assert main(["--params", str(params), step]) == 0, step
-    assert main(["--params", str(params), "feature-store"]) == 1
+        assert main(["--params", str(elsewhere), step]) == 0, step
+    # The repo reads the params.yaml beside it, whose features path is data/features.
+    assert main(["--params", str(elsewhere), "feature-store"]) == 1
     err = capsys.readouterr().err
-    assert "reads" in err
-    assert "data/elsewhere" in err
-    assert not (workdir / "data/reports/feature_store.json").exists()
+    assert "data/features/cars.parquet, but paths.features is" in err
+    assert "data/elsewhere/cars.parquet" in err
+    assert not _paths(workdir).feature_store_report.exists()
 
 
 def test_outputs_are_readable_by_others(workdir: Path) -> None:

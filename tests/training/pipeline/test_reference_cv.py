@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from training.cli import main
+from training.config import load_params
 
 from .conftest import synthetic_2020, synthetic_2022, write_raw
 
@@ -12,12 +13,12 @@ def test_reference_cv_reports_five_folds(workdir: Path) -> None:
     """reference-cv cross-validates on the raw 2020 rows and writes mean, spread and folds."""
     write_raw(workdir / "raw", synthetic_2020(200), synthetic_2022(3))
     params = workdir / "params.yaml"
-    text = params.read_text(encoding="utf-8").replace(
-        "use_tuned_params: true", "use_tuned_params: false"
-    )
-    params.write_text(text, encoding="utf-8")
+    text = params.read_text(encoding="utf-8")
+    assert "use_tuned_params: true" in text
+    params.write_text(text.replace("use_tuned_params: true", "use_tuned_params: false"), "utf-8")
     assert main(["--params", str(params), "reference-cv"]) == 0
-    report = json.loads((workdir / "data/reports/reference_cv.json").read_text(encoding="utf-8"))
+    path = load_params(params).paths.reference_cv
+    report = json.loads(path.read_text(encoding="utf-8"))
     assert report["rows"] == 200
     assert len(report["mape_folds"]) == 5
     assert report["mape_mean"] == pytest.approx(sum(report["mape_folds"]) / 5)

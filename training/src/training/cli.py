@@ -13,14 +13,14 @@ from training.errors import PipelineError
 # Jobs are imported only when their command runs: `car-train --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("training.jobs.ingest", "Validate both raw files into listings + quarantine."),
-    "features": ("training.jobs.features", "Build data/features/*.parquet from the listings."),
-    "feature-store": ("training.jobs.feature_store", "feast apply, materialize, check the join."),
+    "features": ("training.jobs.features", "Build the feature and label tables."),
+    "feature-store": ("training.jobs.feature_store", "feast apply; check the offline join."),
     "split": ("training.jobs.split", "Train/val/test frames of the 2020 listings via Feast."),
     "tune": ("training.jobs.tune", "Optuna search; best parameters for `train`."),
     "train": ("training.jobs.train", "LightGBM on log(price), tracked in MLflow."),
     "evaluate": ("training.jobs.evaluate", "Test-split metrics, tables and plots."),
-    "export": ("training.jobs.export", "One ONNX graph + manifest in data/model/, parity-checked."),
-    "register": ("training.jobs.register", "Register the export as challenger, then promote."),
+    "export": ("training.jobs.export", "One ONNX graph + manifest, parity-checked."),
+    "register": ("training.jobs.register", "Register the exported bundle as `challenger`."),
     "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),

@@ -1,11 +1,11 @@
 """`params.yaml`, DVC's single source of truth, loaded once into frozen typed objects.
 
-Unknown keys and wrong types are errors that name the key, so a typo never falls back to a
-default silently.
+Every value lives in params.yaml only: the Structs below declare types and ranges, never
+defaults, so a missing key, an unknown key or a wrong type is an error that names the key.
 """
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -14,120 +14,156 @@ from msgspec import Meta
 from training.errors import PipelineError
 
 
-class DataParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Where raw files are read and generated artefacts are written."""
-
-    raw_dir: str = "../shared/data"
-    primary_file: str = "auto_ru_2020-09-09_moscow.csv.gz"
-    market_2022_file: str = "auto_ru_2022-03_msk_spb_xelorr.parquet"
-    interim_dir: str = "data/interim"
-    features_dir: str = "data/features"
-    reports_dir: str = "data/reports"
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A params.yaml section: immutable, unknown keys rejected."""
 
 
-class IngestParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class DataParams(_Section, frozen=True):
+    """The raw auto.ru files the pipeline starts from (outside the repository)."""
+
+    raw_dir: Path
+    primary_file: str
+    market_2022_file: str
+
+    @property
+    def primary_path(self) -> Path:
+        """The 2020 Moscow file: the training data."""
+        return self.raw_dir / self.primary_file
+
+    @property
+    def market_2022_path(self) -> Path:
+        """The 2022 Moscow + St Petersburg scrape: new market data."""
+        return self.raw_dir / self.market_2022_file
+
+
+class PathParams(_Section, frozen=True):
+    """Every file and folder a step writes: dvc.yaml names each as `${paths.<key>}`."""
+
+    listings: Path
+    quarantine: Path
+    features: Path
+    labels: Path
+    splits: Path
+    tuned_params: Path
+    trained_pipeline: Path
+    exported_bundle: Path
+    serving_bundle: Path
+    ingest_report: Path
+    feature_store_report: Path
+    train_report: Path
+    test_metrics: Path
+    error_by_brand: Path
+    error_by_decile: Path
+    plots: Path
+    registration: Path
+    promotion: Path
+    reference_cv: Path
+
+
+class IngestParams(_Section, frozen=True):
     """Validation bounds that are not part of the car contract (the target's plausible range)."""
 
-    price_min: float = 10_000.0
-    price_max: float = 100_000_000.0
+    price_min: Annotated[float, Meta(gt=0.0)]
+    price_max: Annotated[float, Meta(gt=0.0)]
 
 
-class FeatureStoreParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class FeatureStoreParams(_Section, frozen=True):
     """The Feast feature repository and the feature view the training frame is read from."""
 
-    repo_path: str = "feature_repo"
-    feature_view: str = "car_features"
+    repo_path: Path
+    feature_view: str
 
 
-class SplitParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class SplitParams(_Section, frozen=True):
     """How the training source is split into train / validation / test listings."""
 
-    source: str = "autoru_2020_moscow"
-    seed: int = 42
-    val_fraction: Annotated[float, Meta(gt=0.0, lt=0.5)] = 0.1
-    test_fraction: Annotated[float, Meta(gt=0.0, lt=0.5)] = 0.1
-    splits_dir: str = "data/splits"
+    source: str
+    seed: int
+    val_fraction: Annotated[float, Meta(gt=0.0, lt=0.5)]
+    test_fraction: Annotated[float, Meta(gt=0.0, lt=0.5)]
 
 
-class LightGBMParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class LightGBMParams(_Section, frozen=True):
     """LightGBM booster parameters (the ones `tune` searches are overlaid from its output)."""
 
-    objective: Literal["regression", "huber", "fair"] = "huber"
-    alpha: Annotated[float, Meta(gt=0.0)] = 0.1
-    learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.05
-    num_leaves: Annotated[int, Meta(ge=2, le=4096)] = 63
-    min_child_samples: Annotated[int, Meta(ge=1)] = 10
-    feature_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
-    lambda_l2: Annotated[float, Meta(ge=0.0)] = 1.0
-    cat_smooth: Annotated[float, Meta(ge=0.0)] = 10.0
-    cat_l2: Annotated[float, Meta(ge=0.0)] = 10.0
-    max_cat_to_onehot: Annotated[int, Meta(ge=1)] = 4
-    max_cat_threshold: Annotated[int, Meta(ge=1)] = 64
-    max_bin: Annotated[int, Meta(ge=2)] = 255
-    num_threads: Annotated[int, Meta(ge=0)] = 1
-    seed: int = 42
+    objective: Literal["regression", "huber", "fair"]
+    alpha: Annotated[float, Meta(gt=0.0)]
+    learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)]
+    num_leaves: Annotated[int, Meta(ge=2, le=4096)]
+    min_child_samples: Annotated[int, Meta(ge=1)]
+    feature_fraction: Annotated[float, Meta(gt=0.0, le=1.0)]
+    lambda_l2: Annotated[float, Meta(ge=0.0)]
+    cat_smooth: Annotated[float, Meta(ge=0.0)]
+    cat_l2: Annotated[float, Meta(ge=0.0)]
+    max_cat_to_onehot: Annotated[int, Meta(ge=1)]
+    max_cat_threshold: Annotated[int, Meta(ge=1)]
+    max_bin: Annotated[int, Meta(ge=2)]
+    num_threads: Annotated[int, Meta(ge=0)]
+    seed: int
 
 
-class TrainParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class TrainParams(_Section, frozen=True):
     """The training stage: booster, rounds, early stopping, category vocabulary."""
 
-    lightgbm: LightGBMParams = LightGBMParams()
-    num_boost_round: Annotated[int, Meta(ge=1)] = 5000
-    early_stopping_rounds: Annotated[int, Meta(ge=1)] = 150
-    log_every: Annotated[int, Meta(ge=1)] = 100
+    lightgbm: LightGBMParams
+    num_boost_round: Annotated[int, Meta(ge=1)]
+    early_stopping_rounds: Annotated[int, Meta(ge=1)]
+    log_every: Annotated[int, Meta(ge=1)]
     # Categories seen fewer times in the training split share the explicit unknown code.
-    min_category_count: Annotated[int, Meta(ge=1)] = 2
-    # Overlay `tune`'s best parameters (tune_dir/best_params.json) on `lightgbm`.
-    use_tuned_params: bool = True
+    min_category_count: Annotated[int, Meta(ge=1)]
+    # Overlay `tune`'s best parameters (paths.tuned_params) on `lightgbm`.
+    use_tuned_params: bool
     # Fit a constant price scale on the validation split (MAPE is minimised below the median).
-    calibrate_scale: bool = True
-    model_dir: str = "data/train"
+    calibrate_scale: bool
 
 
-class TuneParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class TuneParams(_Section, frozen=True):
     """The Optuna search: cheap by default, longer by raising `n_trials`."""
 
-    n_trials: Annotated[int, Meta(ge=1)] = 6
-    learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.1
-    num_boost_round: Annotated[int, Meta(ge=1)] = 1500
-    early_stopping_rounds: Annotated[int, Meta(ge=1)] = 50
-    seed: int = 7
-    tune_dir: str = "data/tune"
+    n_trials: Annotated[int, Meta(ge=1)]
+    learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)]
+    num_boost_round: Annotated[int, Meta(ge=1)]
+    early_stopping_rounds: Annotated[int, Meta(ge=1)]
+    seed: int
 
 
-class ExportParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The exported candidate bundle and its parity gate."""
+class ExportParams(_Section, frozen=True):
+    """The exported candidate bundle's parity gate and graph opset."""
 
-    # The candidate of this run; what is served is `registry.serving_dir` (the champion).
-    model_dir: str = "data/export"
-    parity_tolerance: Annotated[float, Meta(gt=0.0)] = 1e-4
-    opset: Annotated[int, Meta(ge=13)] = 17
+    parity_tolerance: Annotated[float, Meta(gt=0.0)]
+    opset: Annotated[int, Meta(ge=13)]
 
 
-class RegistryParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class RegistryParams(_Section, frozen=True):
     """MLflow tracking and the Model Registry (MLFLOW_TRACKING_URI overrides tracking_uri)."""
 
-    tracking_uri: str = "sqlite:///data/mlflow/mlflow.db"
-    artifact_dir: str = "data/mlflow/artifacts"
-    experiment: str = "car-price"
-    model_name: str = "car-price"
+    tracking_uri: str
+    artifact_dir: Path
+    experiment: str
+    model_name: str
     # A challenger is promoted when its test MAPE <= champion's MAPE + this tolerance.
-    promote_tolerance: Annotated[float, Meta(ge=0.0)] = 0.0
-    # After the gate, `register` writes the champion's bundle here: what `make serve` serves.
-    serving_dir: str = "data/model"
+    promote_tolerance: Annotated[float, Meta(ge=0.0)]
 
 
-class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Everything in params.yaml. Later pipeline stages add their own sections here."""
+class Params(_Section, frozen=True):
+    """Everything in params.yaml; a new step adds its section here and in params.yaml."""
 
-    data: DataParams = DataParams()
-    ingest: IngestParams = IngestParams()
-    feature_store: FeatureStoreParams = FeatureStoreParams()
-    split: SplitParams = SplitParams()
-    train: TrainParams = TrainParams()
-    tune: TuneParams = TuneParams()
-    export: ExportParams = ExportParams()
-    registry: RegistryParams = RegistryParams()
+    data: DataParams
+    paths: PathParams
+    ingest: IngestParams
+    feature_store: FeatureStoreParams
+    split: SplitParams
+    train: TrainParams
+    tune: TuneParams
+    export: ExportParams
+    registry: RegistryParams
+
+
+def _decode_path(type_: type, value: Any) -> Any:
+    """Decode a `Path` field: msgspec calls this for types it does not know."""
+    if type_ is Path and isinstance(value, str):
+        return Path(value)
+    raise ValueError(f"expected a path string, got {type(value).__name__}")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -140,7 +176,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         The frozen, validated parameters.
 
     Raises:
-        PipelineError: The file is missing or unreadable, or a key is unknown or mistyped.
+        PipelineError: The file is missing or unreadable, or a key is missing, unknown or
+            mistyped.
     """
     path = Path(path)
     try:
@@ -150,6 +187,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return msgspec.convert(raw, Params)
+        return msgspec.convert(raw, Params, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
         raise PipelineError(f"{path}: {exc}") from exc

@@ -48,9 +48,6 @@ COLUMNS_2022: Final[tuple[str, ...]] = (
     "parse_date",
 )
 
-#: Meta columns every adapter adds beside the car fields and the price.
-META_COLUMNS: Final[tuple[str, ...]] = ("source", "source_key", "row_number", "event_timestamp")
-
 # Raw auto.ru body type wording → the eleven groups of the 2020 data. Door counts come from the
 # wording where it has them ("хэтчбек 3 дв."), else from the usual count for the body.
 _BODY_2022: Final[Mapping[str, tuple[str, int]]] = {

@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS
+from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 
 UNKNOWN_CODE: Final = 0
 
@@ -91,8 +91,3 @@ def monotone_constraints() -> list[int]:
 def categorical_features() -> list[str]:
     """Feature columns LightGBM splits as categories."""
     return list(CATEGORICAL_FIELDS)
-
-
-def numeric_features() -> list[str]:
-    """Feature columns LightGBM splits by threshold."""
-    return list(NUMERIC_FIELDS)

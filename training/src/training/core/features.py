@@ -1,22 +1,21 @@
-"""Feature tables from validated listings: pure functions over DataFrames."""
+"""Feature tables from validated listings: pure functions over DataFrames.
+
+The model's features are the 16 raw `Car` fields and nothing derived: a request has no listing
+date, so nothing computed from it could be reproduced by the serving graph.
+"""
 
 from typing import Final
 
-import numpy as np
 import pandas as pd
 
 from shared_schema import FIELD_NAMES
 
-#: Columns derived here from the raw fields and the listing date.
-DERIVED_COLUMNS: Final[tuple[str, ...]] = ("listing_year", "age_years", "km_per_year")
-
-#: The feature table: Feast entity key, event time, source, raw fields, derived columns.
+#: The feature table: Feast entity key, event time, source, and the raw fields.
 FEATURE_COLUMNS: Final[tuple[str, ...]] = (
     "listing_id",
     "event_timestamp",
     "source",
     *FIELD_NAMES,
-    *DERIVED_COLUMNS,
 )
 
 #: Columns the listings table must have for features and labels to be built.
@@ -40,19 +39,36 @@ LABEL_COLUMNS: Final[tuple[str, ...]] = (
 
 
 def build_features(listings: pd.DataFrame) -> pd.DataFrame:
-    """Raw validated fields plus derived columns, one row per listing.
-
-    `age_years` is the car's age when listed (at least 0); `km_per_year` divides mileage by
-    the age, counting a car listed in its production year as one year old.
-    """
-    features = listings.loc[:, ["listing_id", "event_timestamp", "source", *FIELD_NAMES]].copy()
-    features["listing_year"] = features["event_timestamp"].dt.year.astype(np.int64)
-    age = (features["listing_year"] - features["production_year"]).clip(lower=0)
-    features["age_years"] = age.astype(np.int64)
-    features["km_per_year"] = features["mileage"] / np.maximum(age, 1)
-    return features.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True)
+    """The raw validated fields, one row per listing."""
+    return listings.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True)
 
 
 def build_labels(listings: pd.DataFrame) -> pd.DataFrame:
     """The target and its bookkeeping, one row per listing."""
     return listings.loc[:, list(LABEL_COLUMNS)].reset_index(drop=True)
+
+
+def compare_with_table(frame: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Compare a training frame fetched through the feature store with its feature table.
+
+    Returns:
+        Human-readable differences; empty when every row and feature column matches.
+    """
+    columns = [c for c in table.columns if c != "event_timestamp"]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        return [f"missing column(s) {', '.join(missing)}"]
+    if len(frame) != len(table):
+        return [f"{len(frame)} rows fetched, {len(table)} in the table"]
+    left = frame.loc[:, columns].set_index("listing_id").sort_index()
+    right = table.loc[:, columns].set_index("listing_id").sort_index()
+    problems = []
+    for column in left.columns:
+        a, b = left[column], right[column]
+        if pd.api.types.is_numeric_dtype(b):
+            same = (a.astype(float) == b.astype(float)) | (a.isna() & b.isna())
+        else:
+            same = a.astype(str) == b.astype(str)
+        if not same.all():
+            problems.append(f"{column}: {int((~same).sum())} row(s) differ")
+    return problems

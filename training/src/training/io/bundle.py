@@ -29,7 +29,7 @@ def write(directory: Path, model_bytes: bytes, manifest: Manifest) -> Path:
     """Write a bundle into `directory`, replacing any previous bundle there file by file.
 
     Args:
-        directory: The bundle directory, e.g. data/model.
+        directory: The bundle directory (`paths.exported_bundle`, `paths.serving_bundle`).
         model_bytes: The serialized ONNX graph.
         manifest: The manifest; its `sha256` must match `model_bytes`.
 

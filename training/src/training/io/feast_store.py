@@ -1,8 +1,12 @@
-"""The Feast feature store: apply the repo, materialize, and read training frames."""
+"""The Feast feature store: apply the repo and read training frames from its offline store.
+
+Where Feast keeps its registry is the repo's own `feature_store.yaml`; the feature view's
+source is `paths.features` (the repo's `features.py` reads params.yaml).
+"""
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -19,17 +23,7 @@ def apply(repo_path: Path) -> None:
     _run_feast(repo_path, "apply")
 
 
-def materialize(repo_path: Path, end: datetime | None = None) -> None:
-    """Load every feature row up to `end` (default: now) into the SQLite online store."""
-    store = _store(repo_path)
-    end = end or datetime.now(tz=UTC)
-    # Listings go back decades in production year but were all published after 2000.
-    store.materialize(start_date=datetime(2000, 1, 1, tzinfo=UTC), end_date=end)
-
-
-def training_frame(
-    repo_path: Path, entities: pd.DataFrame, feature_view: str = "car_features"
-) -> pd.DataFrame:
+def training_frame(repo_path: Path, entities: pd.DataFrame, feature_view: str) -> pd.DataFrame:
     """Fetch a training frame with a point-in-time join on the offline store.
 
     Args:
@@ -39,12 +33,15 @@ def training_frame(
 
     Returns:
         The entity rows with every feature of the view, in the entity frame's order.
+
+    Raises:
+        PipelineError: The entity frame lacks its keys, or the view is not registered.
     """
     missing = {"listing_id", "event_timestamp"} - set(entities.columns)
     if missing:
         raise PipelineError(f"entity frame lacks column(s) {', '.join(sorted(missing))}")
     store = _store(repo_path)
-    view = store.get_feature_view(feature_view)
+    view = _view(store, repo_path, feature_view)
     refs = [f"{feature_view}:{field.name}" for field in view.features]
     order = entities.assign(_order=range(len(entities)))
     frame: pd.DataFrame = store.get_historical_features(entity_df=order, features=refs).to_df()
@@ -52,23 +49,11 @@ def training_frame(
     return frame
 
 
-def source_path(repo_path: Path, feature_view: str = "car_features") -> Path:
+def source_path(repo_path: Path, feature_view: str) -> Path:
     """The parquet file the feature view reads, resolved like Feast does (relative to the repo)."""
-    view = _store(repo_path).get_feature_view(feature_view)
+    view = _view(_store(repo_path), repo_path, feature_view)
     path = Path(view.batch_source.path)
     return path if path.is_absolute() else (repo_path / path).resolve()
-
-
-def online_features(
-    repo_path: Path, listing_ids: list[str], feature_view: str = "car_features"
-) -> pd.DataFrame:
-    """Read the latest features of listings from the online store."""
-    store = _store(repo_path)
-    view = store.get_feature_view(feature_view)
-    refs = [f"{feature_view}:{field.name}" for field in view.features]
-    rows = [{"listing_id": listing_id} for listing_id in listing_ids]
-    online: pd.DataFrame = store.get_online_features(features=refs, entity_rows=rows).to_df()
-    return online
 
 
 def _store(repo_path: Path):  # type: ignore[no-untyped-def]
@@ -77,6 +62,17 @@ def _store(repo_path: Path):  # type: ignore[no-untyped-def]
     if not (repo_path / "feature_store.yaml").is_file():
         raise PipelineError(f"{repo_path}: no feature_store.yaml (not a Feast repository)")
     return FeatureStore(repo_path=str(repo_path))
+
+
+def _view(store, repo_path: Path, name: str):  # type: ignore[no-untyped-def]
+    from feast.errors import FeatureViewNotFoundException
+
+    try:
+        return store.get_feature_view(name)
+    except FeatureViewNotFoundException as exc:
+        raise PipelineError(
+            f"{repo_path}: feature view {name!r} is not registered; run `car-train feature-store`"
+        ) from exc
 
 
 def _run_feast(repo_path: Path, *args: str) -> None:

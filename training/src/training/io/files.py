@@ -1,21 +1,44 @@
-"""Writing pipeline outputs atomically: a reader sees the old file or the whole new one.
+"""Pipeline files: written atomically, read with errors that name the file and its producer.
 
-Each writer writes to a temporary file beside the target and renames it into place, so a
-failing stage never leaves a partial output that looks valid.
+Each writer writes to a temporary file beside the target and renames it into place, and a
+step removes its outputs first and again if it fails (`all_or_nothing`): a failing step never
+leaves a partial output that looks valid.
 """
 
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pandas as pd
 
 from training.errors import PipelineError
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def all_or_nothing(*paths: Path) -> Iterator[None]:
+    """Remove a step's outputs first, and again if the step fails."""
+    _remove(paths)
+    try:
+        yield
+    except BaseException:
+        _remove(paths)
+        raise
+
+
+def _remove(paths: tuple[Path, ...]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -41,8 +64,14 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> None:
         frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
 
 
+def write_csv(frame: pd.DataFrame, target: Path) -> None:
+    """Write a table as CSV, atomically, without the index, floats rounded to 6 decimals."""
+    with atomic_path(target) as tmp:
+        frame.round(6).to_csv(tmp, index=False)
+
+
 def write_json(obj: Any, target: Path) -> None:
-    """Write an object as indented JSON, atomically."""
+    """Write an object (a record Struct, a dict) as indented JSON, atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n")
 
@@ -81,9 +110,23 @@ def read_parquet(
     return frame
 
 
-def read_json(path: Path, type_: type[Any] = dict) -> Any:
-    """Read a JSON file into `type_`."""
-    return msgspec.json.decode(path.read_bytes(), type=type_)
+def read_record(path: Path, type_: type[T], producer: str) -> T:
+    """Read a JSON record written by a step.
+
+    Args:
+        path: The JSON file.
+        type_: Its record Struct (`training.records`).
+        producer: The command that writes it ("car-train tune").
+
+    Raises:
+        PipelineError: The file is missing, not JSON, or does not match the record.
+    """
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found; run `{producer}` first")
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=type_)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise PipelineError(f"{path}: corrupt {type_.__name__}: {exc}") from exc
 
 
 def sha256_file(path: Path) -> str:

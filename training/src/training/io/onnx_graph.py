@@ -22,11 +22,10 @@ import logging
 
 import numpy as np
 import onnx
-import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
-from shared_schema.bundle import PRICE_OUTPUT, build_feeds
+from shared_schema.bundle import PRICE_OUTPUT
 from training.core.encoding import UNKNOWN_CODE
 from training.core.model import PricePipeline
 from training.io import tree_ensemble
@@ -171,26 +170,3 @@ def _convert_booster(pipeline: PricePipeline, opset: int) -> onnx.ModelProto:
         node.name = f"trees_{node.name}"  # unique beside the front and back nodes
         node.output[:] = [_TREE_OUTPUT if o == outputs[0] else o for o in node.output]
     return converted
-
-
-def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Score raw inputs with onnxruntime (one thread, deterministic): price [N] float32."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    (price,) = session.run([PRICE_OUTPUT], frame_inputs)
-    return np.asarray(price, dtype=np.float32).reshape(-1)
-
-
-def graph_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Raw schema columns of a DataFrame as the graph's feeds (`shared_schema.bundle`)."""
-    columns = {
-        name: frame[name].astype(str).to_numpy(dtype=object)
-        if name in CATEGORICAL_FIELDS
-        else pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-        for name in FIELD_NAMES
-    }
-    return build_feeds(columns)

@@ -1,7 +1,12 @@
-"""Saving and loading the trained pipeline (booster text + encoding) under `train.model_dir`."""
+"""The trained pipeline on disk (`paths.trained_pipeline`): booster text + `TrainedModel` JSON.
 
+Both files are deterministic for the same inputs, so their `fingerprint` identifies the model:
+MLflow's run of the model is tagged with it (`training.io.tracking`).
+"""
+
+import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import lightgbm as lgb
 
@@ -9,47 +14,53 @@ from training.core.encoding import Vocabulary
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import files
+from training.records import TrainedModel
 
-BOOSTER_FILE = "booster.txt"
-PIPELINE_FILE = "pipeline.json"
+BOOSTER_FILE: Final = "booster.txt"
+PIPELINE_FILE: Final = "pipeline.json"
+_PRODUCER: Final = "car-train train"
 
 
-def save(pipeline: PricePipeline, directory: Path, info: dict[str, Any]) -> None:
-    """Write the booster and the encoding (plus `info`, e.g. params and data hashes)."""
+def save(pipeline: PricePipeline, directory: Path, record: TrainedModel) -> str:
+    """Write the booster and its record (encoding, log offset, lineage).
+
+    Returns:
+        The written model's fingerprint.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     with files.atomic_path(directory / BOOSTER_FILE) as tmp:
         pipeline.booster.save_model(str(tmp))
-    files.write_json(
-        {
-            "vocabulary": pipeline.vocabulary.to_json(),
-            "log_offset": pipeline.log_offset,
-            **info,
-        },
-        directory / PIPELINE_FILE,
-    )
+    files.write_json(record, directory / PIPELINE_FILE)
+    return fingerprint(directory)
 
 
-def load(directory: Path) -> tuple[PricePipeline, dict[str, Any]]:
-    """Read a pipeline written by `save`, with its info.
+def load(directory: Path) -> tuple[PricePipeline, TrainedModel]:
+    """Read a pipeline written by `save`, with its record.
 
     Raises:
         PipelineError: A file is missing or corrupt (the message names it).
     """
-    booster_path, info_path = directory / BOOSTER_FILE, directory / PIPELINE_FILE
-    for path in (booster_path, info_path):
-        if not path.is_file():
-            raise PipelineError(f"{path}: trained model not found; run `car-train train` first")
+    booster_path, record_path = directory / BOOSTER_FILE, directory / PIPELINE_FILE
+    if not booster_path.is_file():
+        raise PipelineError(f"{booster_path}: trained model not found; run `{_PRODUCER}` first")
+    record = files.read_record(record_path, TrainedModel, _PRODUCER)
     try:
-        info: dict[str, Any] = files.read_json(info_path)
-        vocabulary = Vocabulary.from_json(info.pop("vocabulary"))
-        log_offset = float(info.pop("log_offset"))
-        missing = [key for key in ("run_id", "data") if key not in info]
-        if missing:
-            raise KeyError(", ".join(missing))
-    except Exception as exc:  # msgspec, KeyError, TypeError: all mean a corrupt file
-        raise PipelineError(f"{info_path}: corrupt pipeline file: {exc!r}") from exc
+        vocabulary = Vocabulary.from_json(record.vocabulary)
+    except KeyError as exc:
+        raise PipelineError(f"{record_path}: vocabulary lacks field {exc}") from exc
     try:
         booster = lgb.Booster(model_file=str(booster_path))
     except lgb.basic.LightGBMError as exc:
         raise PipelineError(f"{booster_path}: corrupt LightGBM model: {exc}") from exc
-    return PricePipeline(booster, vocabulary, log_offset), info
+    return PricePipeline(booster, vocabulary, record.log_offset), record
+
+
+def fingerprint(directory: Path) -> str:
+    """Hex sha256 over the booster's and the record's bytes: the model's identity."""
+    digest = hashlib.sha256()
+    for name in (BOOSTER_FILE, PIPELINE_FILE):
+        path = directory / name
+        if not path.is_file():
+            raise PipelineError(f"{path}: trained model not found; run `{_PRODUCER}` first")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -1,16 +1,56 @@
-"""The MLflow Model Registry: versions, the `challenger` / `champion` aliases, bundles."""
+"""The MLflow Model Registry: logged bundles, versions, the `challenger` / `champion` aliases."""
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from shared_schema.bundle import Manifest
+from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, Manifest
 from training.errors import PipelineError
-from training.io import bundle, tracking
+from training.io import bundle
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
-MODEL_URI_TAG = "onnx_model_uri"
+CHALLENGER: Final = "challenger"
+CHAMPION: Final = "champion"
+#: Run tag holding the logged ONNX model's URI (what a registry version points to).
+MODEL_URI_TAG: Final = "onnx_model_uri"
+#: Run artifact folders: the exact bundle files, and the ONNX flavour of the model.
+BUNDLE_ARTIFACT: Final = "bundle"
+ONNX_ARTIFACT: Final = "model"
+
+
+def log_bundle(bundle_dir: Path, example: dict[str, Any]) -> str:
+    """Log a bundle to the active run: the ONNX flavour (signature + example) and the files.
+
+    The ONNX flavour makes the model loadable with `mlflow.onnx`/pyfunc; the `bundle/`
+    artifact keeps the exact bytes and manifest the server needs (`fetch-model` reads it).
+
+    Args:
+        bundle_dir: Directory with model.onnx and manifest.json.
+        example: Feeds of a few rows (`onnx_scoring.graph_inputs`), the input example.
+
+    Returns:
+        The logged ONNX model's URI, also set as the run's `MODEL_URI_TAG`.
+    """
+    import mlflow
+    import numpy as np
+    import onnx
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(array.dtype, (-1, 1), name) for name, array in example.items()]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), PRICE_OUTPUT)]),
+    )
+    info = mlflow.onnx.log_model(
+        onnx.load_model(str(bundle_dir / MODEL_FILE)),
+        name=ONNX_ARTIFACT,
+        signature=signature,
+        input_example=example,
+        # The graph needs only onnxruntime: skip MLflow's environment inference (uv export).
+        pip_requirements=["onnx", "onnxruntime"],
+    )
+    mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
+    mlflow.set_tag(MODEL_URI_TAG, str(info.model_uri))
+    return str(info.model_uri)
 
 
 def register(client: Any, model_name: str, run_id: str, tags: dict[str, str]) -> str:
@@ -59,6 +99,23 @@ def require_alias(client: Any, model_name: str, alias: str) -> Any:
     return version
 
 
+def require_version(client: Any, model_name: str, version: str) -> Any:
+    """The model version `version` of `model_name`.
+
+    Raises:
+        PipelineError: No such version (e.g. a fresh MLflow store beside an old registration).
+    """
+    import mlflow
+
+    try:
+        return client.get_model_version(model_name, version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise PipelineError(
+            f"registered model {model_name!r} has no version {version} in {tracking_uri()}; "
+            "re-run `car-train register`"
+        ) from exc
+
+
 def tracking_uri() -> str:
     """The tracking URI MLflow is using."""
     import mlflow
@@ -76,7 +133,7 @@ def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
 
     try:
         local = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=tracking.BUNDLE_ARTIFACT, dst_path=str(directory)
+            run_id=version.run_id, artifact_path=BUNDLE_ARTIFACT, dst_path=str(directory)
         )
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         raise PipelineError(

@@ -1,20 +1,25 @@
-"""MLflow tracking and the Model Registry: SQLite + local artifacts under data/ by default.
+"""MLflow tracking: a local SQLite store by default (`registry.tracking_uri`, `artifact_dir`).
 
 `MLFLOW_TRACKING_URI`, when set, points every command at a real tracking server instead.
 Nothing is configured at import time; each job calls `configure` first.
+
+Run ids never go into pipeline files (DVC hashes those, and a run id differs on every run):
+a model's run is tagged with the model's fingerprint, and later steps find it by that tag.
 """
 
 import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from training.config import RegistryParams
 from training.errors import PipelineError
 
-BUNDLE_ARTIFACT = "bundle"
-ONNX_ARTIFACT = "model"
+#: Tag of the run that trained a model: `training.io.pipeline_files.fingerprint` of it.
+PIPELINE_TAG: Final = "pipeline_sha256"
+#: Tag of the run that exported a bundle: the sha256 of its `model.onnx`.
+MODEL_SHA_TAG: Final = "model_sha256"
 
 
 def configure(params: RegistryParams) -> str:
@@ -34,7 +39,7 @@ def configure(params: RegistryParams) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(params.experiment) is None:
-        artifacts = Path(params.artifact_dir).resolve()
+        artifacts = params.artifact_dir.resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
         mlflow.create_experiment(params.experiment, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(params.experiment)
@@ -49,35 +54,42 @@ def run(
     run_name: str | None = None,
     nested: bool = False,
 ) -> Iterator[Any]:
-    """Start (or resume, given `run_id`) an MLflow run; failures mark it FAILED.
-
-    Raises:
-        PipelineError: `run_id` is not a run of this tracking store.
-    """
+    """Start (or resume, given `run_id`) an MLflow run; failures mark it FAILED."""
     import mlflow
 
     configure(params)
-    if run_id is not None:
-        require_run(run_id)
     with mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested) as active:
         yield active
 
 
-def require_run(run_id: str) -> Any:
-    """The run `run_id` of the configured store.
+def find_run(params: RegistryParams, tag: str, value: str, producer: str) -> str:
+    """The id of the latest run of the experiment tagged `tag = value`.
+
+    Args:
+        params: The registry section (which store and experiment).
+        tag: `PIPELINE_TAG` or `MODEL_SHA_TAG`.
+        value: The fingerprint or sha256 looked for.
+        producer: The command whose run carries the tag ("car-train train").
 
     Raises:
-        PipelineError: No such run (e.g. a fresh MLflow store beside an old `data/train`).
+        PipelineError: No such run (e.g. a fresh MLflow store beside old pipeline files).
     """
     import mlflow
 
-    try:
-        return mlflow.get_run(run_id)
-    except mlflow.exceptions.MlflowException as exc:
+    configure(params)
+    runs = mlflow.search_runs(
+        experiment_names=[params.experiment],
+        filter_string=f"tags.{tag} = '{value}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
         raise PipelineError(
-            f"MLflow run {run_id} not found in {mlflow.get_tracking_uri()}; "
-            "re-run `car-train train`"
-        ) from exc
+            f"no MLflow run tagged {tag}={value[:12]}… in {mlflow.get_tracking_uri()}; "
+            f"re-run `{producer}`"
+        )
+    return str(runs[0].info.run_id)
 
 
 def client(params: RegistryParams) -> Any:
@@ -86,42 +98,3 @@ def client(params: RegistryParams) -> Any:
 
     configure(params)
     return MlflowClient()
-
-
-def log_bundle(bundle_dir: Path, example: Any) -> str:
-    """Log a bundle to the active run: the ONNX flavour (signature + example) and the files.
-
-    The ONNX flavour makes the model loadable with `mlflow.onnx`/pyfunc; the `bundle/`
-    artifact keeps the exact bytes and manifest the server needs (`fetch-model` reads it).
-
-    Args:
-        bundle_dir: Directory with model.onnx and manifest.json.
-        example: A few rows of raw fields (DataFrame), the signature's input example.
-
-    Returns:
-        The logged ONNX model's URI (what a registry version points to).
-    """
-    import mlflow
-    import numpy as np
-    import onnx
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
-
-    from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT
-    from training.io.onnx_graph import graph_inputs
-
-    feeds = graph_inputs(example)
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(array.dtype, (-1, 1), name) for name, array in feeds.items()]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), PRICE_OUTPUT)]),
-    )
-    info = mlflow.onnx.log_model(
-        onnx.load_model(str(bundle_dir / MODEL_FILE)),
-        name=ONNX_ARTIFACT,
-        signature=signature,
-        input_example=feeds,
-        # The graph needs only onnxruntime: skip MLflow's environment inference (uv export).
-        pip_requirements=["onnx", "onnxruntime"],
-    )
-    mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
-    return str(info.model_uri)

@@ -3,13 +3,12 @@
 onnxmltools exports each categorical split of a LightGBM tree ("code in {c1, …, ck}") as a
 chain of k `BRANCH_EQ` nodes of `TreeEnsembleRegressor` (ai.onnx.ml 1/3), all true branches to
 one node. A row walks the chain one comparison at a time, so a forest rich in categorical
-splits (model_name has ~1,000 values) is many times larger and deeper than its booster: the
-champion had 630k nodes, 401k of them equality tests. `ai.onnx.ml.TreeEnsemble` (in
-onnxruntime since 1.20) has a `BRANCH_MEMBER` mode that tests the whole set in one node. The
-rewrite keeps every threshold and leaf value, so prices do not change (the export's parity
-check holds the result to the LightGBM pipeline). Measured on the champion by the benchmarks:
-271k nodes instead of 630k, a 1-car run 153 µs instead of 342 µs, 227 MB worker RSS instead of
-362 MB.
+splits (model_name has about a thousand values) is many times larger and deeper than its
+booster. `ai.onnx.ml.TreeEnsemble` (in onnxruntime since 1.20) has a `BRANCH_MEMBER` mode that
+tests the whole set in one node. The rewrite keeps every threshold and leaf value, so prices do
+not change (the export's parity check holds the result to the LightGBM pipeline). The export
+logs the node counts before and after; the effect on latency and memory is measured by the
+benchmarks (`benchmarks/results/`).
 """
 
 from typing import Any, Final

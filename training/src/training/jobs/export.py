@@ -1,11 +1,12 @@
-"""`car-train export`: the trained pipeline → one ONNX graph + manifest in `export.model_dir`.
+"""`car-train export`: the trained pipeline → one ONNX graph + manifest in `paths.exported_bundle`.
 
-`export_bundle` is the reusable core (the model tests build real bundles with it).
+That bundle is this run's candidate; `register`, `promote` and `publish` decide whether it is
+served (`paths.serving_bundle` holds the champion). `export_bundle` is the reusable core (the
+model tests build real bundles with it).
 """
 
 import hashlib
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,14 @@ from training.config import Params
 from training.core.metrics import regression_metrics
 from training.core.model import PricePipeline
 from training.errors import PipelineError
-from training.io import bundle, onnx_graph, pipeline_files, registry, tracking
-from training.jobs import split
+from training.io import bundle, onnx_graph, onnx_scoring, pipeline_files, registry, splits, tracking
 
 log = logging.getLogger(__name__)
 
 
 def parity(model_bytes: bytes, pipeline: PricePipeline, frame: pd.DataFrame) -> float:
     """Largest relative difference between the graph's and the pipeline's prices on `frame`."""
-    graph_price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(frame))
+    graph_price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
     expected = pipeline.predict_price(frame)
     return float(np.max(np.abs(graph_price.astype(np.float64) - expected) / expected))
 
@@ -69,7 +69,7 @@ def export_bundle(
             f"{len(check_frame)} rows exceeds export.parity_tolerance {parity_tolerance:g}"
         )
     sha256 = hashlib.sha256(model_bytes).hexdigest()
-    graph_price = onnx_graph.run_graph(model_bytes, onnx_graph.graph_inputs(check_frame))
+    graph_price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(check_frame))
     metrics = regression_metrics(check_frame["price"].to_numpy(np.float64), graph_price)
     manifest = Manifest(
         sha256=sha256,
@@ -83,40 +83,47 @@ def export_bundle(
         parity_max_rel_diff=max_rel_diff,
         parity_rows=len(check_frame),
         categories=pipeline.vocabulary.to_json(),
-        created_at=datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        # No created_at: the bundle is a DVC output, the same bytes for the same model (MLflow
+        # records when the run logged it).
     )
     bundle.write(out_dir, model_bytes, manifest)
     return manifest
 
 
 def run(params: Params) -> Manifest:
-    """Export the trained pipeline to `export.model_dir` and log it to the training run.
+    """Export the trained pipeline to `paths.exported_bundle` and log it to the training run.
 
     Returns:
         The manifest.
     """
     import mlflow
 
-    pipeline, info = pipeline_files.load(Path(params.train.model_dir))
-    test = split.read_split(params, "test")
-    out_dir = Path(params.export.model_dir)
+    paths = params.paths
+    pipeline, trained = pipeline_files.load(paths.trained_pipeline)
+    test = splits.read(paths.splits, "test")
+    # The run first: a model no run trained is not exported.
+    run_id = tracking.find_run(
+        params.registry,
+        tracking.PIPELINE_TAG,
+        pipeline_files.fingerprint(paths.trained_pipeline),
+        "car-train train",
+    )
     manifest = export_bundle(
         pipeline,
         test,
-        out_dir,
-        training_data_hash=info["data"]["splits"]["train"]["sha256"],
+        paths.exported_bundle,
+        training_data_hash=trained.dataset.train.sha256,
         model_name=params.registry.model_name,
         parity_tolerance=params.export.parity_tolerance,
         opset=params.export.opset,
     )
-    with tracking.run(params.registry, run_id=info["run_id"]):
+    with tracking.run(params.registry, run_id=run_id):
         mlflow.log_metric("parity_max_rel_diff", manifest.parity_max_rel_diff)
-        mlflow.set_tag("model_sha256", manifest.sha256)
-        model_uri = tracking.log_bundle(out_dir, test.head(3))
-        mlflow.set_tag(registry.MODEL_URI_TAG, model_uri)
+        mlflow.set_tag(tracking.MODEL_SHA_TAG, manifest.sha256)
+        registry.log_bundle(paths.exported_bundle, onnx_scoring.graph_inputs(test.head(3)))
     log.info(
         "exported %s (sha256 %s…): test MAPE %.4f, parity max rel diff %.2e",
-        out_dir,
+        paths.exported_bundle,
         manifest.sha256[:12],
         manifest.metrics["mape"],
         manifest.parity_max_rel_diff,

@@ -1,4 +1,7 @@
-"""`car-train fetch-model`: the serving bundle of a registry alias (how a deployment gets it)."""
+"""`car-train fetch-model`: the serving bundle of a registry alias (how a deployment gets it).
+
+The pipeline's `publish` stage runs it for `champion` into `paths.serving_bundle`.
+"""
 
 import logging
 from pathlib import Path
@@ -13,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def run(params: Params, *, alias: str = registry.CHAMPION, out: str | Path) -> Manifest:
-    """Download the bundle the alias points to, verify it, and write it to `out` atomically.
+    """Download the bundle the alias points to, verify it, and write it to `out`.
 
     The manifest's `model_version` becomes the registry version (the export only knew a
     hash-based development version); the sha256 still covers `model.onnx`, byte for byte.

@@ -1,71 +1,43 @@
 """`car-train train`: LightGBM on log(price) from the saved splits, tracked in MLflow."""
 
 import logging
-from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
 
-from training.config import LightGBMParams, Params
+from training.config import Params
 from training.core.encoding import fit_vocabulary
 from training.core.metrics import regression_metrics
 from training.core.model import calibrated, train_booster
-from training.errors import PipelineError
-from training.io import files, pipeline_files, tracking
-from training.jobs import outputs, split
+from training.io import files, pipeline_files, splits, tracking, tuned_params
+from training.records import TrainedModel, TrainReport
 
 log = logging.getLogger(__name__)
 
-BEST_PARAMS_FILE = "best_params.json"
-REPORT_FILE = "train.json"
 
-
-def lightgbm_params(params: Params) -> LightGBMParams:
-    """`train.lightgbm` from params.yaml, with `tune`'s best parameters overlaid if asked.
-
-    Raises:
-        PipelineError: The tuned file is missing, corrupt, or has an unknown key or bad value.
-    """
-    base = params.train.lightgbm
-    if not params.train.use_tuned_params:
-        return base
-    path = Path(params.tune.tune_dir) / BEST_PARAMS_FILE
-    if not path.is_file():
-        raise PipelineError(
-            f"{path}: tuned parameters not found; run `car-train tune` "
-            "or set train.use_tuned_params: false"
-        )
-    try:
-        tuned = files.read_json(path)
-        return msgspec.convert({**msgspec.to_builtins(base), **tuned["params"]}, LightGBMParams)
-    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
-        raise PipelineError(f"{path}: bad tuned parameters: {exc}") from exc
-
-
-def run(params: Params) -> dict[str, Any]:
+def run(params: Params) -> TrainReport:
     """Train the pipeline, calibrate its price scale, save it, and log the run.
 
+    The run is tagged with the saved model's fingerprint: `evaluate` and `export` find it by
+    that tag, so no run id is written into the (DVC-tracked) model files.
+
     Returns:
-        The training report: the MLflow run id, best round, validation metrics.
+        The training report: best round, validation metrics, the model's fingerprint.
     """
     import mlflow
 
-    model_dir = Path(params.train.model_dir)
-    report_path = Path(params.data.reports_dir) / REPORT_FILE
-    with outputs.all_or_nothing(model_dir, report_path):
-        train, val = split.read_split(params, "train"), split.read_split(params, "val")
-        dataset = files.read_json(Path(params.split.splits_dir) / split.SUMMARY_FILE)
-        booster_params = lightgbm_params(params)
+    paths = params.paths
+    with files.all_or_nothing(paths.trained_pipeline, paths.train_report):
+        train, val = splits.read(paths.splits, "train"), splits.read(paths.splits, "val")
+        dataset = splits.read_summary(paths.splits)
+        booster_params = tuned_params.booster_params(params)
         vocabulary = fit_vocabulary(train, params.train.min_category_count)
-        with tracking.run(params.registry, run_name="train") as active:
+        with tracking.run(params.registry, run_name="train"):
             mlflow.set_tags(
                 {
                     "stage": "train",
-                    "split_source": params.split.source,
-                    "data.train_sha256": dataset["splits"]["train"]["sha256"],
-                    "data.val_sha256": dataset["splits"]["val"]["sha256"],
-                    "data.test_sha256": dataset["splits"]["test"]["sha256"],
+                    "split_source": dataset.source,
+                    **{f"data.{s}_sha256": dataset.of(s).sha256 for s in ("train", "val", "test")},
                 }
             )
             mlflow.log_params(
@@ -88,36 +60,38 @@ def run(params: Params) -> dict[str, Any]:
                 log_every=params.train.log_every,
                 on_round=lambda step, l1: mlflow.log_metric("val_l1_log", l1, step=step),
             )
-            price = val["price"].to_numpy(dtype=np.float64)
             if params.train.calibrate_scale:
                 pipeline = calibrated(pipeline, val)
-            val_metrics = regression_metrics(price, pipeline.predict_price(val))
+            scale = float(np.exp(pipeline.log_offset - history.base_log_price))
+            val_metrics = regression_metrics(
+                val["price"].to_numpy(dtype=np.float64), pipeline.predict_price(val)
+            )
             mlflow.log_metrics(
                 {
                     "best_iteration": history.best_iteration,
                     "log_offset": pipeline.log_offset,
-                    "calibration_scale": float(
-                        np.exp(pipeline.log_offset - history.base_log_price)
-                    ),
+                    "calibration_scale": scale,
                     **{f"val_{k}": v for k, v in val_metrics.items()},
                 }
             )
-            report: dict[str, Any] = {
-                "run_id": active.info.run_id,
-                "best_iteration": history.best_iteration,
-                "log_offset": pipeline.log_offset,
-                "lightgbm": msgspec.to_builtins(booster_params),
-                "val": val_metrics,
-                "data": dataset,
-            }
-            pipeline_files.save(pipeline, model_dir, report)
-            files.write_json(
-                {"best_iteration": history.best_iteration, "val": val_metrics}, report_path
+            record = TrainedModel(
+                vocabulary=pipeline.vocabulary.to_json(),
+                log_offset=pipeline.log_offset,
+                best_iteration=history.best_iteration,
+                lightgbm=msgspec.to_builtins(booster_params),
+                val=val_metrics,
+                dataset=dataset,
             )
+            fingerprint = pipeline_files.save(pipeline, paths.trained_pipeline, record)
+            mlflow.set_tag(tracking.PIPELINE_TAG, fingerprint)
+        report = TrainReport(
+            pipeline_sha256=fingerprint, best_iteration=history.best_iteration, val=val_metrics
+        )
+        files.write_json(report, paths.train_report)
     log.info(
         "trained %d rounds; validation MAPE %.4f (calibration scale %.3f)",
         history.best_iteration,
         val_metrics["mape"],
-        np.exp(pipeline.log_offset - history.base_log_price),
+        scale,
     )
     return report

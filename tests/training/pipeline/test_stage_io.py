@@ -1,0 +1,119 @@
+"""Each stage, run on synthetic data, reads and writes only the paths its dvc.yaml stage declares.
+
+`dvc_stage_sandbox.sandbox_problems` hides every project file the stage does not declare as a dep,
+runs the stage's command and compares the files before and after; two broken copies of the
+`features` stage show that a missing dep and a missing out are both reported.
+"""
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from . import dvc_stages, stage_sandbox
+from .conftest import synthetic_2020, synthetic_2022, write_raw
+
+REPO_ROOT = dvc_stages.REPO_ROOT
+
+pytestmark = [
+    pytest.mark.slow,
+    # The steps run in this process: warnings of the third-party code they run, as in the job
+    # tests. Feast's own dependencies:
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
+    ),
+    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
+    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+]
+
+
+#: Small, fast settings for the synthetic run (the rest is the repository's params.yaml).
+_FAST = {
+    "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 5},
+    "train": {"num_boost_round": 30, "early_stopping_rounds": 30},
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A project on synthetic raw files with the repo's dvc.yaml, params.yaml and Feast repo.
+
+    Outputs keep the repository's relative paths; the MLflow store's path is absolute, so no
+    other test shares it.
+    """
+    project = tmp_path_factory.mktemp("wiring") / "project"
+    repo = dvc_stages.read_yaml("params.yaml")["feature_store"]["repo_path"]
+    shutil.copytree(
+        REPO_ROOT / repo,
+        project / repo,
+        ignore=shutil.ignore_patterns("__pycache__", "data"),
+    )
+    shutil.copy2(REPO_ROOT / "dvc.yaml", project / "dvc.yaml")
+    raw = dvc_stages.read_yaml("params.yaml")
+    raw["data"]["raw_dir"] = "raw"
+    store = Path(raw["registry"]["tracking_uri"].removeprefix("sqlite:///"))
+    raw["registry"]["tracking_uri"] = f"sqlite:///{project / store}"
+    raw["registry"]["artifact_dir"] = str(project / raw["registry"]["artifact_dir"])
+    for section, values in _FAST.items():
+        raw[section].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    write_raw(project / "raw", synthetic_2020(400), synthetic_2022(20))
+    with pytest.MonkeyPatch.context() as patch:
+        # A developer's tracking server must not receive the synthetic runs.
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield {
+            "project": project,
+            "params": raw,
+            "stages": dvc_stages.load_stages(dvc_stages.read_yaml("dvc.yaml"), raw),
+            "stores": stage_sandbox.store_dirs(project, raw),
+        }
+
+
+def test_each_stage_reads_and_writes_only_what_it_declares(sandbox: dict[str, Any]) -> None:
+    """Every stage, in order, runs with only its declared deps present and writes only its outs."""
+    problems = []
+    for stage in sandbox["stages"]:
+        problems += stage_sandbox.sandbox_problems(sandbox["project"], stage, sandbox["stores"])
+        if problems:
+            break
+    assert problems == []
+
+
+def test_an_undeclared_input_is_reported(sandbox: dict[str, Any], dvc_yaml: dict[str, Any]) -> None:
+    """Without its listings dep, `features` fails in the sandbox; the report names both."""
+    _prepare(sandbox, "features")
+    broken_yaml = dvc_stages.without(dvc_yaml, "features", "deps", "${paths.listings}")
+    broken = dvc_stages.named(dvc_stages.load_stages(broken_yaml, sandbox["params"]), "features")
+    (problem,) = stage_sandbox.sandbox_problems(sandbox["project"], broken, sandbox["stores"])
+    assert problem.startswith("stage features: `car-train features` failed with only its")
+    assert "listings.parquet: listings not found" in problem
+
+
+def test_an_undeclared_output_is_reported(
+    sandbox: dict[str, Any], dvc_yaml: dict[str, Any]
+) -> None:
+    """Without its labels out, the report names `features` and the file it wrote."""
+    _prepare(sandbox, "features")
+    broken_yaml = dvc_stages.without(dvc_yaml, "features", "outs", "${paths.labels}")
+    broken = dvc_stages.named(dvc_stages.load_stages(broken_yaml, sandbox["params"]), "features")
+    labels = sandbox["params"]["paths"]["labels"]
+    assert stage_sandbox.sandbox_problems(sandbox["project"], broken, sandbox["stores"]) == [
+        f"stage features: wrote {labels}, which it does not declare as an output"
+    ]
+
+
+def _prepare(sandbox: dict[str, Any], upto: str) -> None:
+    """Run the stages before `upto` if their outputs are not there yet."""
+    for stage in sandbox["stages"]:
+        if stage.name == upto:
+            return
+        if not all((sandbox["project"] / out).exists() for out in stage.outs):
+            assert (
+                stage_sandbox.sandbox_problems(sandbox["project"], stage, sandbox["stores"]) == []
+            )

@@ -1,0 +1,34 @@
+"""Scoring raw rows with a bundle's graph: the feeds from a DataFrame, one onnxruntime run.
+
+Kept apart from `onnx_graph` (which builds the graph from a LightGBM pipeline) so that steps
+that only score a bundle (`promote`) do not depend on the exporter.
+"""
+
+import numpy as np
+import pandas as pd
+
+from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+from shared_schema.bundle import PRICE_OUTPUT, build_feeds
+
+
+def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Score raw inputs with onnxruntime (one thread, deterministic): price [N] float32."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    (price,) = session.run([PRICE_OUTPUT], frame_inputs)
+    return np.asarray(price, dtype=np.float32).reshape(-1)
+
+
+def graph_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw schema columns of a DataFrame as the graph's feeds (`shared_schema.bundle`)."""
+    columns = {
+        name: frame[name].astype(str).to_numpy(dtype=object)
+        if name in CATEGORICAL_FIELDS
+        else pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        for name in FIELD_NAMES
+    }
+    return build_feeds(columns)

@@ -1,0 +1,132 @@
+"""What the steps write and read besides data tables: one frozen Struct per record.
+
+Each record is deterministic for the same inputs (no run ids, no timestamps): DVC hashes these
+files into dvc.lock, so a second run must write the same bytes. Run ids and times live in
+MLflow, which finds a model's run by content (`training.io.tracking`).
+"""
+
+from typing import Any
+
+import msgspec
+
+
+class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A record file: immutable, unknown keys rejected when read back."""
+
+
+class SourceCounts(_Record, frozen=True):
+    """What ingest did with one raw file; accepted + duplicates + quarantined = rows in."""
+
+    file: str
+    sha256: str
+    rows_in: int
+    accepted: int
+    duplicates_collapsed: int
+    quarantined: int
+    quarantined_by_reason: dict[str, int]
+
+
+class IngestReport(_Record, frozen=True):
+    """`paths.ingest_report`: per-source counts and the listings file's hash."""
+
+    sources: dict[str, SourceCounts]
+    listings: int
+    listings_sha256: str
+
+
+class FeatureStoreReport(_Record, frozen=True):
+    """`paths.feature_store_report`: the Feast training frame equals the feature table."""
+
+    feature_view: str
+    rows: int
+    columns: list[str]
+    equals_feature_table: bool
+
+
+class SplitSummary(_Record, frozen=True):
+    """One saved split: its row count and content hash (`training.core.dataset.frame_hash`)."""
+
+    rows: int
+    sha256: str
+
+
+class DatasetSummary(_Record, frozen=True):
+    """The splits' summary, saved beside them and carried into the trained model."""
+
+    source: str
+    train: SplitSummary
+    val: SplitSummary
+    test: SplitSummary
+
+    def of(self, split: str) -> SplitSummary:
+        """The summary of split `split` (train, val or test)."""
+        summary: SplitSummary = getattr(self, split)
+        return summary
+
+
+class TunedParams(_Record, frozen=True):
+    """`paths.tuned_params`: the search's best LightGBM parameters, which `train` overlays."""
+
+    params: dict[str, float | int]
+    val_mape: float
+    trials: int
+    tune_learning_rate: float
+
+
+class TrainedModel(_Record, frozen=True):
+    """The trained pipeline's own file (`training.io.pipeline_files`): encoding and lineage."""
+
+    vocabulary: dict[str, list[str]]
+    log_offset: float
+    best_iteration: int
+    lightgbm: dict[str, Any]
+    val: dict[str, float]
+    dataset: DatasetSummary
+
+
+class TrainReport(_Record, frozen=True):
+    """`paths.train_report`: validation metrics and the fingerprint MLflow's run is tagged with."""
+
+    pipeline_sha256: str
+    best_iteration: int
+    val: dict[str, float]
+
+
+class EvaluationReport(_Record, frozen=True):
+    """`paths.test_metrics`: the test split's metrics (`training.core.metrics`)."""
+
+    test: dict[str, float]
+
+
+class Registration(_Record, frozen=True):
+    """`paths.registration`: the registry version `register` made the challenger."""
+
+    model_name: str
+    version: str
+    sha256: str
+
+
+class PromotionRecord(_Record, frozen=True):
+    """`paths.promotion`: the gate's decision and the champion before and after it."""
+
+    promote: bool
+    reason: str
+    challenger_mape: float
+    champion_mape: float | None
+    tolerance: float
+    model_name: str
+    challenger_version: str
+    champion_version_before: str | None
+    champion_version_after: str | None
+    test_rows: int
+
+
+class ReferenceCV(_Record, frozen=True):
+    """`paths.reference_cv`: our pipeline under the data README's reference protocol."""
+
+    protocol: str
+    rows: int
+    mape_mean: float
+    mape_std: float
+    mape_folds: list[float]
+    reference_mape: float
