@@ -8,7 +8,9 @@ A bundle is a directory with two files:
 
 * `model.onnx`: one graph, one input per `Car` field it was trained on (named as the field,
   shape [N, 1], `tensor(string)` for categorical fields, `tensor(float)` with NaN for a
-  missing number), and the output `price` (float32 [N, 1], roubles);
+  missing number), and the output `price` (float32 [N, 1], roubles); a bundle with an
+  interval also has `price_lower` and `price_upper` (same shape, `price_lower <= price <=
+  price_upper` on every row), described by the manifest's `interval`;
 * `manifest.json`: a `Manifest`, written and read with msgspec.
 
 Compatibility across schema versions (`SCHEMA_VERSION` is MAJOR.MINOR.PATCH):
@@ -35,6 +37,9 @@ MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
 #: The graph's price output (roubles, float32 [N, 1]).
 PRICE_OUTPUT: Final = "price"
+#: The interval's bounds (roubles, float32 [N, 1]), present when `Manifest.interval` is set.
+LOWER_OUTPUT: Final = "price_lower"
+UPPER_OUTPUT: Final = "price_upper"
 
 InputType = Literal["string", "float"]
 
@@ -57,6 +62,26 @@ class ManifestInput(msgspec.Struct, frozen=True):
     type: InputType
 
 
+class IntervalInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The price interval a bundle's graph outputs beside the price.
+
+    Attributes:
+        nominal: Intended coverage, e.g. 0.8 for the p10–p90 interval.
+        lower_output: Graph output of the lower bound.
+        upper_output: Graph output of the upper bound.
+        calibration_rows: Rows the interval was calibrated on.
+        coverage: Measured share of prices inside the interval on the parity rows.
+        mean_relative_width: Mean (upper - lower) / price on the parity rows.
+    """
+
+    nominal: float
+    lower_output: str = LOWER_OUTPUT
+    upper_output: str = UPPER_OUTPUT
+    calibration_rows: int
+    coverage: float
+    mean_relative_width: float
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     """`manifest.json`: what the exporter records and every reader relies on.
 
@@ -76,6 +101,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         categories: Known category strings per categorical field; None when not recorded.
         created_at: ISO 8601 time of the export; None when the exporter leaves it out.
         registry_alias: The registry alias the bundle was fetched under; None for an export.
+        interval: The price interval the graph outputs; None when it outputs the price only.
     """
 
     sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -91,6 +117,13 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     categories: dict[str, list[str]] | None = None
     created_at: str | None = None
     registry_alias: str | None = None
+    interval: IntervalInfo | None = None
+
+    def outputs(self) -> tuple[str, ...]:
+        """The graph outputs a reader runs: the price, then the interval's bounds if any."""
+        if self.interval is None:
+            return (self.output,)
+        return (self.output, self.interval.lower_output, self.interval.upper_output)
 
 
 _manifest_decoder: Final = msgspec.json.Decoder(Manifest)
@@ -153,6 +186,15 @@ def check_compatible(manifest: Manifest, reader_version: str = SCHEMA_VERSION) -
         raise IncompatibleBundleError(
             f"bundle output is {manifest.output!r}, expected {PRICE_OUTPUT!r}"
         )
+    interval = manifest.interval
+    if interval is not None and (interval.lower_output, interval.upper_output) != (
+        LOWER_OUTPUT,
+        UPPER_OUTPUT,
+    ):
+        raise IncompatibleBundleError(
+            f"bundle interval outputs are {interval.lower_output!r}/{interval.upper_output!r}, "
+            f"expected {LOWER_OUTPUT!r}/{UPPER_OUTPUT!r}"
+        )
 
 
 def build_feeds(
@@ -194,11 +236,14 @@ def feeds_from_cars(
 
 __all__ = [
     "INPUT_TYPES",
+    "LOWER_OUTPUT",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "ORT_TYPES",
     "PRICE_OUTPUT",
+    "UPPER_OUTPUT",
     "IncompatibleBundleError",
+    "IntervalInfo",
     "Manifest",
     "ManifestInput",
     "build_feeds",

@@ -119,14 +119,15 @@ def test_export_of_a_model_no_run_trained_fails_and_writes_nothing(
     make_params: Any, write_splits: Any, pipeline: PricePipeline, cars: dict[str, Any]
 ) -> None:
     """Pipeline files with no MLflow run tagged with their fingerprint: named, nothing exported."""
+    from training.io.pipeline_files import TrainedModel
     from training.jobs import export
-    from training.records import TrainedModel
 
     params = make_params()
     write_splits(params)
     record = TrainedModel(
         vocabulary=pipeline.vocabulary.to_json(),
         log_offset=pipeline.log_offset,
+        interval=None,
         best_iteration=1,
         lightgbm={},
         val={},

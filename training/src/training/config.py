@@ -102,6 +102,13 @@ class LightGBMParams(_Section, frozen=True):
     seed: int
 
 
+class IntervalParams(_Section, frozen=True):
+    """The conformal price interval exported beside the price (0 < nominal < 1)."""
+
+    nominal: Annotated[float, Meta(gt=0.0, lt=1.0)]
+    bins: Annotated[int, Meta(ge=1, le=100)]
+
+
 class TrainParams(_Section, frozen=True):
     """The training stage: booster, rounds, early stopping, category vocabulary."""
 
@@ -115,6 +122,8 @@ class TrainParams(_Section, frozen=True):
     use_tuned_params: bool
     # Fit a constant price scale on the validation split (MAPE is minimised below the median).
     calibrate_scale: bool
+    # The price interval, calibrated on the validation split (training.core.intervals).
+    interval: IntervalParams
 
 
 class TuneParams(_Section, frozen=True):

@@ -5,8 +5,6 @@ files into dvc.lock, so a second run must write the same bytes. Run ids and time
 MLflow, which finds a model's run by content (`training.io.tracking`).
 """
 
-from typing import Any
-
 import msgspec
 
 
@@ -71,17 +69,6 @@ class TunedParams(_Record, frozen=True):
     val_mape: float
     trials: int
     tune_learning_rate: float
-
-
-class TrainedModel(_Record, frozen=True):
-    """The trained pipeline's own file (`training.io.pipeline_files`): encoding and lineage."""
-
-    vocabulary: dict[str, list[str]]
-    log_offset: float
-    best_iteration: int
-    lightgbm: dict[str, Any]
-    val: dict[str, float]
-    dataset: DatasetSummary
 
 
 class TrainReport(_Record, frozen=True):

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -15,6 +15,7 @@ from training.core.encoding import (
     feature_matrix,
     monotone_constraints,
 )
+from training.core.intervals import IntervalTable
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ class PricePipeline:
         log_offset: Added to the booster's output before exp(): the training median of
             log(price) the booster was centred on, plus a calibration fitted on validation
             rows (the MAPE-optimal price lies below the median the booster estimates).
+        interval: The calibrated price interval around the log price; None for none.
     """
 
     booster: lgb.Booster
     vocabulary: Vocabulary
     log_offset: float = 0.0
+    interval: IntervalTable | None = None
 
     def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
         """log(price) for each row of raw fields (float64)."""
@@ -43,6 +46,16 @@ class PricePipeline:
     def predict_price(self, frame: pd.DataFrame) -> np.ndarray:
         """Price in RUB for each row of raw fields (float64)."""
         return np.exp(self.predict_log(frame))
+
+    def predict_bounds(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper interval prices in RUB for each row (float64).
+
+        Raises:
+            ValueError: The pipeline has no calibrated interval.
+        """
+        if self.interval is None:
+            raise ValueError("this pipeline has no calibrated interval")
+        return self.interval.bounds(self.predict_log(frame))
 
 
 @dataclass
@@ -82,6 +95,7 @@ def train_booster(
     early_stopping_rounds: int,
     log_every: int = 100,
     on_round: Callable[[int, float], object] | None = None,
+    categorical_splits: bool = True,
 ) -> tuple[PricePipeline, TrainingHistory]:
     """Fit the booster on log(price) with early stopping on the validation rows.
 
@@ -98,6 +112,8 @@ def train_booster(
         early_stopping_rounds: Stop after this many rounds without validation improvement.
         log_every: Log the validation L1 of log price every this many rounds.
         on_round: Called with (round, validation L1) every `log_every` rounds (e.g. MLflow).
+        categorical_splits: Split categorical fields as sets (LightGBM's categorical splits);
+            False splits their codes as ordered numbers (the frontier study compares both).
 
     Returns:
         The pipeline (booster truncated to its best round, log offset = the training median)
@@ -116,17 +132,18 @@ def train_booster(
             if on_round is not None:
                 on_round(round_, l1)
 
+    categorical = categorical_features() if categorical_splits else []
     train_set = lgb.Dataset(
         feature_matrix(train, vocabulary),
         np.log(train["price"].to_numpy(dtype=np.float64)) - base,
-        categorical_feature=categorical_features(),
+        categorical_feature=categorical,
         free_raw_data=True,
     )
     val_set = lgb.Dataset(
         feature_matrix(val, vocabulary),
         np.log(val["price"].to_numpy(dtype=np.float64)) - base,
         reference=train_set,
-        categorical_feature=categorical_features(),
+        categorical_feature=categorical,
     )
     booster = lgb.train(
         booster_params(lightgbm_params),
@@ -159,4 +176,4 @@ def calibrated(pipeline: PricePipeline, val: pd.DataFrame) -> PricePipeline:
     """The pipeline with its log offset shifted to minimise MAPE on `val`."""
     price = val["price"].to_numpy(dtype=np.float64)
     shift = fit_log_offset(pipeline.predict_log(val), price)
-    return PricePipeline(pipeline.booster, pipeline.vocabulary, pipeline.log_offset + shift)
+    return replace(pipeline, log_offset=pipeline.log_offset + shift)

@@ -25,8 +25,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
-from shared_schema.bundle import PRICE_OUTPUT
+from shared_schema.bundle import LOWER_OUTPUT, PRICE_OUTPUT, UPPER_OUTPUT
 from training.core.encoding import UNKNOWN_CODE
+from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline
 from training.io import tree_ensemble
 
@@ -55,6 +56,12 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
         helper.make_node("Add", [_TREE_OUTPUT, "log_offset"], ["log_price"], name="log_offset"),
         helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"),
     ]
+    outputs = [PRICE_OUTPUT]
+    back_inits: list[onnx.TensorProto] = []
+    if pipeline.interval is not None:
+        interval_nodes, back_inits = _interval(pipeline.interval)
+        back += interval_nodes
+        outputs += [LOWER_OUTPUT, UPPER_OUTPUT]
     inputs = [
         helper.make_tensor_value_info(
             name,
@@ -67,9 +74,10 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
         [*front, *trees.graph.node, *back],
         "car_price",
         inputs,
-        [helper.make_tensor_value_info(PRICE_OUTPUT, TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]) for name in outputs],
         initializer=[
             *front_inits,
+            *back_inits,
             *trees.graph.initializer,
             numpy_helper.from_array(
                 np.array([pipeline.log_offset], dtype=np.float32), "log_offset"
@@ -85,6 +93,43 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
     model.ir_version = min(model.ir_version, 9)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _interval(table: IntervalTable) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """`training.core.intervals.IntervalTable.bounds` as nodes, clamped around the price.
+
+    bin = number of edges the log price exceeds; bound = exp(log price + offset[bin]); then
+    Min/Max with the price, so `price_lower <= price <= price_upper` holds on every row
+    whatever the offsets.
+    """
+    # With one bin there is no edge; +max float keeps the Greater/ReduceSum shape valid.
+    edges = list(table.edges) or [float(np.finfo(np.float32).max)]
+    lower = list(table.lower) if table.edges else [table.lower[0]] * 2
+    upper = list(table.upper) if table.edges else [table.upper[0]] * 2
+    inits = [
+        numpy_helper.from_array(np.array([edges], dtype=np.float32), "interval_edges"),
+        numpy_helper.from_array(np.array(lower, dtype=np.float32), "interval_lower"),
+        numpy_helper.from_array(np.array(upper, dtype=np.float32), "interval_upper"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "interval_axis"),
+    ]
+    nodes = [
+        helper.make_node("Greater", ["log_price", "interval_edges"], ["above_edge"]),
+        helper.make_node("Cast", ["above_edge"], ["above_edge_i"], to=TensorProto.INT64),
+        helper.make_node(
+            "ReduceSum", ["above_edge_i", "interval_axis"], ["interval_bin"], keepdims=1
+        ),
+    ]
+    for side, offsets, clamp, output in (
+        ("lower", "interval_lower", "Min", LOWER_OUTPUT),
+        ("upper", "interval_upper", "Max", UPPER_OUTPUT),
+    ):
+        nodes += [
+            helper.make_node("Gather", [offsets, "interval_bin"], [f"{side}_offset"], axis=0),
+            helper.make_node("Add", ["log_price", f"{side}_offset"], [f"{side}_log_price"]),
+            helper.make_node("Exp", [f"{side}_log_price"], [f"{side}_raw"]),
+            helper.make_node(clamp, [f"{side}_raw", PRICE_OUTPUT], [output]),
+        ]
+    return nodes, inits
 
 
 def _front(pipeline: PricePipeline) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:

@@ -4,6 +4,8 @@ Kept apart from `onnx_graph` (which builds the graph from a LightGBM pipeline) s
 that only score a bundle (`promote`) do not depend on the exporter.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -11,16 +13,26 @@ from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 from shared_schema.bundle import PRICE_OUTPUT, build_feeds
 
 
-def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Score raw inputs with onnxruntime (one thread, deterministic): price [N] float32."""
+def run_outputs(
+    model_bytes: bytes, frame_inputs: dict[str, np.ndarray], names: Sequence[str]
+) -> list[np.ndarray]:
+    """Score raw inputs with onnxruntime (one thread, deterministic): each output [N] float32."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    (price,) = session.run([PRICE_OUTPUT], frame_inputs)
-    return np.asarray(price, dtype=np.float32).reshape(-1)
+    return [
+        np.asarray(out, dtype=np.float32).reshape(-1)
+        for out in session.run(list(names), frame_inputs)
+    ]
+
+
+def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The graph's price output [N] float32 (see `run_outputs`)."""
+    (price,) = run_outputs(model_bytes, frame_inputs, [PRICE_OUTPUT])
+    return price
 
 
 def graph_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -6,19 +6,33 @@ MLflow's run of the model is tagged with it (`training.io.tracking`).
 
 import hashlib
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import lightgbm as lgb
+import msgspec
 
 from training.core.encoding import Vocabulary
+from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import files
-from training.records import TrainedModel
+from training.records import DatasetSummary
 
 BOOSTER_FILE: Final = "booster.txt"
 PIPELINE_FILE: Final = "pipeline.json"
 _PRODUCER: Final = "car-train train"
+
+
+class TrainedModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """`PIPELINE_FILE`: the encoding, log offset, interval and lineage beside the booster."""
+
+    vocabulary: dict[str, list[str]]
+    log_offset: float
+    interval: IntervalTable | None
+    best_iteration: int
+    lightgbm: dict[str, Any]
+    val: dict[str, float]
+    dataset: DatasetSummary
 
 
 def save(pipeline: PricePipeline, directory: Path, record: TrainedModel) -> str:
@@ -52,7 +66,7 @@ def load(directory: Path) -> tuple[PricePipeline, TrainedModel]:
         booster = lgb.Booster(model_file=str(booster_path))
     except lgb.basic.LightGBMError as exc:
         raise PipelineError(f"{booster_path}: corrupt LightGBM model: {exc}") from exc
-    return PricePipeline(booster, vocabulary, record.log_offset), record
+    return PricePipeline(booster, vocabulary, record.log_offset, record.interval), record
 
 
 def fingerprint(directory: Path) -> str:

@@ -1,16 +1,19 @@
 """`car-train train`: LightGBM on log(price) from the saved splits, tracked in MLflow."""
 
 import logging
+from dataclasses import replace
 
 import msgspec
 import numpy as np
 
 from training.config import Params
 from training.core.encoding import fit_vocabulary
+from training.core.intervals import fit_intervals
 from training.core.metrics import regression_metrics
 from training.core.model import calibrated, train_booster
 from training.io import files, pipeline_files, splits, tracking, tuned_params
-from training.records import TrainedModel, TrainReport
+from training.io.pipeline_files import TrainedModel
+from training.records import TrainReport
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,15 @@ def run(params: Params) -> TrainReport:
             )
             if params.train.calibrate_scale:
                 pipeline = calibrated(pipeline, val)
+            # The interval is calibrated on validation rows, which the booster never trained
+            # on (they only stopped it), after the scale it wraps is final.
+            interval = fit_intervals(
+                pipeline.predict_log(val),
+                val["price"].to_numpy(dtype=np.float64),
+                nominal=params.train.interval.nominal,
+                bins=params.train.interval.bins,
+            )
+            pipeline = replace(pipeline, interval=interval)
             scale = float(np.exp(pipeline.log_offset - history.base_log_price))
             val_metrics = regression_metrics(
                 val["price"].to_numpy(dtype=np.float64), pipeline.predict_price(val)
@@ -77,6 +89,7 @@ def run(params: Params) -> TrainReport:
             record = TrainedModel(
                 vocabulary=pipeline.vocabulary.to_json(),
                 log_offset=pipeline.log_offset,
+                interval=interval,
                 best_iteration=history.best_iteration,
                 lightgbm=msgspec.to_builtins(booster_params),
                 val=val_metrics,
