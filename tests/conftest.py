@@ -17,7 +17,16 @@ import msgspec
 import pytest
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, NUMERIC_FIELDS, SCHEMA_VERSION
-from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, PRICE_OUTPUT, Manifest, manifest_inputs
+from shared_schema.bundle import (
+    LOWER_OUTPUT,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PRICE_OUTPUT,
+    UPPER_OUTPUT,
+    IntervalInfo,
+    Manifest,
+    manifest_inputs,
+)
 
 #: Known categories per field written to the manifest; other values encode as 0.
 TEST_VOCABULARY: dict[str, list[str]] = {
@@ -47,12 +56,17 @@ _CATEGORY_STEP = 0.03
 DEFAULT_BIAS = -127.6
 
 
-def build_model_bytes(bias: float = DEFAULT_BIAS) -> bytes:
+#: The test graph's interval (when asked for): price × these factors.
+INTERVAL_FACTORS = (0.8, 1.25)
+
+
+def build_model_bytes(bias: float = DEFAULT_BIAS, *, interval: bool = False) -> bytes:
     """Serialize the test graph: `price = exp(bias + w·x)` with encoded categories.
 
     Args:
         bias: Intercept of log(price); changing it changes every price, which tests of hot
             reload use to tell models apart.
+        interval: Also output `price_lower` and `price_upper` (price × `INTERVAL_FACTORS`).
 
     Returns:
         The ONNX model bytes.
@@ -99,16 +113,34 @@ def build_model_bytes(bias: float = DEFAULT_BIAS) -> bytes:
         helper.make_node("MatMul", ["features", "weights"], ["linear"]),
         helper.make_node("Add", ["linear", "bias"], ["log_price"]),
         helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT]),
+        *(
+            [
+                helper.make_node("Mul", [PRICE_OUTPUT, "low_factor"], [LOWER_OUTPUT]),
+                helper.make_node("Mul", [PRICE_OUTPUT, "high_factor"], [UPPER_OUTPUT]),
+            ]
+            if interval
+            else []
+        ),
     ]
     graph = helper.make_graph(
         nodes,
         "test_car_price",
         inputs,
-        [helper.make_tensor_value_info(PRICE_OUTPUT, TensorProto.FLOAT, [None, 1])],
+        [
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1])
+            for name in (PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT)[: 3 if interval else 1]
+        ],
         initializer=[
             numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero"),
             numpy_helper.from_array(weights, "weights"),
             numpy_helper.from_array(np.array([bias], dtype=np.float32), "bias"),
+            *(
+                numpy_helper.from_array(np.array([factor], dtype=np.float32), name)
+                for name, factor in zip(
+                    ("low_factor", "high_factor"), INTERVAL_FACTORS, strict=True
+                )
+                if interval
+            ),
         ],
     )
     model = helper.make_model(
@@ -126,6 +158,7 @@ def write_bundle(
     *,
     model_version: str = "1",
     bias: float = DEFAULT_BIAS,
+    interval: bool = False,
     schema_version: str = SCHEMA_VERSION,
     categories: dict[str, list[str]] | None = TEST_VOCABULARY,
     **manifest_overrides: Any,
@@ -136,6 +169,7 @@ def write_bundle(
         directory: Bundle directory, created if missing.
         model_version: Version recorded in the manifest.
         bias: Intercept of the graph (see `build_model_bytes`).
+        interval: Also output `price_lower`/`price_upper` (price × `INTERVAL_FACTORS`).
         schema_version: Schema version recorded in the manifest.
         categories: Vocabulary recorded in the manifest; None records none.
         **manifest_overrides: Manifest keys to replace or add (raw JSON values, so tests can
@@ -145,7 +179,7 @@ def write_bundle(
         The bundle directory.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    model_bytes = build_model_bytes(bias)
+    model_bytes = build_model_bytes(bias, interval=interval)
     manifest: dict[str, Any] = msgspec.to_builtins(
         Manifest(
             sha256=hashlib.sha256(model_bytes).hexdigest(),
@@ -157,6 +191,11 @@ def write_bundle(
             training_data_hash="test",
             parity_max_rel_diff=0.0,
             categories=categories,
+            interval=IntervalInfo(
+                nominal=0.8, calibration_rows=100, coverage=0.8, mean_relative_width=0.45
+            )
+            if interval
+            else None,
             created_at="2026-01-01T00:00:00+00:00",
         )
     )

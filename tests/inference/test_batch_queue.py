@@ -5,16 +5,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from inference.batch_queue import MicroBatcher, OverloadedError, Prediction
+from inference.batch_queue import MicroBatcher, OverloadedError
 from inference.metrics import Metrics
-from inference.model import WARMUP_CAR
+from inference.model import WARMUP_CAR, Prediction
 from shared_schema import Car
 
 
 def make_batcher(runs: list[int], metrics: Metrics | None = None, **options: int) -> MicroBatcher:
     def run(cars: Sequence[Car]) -> Prediction:
         runs.append(len(cars))
-        return [float(car.mileage) for car in cars], "v"
+        return Prediction([float(car.mileage) for car in cars], "v")
 
     settings = {"max_rows": 4, "window_us": 0, "queue_max": 100, "deadline_ms": 1000, **options}
     return MicroBatcher(run, metrics or Metrics(), **settings)
@@ -24,7 +24,7 @@ def test_concurrent_requests_share_runs() -> None:
     """Ten concurrent requests are served in runs of at most max_rows, each with its own price."""
     runs: list[int] = []
 
-    async def scenario() -> list[tuple[float, str]]:
+    async def scenario() -> list[Prediction]:
         batcher = make_batcher(runs)
         batcher.start()
         cars = [msgspec_car(mileage) for mileage in range(10)]
@@ -33,7 +33,7 @@ def test_concurrent_requests_share_runs() -> None:
         return results
 
     results = asyncio.run(scenario())
-    assert results == [(float(mileage), "v") for mileage in range(10)]
+    assert results == [Prediction([float(mileage)], "v") for mileage in range(10)]
     assert sum(runs) == 10
     assert max(runs) <= 4
     assert len(runs) < 10

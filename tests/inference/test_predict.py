@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from inference.metrics import Metrics
-from inference.model import WARMUP_CAR
+from inference.model import WARMUP_CAR, Prediction
 from inference.predict import Predictor
 from inference.reload import ModelHolder, ModelNotReadyError
 from inference.settings import Settings
@@ -33,8 +33,10 @@ def test_run_records_rows_prices_and_unknown_categories(model_bundle: Path) -> N
     """A run observes its row count once, each price, and the categories the model never saw."""
     predictor, metrics = make_predictor(model_bundle, batch_enabled=False)
     assert sample(metrics, "carprice_predicted_price_rub_count") == 0.0  # warm-up not counted
-    prices, version = predictor.run([WARMUP_CAR, LADA, WARMUP_CAR])
-    assert version == "1"
+    prediction = predictor.run([WARMUP_CAR, LADA, WARMUP_CAR])
+    prices = prediction.prices
+    assert prediction.version == "1"
+    assert prediction.lower is None  # the test bundle has no interval
     assert len(prices) == 3
     assert sample(metrics, "carprice_batch_rows_count") == 1.0
     assert sample(metrics, "carprice_batch_rows_sum") == 3.0
@@ -49,7 +51,7 @@ def test_one_and_many_price_like_a_run(model_bundle: Path, batch_enabled: bool) 
     predictor, metrics = make_predictor(model_bundle, batch_enabled=batch_enabled)
     cars: list[Car] = [WARMUP_CAR, LADA]
 
-    async def scenario() -> tuple[list[tuple[float, str]], tuple[list[float], str]]:
+    async def scenario() -> tuple[list[Prediction], Prediction]:
         predictor.start()
         try:
             singles = await asyncio.gather(*(predictor.price_one(car) for car in cars))
@@ -57,10 +59,11 @@ def test_one_and_many_price_like_a_run(model_bundle: Path, batch_enabled: bool) 
         finally:
             await predictor.stop()
 
-    singles, (prices, version) = asyncio.run(scenario())
-    expected, _ = predictor.run(cars)
-    assert singles == [(price, "1") for price in expected]
-    assert (prices, version) == (expected, "1")
+    singles, many = asyncio.run(scenario())
+    expected = predictor.run(cars)
+    assert singles == [expected.row(0), expected.row(1)]
+    assert many == expected
+    assert expected.version == "1"
     assert sample(metrics, "carprice_inflight_requests") == 0.0
 
 

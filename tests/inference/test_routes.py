@@ -1,5 +1,6 @@
 """The routes on the test bundle: health, readiness, manifest, prices, OpenAPI, the reload guard."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from shared_schema import FIELD_NAMES, Car
 from shared_schema.bundle import feeds_from_cars
 
+from ..conftest import INTERVAL_FACTORS
 from .conftest import Client, MakeClient
 
 
@@ -106,3 +108,32 @@ def test_reload_endpoint_needs_token(make_client: MakeClient, model_bundle: Path
         assert test_client.post("/admin/reload").status_code == 401
         wrong = {"authorization": "Bearer " + "x" * 32}
         assert test_client.post("/admin/reload", headers=wrong).status_code == 401
+
+
+@pytest.mark.parametrize("batch_enabled", [True, False], ids=["batching", "direct"])
+def test_interval_is_served_beside_the_price(
+    tmp_path: Path,
+    bundle_writer: Callable[..., Path],
+    make_client: MakeClient,
+    car_payload: dict[str, Any],
+    batch_enabled: bool,
+) -> None:
+    """A bundle with an interval answers price_lower_rub ≤ price_rub ≤ price_upper_rub."""
+    low, high = INTERVAL_FACTORS
+    cars = cars_variety(car_payload)
+    with make_client(bundle_writer(tmp_path, interval=True), batch_enabled=batch_enabled) as app:
+        for car in cars:
+            body = app.post("/predict", json=car).json()
+            assert body["price_lower_rub"] == pytest.approx(body["price_rub"] * low, rel=1e-6)
+            assert body["price_upper_rub"] == pytest.approx(body["price_rub"] * high, rel=1e-6)
+        batch = app.post("/predict/batch", json={"cars": cars}).json()
+        assert batch["prices_lower_rub"] == pytest.approx([p * low for p in batch["prices_rub"]])
+        assert batch["prices_upper_rub"] == pytest.approx([p * high for p in batch["prices_rub"]])
+        assert app.get("/model").json()["interval"]["nominal"] == 0.8
+
+
+def test_no_interval_fields_without_an_interval(
+    client: Client, car_payload: dict[str, Any]
+) -> None:
+    """A bundle without an interval answers exactly the old response shape."""
+    assert set(client.post("/predict", json=car_payload).json()) == {"price_rub", "model_version"}

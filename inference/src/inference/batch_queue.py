@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from inference.metrics import Metrics
+from inference.model import Prediction
 from shared_schema import Car
 
-#: What a batch run returns: one price per car and the model version that computed them.
-Prediction = tuple[list[float], str]
 RunBatch = Callable[[Sequence[Car]], Prediction]
 
 QUEUE_FULL: Final = "queue_full"
@@ -33,7 +32,7 @@ class OverloadedError(Exception):
 @dataclass(slots=True)
 class _Pending:
     car: Car
-    future: asyncio.Future[tuple[float, str]]
+    future: asyncio.Future[Prediction]
     deadline: float
 
 
@@ -82,8 +81,8 @@ class MicroBatcher:
             if not pending.future.done():
                 pending.future.set_exception(OverloadedError(DEADLINE))
 
-    async def predict(self, car: Car) -> tuple[float, str]:
-        """The price of one car and the model version, computed together with its neighbours.
+    async def predict(self, car: Car) -> Prediction:
+        """The prediction for one car, computed together with its neighbours.
 
         Raises:
             OverloadedError: The queue is full, or the deadline passed before the car was served;
@@ -93,7 +92,7 @@ class MicroBatcher:
             if len(self._queue) >= self._queue_max:
                 raise OverloadedError(QUEUE_FULL)
             loop = asyncio.get_running_loop()
-            future: asyncio.Future[tuple[float, str]] = loop.create_future()
+            future: asyncio.Future[Prediction] = loop.create_future()
             self._queue.append(_Pending(car, future, loop.time() + self._deadline_s))
             self._metrics.queue_depth.inc()
             self._wakeup.set()
@@ -137,12 +136,12 @@ class MicroBatcher:
         # The run stays on the loop thread: for the few-row runs micro-batching makes, a hand-off
         # to a worker thread costs more than the run itself (timings: README, "Serving").
         try:
-            prices, version = self._run([pending.car for pending in batch])
+            result = self._run([pending.car for pending in batch])
         except Exception as error:  # the caller's handler turns it into a response
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)
             return
-        for pending, price in zip(batch, prices, strict=True):
+        for index, pending in enumerate(batch):
             if not pending.future.done():
-                pending.future.set_result((price, version))
+                pending.future.set_result(result.row(index))

@@ -6,19 +6,44 @@ response in the OpenAPI schema. Error bodies are Litestar's (`errors`, `decode`)
 
 import msgspec
 
+from inference.model import Prediction
 
-class PredictResponse(msgspec.Struct, frozen=True):
-    """The price of one car."""
+
+class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The price of one car, and its interval when the model has one.
+
+    `GET /model`'s `interval` gives the interval's nominal coverage and the coverage measured
+    at export; old clients that read only `price_rub` are unaffected.
+    """
 
     price_rub: float
     model_version: str
+    price_lower_rub: float | None = None
+    price_upper_rub: float | None = None
+
+    @classmethod
+    def of(cls, prediction: Prediction) -> "PredictResponse":
+        """The response for a one-row prediction."""
+        return cls(
+            prediction.prices[0],
+            prediction.version,
+            None if prediction.lower is None else prediction.lower[0],
+            None if prediction.upper is None else prediction.upper[0],
+        )
 
 
-class BatchResponse(msgspec.Struct, frozen=True):
-    """Prices in the order of the request's cars."""
+class BatchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Prices (and interval bounds) in the order of the request's cars."""
 
     prices_rub: list[float]
     model_version: str
+    prices_lower_rub: list[float] | None = None
+    prices_upper_rub: list[float] | None = None
+
+    @classmethod
+    def of(cls, prediction: Prediction) -> "BatchResponse":
+        """The response for a batch's prediction."""
+        return cls(prediction.prices, prediction.version, prediction.lower, prediction.upper)
 
 
 class HealthResponse(msgspec.Struct, frozen=True):

@@ -16,7 +16,6 @@ from shared_schema.bundle import (
     MANIFEST_FILE,
     MODEL_FILE,
     ORT_TYPES,
-    PRICE_OUTPUT,
     IncompatibleBundleError,
     Manifest,
     check_compatible,
@@ -69,6 +68,31 @@ def read_signature(model_dir: Path) -> BundleSignature | None:
     )
 
 
+class Prediction(msgspec.Struct, frozen=True):
+    """One model run's result: prices in the cars' order, the interval if the model has one.
+
+    Attributes:
+        prices: Price in RUB per car.
+        version: The model version that computed them.
+        lower: Lower interval bound per car; None when the model has no interval.
+        upper: Upper interval bound per car; None when the model has no interval.
+    """
+
+    prices: list[float]
+    version: str
+    lower: list[float] | None = None
+    upper: list[float] | None = None
+
+    def row(self, index: int) -> "Prediction":
+        """The result for the car at `index` alone."""
+        return Prediction(
+            [self.prices[index]],
+            self.version,
+            None if self.lower is None else [self.lower[index]],
+            None if self.upper is None else [self.upper[index]],
+        )
+
+
 class LoadedModel:
     """An open, validated, warmed ORT session with its manifest: immutable once built.
 
@@ -89,24 +113,30 @@ class LoadedModel:
         self.signature = signature
         self.version = manifest.model_version
         self.input_names = tuple(item.name for item in manifest.inputs)
+        self.output_names = list(manifest.outputs())
         self.vocabulary: dict[str, frozenset[str]] = {
             field: frozenset(values)
             for field, values in (manifest.categories or {}).items()
             if field in CATEGORICAL_FIELDS
         }
 
-    def predict(self, cars: Sequence[Car]) -> npt.NDArray[np.float64]:
-        """Prices in RUB for the cars, in order.
+    def run(self, cars: Sequence[Car]) -> Prediction:
+        """Prices (and the interval, if the model has one) for the cars, in order.
 
         Args:
             cars: Decoded cars, at least one.
-
-        Returns:
-            One float64 price per car.
         """
-        feeds = feeds_from_cars(cars, self.input_names)
-        (prices,) = self.session.run([PRICE_OUTPUT], feeds)
-        return np.asarray(prices, dtype=np.float64).reshape(len(cars))
+        outputs = self.session.run(self.output_names, feeds_from_cars(cars, self.input_names))
+        prices, *bounds = (
+            np.asarray(out, dtype=np.float64).reshape(-1).tolist() for out in outputs
+        )
+        if bounds:
+            return Prediction(prices, self.version, bounds[0], bounds[1])
+        return Prediction(prices, self.version)
+
+    def predict(self, cars: Sequence[Car]) -> npt.NDArray[np.float64]:
+        """Prices in RUB for the cars, in order (one float64 per car)."""
+        return np.asarray(self.run(cars).prices, dtype=np.float64)
 
     def unknown_categories(self, cars: Sequence[Car]) -> dict[str, int]:
         """How many of the cars carry a category the model never saw, per field."""
@@ -191,8 +221,9 @@ def _check_graph(session: ort.InferenceSession, manifest: Manifest) -> None:
     if inputs != expected:
         raise BundleError(f"graph inputs {inputs} differ from the manifest's {expected}")
     outputs = {item.name for item in session.get_outputs()}
-    if PRICE_OUTPUT not in outputs:
-        raise BundleError(f"graph has no output named {PRICE_OUTPUT!r}: {sorted(outputs)}")
+    missing = [name for name in manifest.outputs() if name not in outputs]
+    if missing:
+        raise BundleError(f"graph has no output named {missing[0]!r}: {sorted(outputs)}")
 
 
 def _warm_up(model: LoadedModel) -> None:

@@ -7,8 +7,9 @@ is where the prediction metrics are recorded.
 
 from collections.abc import Sequence
 
-from inference.batch_queue import MicroBatcher, Prediction
+from inference.batch_queue import MicroBatcher
 from inference.metrics import Metrics
+from inference.model import Prediction
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import Car
@@ -42,18 +43,18 @@ class Predictor:
             await self._queue.stop()
 
     def run(self, cars: Sequence[Car]) -> Prediction:
-        """One model run: prices for the cars, in order, and the version that computed them.
+        """One model run: prices (and interval) for the cars, in order, and the model version.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
         """
         model = self._holder.model()
-        prices = model.predict(cars).tolist()
-        self._metrics.observe_run(prices, model.unknown_categories(cars))
-        return prices, model.version
+        prediction = model.run(cars)
+        self._metrics.observe_run(prediction.prices, model.unknown_categories(cars))
+        return prediction
 
-    async def price_one(self, car: Car) -> tuple[float, str]:
-        """The price of one car and the model version.
+    async def price_one(self, car: Car) -> Prediction:
+        """The prediction for one car (a one-row `Prediction`).
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -63,8 +64,7 @@ class Predictor:
         try:
             if self._queue is not None:
                 return await self._queue.predict(car)
-            prices, version = self.run([car])
-            return prices[0], version
+            return self.run([car])
         finally:
             self._metrics.inflight.dec()
 
