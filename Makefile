@@ -22,7 +22,7 @@ system-deps:  ## Install Debian packages the tests need (promtool and prometheus
 setup: uv  ## Create .venv from uv.lock with every package and dependency group.
 	$(UV) sync --frozen --all-packages --all-groups
 
-train: setup  ## Run the DVC pipeline: ingest, features, Feast, train, evaluate, export, register.
+train: setup  ## Run the DVC pipeline: ingest … export, register, promote, publish (the champion).
 	$(UV) run --frozen dvc repro
 
 run: train  ## The main job: build the model, then serve it.

@@ -71,9 +71,15 @@ def price_deciles(price: pd.Series) -> pd.Series:
 
 
 def error_by_decile(frame: pd.DataFrame) -> pd.DataFrame:
-    """Error table per decile of the actual price, with each decile's price range."""
+    """Error table per decile of the actual price, with each decile's price range.
+
+    With `lower`/`upper` columns (the price interval), also each decile's interval coverage.
+    """
     work = frame.assign(decile=price_deciles(frame["price"]))
     table = error_by_group(work, "decile")
     table["decile"] = table["decile"].astype(int)
     ranges = work.groupby("decile")["price"].agg(price_min="min", price_max="max")
+    if {"lower", "upper"} <= set(frame.columns):
+        inside = (work["price"] >= work["lower"]) & (work["price"] <= work["upper"])
+        ranges["interval_coverage"] = inside.groupby(work["decile"]).mean()
     return table.merge(ranges, left_on="decile", right_index=True).sort_values("decile")

@@ -7,6 +7,7 @@ import pandas as pd
 
 from shared_schema import FIELD_NAMES
 from training.config import Params, PathParams
+from training.core.intervals import coverage, mean_relative_width
 from training.core.metrics import error_by_decile, error_by_group, regression_metrics
 from training.core.model import PricePipeline
 from training.io import files, pipeline_files, plots, splits, tracking
@@ -25,6 +26,15 @@ def evaluate(pipeline: PricePipeline, test: pd.DataFrame, paths: PathParams) -> 
     metrics = regression_metrics(
         scored["price"].to_numpy(np.float64), scored["predicted"].to_numpy(np.float64)
     )
+    if pipeline.interval is not None:
+        lower, upper = pipeline.predict_bounds(test)
+        scored = scored.assign(lower=lower, upper=upper)
+        price = scored["price"].to_numpy(np.float64)
+        metrics["interval_nominal"] = pipeline.interval.nominal
+        metrics["interval_coverage"] = coverage(price, lower, upper)
+        metrics["interval_mean_relative_width"] = mean_relative_width(
+            scored["predicted"].to_numpy(np.float64), lower, upper
+        )
     by_decile = error_by_decile(scored)
     importance = pd.Series(
         pipeline.booster.feature_importance(importance_type="gain"), index=list(FIELD_NAMES)
