@@ -2,13 +2,15 @@
 
 A single car goes through the batch queue when batching is on, so concurrent requests share one
 model run; a batch request is already one run. Every run on requests goes through `run`, which
-is where the prediction metrics are recorded.
+is where the prediction metrics are recorded; every answer leaves through `price_one` or
+`price_many`, which hand it to the prediction log (`prediction_log`) when it is on.
 """
 
 from collections.abc import Sequence
 
 from inference.batch_queue import MicroBatcher, Prediction
 from inference.metrics import Metrics
+from inference.prediction_log import PredictionLog
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import Car
@@ -21,6 +23,9 @@ class Predictor:
         self._holder = holder
         self._metrics = metrics
         self._queue: MicroBatcher | None = None
+        self._log: PredictionLog | None = None
+        if settings.prediction_log_dir is not None:
+            self._log = PredictionLog(settings, metrics)
         if settings.batch_enabled:
             self._queue = MicroBatcher(
                 self.run,
@@ -32,14 +37,18 @@ class Predictor:
             )
 
     def start(self) -> None:
-        """Start the batch queue, if any, on the running loop."""
+        """Start the batch queue and the prediction log's writer, if on, on the running loop."""
         if self._queue is not None:
             self._queue.start()
+        if self._log is not None:
+            self._log.start()
 
     async def stop(self) -> None:
-        """Stop the batch queue, if any, rejecting what is still queued."""
+        """Stop the batch queue, rejecting what is still queued, then write out the log."""
         if self._queue is not None:
             await self._queue.stop()
+        if self._log is not None:
+            await self._log.stop()
 
     def run(self, cars: Sequence[Car]) -> Prediction:
         """One model run: prices for the cars, in order, and the version that computed them.
@@ -52,8 +61,8 @@ class Predictor:
         self._metrics.observe_run(prices, model.unknown_categories(cars))
         return prices, model.version
 
-    async def price_one(self, car: Car) -> tuple[float, str]:
-        """The price of one car and the model version.
+    async def price_one(self, car: Car, request_id: str) -> tuple[float, str]:
+        """The price of one car and the model version, logged under `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -62,20 +71,27 @@ class Predictor:
         self._metrics.inflight.inc()
         try:
             if self._queue is not None:
-                return await self._queue.predict(car)
-            prices, version = self.run([car])
-            return prices[0], version
+                price, version = await self._queue.predict(car)
+            else:
+                prices, version = self.run([car])
+                price = prices[0]
         finally:
             self._metrics.inflight.dec()
+        if self._log is not None:
+            self._log.record(request_id, (car,), (price,), version)
+        return price, version
 
-    async def price_many(self, cars: Sequence[Car]) -> Prediction:
-        """Prices for the cars, in order, in one model run, and the model version.
+    async def price_many(self, cars: Sequence[Car], request_id: str) -> Prediction:
+        """Prices for the cars, in order, in one run, and the version, logged under `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
         """
         self._metrics.inflight.inc()
         try:
-            return self.run(cars)
+            prices, version = self.run(cars)
         finally:
             self._metrics.inflight.dec()
+        if self._log is not None:
+            self._log.record(request_id, cars, prices, version)
+        return prices, version
