@@ -280,11 +280,12 @@ def test_segments_rotate_by_age_even_when_idle(tmp_path: Path) -> None:
 def test_a_full_disk_mid_chunk_takes_the_partial_chunk_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ENOSPC mid-chunk: the segment is cut back to whole lines, then writing resumes."""
+    """ENOSPC mid-chunk: whole lines are kept, the cut one taken back, then writing resumes."""
     writer = SegmentWriter(tmp_path, "1-abcdef", max_bytes=1_000_000, max_age_s=3600.0)
     assert writer.write(encoded(2)) == (2, None)
     real_write = os.write
-    budget = [100]  # bytes the "disk" still takes
+    line = len(encoded(1))
+    budget = [line + 100]  # bytes the "disk" still takes: one line and a bit
 
     def full_disk(fd: int, data: Any) -> int:
         if budget[0] <= 0:
@@ -295,11 +296,11 @@ def test_a_full_disk_mid_chunk_takes_the_partial_chunk_back(
 
     monkeypatch.setattr(os, "write", full_disk)
     written, error = writer.write(encoded(3))
-    assert written == 0
+    assert written == 1
     assert isinstance(error, OSError)
     assert error.errno == errno.ENOSPC
     monkeypatch.setattr(os, "write", real_write)
     assert writer.write(encoded(1)) == (1, None)
     writer.close()
     read = read_prediction_log(tmp_path)
-    assert (len(read.records), read.skipped) == (3, {})
+    assert (len(read.records), read.skipped) == (4, {})

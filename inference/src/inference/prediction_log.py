@@ -102,7 +102,7 @@ class SegmentWriter:
 
         Returns:
             How many lines were written, and the error that stopped the rest (then those are
-            not in any segment: a partly written chunk is truncated away).
+            not in any segment: a line cut by the error is truncated away).
         """
         written = 0
         position = 0
@@ -120,8 +120,10 @@ class SegmentWriter:
                         self.close()
                         continue
                     end = data.index(b"\n", position) + 1
-                self._append(view[position:end])
-                written += data.count(b"\n", position, end)
+                kept, error = self._append(view[position:end])
+                written += data.count(b"\n", position, position + kept)
+                if error is not None:
+                    raise error
                 position = end
             self._sync()
         except OSError as error:
@@ -156,25 +158,32 @@ class SegmentWriter:
         self._size = 0
         self._opened = time.monotonic()
 
-    def _append(self, chunk: memoryview) -> None:
+    def _append(self, chunk: memoryview) -> tuple[int, OSError | None]:
+        """Write whole lines; on an error keep those written in full and cut off the rest.
+
+        Returns:
+            The bytes kept (whole lines), and the error that stopped the write.
+        """
         assert self._fd is not None
         done = 0
         try:
             while done < len(chunk):
                 done += os.write(self._fd, chunk[done:])
-        except OSError:
-            if done:
-                try:  # take the partial chunk back, so the segment still ends on a whole line
-                    os.ftruncate(self._fd, self._size)
+        except OSError as error:
+            kept = bytes(chunk[:done]).rfind(b"\n") + 1
+            if kept < done:
+                try:  # cut the partial line off, so the segment still ends on a whole line
+                    os.ftruncate(self._fd, self._size + kept)
                 except OSError:
                     self._abandon()
-            raise
+            self._size += kept
+            return kept, error
         self._size += done
+        return done, None
 
     def _abandon(self) -> None:
-        # A segment that may end mid-line is closed as it is: readers count the cut line, and
-        # may read whole lines of the failed chunk that were counted as dropped. The next
-        # write starts a new segment.
+        # A segment that may end mid-line is closed as it is (readers count the cut line); the
+        # next write starts a new segment.
         with contextlib.suppress(OSError):
             self.close()
         self._fd = self._path = None
