@@ -54,8 +54,8 @@ def test_one_and_many_price_like_a_run(model_bundle: Path, batch_enabled: bool) 
     async def scenario() -> tuple[list[Prediction], Prediction]:
         predictor.start()
         try:
-            singles = await asyncio.gather(*(predictor.price_one(car) for car in cars))
-            return singles, await predictor.price_many(cars)
+            singles = await asyncio.gather(*(predictor.price_one(car, "r1") for car in cars))
+            return singles, await predictor.price_many(cars, "r2")
         finally:
             await predictor.stop()
 
@@ -76,9 +76,9 @@ def test_without_a_model_both_paths_raise_not_ready(tmp_path: Path, batch_enable
         predictor.start()
         try:
             with pytest.raises(ModelNotReadyError):
-                await predictor.price_one(WARMUP_CAR)
+                await predictor.price_one(WARMUP_CAR, "r1")
             with pytest.raises(ModelNotReadyError):
-                await predictor.price_many([WARMUP_CAR])
+                await predictor.price_many([WARMUP_CAR], "r2")
         finally:
             await predictor.stop()
 

@@ -16,6 +16,7 @@ def test_defaults_from_empty_environment() -> None:
     assert settings.workers == available_cpus()
     assert settings.reload_token is None
     assert settings.log_level == "info"
+    assert settings.prediction_log_dir is None  # the prediction log is off
 
 
 def test_environment_reader_adds_no_defaults() -> None:
@@ -58,6 +59,10 @@ def test_overrides_win_over_environment() -> None:
         ("RELOAD_TOKEN", "short"),
         ("RELOAD_POLL_S", "-1"),
         ("LOG_LEVEL", "loud"),
+        ("PREDICTION_LOG_SAMPLE", "1.5"),
+        ("PREDICTION_LOG_BUFFER", "0"),
+        ("PREDICTION_LOG_SEGMENT_BYTES", "100"),
+        ("PREDICTION_LOG_FLUSH_S", "0"),
     ],
 )
 def test_invalid_values_are_rejected(variable: str, value: str) -> None:

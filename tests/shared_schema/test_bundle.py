@@ -17,6 +17,7 @@ from shared_schema.bundle import (
     encode_manifest,
     feeds_from_cars,
     manifest_inputs,
+    schema_version_refusal,
 )
 
 
@@ -81,6 +82,27 @@ def test_newer_minor_or_other_major_is_refused(
     """A newer minor (fields the reader may not know) or another major is refused."""
     with pytest.raises(IncompatibleBundleError, match=message):
         check_compatible(_manifest(schema_version=bundle_version), reader_version)
+
+
+@pytest.mark.parametrize(
+    ("version", "reader_version", "refusal"),
+    [
+        ("1.2.9", "1.3.0", None),
+        ("1.3.0", "1.3.0", None),
+        ("1.4.0", "1.3.0", "newer than 1.3.0"),
+        ("2.0.0", "1.3.0", "major versions differ"),
+    ],
+)
+def test_schema_version_rule_is_one_function(
+    version: str, reader_version: str, refusal: str | None
+) -> None:
+    """The rule bundles and log records share: None when readable, else the reason."""
+    result = schema_version_refusal(version, reader_version)
+    if refusal is None:
+        assert result is None
+    else:
+        assert result is not None
+        assert refusal in result
 
 
 @pytest.mark.parametrize(

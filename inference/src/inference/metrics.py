@@ -38,6 +38,9 @@ UNKNOWN_CATEGORY: Final = "carprice_unknown_category_total"
 MODEL_INFO: Final = "carprice_model_info"
 MODEL_READY: Final = "carprice_model_ready"
 MODEL_LOADS: Final = "carprice_model_loads_total"
+PREDICTION_LOG_RECORDS: Final = "carprice_prediction_log_records_total"
+PREDICTION_LOG_DROPPED: Final = "carprice_prediction_log_dropped_total"
+PREDICTION_LOG_SAMPLED_OUT: Final = "carprice_prediction_log_sampled_out_total"
 
 
 # 0.01 must stay a bucket edge: the latency SLO (monitoring/rules/recording.yml) reads le="0.01".
@@ -143,6 +146,25 @@ class Metrics:
             MODEL_LOADS,
             "Model bundle loads and reloads by outcome (success, failure).",
             ["outcome"],
+            registry=registry,
+        )
+        # Answered cars = records + dropped + sampled out (+ those still buffered): see
+        # inference.prediction_log.
+        self.prediction_log_records = Counter(
+            PREDICTION_LOG_RECORDS,
+            "Answered cars written to the prediction log's segment files.",
+            registry=registry,
+        )
+        self.prediction_log_dropped = Counter(
+            PREDICTION_LOG_DROPPED,
+            "Answered cars the prediction log lost, by reason (buffer_full, write_error, "
+            "shutdown).",
+            ["reason"],
+            registry=registry,
+        )
+        self.prediction_log_sampled_out = Counter(
+            PREDICTION_LOG_SAMPLED_OUT,
+            "Answered cars left out of the prediction log by PREDICTION_LOG_SAMPLE.",
             registry=registry,
         )
 

@@ -2,7 +2,8 @@
 
 A single car goes through the batch queue when batching is on, so concurrent requests share one
 model run; a batch request is already one run. Every run on requests goes through `run`, which
-is where the prediction metrics are recorded.
+is where the prediction metrics are recorded; every answer leaves through `price_one` or
+`price_many`, which hand it to the prediction log (`prediction_log`) when it is on.
 """
 
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from inference.batch_queue import MicroBatcher
 from inference.metrics import Metrics
 from inference.model import Prediction
+from inference.prediction_log import PredictionLog
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import Car
@@ -22,6 +24,9 @@ class Predictor:
         self._holder = holder
         self._metrics = metrics
         self._queue: MicroBatcher | None = None
+        self._log: PredictionLog | None = None
+        if settings.prediction_log_dir is not None:
+            self._log = PredictionLog(settings, metrics)
         if settings.batch_enabled:
             self._queue = MicroBatcher(
                 self.run,
@@ -33,14 +38,18 @@ class Predictor:
             )
 
     def start(self) -> None:
-        """Start the batch queue, if any, on the running loop."""
+        """Start the batch queue and the prediction log's writer, if on, on the running loop."""
         if self._queue is not None:
             self._queue.start()
+        if self._log is not None:
+            self._log.start()
 
     async def stop(self) -> None:
-        """Stop the batch queue, if any, rejecting what is still queued."""
+        """Stop the batch queue, rejecting what is still queued, then write out the log."""
         if self._queue is not None:
             await self._queue.stop()
+        if self._log is not None:
+            await self._log.stop()
 
     def run(self, cars: Sequence[Car]) -> Prediction:
         """One model run: prices (and interval) for the cars, in order, and the model version.
@@ -53,8 +62,8 @@ class Predictor:
         self._metrics.observe_run(prediction.prices, model.unknown_categories(cars))
         return prediction
 
-    async def price_one(self, car: Car) -> Prediction:
-        """The prediction for one car (a one-row `Prediction`).
+    async def price_one(self, car: Car, request_id: str) -> Prediction:
+        """The prediction for one car (a one-row `Prediction`), logged under `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -63,19 +72,26 @@ class Predictor:
         self._metrics.inflight.inc()
         try:
             if self._queue is not None:
-                return await self._queue.predict(car)
-            return self.run([car])
+                prediction = await self._queue.predict(car)
+            else:
+                prediction = self.run([car])
         finally:
             self._metrics.inflight.dec()
+        if self._log is not None:
+            self._log.record(request_id, (car,), prediction.prices, prediction.version)
+        return prediction
 
-    async def price_many(self, cars: Sequence[Car]) -> Prediction:
-        """Prices for the cars, in order, in one model run, and the model version.
+    async def price_many(self, cars: Sequence[Car], request_id: str) -> Prediction:
+        """Prices for the cars, in order, in one run, and the version, logged under `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
         """
         self._metrics.inflight.inc()
         try:
-            return self.run(cars)
+            prediction = self.run(cars)
         finally:
             self._metrics.inflight.dec()
+        if self._log is not None:
+            self._log.record(request_id, cars, prediction.prices, prediction.version)
+        return prediction

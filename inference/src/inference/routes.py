@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
+from litestar.datastructures import ResponseHeader
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
@@ -27,34 +28,48 @@ from inference.metrics import Metrics
 from inference.model import BundleError
 from inference.openapi import json_body_operation
 from inference.predict import Predictor
+from inference.prediction_log import REQUEST_ID_HEADER, request_id
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
 
 
 def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRouteHandler]:
-    """`POST /predict` and `POST /predict/batch`."""
+    """`POST /predict` and `POST /predict/batch`, each answer carrying its `X-Request-ID`."""
+    # The id the prediction log records the answer under; the client's own if it sent one.
+    id_header = ResponseHeader(
+        name=REQUEST_ID_HEADER,
+        documentation_only=True,
+        description="The request's id in the prediction log: the client's X-Request-ID if it "
+        "sent a valid one (1-64 of A-Z a-z 0-9 . _ : -), else 32 random hex digits.",
+    )
 
     @post(
         "/predict",
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(Car),
+        response_headers=[id_header],
         tags=["predict"],
     )
-    async def predict(request: Request[Any, Any, Any]) -> PredictResponse:
+    async def predict(request: Request[Any, Any, Any]) -> Response[PredictResponse]:
         """Price one car in RUB."""
-        return PredictResponse.of(await predictor.price_one(await read_car(request)))
+        answer_id = request_id(request)
+        prediction = await predictor.price_one(await read_car(request), answer_id)
+        return Response(PredictResponse.of(prediction), headers={REQUEST_ID_HEADER: answer_id})
 
     @post(
         "/predict/batch",
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(BatchRequest),
+        response_headers=[id_header],
         tags=["predict"],
     )
-    async def predict_batch(request: Request[Any, Any, Any]) -> BatchResponse:
+    async def predict_batch(request: Request[Any, Any, Any]) -> Response[BatchResponse]:
         """Price a list of cars in RUB, in order, in one model run."""
+        answer_id = request_id(request)
         cars = await read_cars(request, settings.batch_limit)
-        return BatchResponse.of(await predictor.price_many(cars))
+        prediction = await predictor.price_many(cars, answer_id)
+        return Response(BatchResponse.of(prediction), headers={REQUEST_ID_HEADER: answer_id})
 
     return [predict, predict_batch]
 

@@ -52,6 +52,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         reload_poll_s: Seconds between checks of the model dir for a new bundle; 0 disables
             polling (`RELOAD_POLL_S`).
         log_level: Level of the server's and Granian's logs (`LOG_LEVEL`).
+        prediction_log_dir: Directory of the prediction log's segment files; unset turns the
+            log off (`PREDICTION_LOG_DIR`). Format: `shared_schema.prediction_log`.
+        prediction_log_sample: Share of prediction requests logged, 0 to 1, drawn per request
+            (`PREDICTION_LOG_SAMPLE`).
+        prediction_log_buffer: Most answered cars a worker holds in memory until written; more
+            are dropped and counted (`PREDICTION_LOG_BUFFER`). Also the most a crash loses.
+        prediction_log_segment_bytes: A segment is closed once it holds this many bytes
+            (`PREDICTION_LOG_SEGMENT_BYTES`).
+        prediction_log_segment_seconds: A segment is closed once it is this old, in seconds
+            (`PREDICTION_LOG_SEGMENT_SECONDS`).
+        prediction_log_flush_s: Seconds between writes of the buffer to the open segment;
+            sooner when half the buffer fills (`PREDICTION_LOG_FLUSH_S`).
     """
 
     model_dir: str = "data/model"
@@ -69,6 +81,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reload_token: Annotated[str, Meta(min_length=16)] | None = None
     reload_poll_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
     log_level: Literal["debug", "info", "warning"] = "info"
+    prediction_log_dir: Annotated[str, Meta(min_length=1)] | None = None
+    prediction_log_sample: Annotated[float, Meta(ge=0.0, le=1.0)] = 1.0
+    prediction_log_buffer: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
+    prediction_log_segment_bytes: Annotated[int, Meta(ge=1024)] = 64_000_000
+    prediction_log_segment_seconds: Annotated[float, Meta(gt=0.0, le=604_800.0)] = 3600.0
+    prediction_log_flush_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 1.0
 
     @property
     def model_path(self) -> Path:

@@ -154,24 +154,43 @@ def _version(version: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+def schema_version_refusal(version: str, reader_version: str = SCHEMA_VERSION) -> str | None:
+    """Why data written under schema `version` is unreadable here, or None when it is readable.
+
+    The module docstring's rule, for anything that carries a schema version: a bundle's graph,
+    a prediction log record.
+
+    Args:
+        version: The schema version the data was written under (MAJOR.MINOR.PATCH).
+        reader_version: The reader's schema version.
+
+    Returns:
+        None when the major versions are equal and `version`'s minor is not newer; otherwise
+        the reason, as a sentence starting with "schema version".
+    """
+    major, minor = _version(version)
+    reader_major, reader_minor = _version(reader_version)
+    if major != reader_major:
+        return (
+            f"schema version {version} is incompatible with {reader_version}: major versions differ"
+        )
+    if minor > reader_minor:
+        return (
+            f"schema version {version} is newer than {reader_version}: "
+            "it may carry fields this reader cannot decode"
+        )
+    return None
+
+
 def check_compatible(manifest: Manifest, reader_version: str = SCHEMA_VERSION) -> None:
     """Refuse a bundle this reader cannot feed (the module docstring states the rule).
 
     Raises:
         IncompatibleBundleError: Naming the version, input or output at fault.
     """
-    bundle_major, bundle_minor = _version(manifest.schema_version)
-    reader_major, reader_minor = _version(reader_version)
-    if bundle_major != reader_major:
-        raise IncompatibleBundleError(
-            f"bundle schema version {manifest.schema_version} is incompatible with "
-            f"{reader_version}: major versions differ"
-        )
-    if bundle_minor > reader_minor:
-        raise IncompatibleBundleError(
-            f"bundle schema version {manifest.schema_version} is newer than {reader_version}: "
-            "its graph may need fields this reader cannot decode"
-        )
+    refusal = schema_version_refusal(manifest.schema_version, reader_version)
+    if refusal is not None:
+        raise IncompatibleBundleError(f"bundle {refusal}")
     for item in manifest.inputs:
         expected = INPUT_TYPES.get(item.name)
         if expected is None:
@@ -253,4 +272,5 @@ __all__ = [
     "encode_manifest",
     "feeds_from_cars",
     "manifest_inputs",
+    "schema_version_refusal",
 ]

@@ -1,0 +1,308 @@
+"""The model's accuracy–serving-cost frontier: which forest to ship.
+
+For every candidate in `benchmarks/frontier.toml` (booster parameters over the pipeline's
+own `train.lightgbm`):
+
+* **accuracy**: 5-fold cross-validation on the train + validation splits (the test split is
+  never looked at to choose): in each fold the booster trains on 90 % of the other folds,
+  stops early and fits its price scale on the remaining 10 %, and is scored (MAPE) on the held-out
+  fold. Every candidate sees the same folds, so differences are paired;
+* **serving cost** of the exported graph: the candidate is trained once on the train split
+  (early stopping on validation, as `car-train train` does), exported with the pipeline's own
+  exporter, and measured in a fresh interpreter pinned to one core (`_measure_graph`): session
+  memory (RSS growth when the session opens), cold start (session open + first run), graph size,
+  and the µs of a one-car run back to back ("hot") and with 20 ms of idle between calls ("cold":
+  what spread-out traffic sees once other work has evicted the forest from the caches).
+
+Writes `benchmarks/results/frontier-<date>-<host>.{json,md,png}`.
+Run: `uv run --frozen python -m benchmarks.frontier [--folds 5] [--only NAME ...]`.
+"""
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results"
+CANDIDATES = Path(__file__).parent / "frontier.toml"
+
+# Runs in a fresh interpreter so the session's memory is not hidden by pages an earlier
+# training freed; prints one JSON object.
+_MEASURE = r"""
+import json, resource, sys, time
+import numpy as np, onnxruntime as ort, pandas as pd, psutil
+from shared_schema.bundle import PRICE_OUTPUT
+from training.io.onnx_scoring import graph_inputs
+graph, rows_file, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+feeds = graph_inputs(pd.read_parquet(rows_file))
+model = open(graph, "rb").read()
+process = psutil.Process()
+rss = process.memory_info().rss
+start = time.perf_counter()
+options = ort.SessionOptions()
+options.intra_op_num_threads = options.inter_op_num_threads = 1
+options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+session.run([PRICE_OUTPUT], {k: v[:1] for k, v in feeds.items()})
+cold_start = time.perf_counter() - start
+session_mb = (process.memory_info().rss - rss) / 1e6
+order = np.random.default_rng(0).integers(0, len(next(iter(feeds.values()))), calls)
+def one(i):
+    row = {k: v[i:i + 1] for k, v in feeds.items()}
+    t = time.perf_counter(); session.run([PRICE_OUTPUT], row); return time.perf_counter() - t
+hot = [one(i) for i in order]
+cold = []
+for i in order:
+    time.sleep(0.02); cold.append(one(i))
+print(json.dumps({"session_mb": session_mb, "cold_start_ms": cold_start * 1e3,
+    "hot_us_p50": float(np.median(hot)) * 1e6, "cold_us_p50": float(np.median(cold)) * 1e6,
+    "cold_us_p95": float(np.percentile(cold, 95)) * 1e6}))
+"""
+
+
+def load_candidates(path: Path = CANDIDATES) -> dict[str, dict[str, Any]]:
+    """Candidate name → booster parameters to overlay (the study's data file)."""
+    with path.open("rb") as handle:
+        return dict(tomllib.load(handle)["candidate"])
+
+
+def cross_validate(frame: pd.DataFrame, params: dict[str, Any], folds: int) -> dict[str, Any]:
+    """Paired K-fold MAPE of one candidate (see the module docstring for the protocol)."""
+    from sklearn.model_selection import KFold
+
+    from training.core.encoding import fit_vocabulary
+    from training.core.model import calibrated, train_booster
+
+    params = dict(params)
+    categorical = bool(params.pop("categorical_splits", True))
+    mapes, trees = [], []
+    for k, (fit_rows, held_rows) in enumerate(
+        KFold(folds, shuffle=True, random_state=0).split(frame)
+    ):
+        fit, held = frame.iloc[fit_rows], frame.iloc[held_rows]
+        stop = np.random.default_rng(k).random(len(fit)) < 0.1
+        pipeline, history = train_booster(
+            fit[~stop],
+            fit[stop],
+            fit_vocabulary(fit[~stop], 2),
+            params,
+            num_boost_round=20_000,
+            early_stopping_rounds=_patience(params),
+            log_every=10**9,
+            categorical_splits=categorical,
+        )
+        pipeline = calibrated(pipeline, fit[stop])
+        price = held["price"].to_numpy(np.float64)
+        mapes.append(float(np.mean(np.abs(pipeline.predict_price(held) - price) / price)))
+        trees.append(history.best_iteration)
+    return {
+        "cv_mape": float(np.mean(mapes)),
+        "cv_sd": float(np.std(mapes)),
+        "folds": mapes,
+        "cv_trees": float(np.mean(trees)),
+    }
+
+
+def _patience(params: dict[str, Any]) -> int:
+    # The same patience in "learning" terms: 150 rounds at 0.05 is 7.5 units of step size.
+    return max(50, round(7.5 / float(params["learning_rate"])))
+
+
+def fit_and_export(
+    train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    """Train on train (early stopping on val), export the graph to `out`, measure parity."""
+    from training.core.encoding import fit_vocabulary
+    from training.core.model import calibrated, train_booster
+    from training.io import onnx_graph, onnx_scoring
+
+    params = dict(params)
+    categorical = bool(params.pop("categorical_splits", True))
+    pipeline, history = train_booster(
+        train,
+        val,
+        fit_vocabulary(train, 2),
+        params,
+        num_boost_round=20_000,
+        early_stopping_rounds=_patience(params),
+        log_every=10**9,
+        categorical_splits=categorical,
+    )
+    pipeline = calibrated(pipeline, val)
+    graph = onnx_graph.build_graph(pipeline)
+    out.write_bytes(graph.SerializeToString())
+    forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble")
+    attributes = {a.name: a for a in forest.attribute}
+    nodes = len(attributes["nodes_featureids"].ints) + len(attributes["leaf_targetids"].ints)
+    graph_price = onnx_scoring.run_graph(out.read_bytes(), onnx_scoring.graph_inputs(val))
+    expected = pipeline.predict_price(val)
+    price = val["price"].to_numpy(np.float64)
+    return {
+        "trees": history.best_iteration,
+        "forest_nodes": nodes,
+        "val_mape": float(np.mean(np.abs(expected - price) / price)),
+        "graph_mb": out.stat().st_size / 1e6,
+        "parity_max_rel_diff": float(np.max(np.abs(graph_price - expected) / expected)),
+    }
+
+
+def _measure_graph(graph: Path, rows: Path, calls: int) -> dict[str, float]:
+    command = [
+        "taskset",
+        "-c",
+        "0",
+        sys.executable,
+        "-c",
+        _MEASURE,
+        str(graph),
+        str(rows),
+        str(calls),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result: dict[str, float] = json.loads(output)
+    return result
+
+
+def plot(rows: list[dict[str, Any]], target: Path) -> None:
+    """MAPE (CV) against cold µs per car, one labelled point per candidate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        ax.errorbar(row["cold_us_p50"], row["cv_mape"], yerr=row["cv_sd"], fmt="o", capsize=3)
+        ax.annotate(
+            row["name"],
+            (row["cold_us_p50"], row["cv_mape"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("µs per car, 20 ms between calls (p50, one core)")
+    ax.set_ylabel("5-fold CV MAPE (±1 sd over folds)")
+    ax.set_title("Accuracy vs serving cost of the exported graph")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The study as a table, best CV MAPE first."""
+    lines = [
+        f"# Accuracy–cost frontier {report['date']} on {report['host']}",
+        "",
+        f"Machine: {report['machine']}. Load average before / after: {report['load_before']} / "
+        f"{report['load_after']}. Commit {report['commit']}. {report['folds']}-fold CV on "
+        f"{report['cv_rows']:,} train + validation rows; cost measured on the exported graph, "
+        f"{report['calls']} one-car calls per figure, one core. "
+        f"Run took {report['seconds']:.0f} s.",
+        "",
+        "| candidate | params | CV MAPE ± sd | Δ vs first (paired) | trees | val MAPE | graph MB | "
+        "session MB | cold start ms | hot µs | cold µs p50 | cold µs p95 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    first = report["candidates"][0]
+    for row in report["candidates"]:
+        delta = np.mean(np.subtract(row["folds"], first["folds"]))
+        lines.append(
+            f"| {row['name']} | {json.dumps(row['params'])} | {row['cv_mape']:.4f} ± "
+            f"{row['cv_sd']:.4f} | {delta:+.4f} | {row['trees']} | {row['val_mape']:.4f} | "
+            f"{row['graph_mb']:.1f} | {row['session_mb']:.0f} | {row['cold_start_ms']:.0f} | "
+            f"{row['hot_us_p50']:.0f} | {row['cold_us_p50']:.0f} | {row['cold_us_p95']:.0f} |"
+        )
+    lines += ["", f"![MAPE vs cold µs]({report['plot']})", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the study and write its results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--only", nargs="*", help="candidate names (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from training.config import load_params
+    from training.io import splits
+
+    params = load_params(args.params)
+    train, val, test = (splits.read(params.paths.splits, s) for s in ("train", "val", "test"))
+    base = msgspec.to_builtins(params.train.lightgbm)
+    candidates = load_candidates()
+    names = args.only or list(candidates)
+    started, load_before = time.time(), _load()
+    workdir = Path("data/bench/frontier")
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows_file = workdir / "rows.parquet"
+    test.sample(n=min(len(test), 2000), random_state=0).to_parquet(rows_file)
+    cv_frame = pd.concat([train, val], ignore_index=True)
+    rows = []
+    for name in names:
+        candidate = {**base, **candidates[name]}
+        print(f"{name}: {candidates[name]}", flush=True)
+        row = {"name": name, "params": candidates[name]}
+        row |= cross_validate(cv_frame, candidate, args.folds)
+        row |= fit_and_export(train, val, candidate, workdir / f"{name}.onnx")
+        row |= _measure_graph(workdir / f"{name}.onnx", rows_file, args.calls)
+        print(json.dumps({k: v for k, v in row.items() if k != "folds"}), flush=True)
+        rows.append(row)
+    stamp = f"{datetime.now(tz=UTC):%Y-%m-%d}-{socket.gethostname()}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(rows, args.out / f"frontier-{stamp}.png")
+    report = {
+        "date": f"{datetime.now(tz=UTC):%Y-%m-%d}",
+        "host": socket.gethostname(),
+        "machine": f"{_cpus()}, Python {platform.python_version()}",
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+        ).stdout.strip(),
+        "load_before": load_before,
+        "load_after": _load(),
+        "seconds": time.time() - started,
+        "folds": args.folds,
+        "cv_rows": len(cv_frame),
+        "calls": args.calls,
+        "plot": f"frontier-{stamp}.png",
+        "candidates": rows,
+    }
+    (args.out / f"frontier-{stamp}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / f"frontier-{stamp}.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _cpus() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{os.cpu_count()} CPUs ({model})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
