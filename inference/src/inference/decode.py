@@ -4,8 +4,8 @@ Bodies are decoded strictly by decoders built once: no coercion ("120000" is not
 NaN and Infinity are not JSON and fail as malformed, and a number too large for a float fails
 its field's range. Errors are Litestar's `ClientException`, rendered by its own handler:
 415 for a non-JSON content type, 413 (raised by Litestar while reading) for a body over
-`MAX_BODY_BYTES`, 400 for malformed JSON, 422 naming the JSON path for a body that breaks the
-schema.
+`MAX_BODY_BYTES`, 400 for malformed JSON (invalid UTF-8 included), 422 naming the JSON path
+for a body that breaks the schema.
 """
 
 from typing import Annotated, Any, Final, TypeVar
@@ -77,9 +77,15 @@ def _decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
             raise _invalid_input("$", str(error)) from None
         raise _invalid_input(path.rstrip("`"), message) from None
     except msgspec.DecodeError as error:
-        raise ClientException(
-            status_code=HTTP_400_BAD_REQUEST, detail=f"Malformed JSON: {error}"
-        ) from None
+        raise _malformed(str(error)) from None
+    except UnicodeDecodeError as error:
+        # msgspec lets a string's or key's invalid UTF-8 through as Python's own error.
+        raise _malformed(f"invalid UTF-8 in a string: {error.reason}") from None
+
+
+def _malformed(reason: str) -> ClientException:
+    """A 400 for a body that is not JSON."""
+    return ClientException(status_code=HTTP_400_BAD_REQUEST, detail=f"Malformed JSON: {reason}")
 
 
 def _invalid_input(path: str, message: str) -> ClientException:
