@@ -51,13 +51,12 @@ def create_app(settings: Settings) -> Litestar:
             await predictor.stop()
             metrics.worker_exit()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *prediction_routes(settings, predictor),
             *ops_routes(settings, metrics, holder),
         ],
         lifespan=[lifespan],
-        middleware=[metrics_middleware(metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -67,6 +66,11 @@ def create_app(settings: Settings) -> Litestar:
         ),
         logging_config=None,
     )
+    # Litestar runs app-level middleware inside each route handler, so a request that matches no
+    # route (404) or no method of one (405) would go uncounted: the metrics wrap the app's whole
+    # ASGI handler (router and exception handlers) instead.
+    app.asgi_handler = metrics_middleware(metrics)(app.asgi_handler)
+    return app
 
 
 def create_app_from_env() -> Litestar:

@@ -172,7 +172,12 @@ class Metrics:
 
 
 def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
-    """ASGI middleware recording latency and status per route template."""
+    """ASGI middleware recording latency and status per route template.
+
+    Requests that match no route or method are recorded under the endpoint `unmatched`: their
+    paths are the client's choice, and a label per path would let a scan grow the series
+    without bound.
+    """
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
