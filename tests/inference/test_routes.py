@@ -106,3 +106,15 @@ def test_reload_endpoint_needs_token(make_client: MakeClient, model_bundle: Path
         assert test_client.post("/admin/reload").status_code == 401
         wrong = {"authorization": "Bearer " + "x" * 32}
         assert test_client.post("/admin/reload", headers=wrong).status_code == 401
+
+
+def test_integer_fields_take_whole_number_floats(
+    client: Client, car_payload: dict[str, Any]
+) -> None:
+    """4.0 and 4e0 are integers as the OpenAPI schema's `integer` says: same price as 4."""
+    expected = client.post("/predict", json=car_payload).json()
+    whole = {**car_payload, "mileage": 120000.0, "n_doors": 4e0, "is_lefthand_drive": 1.0}
+    assert client.post("/predict", json=whole).json() == expected
+    batch = client.post("/predict/batch", json={"cars": [car_payload, whole]})
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["prices_rub"] == [expected["price_rub"]] * 2

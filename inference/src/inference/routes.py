@@ -43,7 +43,7 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     )
     async def predict(request: Request[Any, Any, Any]) -> PredictResponse:
         """Price one car in RUB."""
-        price, version = await predictor.price_one(await read_car(request))
+        price, version = await predictor.price_one(await read_car(request, settings))
         return PredictResponse(price_rub=price, model_version=version)
 
     @post(
@@ -54,7 +54,7 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     )
     async def predict_batch(request: Request[Any, Any, Any]) -> BatchResponse:
         """Price a list of cars in RUB, in order, in one model run."""
-        cars = await read_cars(request, settings.batch_limit)
+        cars = await read_cars(request, settings)
         prices, version = await predictor.price_many(cars)
         return BatchResponse(prices_rub=prices, model_version=version)
 
