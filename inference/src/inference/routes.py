@@ -11,6 +11,7 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import Guard
 
@@ -25,7 +26,7 @@ from inference.encode import (
 from inference.errors import RETRY_AFTER_S
 from inference.metrics import Metrics
 from inference.model import BundleError
-from inference.openapi import json_body_operation
+from inference.openapi import error_responses, json_body_operation
 from inference.predict import Predictor
 from inference.reload import ModelHolder
 from inference.settings import Settings
@@ -34,11 +35,14 @@ from shared_schema import SCHEMA_VERSION, Car
 
 def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRouteHandler]:
     """`POST /predict` and `POST /predict/batch`."""
+    # Every status a prediction route answers besides 200 (decode's 4xx, errors' 503).
+    prediction_errors = error_responses(400, 408, 413, 415, 422, 503)
 
     @post(
         "/predict",
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(Car),
+        responses=prediction_errors,
         tags=["predict"],
     )
     async def predict(request: Request[Any, Any, Any]) -> PredictResponse:
@@ -49,7 +53,8 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     @post(
         "/predict/batch",
         status_code=HTTP_200_OK,
-        operation_class=json_body_operation(BatchRequest),
+        operation_class=json_body_operation(BatchRequest, max_items={"cars": settings.batch_limit}),
+        responses=prediction_errors,
         tags=["predict"],
     )
     async def predict_batch(request: Request[Any, Any, Any]) -> BatchResponse:
@@ -69,7 +74,17 @@ def ops_routes(settings: Settings, metrics: Metrics, holder: ModelHolder) -> lis
         """The process is alive (says nothing about the model)."""
         return HealthResponse(status="ok")
 
-    @get("/ready", tags=["ops"])
+    @get(
+        "/ready",
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=ReadyResponse,
+                description="No model loaded and warm yet.",
+                generate_examples=False,
+            )
+        },
+        tags=["ops"],
+    )
     async def ready() -> Response[ReadyResponse]:
         """200 once a model is loaded and warm, 503 before."""
         model = holder.current
@@ -89,7 +104,7 @@ def ops_routes(settings: Settings, metrics: Metrics, holder: ModelHolder) -> lis
             ReadyResponse(ready=True, model_version=model.version, schema_version=SCHEMA_VERSION)
         )
 
-    @get("/model", tags=["ops"])
+    @get("/model", responses=error_responses(HTTP_503_SERVICE_UNAVAILABLE), tags=["ops"])
     async def model_manifest() -> dict[str, Any]:
         """The served bundle's manifest, as exported."""
         return holder.model().manifest_raw
@@ -103,6 +118,14 @@ def ops_routes(settings: Settings, metrics: Metrics, holder: ModelHolder) -> lis
         "/admin/reload",
         status_code=HTTP_200_OK,
         guards=[reload_token_guard(settings.reload_token)],
+        responses={
+            **error_responses(401, 403),
+            HTTP_409_CONFLICT: ResponseSpec(
+                data_container=ReloadResponse,
+                description="The bundle is unfit; the current model keeps serving.",
+                generate_examples=False,
+            ),
+        },
         tags=["ops"],
     )
     async def admin_reload() -> Response[ReloadResponse]:
