@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from inference.errors import EXCEPTION_HANDLERS
+from inference.admission import LagMonitor, admission_middleware
+from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
 from inference.predict import Predictor
 from inference.reload import ModelHolder
-from inference.routes import ops_routes, prediction_routes
+from inference.routes import PREDICTION_PATHS, ops_routes, prediction_routes
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> Litestar:
     metrics = Metrics()
     holder = ModelHolder(settings, metrics)
     predictor = Predictor(settings, holder, metrics)
+    lag = LagMonitor(settings.shed_lag_ms)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -44,9 +46,11 @@ def create_app(settings: Settings) -> Litestar:
             logger.exception("no servable model in %s at start-up", settings.model_dir)
         predictor.start()
         holder.start_polling()
+        lag.start()
         try:
             yield
         finally:
+            await lag.stop()
             await holder.stop_polling()
             await predictor.stop()
             metrics.worker_exit()
@@ -68,8 +72,11 @@ def create_app(settings: Settings) -> Litestar:
     )
     # Litestar runs app-level middleware inside each route handler, so a request that matches no
     # route (404) or no method of one (405) would go uncounted: the metrics wrap the app's whole
-    # ASGI handler (router and exception handlers) instead.
-    app.asgi_handler = metrics_middleware(metrics)(app.asgi_handler)
+    # ASGI handler (router and exception handlers) instead, and admission sits in front of the
+    # router, where turning a request away costs least.
+    admission = admission_middleware(lag, metrics, PREDICTION_PATHS, RETRY_AFTER_S)
+    app.asgi_handler = metrics_middleware(metrics)(admission(app.asgi_handler))
+    app.state.lag_monitor = lag
     return app
 
 

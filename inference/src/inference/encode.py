@@ -52,7 +52,7 @@ class ErrorLocation(msgspec.Struct, frozen=True):
     message: str
 
 
-class ErrorResponse(msgspec.Struct, frozen=True):
+class ErrorResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     """Every error's body, in Litestar's shape: the status, what is wrong, where (422 only)."""
 
     status_code: int

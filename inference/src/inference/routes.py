@@ -5,7 +5,7 @@ routes answer with a non-200 (not ready yet, a refused reload) is their result, 
 """
 
 import hmac
-from typing import Any
+from typing import Any, Final
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
@@ -32,6 +32,11 @@ from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
 
+PREDICT_PATH: Final = "/predict"
+BATCH_PATH: Final = "/predict/batch"
+#: The routes that run the model: the ones admission may turn away.
+PREDICTION_PATHS: Final = (PREDICT_PATH, BATCH_PATH)
+
 
 def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRouteHandler]:
     """`POST /predict` and `POST /predict/batch`."""
@@ -39,7 +44,7 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     prediction_errors = error_responses(400, 408, 413, 415, 422, 503)
 
     @post(
-        "/predict",
+        PREDICT_PATH,
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(Car),
         responses=prediction_errors,
@@ -51,7 +56,7 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         return PredictResponse(price_rub=price, model_version=version)
 
     @post(
-        "/predict/batch",
+        BATCH_PATH,
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(BatchRequest, max_items={"cars": settings.batch_limit}),
         responses=prediction_errors,
