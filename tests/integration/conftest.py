@@ -88,11 +88,13 @@ def serve(
         model_dir: The bundle to serve.
         log: File that receives the server's stderr (read it when a test fails).
         workers: Granian workers; the block starts once each has loaded the model.
-        **settings: Further settings as environment variables (`BODY_TIMEOUT_S="1"`).
+        **settings: Further settings as environment variables (`BODY_TIMEOUT_S="1"`), also
+            `PROMETHEUS_MULTIPROC_DIR` (otherwise car-serve makes its own).
     """
     port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env = {
-        **os.environ,
+        **inherited,
         "MODEL_DIR": str(model_dir),
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -101,7 +103,6 @@ def serve(
         "LOG_LEVEL": "warning",
         **settings,
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # car-serve makes its own
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [str(CAR_SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=stderr

@@ -27,6 +27,44 @@ from inference.metrics import Metrics
 LAGGING: Final = "lagging"
 #: How often the monitor measures the lag: a wake-up costs microseconds, 200 a second nothing.
 _PROBE_S: Final = 0.005
+#: After the last request: time for Granian's I/O threads to write out the last responses.
+_FLUSH_S: Final = 0.1
+
+
+class InFlight:
+    """Counts the HTTP requests a worker is serving, so that its shutdown can wait for them.
+
+    On SIGTERM Granian stops accepting and, at once, runs the app's lifespan shutdown; the
+    worker process ends when that returns. Waiting here for the requests already taken lets
+    them finish (a graceful drain) instead of dying with the process.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """Wrap `app` so that every HTTP request it serves is counted while it runs."""
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            self.count += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.count -= 1
+
+        return counted
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight, at most `timeout_s`; True if none is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.count and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(_FLUSH_S)
+        return self.count == 0
 
 
 class LagMonitor:

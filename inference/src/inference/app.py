@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from inference.admission import LagMonitor, admission_middleware
+from inference.admission import InFlight, LagMonitor, admission_middleware
 from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
@@ -35,9 +35,14 @@ def create_app(settings: Settings) -> Litestar:
     holder = ModelHolder(settings, metrics)
     predictor = Predictor(settings, holder, metrics)
     lag = LagMonitor(settings.shed_lag_ms)
+    inflight = InFlight()
+    # The longest a request can take: its body, its wait in the queue, then a run.
+    drain_s = settings.body_timeout_s + settings.request_deadline_ms / 1e3 + 1.0
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        for pid in metrics.reap_dead_workers():
+            logger.warning("dropped the live metrics of worker %d, which died unannounced", pid)
         metrics.model_ready.set(0)
         try:
             await holder.reload()
@@ -50,6 +55,8 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            if not await inflight.drained(drain_s):
+                logger.warning("shutting down with %d requests still in flight", inflight.count)
             await lag.stop()
             await holder.stop_polling()
             await predictor.stop()
@@ -75,7 +82,7 @@ def create_app(settings: Settings) -> Litestar:
     # ASGI handler (router and exception handlers) instead, and admission sits in front of the
     # router, where turning a request away costs least.
     admission = admission_middleware(lag, metrics, PREDICTION_PATHS, RETRY_AFTER_S)
-    app.asgi_handler = metrics_middleware(metrics)(admission(app.asgi_handler))
+    app.asgi_handler = inflight.middleware(metrics_middleware(metrics)(admission(app.asgi_handler)))
     app.state.lag_monitor = lag
     return app
 
