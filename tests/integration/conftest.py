@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +80,12 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serve(
-    model_dir: Path, log: Path, *, workers: int = 1, **settings: str
+    model_dir: Path,
+    log: Path,
+    *,
+    workers: int = 1,
+    launcher: Sequence[str] = (),
+    **settings: str,
 ) -> Iterator[ServerProcess]:
     """Run `car-serve` on a free loopback port until the block ends, ready when yielded.
 
@@ -88,6 +93,8 @@ def serve(
         model_dir: The bundle to serve.
         log: File that receives the server's stderr (read it when a test fails).
         workers: Granian workers; the block starts once each has loaded the model.
+        launcher: A command that runs car-serve (given as its last arguments), such as
+            `unshare` for a namespace.
         **settings: Further settings as environment variables (`BODY_TIMEOUT_S="1"`), also
             `PROMETHEUS_MULTIPROC_DIR` (otherwise car-serve makes its own).
     """
@@ -105,7 +112,7 @@ def serve(
     }
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [str(CAR_SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            [*launcher, str(CAR_SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=stderr
         )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
     try:
