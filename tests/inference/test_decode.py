@@ -1,5 +1,6 @@
 """Bad request bodies: each kind gets its 4xx status and a JSON body naming field and reason."""
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,30 @@ def bad_input_cases() -> list[Any]:
             "$.brand",
             json_type,
         ),
+        case(
+            "invalid-utf8-in-value",
+            "/predict",
+            encoded.replace(b'"BMW"', b'"B\xffMW"'),
+            400,
+            "Malformed JSON: invalid UTF-8",
+            json_type,
+        ),
+        case(
+            "invalid-utf8-in-key",
+            "/predict",
+            encoded.replace(b'"brand"', b'"br\xc3and"'),
+            400,
+            "Malformed JSON: invalid UTF-8",
+            json_type,
+        ),
+        case(
+            "invalid-utf8-in-batch",
+            "/predict/batch",
+            b'{"cars": [' + encoded.replace(b'"5ER"', b'"5\xedER"') + b"]}",
+            400,
+            "Malformed JSON: invalid UTF-8",
+            json_type,
+        ),
         case("nan", "/predict", encoded.replace(b"245.0", b"NaN"), 400, "Malformed", json_type),
         case(
             "infinity",
@@ -110,7 +135,63 @@ def bad_input_cases() -> list[Any]:
             "application/json",
             {"content-type": "application/x-www-form-urlencoded"},
         ),
+        case(
+            "gzip-body",
+            "/predict",
+            gzip.compress(encoded),
+            415,
+            "Content-Encoding 'gzip' is not accepted",
+            {**json_type, "content-encoding": "gzip"},
+        ),
+        case(
+            "plain-body-labelled-gzip",
+            "/predict/batch",
+            b'{"cars": [' + encoded + b"]}",
+            415,
+            "Content-Encoding 'gzip' is not accepted",
+            {**json_type, "content-encoding": "gzip"},
+        ),
         case("body-too-large", "/predict", b" " * 5000 + encoded, 413, "Too Large", json_type),
+        case(
+            "declared-too-large-with-expect-continue",
+            "/predict",
+            b" " * 5000 + encoded,
+            413,
+            "Too Large",
+            {**json_type, "expect": "100-continue"},
+        ),
+        case(
+            "fractional-integer",
+            "/predict",
+            msgspec.json.encode({**car, "mileage": 120000.5}),
+            422,
+            "$.mileage: Expected `int`, got `float`",
+            json_type,
+        ),
+        case(
+            "whole-float-integer-then-bad-field",
+            "/predict",
+            msgspec.json.encode({**car, "n_doors": 4.0, "mileage": -1}),
+            422,
+            "$.mileage: Expected `int` >= 0",
+            json_type,
+        ),
+        case(
+            "whole-float-then-deep-nesting",
+            "/predict",
+            b'{"mileage": 4.0, "brand": ' + b"[" * 1800 + b"]" * 1800 + b"}",
+            422,
+            "$.mileage",
+            json_type,
+        ),
+        case(
+            "whole-float-then-malformed",
+            "/predict/batch",
+            b'{"cars": [{"mileage": 4.0, "brand": tru}]}',
+            400,
+            "Malformed JSON",
+            json_type,
+        ),
         case("empty-batch", "/predict/batch", b'{"cars": []}', 422, "$.cars", json_type),
         case(
             "bare-list-batch", "/predict/batch", b"[" + encoded + b"]", 422, "`object`", json_type

@@ -33,6 +33,17 @@ def test_metrics_exposition(client: Client, car_payload: dict[str, Any]) -> None
         assert name in text
 
 
+def test_unrouted_requests_are_counted(client: Client) -> None:
+    """A path no route matches (404) and a method a route lacks (405) are counted too."""
+    assert client.get("/no-such-path").status_code == 404
+    assert client.get("/predict").status_code == 405
+    assert client.delete("/health").status_code == 405
+    text = client.get("/metrics").text
+    assert 'carprice_http_requests_total{endpoint="unmatched",status="404"} 1.0' in text
+    assert 'carprice_http_requests_total{endpoint="unmatched",status="405"} 2.0' in text
+    assert 'carprice_http_request_duration_seconds_count{endpoint="unmatched"} 3.0' in text
+
+
 def _global_state() -> tuple[object, set[str]]:
     return values.ValueClass, {family.name for family in REGISTRY.collect()}
 

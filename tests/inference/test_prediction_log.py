@@ -24,7 +24,7 @@ from inference.prediction_log import (
     SegmentWriter,
 )
 from inference.settings import Settings
-from shared_schema import Car
+from shared_schema import SCHEMA_VERSION, Car
 from shared_schema.prediction_log import (
     LOG_FORMAT,
     OPEN_SUFFIX,
@@ -85,7 +85,7 @@ def encoded(count: int) -> bytes:
         request_id="r",
         row=0,
         model_version="1",
-        schema_version="1.0.0",
+        schema_version=SCHEMA_VERSION,
         price_rub=1.0,
         car=WARMUP_CAR,
     )
@@ -119,7 +119,7 @@ def test_answers_are_logged_with_ids_rows_prices_and_cars(
     assert [r.price_rub for r in read.records] == prices
     cars = [car_payload, other, car_payload, other]
     assert [msgspec.to_builtins(r.car) for r in read.records] == cars
-    assert {(r.model_version, r.schema_version) for r in read.records} == {("1", "1.0.0")}
+    assert {(r.model_version, r.schema_version) for r in read.records} == {("1", SCHEMA_VERSION)}
 
 
 def test_a_client_request_id_is_kept_only_when_valid(

@@ -100,6 +100,39 @@ def test_openapi_schema(client: Client) -> None:
     assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Car"
 
 
+def test_openapi_documents_every_status_with_its_body(
+    make_client: MakeClient, model_bundle: Path
+) -> None:
+    """Each route's non-200 statuses are documented with the error body; cars <= BATCH_LIMIT."""
+    with make_client(model_bundle, batch_limit=7) as test_client:
+        schema = test_client.get("/schema/openapi.json").json()
+    statuses = {
+        (path, method): set(operation["responses"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    prediction = {"200", "400", "408", "413", "415", "422", "503"}
+    assert statuses == {
+        ("/predict", "post"): prediction,
+        ("/predict/batch", "post"): prediction,
+        ("/health", "get"): {"200"},
+        ("/ready", "get"): {"200", "503"},
+        ("/model", "get"): {"200", "503"},
+        ("/admin/reload", "post"): {"200", "401", "403", "409"},
+    }
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for code in prediction - {"200"}:
+        body = schema["paths"]["/predict"]["post"]["responses"][code]["content"]
+        assert body["application/json"]["schema"] == error
+    assert set(schema["components"]["schemas"]["ErrorResponse"]["required"]) == {
+        "status_code",
+        "detail",
+    }
+    batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    cars = batch["application/json"]["schema"]["properties"]["cars"]
+    assert (cars["minItems"], cars["maxItems"]) == (1, 7)
+
+
 def test_reload_endpoint_needs_token(make_client: MakeClient, model_bundle: Path) -> None:
     """POST /admin/reload is 403 without a configured token and 401 with a wrong one."""
     with make_client(model_bundle) as test_client:
@@ -137,3 +170,15 @@ def test_no_interval_fields_without_an_interval(
 ) -> None:
     """A bundle without an interval answers exactly the old response shape."""
     assert set(client.post("/predict", json=car_payload).json()) == {"price_rub", "model_version"}
+
+
+def test_integer_fields_take_whole_number_floats(
+    client: Client, car_payload: dict[str, Any]
+) -> None:
+    """4.0 and 4e0 are integers as the OpenAPI schema's `integer` says: same price as 4."""
+    expected = client.post("/predict", json=car_payload).json()
+    whole = {**car_payload, "mileage": 120000.0, "n_doors": 4e0, "is_lefthand_drive": 1.0}
+    assert client.post("/predict", json=whole).json() == expected
+    batch = client.post("/predict/batch", json={"cars": [car_payload, whole]})
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["prices_rub"] == [expected["price_rub"]] * 2

@@ -1,7 +1,20 @@
 """Helpers for tests that start real processes."""
 
+import contextlib
+import os
+import re
 import socket
 import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+#: The installed `car-serve` of the environment running the tests.
+CAR_SERVE = Path(sys.executable).with_name("car-serve")
 
 
 def free_port() -> int:
@@ -19,3 +32,96 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    """Poll `condition` every 0.1 s until it holds; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@dataclass
+class ServerProcess:
+    """A `car-serve` started by `serve`: its process, URL and log."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    def metrics(self) -> str:
+        """The /metrics exposition."""
+        return httpx.get(f"{self.url}/metrics", timeout=10).text
+
+    def metric(self, sample: str) -> float:
+        """The value of one exposition line's sample (0 when absent)."""
+        match = re.search(rf"^{re.escape(sample)} (\S+)$", self.metrics(), re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+    def worker_pids(self) -> list[int]:
+        """The Granian worker processes, children of the main process."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def ready(self) -> bool:
+        """/ready answers 200 (False while it cannot be reached)."""
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+@contextlib.contextmanager
+def serve(
+    model_dir: Path,
+    log: Path,
+    *,
+    workers: int = 1,
+    launcher: Sequence[str] = (),
+    **settings: str,
+) -> Iterator[ServerProcess]:
+    """Run `car-serve` on a free loopback port until the block ends, ready when yielded.
+
+    Args:
+        model_dir: The bundle to serve.
+        log: File that receives the server's stderr (read it when a test fails).
+        workers: Granian workers; the block starts once each has loaded the model.
+        launcher: A command that runs car-serve (given as its last arguments), such as
+            `unshare` for a namespace.
+        **settings: Further settings as environment variables (`BODY_TIMEOUT_S="1"`), also
+            `PROMETHEUS_MULTIPROC_DIR` (otherwise car-serve makes its own).
+    """
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env = {
+        **inherited,
+        "MODEL_DIR": str(model_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": str(workers),
+        "RELOAD_POLL_S": "0",
+        "LOG_LEVEL": "warning",
+        **settings,
+    }
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*launcher, str(CAR_SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_for(server.ready, "the server to become ready", timeout=60)
+        wait_for(
+            lambda: server.metric('carprice_model_loads_total{outcome="success"}') >= workers,
+            "every worker to load the model",
+        )
+        yield server
+    finally:
+        if process.poll() is None:
+            stop(process)

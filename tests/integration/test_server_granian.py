@@ -16,6 +16,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from shared_schema import SCHEMA_VERSION
+
 from .conftest import free_port, stop
 
 pytestmark = pytest.mark.integration
@@ -165,7 +167,10 @@ def test_hot_reload_under_load_then_corrupt_bundle(
     assert len(outcomes) > 50
     assert versions[0] == "1"
     assert versions[-1] == "2"
-    info = 'carprice_model_info{{model_name="car-price",model_version="{}",schema_version="1.0.0"'
+    info = (
+        'carprice_model_info{{model_name="car-price",model_version="{}",'
+        f'schema_version="{SCHEMA_VERSION}"'
+    )
     text = httpx.get(f"{server.url}/metrics").text
     assert re.search(re.escape(info.format("2")) + r".*\} 1\.0", text)
     assert re.search(re.escape(info.format("1")) + r".*\} 0\.0", text)

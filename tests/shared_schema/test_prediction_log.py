@@ -78,7 +78,10 @@ def test_records_round_trip_through_a_segment(tmp_path: Path, car: Car) -> None:
 
 def test_a_newline_inside_a_value_stays_inside_its_line(tmp_path: Path, car: Car) -> None:
     """Lines split on newline bytes exactly: a newline in a string field is escaped."""
-    records = make_records(msgspec.structs.replace(car, color="чёрный\nметаллик"), 2)
+    # Car's categorical strings refuse control characters, so the newline is in another field.
+    records = [
+        msgspec.structs.replace(record, model_version="7\nbeta") for record in make_records(car, 2)
+    ]
     path = tmp_path / "a.jsonl"
     path.write_bytes(encode_records(records))
     assert read_prediction_log(path).records == records

@@ -1,6 +1,7 @@
 """The car price API: Litestar + msgspec under Granian, serving one ONNX bundle.
 
-A request's path, module by module: `routes` matches it to a thin handler; `decode` turns the
+A request's path, module by module: `admission` first turns a prediction away with a 503 while
+the worker's event loop lags; `routes` matches it to a thin handler; `decode` turns the
 JSON body into a `Car` (or, for a batch, a list of them) or raises the 4xx the client deserves;
 `predict` prices the cars, a single car by way of `batch_queue`, which coalesces concurrent
 requests into one run and sheds load with `OverloadedError`; the run reads the current model

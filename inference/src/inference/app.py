@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from inference.errors import EXCEPTION_HANDLERS
+from inference.admission import InFlight, LagMonitor, admission_middleware
+from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
 from inference.predict import Predictor
 from inference.reload import ModelHolder
-from inference.routes import ops_routes, prediction_routes
+from inference.routes import PREDICTION_PATHS, ops_routes, prediction_routes
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION
 
@@ -33,9 +34,15 @@ def create_app(settings: Settings) -> Litestar:
     metrics = Metrics()
     holder = ModelHolder(settings, metrics)
     predictor = Predictor(settings, holder, metrics)
+    lag = LagMonitor(settings.shed_lag_ms)
+    inflight = InFlight()
+    # The longest a request can take: its body, its wait in the queue, then a run.
+    drain_s = settings.body_timeout_s + settings.request_deadline_ms / 1e3 + 1.0
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        for pid in metrics.reap_dead_workers():
+            logger.warning("dropped the live metrics of worker %d, which died unannounced", pid)
         metrics.model_ready.set(0)
         try:
             await holder.reload()
@@ -44,20 +51,23 @@ def create_app(settings: Settings) -> Litestar:
             logger.exception("no servable model in %s at start-up", settings.model_dir)
         predictor.start()
         holder.start_polling()
+        lag.start()
         try:
             yield
         finally:
+            if not await inflight.drained(drain_s):
+                logger.warning("shutting down with %d requests still in flight", inflight.count)
+            await lag.stop()
             await holder.stop_polling()
             await predictor.stop()
             metrics.worker_exit()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *prediction_routes(settings, predictor),
             *ops_routes(settings, metrics, holder),
         ],
         lifespan=[lifespan],
-        middleware=[metrics_middleware(metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -67,6 +77,14 @@ def create_app(settings: Settings) -> Litestar:
         ),
         logging_config=None,
     )
+    # Litestar runs app-level middleware inside each route handler, so a request that matches no
+    # route (404) or no method of one (405) would go uncounted: the metrics wrap the app's whole
+    # ASGI handler (router and exception handlers) instead, and admission sits in front of the
+    # router, where turning a request away costs least.
+    admission = admission_middleware(lag, metrics, PREDICTION_PATHS, RETRY_AFTER_S)
+    app.asgi_handler = inflight.middleware(metrics_middleware(metrics)(admission(app.asgi_handler)))
+    app.state.lag_monitor = lag
+    return app
 
 
 def create_app_from_env() -> Litestar:

@@ -1,7 +1,8 @@
 """Encode: the response bodies, as msgspec Structs that Litestar encodes to JSON.
 
 Returning Structs (not dicts) keeps encoding to msgspec's fast path and documents each
-response in the OpenAPI schema. Error bodies are Litestar's (`errors`, `decode`).
+response in the OpenAPI schema. Error bodies are Litestar's (`errors`, `decode`);
+`ErrorResponse` documents their shape.
 """
 
 import msgspec
@@ -67,3 +68,18 @@ class ReloadResponse(msgspec.Struct, frozen=True):
     reloaded: bool
     model_version: str | None
     detail: str | None = None
+
+
+class ErrorLocation(msgspec.Struct, frozen=True):
+    """Where a 422 found the body at fault, and why."""
+
+    path: str
+    message: str
+
+
+class ErrorResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Every error's body, in Litestar's shape: the status, what is wrong, where (422 only)."""
+
+    status_code: int
+    detail: str
+    extra: list[ErrorLocation] | None = None

@@ -12,10 +12,15 @@ from litestar.exceptions.responses import create_exception_response
 from litestar.types import ExceptionHandlersMap
 
 from inference.batch_queue import OverloadedError
+from inference.decode import ClientDisconnectedError
 from inference.reload import ModelNotReadyError
 
 #: Seconds a client told "not now" (503) should wait before retrying.
 RETRY_AFTER_S: Final = "1"
+#: nginx's "client closed request": the status recorded for a request whose client hung up
+#: before its body was read. Nobody receives it; the metrics count it as the client's (a 4xx),
+#: so hanging up cannot inflate the 5xx ratio the availability alerts read.
+CLIENT_CLOSED_REQUEST: Final = 499
 
 
 def unavailable(request: Request[Any, Any, Any], detail: str) -> Response[Any]:
@@ -34,7 +39,13 @@ def overloaded(request: Request[Any, Any, Any], error: OverloadedError) -> Respo
     return unavailable(request, f"server overloaded ({error.reason}), retry later")
 
 
+def client_disconnected(_: Request[Any, Any, Any], __: ClientDisconnectedError) -> Response[Any]:
+    """The client hung up mid-body: an empty 499, for the metrics only."""
+    return Response(content=None, status_code=CLIENT_CLOSED_REQUEST)
+
+
 EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
     ModelNotReadyError: model_not_ready,
     OverloadedError: overloaded,
+    ClientDisconnectedError: client_disconnected,
 }

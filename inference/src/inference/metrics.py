@@ -192,9 +192,49 @@ class Metrics:
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
+    def reap_dead_workers(self) -> list[int]:
+        """Drop the live gauges of workers that died without `worker_exit` (SIGKILL, OOM).
+
+        Granian respawns such a worker, but the dead one's live gauges would go on being
+        merged: its in-flight requests and queue depth counted forever, its readiness too.
+        Each worker calls this as it starts, so the replacement cleans up after the dead one.
+        Counters and histograms stay: what the dead worker served was served.
+
+        Returns:
+            The process ids whose gauges were dropped.
+        """
+        directory = multiprocess_dir()
+        if not self.multiprocess or directory is None:
+            return []
+        dead = sorted(
+            {
+                pid
+                for path in directory.glob("gauge_live*_*.db")
+                if not _alive(pid := int(path.stem.rsplit("_", 1)[1]))
+            }
+        )
+        for pid in dead:
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+        return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
 
 def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
-    """ASGI middleware recording latency and status per route template."""
+    """ASGI middleware recording latency and status per route template.
+
+    Requests that match no route or method are recorded under the endpoint `unmatched`: their
+    paths are the client's choice, and a label per path would let a scan grow the series
+    without bound.
+    """
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:

@@ -57,11 +57,15 @@ class BundleSignature:
 
 
 def read_signature(model_dir: Path) -> BundleSignature | None:
-    """Stat the bundle files; None when either is missing."""
+    """Stat the bundle files; None when either is missing (a deploy swapping it, say).
+
+    Raises:
+        OSError: The files are there but cannot be looked at (permissions, a symlink loop).
+    """
     try:
         manifest = (model_dir / MANIFEST_FILE).stat()
         model = (model_dir / MODEL_FILE).stat()
-    except OSError:  # missing, or unreadable while a deploy swaps it: no bundle for now
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return BundleSignature(
         manifest=(manifest.st_mtime_ns, manifest.st_size), model=(model.st_mtime_ns, model.st_size)
@@ -178,8 +182,8 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
     Raises:
         BundleError: Anything that makes the bundle unfit to serve.
     """
-    signature = read_signature(model_dir)
     try:
+        signature = read_signature(model_dir)
         manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
         model_bytes = (model_dir / MODEL_FILE).read_bytes()
     except OSError as error:

@@ -57,13 +57,20 @@ class ModelHolder:
                     load_bundle, self._settings.model_path, self._settings.ort_threads
                 )
             except BundleError as error:
-                self._rejected = read_signature(self._settings.model_path)
-                self.last_error = str(error)
-                self._metrics.model_loads.labels("failure").inc()
-                logger.error("model bundle rejected, keeping the current model: %s", error)
+                try:
+                    self._rejected = read_signature(self._settings.model_path)
+                except OSError:
+                    self._rejected = None
+                self._fail(f"model bundle rejected, keeping the current model: {error}")
                 raise
             self._swap(model)
             return model
+
+    def _fail(self, message: str) -> None:
+        """Record a bundle that could not be loaded: logged, counted, kept for /ready."""
+        self.last_error = message
+        self._metrics.model_loads.labels("failure").inc()
+        logger.error("%s", message)
 
     def _swap(self, model: LoadedModel) -> None:
         previous, self.current = self.current, model
@@ -101,9 +108,18 @@ class ModelHolder:
         # A change is acted on once the files stayed the same for a whole interval, so a
         # bundle still being copied in is not loaded half-written and counted as a failure.
         seen: BundleSignature | None = None
+        unreadable = False
         while True:
             await asyncio.sleep(self._settings.reload_poll_s)
-            signature = read_signature(self._settings.model_path)
+            try:
+                signature = read_signature(self._settings.model_path)
+            except OSError as error:
+                # Counted once per episode (the reload alert fires), not once per poll.
+                if not unreadable:
+                    self._fail(f"model dir unreadable, keeping the current model: {error}")
+                unreadable = True
+                continue
+            unreadable = False
             current = self.current
             changed = signature is not None and signature != self._rejected
             if not changed or (current is not None and signature == current.signature):

@@ -5,13 +5,14 @@ routes answer with a non-200 (not ready yet, a refused reload) is their result, 
 """
 
 import hmac
-from typing import Any
+from typing import Any, Final
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import Guard
 
@@ -26,12 +27,17 @@ from inference.encode import (
 from inference.errors import RETRY_AFTER_S
 from inference.metrics import Metrics
 from inference.model import BundleError
-from inference.openapi import json_body_operation
+from inference.openapi import error_responses, json_body_operation
 from inference.predict import Predictor
 from inference.prediction_log import REQUEST_ID_HEADER, request_id
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
+
+PREDICT_PATH: Final = "/predict"
+BATCH_PATH: Final = "/predict/batch"
+#: The routes that run the model: the ones admission may turn away.
+PREDICTION_PATHS: Final = (PREDICT_PATH, BATCH_PATH)
 
 
 def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRouteHandler]:
@@ -43,31 +49,35 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         description="The request's id in the prediction log: the client's X-Request-ID if it "
         "sent a valid one (1-64 of A-Z a-z 0-9 . _ : -), else 32 random hex digits.",
     )
+    # Every status a prediction route answers besides 200 (decode's 4xx, errors' 503).
+    prediction_errors = error_responses(400, 408, 413, 415, 422, 503)
 
     @post(
-        "/predict",
+        PREDICT_PATH,
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(Car),
         response_headers=[id_header],
+        responses=prediction_errors,
         tags=["predict"],
     )
     async def predict(request: Request[Any, Any, Any]) -> Response[PredictResponse]:
         """Price one car in RUB."""
         answer_id = request_id(request)
-        prediction = await predictor.price_one(await read_car(request), answer_id)
+        prediction = await predictor.price_one(await read_car(request, settings), answer_id)
         return Response(PredictResponse.of(prediction), headers={REQUEST_ID_HEADER: answer_id})
 
     @post(
-        "/predict/batch",
+        BATCH_PATH,
         status_code=HTTP_200_OK,
-        operation_class=json_body_operation(BatchRequest),
+        operation_class=json_body_operation(BatchRequest, max_items={"cars": settings.batch_limit}),
         response_headers=[id_header],
+        responses=prediction_errors,
         tags=["predict"],
     )
     async def predict_batch(request: Request[Any, Any, Any]) -> Response[BatchResponse]:
         """Price a list of cars in RUB, in order, in one model run."""
         answer_id = request_id(request)
-        cars = await read_cars(request, settings.batch_limit)
+        cars = await read_cars(request, settings)
         prediction = await predictor.price_many(cars, answer_id)
         return Response(BatchResponse.of(prediction), headers={REQUEST_ID_HEADER: answer_id})
 
@@ -82,7 +92,17 @@ def ops_routes(settings: Settings, metrics: Metrics, holder: ModelHolder) -> lis
         """The process is alive (says nothing about the model)."""
         return HealthResponse(status="ok")
 
-    @get("/ready", tags=["ops"])
+    @get(
+        "/ready",
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=ReadyResponse,
+                description="No model loaded and warm yet.",
+                generate_examples=False,
+            )
+        },
+        tags=["ops"],
+    )
     async def ready() -> Response[ReadyResponse]:
         """200 once a model is loaded and warm, 503 before."""
         model = holder.current
@@ -102,7 +122,7 @@ def ops_routes(settings: Settings, metrics: Metrics, holder: ModelHolder) -> lis
             ReadyResponse(ready=True, model_version=model.version, schema_version=SCHEMA_VERSION)
         )
 
-    @get("/model", tags=["ops"])
+    @get("/model", responses=error_responses(HTTP_503_SERVICE_UNAVAILABLE), tags=["ops"])
     async def model_manifest() -> dict[str, Any]:
         """The served bundle's manifest, as exported."""
         return holder.model().manifest_raw
@@ -116,6 +136,14 @@ def ops_routes(settings: Settings, metrics: Metrics, holder: ModelHolder) -> lis
         "/admin/reload",
         status_code=HTTP_200_OK,
         guards=[reload_token_guard(settings.reload_token)],
+        responses={
+            **error_responses(401, 403),
+            HTTP_409_CONFLICT: ResponseSpec(
+                data_container=ReloadResponse,
+                description="The bundle is unfit; the current model keeps serving.",
+                generate_examples=False,
+            ),
+        },
         tags=["ops"],
     )
     async def admin_reload() -> Response[ReloadResponse]:

@@ -45,8 +45,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             (`QUEUE_MAX`).
         request_deadline_ms: A queued request not answered within this budget gets a 503
             with Retry-After (`REQUEST_DEADLINE_MS`).
+        shed_lag_ms: While a worker's event loop runs this late, new prediction requests get
+            an immediate 503 with Retry-After (`SHED_LAG_MS`, see `inference.admission`).
+            2.5 times the 10 ms latency SLO: a worker that far behind misses the SLO on every
+            request it takes on, while a lone 1,000-car batch does not lag it that much.
         batch_limit: Most cars in one `/predict/batch` request (`BATCH_LIMIT`).
         max_body_bytes: Largest accepted request body; larger gets 413 (`MAX_BODY_BYTES`).
+        body_timeout_s: Seconds a client has to send a whole request body; slower gets 408
+            and its connection closed (`BODY_TIMEOUT_S`).
         reload_token: Bearer token for `POST /admin/reload`; unset disables the endpoint
             (`RELOAD_TOKEN`).
         reload_poll_s: Seconds between checks of the model dir for a new bundle; 0 disables
@@ -76,8 +82,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     batch_window_us: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     queue_max: PositiveInt = 1024
     request_deadline_ms: Annotated[int, Meta(ge=1, le=60_000)] = 500
+    shed_lag_ms: Annotated[int, Meta(ge=1, le=60_000)] = 25
     batch_limit: Annotated[int, Meta(ge=1, le=100_000)] = 1000
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 2_000_000
+    body_timeout_s: Annotated[float, Meta(gt=0.0, le=300.0)] = 10.0
     reload_token: Annotated[str, Meta(min_length=16)] | None = None
     reload_poll_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
     log_level: Literal["debug", "info", "warning"] = "info"

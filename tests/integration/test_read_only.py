@@ -1,0 +1,70 @@
+"""The server on a read-only filesystem, as the image runs with `readOnlyRootFilesystem`.
+
+`car-serve` runs in a private mount namespace (`unshare --mount`) where the whole filesystem,
+the repository and its virtualenv included, is mounted read-only, the bundle is a read-only
+mount, `HOME` does not exist and only `/tmp` is writable. Root ignores permission bits but not
+a read-only mount (EROFS), so this holds for the test's root user too. The server must start,
+serve, reload and stop cleanly there, and leave nothing behind in `/tmp`.
+"""
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import serve
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "read-only-reload-token"  # noqa: S105 - a test server's, on loopback
+
+# Mounts, then car-serve ("$@"): the bundle read-only at /srv, the test's scratch dir as /tmp,
+# then the root filesystem read-only (/tmp and /srv are mounts of their own and keep theirs).
+READ_ONLY = """set -e
+mount --bind "$BUNDLE" /srv && mount -o remount,bind,ro /srv
+mount --bind "$SCRATCH" /tmp
+mount -o remount,bind,ro /
+exec "$@"
+"""
+
+
+def test_server_runs_with_read_only_repository_model_dir_and_home(
+    tmp_path: Path, model_bundle: Path, car_payload: dict[str, object]
+) -> None:
+    """Read-only root FS, bundle and HOME: it serves and reloads, writing only under /tmp."""
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed for the read-only test")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    launcher = ["unshare", "--mount", "--propagation=private", "sh", "-c", READ_ONLY, "sh"]
+    with serve(
+        model_bundle,
+        tmp_path / "server.log",
+        workers=2,
+        launcher=launcher,
+        BUNDLE=str(model_bundle),
+        SCRATCH=str(scratch),
+        MODEL_DIR="/srv",
+        HOME="/nonexistent",
+        RELOAD_TOKEN=TOKEN,
+        RELOAD_POLL_S="0.2",
+    ) as server:
+        predicted = httpx.post(f"{server.url}/predict", json=car_payload, timeout=10)
+        reloaded = httpx.post(
+            f"{server.url}/admin/reload",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        )
+        metrics = server.metrics()
+        written_while_serving = sorted(path.name for path in scratch.iterdir())
+    log = server.log.read_text()
+    left_behind = sorted(path.name for path in scratch.iterdir())
+    print(f"\nread-only: written under /tmp {written_while_serving}, left {left_behind}")
+    assert predicted.status_code == 200, predicted.text
+    assert reloaded.status_code == 200, reloaded.text
+    assert 'carprice_http_requests_total{endpoint="/predict",status="200"} 1.0' in metrics
+    assert all(name.startswith("carprice-metrics-") for name in written_while_serving)
+    assert left_behind == []  # the metrics dir is removed at exit
+    for trouble in ("Read-only file system", "Permission denied", "Traceback"):
+        assert trouble not in log
