@@ -21,6 +21,11 @@ from locust import FastHttpUser, LoadTestShape, User, constant, constant_through
 PER_USER_RATE: Final = 10.0
 SATURATION_USERS: Final = 64
 BATCH_USERS: Final = 4
+SETUP: Final = {
+    "per_user_rate": PER_USER_RATE,
+    "saturation_users": SATURATION_USERS,
+    "batch_users": BATCH_USERS,
+}
 _HEADERS: Final = {"Content-Type": "application/json"}
 _BODIES: Final = 32  # request bodies per batch size
 

@@ -35,7 +35,7 @@ VARIANTS: Final = {
 }
 PARITY_ROWS: Final = 1_000
 # LLVM needs minutes and gigabytes for a large forest: bounded, and cached by booster hash.
-_COMPILE_TIMEOUT_S: Final = 1800
+_COMPILE_TIMEOUT_S: Final = 3600
 _COMPILE: Final = (
     "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (14 * 1024**3,) * 2); "
     "import lleaves; lleaves.Model(model_file=sys.argv[1]).compile(cache=sys.argv[2])"

@@ -13,7 +13,6 @@ into pytest-benchmark's JSON (`extra_info`), whose own timing of the profiled ru
 import asyncio
 import collections
 import random
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -27,16 +26,10 @@ _IN_FLIGHT: Final = 16
 _TOP: Final = 12
 
 
-def _profiled(call: Callable[[], object], calls: int) -> Any:
-    """Pyinstrument over `calls` calls, after a twentieth as many not profiled."""
+def _profiler() -> Any:
     from pyinstrument import Profiler
 
-    for _ in range(max(1, calls // 20)):
-        call()
-    with Profiler(interval=0.0002, async_mode="disabled") as profiler:
-        for _ in range(calls):
-            call()
-    return profiler
+    return Profiler(interval=0.0002, async_mode="disabled")
 
 
 async def _post(app: Any, body: bytes) -> int:
@@ -62,34 +55,30 @@ async def _post(app: Any, body: bytes) -> int:
 
 
 def profile_ours(bundle_dir: Path, bodies: list[bytes], requests: int) -> Any:
-    """Our app with its lifespan, `requests` requests, 16 at a time."""
+    """Our app inside its lifespan: `requests` requests, 16 at a time, after a twentieth more."""
     from inference.app import create_app
     from inference.settings import Settings
 
     app = create_app(Settings(model_dir=str(bundle_dir), reload_poll_s=0.0))
-    inbox, outbox = asyncio.Queue[Any](), asyncio.Queue[Any]()
 
-    async def lifespan(kind: str) -> None:
-        await inbox.put({"type": f"lifespan.{kind}"})
-        if not (reply := await outbox.get())["type"].endswith(".complete"):
-            raise RuntimeError(f"lifespan {kind} failed: {reply}")
+    async def in_flight(times: int) -> None:
+        for _ in range(times // _IN_FLIGHT):
+            posts = [_post(app, random.choice(bodies)) for _ in range(_IN_FLIGHT)]
+            if (statuses := set(await asyncio.gather(*posts))) != {200}:
+                raise RuntimeError(f"our app answered {statuses}")
 
-    async def in_flight() -> None:
-        posts = [_post(app, random.choice(bodies)) for _ in range(_IN_FLIGHT)]
-        if (statuses := set(await asyncio.gather(*posts))) != {200}:
-            raise RuntimeError(f"our app answered {statuses}")
+    async def profile() -> Any:
+        async with app.lifespan():
+            await in_flight(requests // 20)
+            with _profiler() as profiler:
+                await in_flight(requests)
+        return profiler
 
-    with asyncio.Runner() as runner:
-        task = runner.get_loop().create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
-        runner.run(lifespan("startup"))
-        profiler = _profiled(lambda: runner.run(in_flight()), requests // _IN_FLIGHT)
-        runner.run(lifespan("shutdown"))
-        runner.run(asyncio.wait_for(task, 10))
-    return profiler
+    return asyncio.run(profile())
 
 
 def profile_baseline(pipeline_dir: Path, bodies: list[bytes], requests: int) -> Any:
-    """The baseline endpoint's work, `requests` times."""
+    """The baseline endpoint's work, `requests` times, after a twentieth more."""
     import pandas as pd
 
     from benchmarks.baseline.app import CarIn
@@ -100,7 +89,12 @@ def profile_baseline(pipeline_dir: Path, bodies: list[bytes], requests: int) -> 
         car = CarIn.model_validate_json(random.choice(bodies))
         return float(pipeline.predict_price(pd.DataFrame([car.model_dump()]))[0])
 
-    return _profiled(one, requests)
+    for _ in range(max(1, requests // 20)):
+        one()
+    with _profiler() as profiler:
+        for _ in range(requests):
+            one()
+    return profiler
 
 
 def _package(path: str | None) -> str:

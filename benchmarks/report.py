@@ -3,7 +3,9 @@
 The goals and the rule for a sustained step are data, read from `benchmarks/goals.toml`.
 """
 
+import functools
 import math
+import operator
 import statistics
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -68,9 +70,8 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _sig(value: float) -> str:
-    """Three significant digits, thousands separated."""
-    return f"{value:,.{max(0, 2 - math.floor(math.log10(abs(value) or 1)))}f}"
+def _fig(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -100,32 +101,45 @@ def model_cells(results: Results) -> dict[tuple[str, int], dict[str, Any]]:
     return {(e["params"]["variant"], e["params"]["rows"]): e for e in entries}
 
 
+def server_rows(results: Results) -> list[tuple[str, str, int]]:
+    """The side-by-side table: label, figure (see `server_figure`), decimals."""
+    rate, mixed = baseline_rate(results["servers"]), _num(results["setup"]["mixed_rate_rps"])
+    at = f"at {_num(rate)} req/s (baseline's max sustained), ms"
+    return [
+        ("max sustained single-car RPS", "max_sustained_rps", 0),
+        ("saturation RPS (64 users, no wait)", "saturation.rps", 0),
+        ("p95 at saturation, ms", "saturation.p95_ms", 2),
+        *((f"{p} {at}", f"{p}_at_baseline_rate", 2) for p in ("p50", "p95", "p99") if rate),
+        *((f"batch rows/s, {n}-car requests", f"batch.{n}.rows_per_s", 0) for n in ("100", "1000")),
+        *((f"batch p95, {n}-car requests, ms", f"batch.{n}.p95_ms", 1) for n in ("100", "1000")),
+        (f"mixed at {mixed} req/s: achieved RPS", "mixed.rps", 0),
+        (f"mixed at {mixed} req/s: p95, ms", "mixed.p95_ms", 2),
+        ("cold start (median), s", "cold_start_s", 2),
+        ("cold start (best), s", "best_cold_start_s", 2),
+        ("RSS per worker after load, MB", "memory_after_load.max_worker_rss_mb", 0),
+        ("USS per worker after load, MB", "memory_after_load.max_worker_uss_mb", 0),
+    ]
+
+
+def server_figure(results: Results, server: Server, name: str) -> float | None:
+    """A figure of one server: a path into its results, or one of the few computed here."""
+    if name.endswith("_at_baseline_rate"):
+        step = _step_at(server, baseline_rate(results["servers"])) or {}
+        return step.get(name.removesuffix("_at_baseline_rate") + "_ms")
+    if name in ("cold_start_s", "best_cold_start_s"):
+        return (statistics.median if name == "cold_start_s" else min)(server["cold_starts_s"])
+    return functools.reduce(operator.getitem, name.split("."), server)
+
+
 def figures(results: Results) -> dict[str, float | None]:
-    """What goals and tables name: `<server>.<figure>`, `model.<variant>.<rows>` (µs/row)."""
-    found: dict[str, float | None] = {}
-    rate = baseline_rate(results["servers"])
-    for name, server in results["servers"].items():
-        step = _step_at(server, rate) or {}
-        batch, mixed, saturation = server["batch"], server["mixed"], server["saturation"]
-        found |= {
-            f"{name}.{key}": value
-            for key, value in {
-                "max_sustained_rps": server["max_sustained_rps"],
-                "saturation_rps": saturation["rps"],
-                "saturation_p95_ms": saturation["p95_ms"],
-                **{f"{p}_ms_at_baseline_rate": step.get(f"{p}_ms") for p in ("p50", "p95", "p99")},
-                **{f"batch_{n}_rows_per_s": batch[n]["rows_per_s"] for n in batch},
-                **{f"batch_{n}_p95_ms": batch[n]["p95_ms"] for n in batch},
-                "mixed_rps": mixed["rps"],
-                "mixed_p95_ms": mixed["p95_ms"],
-                "cold_start_s": statistics.median(server["cold_starts_s"]),
-                "best_cold_start_s": min(server["cold_starts_s"]),
-                "rss_mb": server["memory_after_load"]["max_worker_rss_mb"],
-                "uss_mb": server["memory_after_load"]["max_worker_uss_mb"],
-            }.items()
-        }
+    """What goals name: `<server>.<figure>` (see `server_figure`), `model.<variant>.<rows>`."""
+    found = {
+        f"{name}.{key}": server_figure(results, server, key)
+        for name, server in results["servers"].items()
+        for _, key, _ in server_rows(results)
+    }
     for (variant, rows), cell in model_cells(results).items():
-        found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6
+        found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6  # µs per row
     return found
 
 
@@ -141,38 +155,20 @@ def goal_rows(results: Results, goals: Goals) -> list[tuple[str, str, str, bool 
             rows.append((goal.text, target, f"not measured: {', '.join(missing)}", None))
             continue
         ratio = value / over
-        measured = f"{_sig(value)} vs {_sig(over)} = {ratio:.2f}×" if goal.over else _sig(value)
+        measured = f"{_fig(value)} vs {_fig(over)} = {ratio:.2f}×" if goal.over else _fig(value)
         met = ratio >= goal.target if goal.comparison == ">=" else ratio <= goal.target
         rows.append((goal.text, target, measured, met))
     return rows
 
 
 def _side_by_side(results: Results) -> list[str]:
-    known, names = figures(results), [name for name in COLUMNS if name in results["servers"]]
-    rate, mixed = baseline_rate(results["servers"]), _num(results["setup"]["mixed_rate_rps"])
-    at = f"at {_num(rate)} req/s (baseline's max sustained), ms"
-    rows = []
-    for label, key, digits in [
-        ("max sustained single-car RPS", "max_sustained_rps", 0),
-        ("saturation RPS (64 users, no wait)", "saturation_rps", 0),
-        ("p95 at saturation, ms", "saturation_p95_ms", 2),
-        *((f"{p} {at}", f"{p}_ms_at_baseline_rate", 2) for p in ("p50", "p95", "p99") if rate),
-        *(
-            (f"batch {what}, {n}-car requests", f"batch_{n}_{key}", digits)
-            for n in ("100", "1000")
-            for what, key, digits in (("rows/s", "rows_per_s", 0), ("p95, ms", "p95_ms", 1))
-        ),
-        (f"mixed at {mixed} req/s: achieved RPS", "mixed_rps", 0),
-        (f"mixed at {mixed} req/s: p95, ms", "mixed_p95_ms", 2),
-        ("cold start (median), s", "cold_start_s", 2),
-        ("cold start (best), s", "best_cold_start_s", 2),
-        ("RSS per worker after load, MB", "rss_mb", 0),
-        ("USS per worker after load, MB", "uss_mb", 0),
-    ]:
-        values = [known[f"{name}.{key}"] for name in names]
-        ours, base = known[f"ours.{key}"], known.get(f"baseline.{key}")
+    servers, rows = results["servers"], []
+    names = [name for name in COLUMNS if name in servers]
+    for label, key, digits in server_rows(results):
+        known = {name: server_figure(results, servers[name], key) for name in names}
+        ours, base = known["ours"], known.get("baseline")
         ratio = f"{ours / base:.{2 if digits else 1}f}×" if ours and base else "–"
-        rows.append([label, *(_num(value, digits) for value in values), ratio])
+        rows.append([label, *(_num(value, digits) for value in known.values()), ratio])
     return _table(["metric", *(COLUMNS[name] for name in names), "ours / baseline"], rows)
 
 

@@ -1,15 +1,8 @@
-"""`make bench`: the model level, the profile, installed sizes, then Locust against each server.
+"""`make bench`: model level and profile, installed sizes, then Locust against each server.
 
-Results go to `benchmarks/results/<date>-<host>.json` and `.md`; logs and the raw outputs of
-pytest-benchmark and the profiler to `data/bench/runs/<time>/` (not committed).
-
-Fairness on a two-core machine: every server runs one worker pinned to core 0 (`taskset`), and
-so do the model benchmark and the profiler; this process, Locust's load generator, pins itself
-to core 1. Targets are on 127.0.0.1 only.
-
-    python -m benchmarks.run                  # the full run, about 11 minutes
-    python -m benchmarks.run --quick          # a smoke run of the same path
-    python -m benchmarks.run --bundle DIR --rows FILE   # a bundle without its LightGBM pipeline
+Results go to `benchmarks/results/<date>-<host>.{json,md}`, logs and raw outputs to
+`data/bench/runs/<time>/`. Servers, the model level and the profile run pinned to core 0; this
+process (Locust's load generator) pins itself to core 1. See `benchmarks/README.md`.
 """
 
 import argparse
@@ -28,14 +21,7 @@ from typing import Any, Final
 import psutil
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
-from benchmarks.load import (
-    BATCH_USERS,
-    PER_USER_RATE,
-    SATURATION_USERS,
-    StagePlan,
-    run_plan,
-    set_cars,
-)
+from benchmarks.load import SETUP, StagePlan, run_plan, set_cars
 from benchmarks.report import load_goals, markdown
 from benchmarks.servers import LOADGEN_CORE, SERVER_CORE, RunningServer, free_port, server_specs
 
@@ -156,12 +142,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": {"label": champion.label, "pipeline_dir": champion.pipeline_dir},
         "setup": {
             **{key: vars(args)[key] for key in ("step_seconds", "ladder", "cold_starts")},
+            **SETUP,
             "server_core": SERVER_CORE,
             "loadgen_core": LOADGEN_CORE,
             "workers": 1,
-            "per_user_rate": PER_USER_RATE,
-            "saturation_users": SATURATION_USERS,
-            "batch_users": BATCH_USERS,
             "payload_cars": len(bodies),
         },
     }
