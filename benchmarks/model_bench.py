@@ -91,8 +91,8 @@ class Runtimes:
             return
         try:
             self.lleaves, note = compile_lleaves(champion.booster_file, lleaves_cache)
-        except (ImportError, subprocess.SubprocessError) as error:
-            note = f"not measured: {error}"
+        except Exception as error:  # lleaves missing, LLVM out of time or memory: say so
+            note = f"not measured: {error!r}"
         self.notes["lleaves"] = {"note": note}
 
     def call(self, variant: str, rows: pd.DataFrame) -> Callable[[], object]:
@@ -119,11 +119,11 @@ class Runtimes:
     def parity(self) -> None:
         """Largest differences between runtimes on the same rows, added to their notes."""
         rows = take(self.frame, PARITY_ROWS)
-        names = ("onnx", "pipeline", "booster", *(("lleaves",) if self.lleaves else ()))
+        names = ("onnx", "pipeline", "booster", *(("lleaves",) if self.lleaves is not None else ()))
         price = {name: np.asarray(self.call(name, rows)(), np.float64).ravel() for name in names}
         relative = np.max(np.abs(price["onnx"] / price["pipeline"] - 1))
         self.notes["onnx"]["parity_vs_pipeline"] = float(relative)
-        if self.lleaves:
+        if self.lleaves is not None:
             absolute = np.max(np.abs(price["lleaves"] - price["booster"]))
             self.notes["lleaves"]["parity_vs_booster_abs"] = float(absolute)
 

@@ -102,7 +102,9 @@ def _package(path: str | None) -> str:
     parts = Path(path or "?").parts
     if "site-packages" in parts:
         return parts[parts.index("site-packages") + 1].split(".")[0]
-    marker = next((p for p in ("inference", "benchmarks", "shared_schema") if p in parts), None)
+    marker = next(
+        (p for p in ("inference", "benchmarks", "shared_schema", "training") if p in parts), None
+    )
     return marker or ("python" if "lib" in parts else Path(path or "?").stem)
 
 
