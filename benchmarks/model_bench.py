@@ -56,7 +56,8 @@ def compile_lleaves(booster_file: Path, cache: Path) -> tuple[Any, str]:
         record.write_text(f"{time.perf_counter() - started:.0f}", encoding="utf-8")
     model = lleaves.Model(model_file=str(booster_file))
     model.compile(cache=str(library))
-    return model, f"compiled in {record.read_text(encoding='utf-8')} s (cached by booster hash)"
+    seconds = record.read_text(encoding="utf-8").strip()
+    return model, f"compiled in {seconds} s (cached by booster hash)"
 
 
 def graph_note(graph_file: Path) -> str:
