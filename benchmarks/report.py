@@ -74,8 +74,8 @@ def _fig(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return [f"| {' | '.join(head)} |", "|---|" + "---:|" * (len(head) - 1)] + [
+def _table(head: list[str], rows: list[list[str]], align: str = "---:") -> list[str]:
+    return [f"| {' | '.join(head)} |", "|---|" + f"{align}|" * (len(head) - 1)] + [
         f"| {' | '.join(row)} |" for row in rows
     ]
 
@@ -265,7 +265,7 @@ def markdown(results: Results, goals: Goals) -> str:
         "",
         "## Goals",
         "",
-        *_table(["goal", "target", "measured", "met"], goal_table),
+        *_table(["goal", "target", "measured", "met"], goal_table, align="---"),
         "",
         "## Side by side",
         "",
@@ -283,7 +283,11 @@ def markdown(results: Results, goals: Goals) -> str:
         "## Profile of one /predict (pyinstrument)",
         "",
     ]
-    for side, summary in results["profile"].items():
+    for side in ("ours", "baseline"):
+        if (summary := results["profile"].get(side)) is None:
+            why = NO_BOOSTER if results["model"]["pipeline_dir"] is None else "see in_process.log"
+            lines.append(f"- **{side}**: not measured: {why}.")
+            continue
         top = ", ".join(f"{k} {v:.0f}" for k, v in list(summary["by_package_us"].items())[:6])
         lines.append(
             f"- **{side}**: {summary['us_per_request']:.0f} µs per request under the profiler; "

