@@ -1,159 +1,107 @@
-"""The model under test, in the four forms the benchmarks need.
+"""The model under test in every form the benchmarks use, and the held-out cars they send.
 
-The ONNX bundle (what our server loads), the training-time pipeline (DataFrame in, RUB out:
-what the baseline server and benchmark (b) call), the encoding that turns raw rows into the
-booster's numeric matrix, and the LightGBM booster itself (benchmarks (c) and (d)).
+The bundle (what our server loads) is always there; the training package's pipeline (raw rows
+in, RUB out, with its LightGBM booster: what the baseline calls) is optional. This module is
+the benchmarks' only contact with `training`.
 """
 
-import logging
-from collections.abc import Callable
+import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-logger = logging.getLogger(__name__)
+from shared_schema import FIELD_NAMES, Car
+from shared_schema.bundle import MANIFEST_FILE, Manifest, decode_manifest
 
-MODEL_DIR: Final = Path("data/model")
+NO_BOOSTER = "no LightGBM pipeline given (--pipeline)"
 
-Encoder = Callable[[pd.DataFrame], npt.NDArray[np.float64]]
+
+def load_pipeline(pipeline_dir: Path) -> Any:
+    """The training package's pipeline: `.predict_price(frame)` in RUB, `.booster`."""
+    from training.io import pipeline_files
+
+    return pipeline_files.load(pipeline_dir)[0]
 
 
 @dataclass(frozen=True)
 class Champion:
-    """One model, every form of it.
+    """One model: its bundle, and the training pipeline it was exported from (or None)."""
 
-    Attributes:
-        label: What the results call the model (says "stand-in" for the stand-in).
-        standin: Whether this is the stand-in rather than the real champion.
-        bundle_dir: Directory with `model.onnx` and `manifest.json`.
-        pipeline_file: Where the training-time pipeline is stored (file or directory).
-        pipeline: The same pipeline, loaded: `.predict(DataFrame)` → RUB.
-        encode: Raw rows → the booster's input matrix (the pipeline's preprocessing).
-        booster: The LightGBM booster.
-        booster_file: The booster saved as a LightGBM text model (what lleaves compiles).
-        model_version: The bundle's model version.
-        baseline_args: How `python -m benchmarks.baseline` loads this pipeline.
-    """
-
-    label: str
-    standin: bool
     bundle_dir: Path
-    pipeline_file: Path
-    pipeline: Any
-    encode: Encoder
-    booster: Any
-    booster_file: Path
-    model_version: str
-    baseline_args: tuple[str, ...]
+    pipeline_dir: Path | None = None
 
+    @cached_property
+    def manifest(self) -> Manifest:
+        return decode_manifest((self.bundle_dir / MANIFEST_FILE).read_bytes())
 
-def _model_version(bundle_dir: Path) -> str:
-    import json
+    @property
+    def label(self) -> str:
+        source = f"+ {self.pipeline_dir}" if self.pipeline_dir else f"only; {NO_BOOSTER}"
+        return (
+            f"{self.manifest.model_name} {self.manifest.model_version} ({self.bundle_dir} {source})"
+        )
 
-    manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
-    return str(manifest["model_version"])
+    @cached_property
+    def pipeline(self) -> Any:
+        if self.pipeline_dir is None:
+            raise FileNotFoundError(NO_BOOSTER)
+        return load_pipeline(self.pipeline_dir)
 
-
-def load_standin(root: Path = Path(), bundle_dir: Path | None = None) -> Champion:
-    """The stand-in champion, trained on first use (see `benchmarks.standin`).
-
-    Args:
-        root: Repository root.
-        bundle_dir: A stand-in already written elsewhere (tests write a tiny one).
-    """
-    import joblib
-    import lightgbm
-
-    from benchmarks.standin import BOOSTER_FILE, PIPELINE_FILE, build_standin
-
-    bundle_dir = bundle_dir or build_standin(root)
-    pipeline = joblib.load(bundle_dir / PIPELINE_FILE)
-    return Champion(
-        label="stand-in (benchmarks.standin: LightGBM 600 trees, ordinal encoding)",
-        standin=True,
-        bundle_dir=bundle_dir,
-        pipeline_file=bundle_dir / PIPELINE_FILE,
-        pipeline=pipeline,
-        encode=pipeline.encode,
-        booster=lightgbm.Booster(model_file=str(bundle_dir / BOOSTER_FILE)),
-        booster_file=bundle_dir / BOOSTER_FILE,
-        model_version=_model_version(bundle_dir),
-        baseline_args=("--pipeline", str(bundle_dir / PIPELINE_FILE)),
-    )
-
-
-def load_real(root: Path = Path()) -> Champion:
-    """The real champion: `data/model` bundle plus the training package's own pipeline.
-
-    Raises:
-        FileNotFoundError: The pipeline has not produced the champion yet.
-    """
-    bundle_dir = root / MODEL_DIR
-    if not (bundle_dir / "manifest.json").exists():
-        raise FileNotFoundError(f"no champion bundle in {bundle_dir}: run `dvc repro`")
-    try:
-        from training.config import load_params
-        from training.core.encoding import feature_matrix
+    @property
+    def booster_file(self) -> Path:
+        """The booster as a LightGBM text model (what lleaves compiles)."""
         from training.io import pipeline_files
-    except ImportError as error:
-        raise FileNotFoundError(f"the training package has no pipeline loader: {error}") from error
-    pipeline_dir = root / Path(load_params(str(root / "params.yaml")).train.model_dir)
-    booster_file = pipeline_dir / pipeline_files.BOOSTER_FILE
-    if not booster_file.exists():
-        raise FileNotFoundError(f"no trained pipeline in {pipeline_dir}: run `dvc repro`")
-    pipeline, _ = pipeline_files.load(pipeline_dir)
-    vocabulary = pipeline.vocabulary
 
-    def encode(frame: pd.DataFrame) -> npt.NDArray[np.float64]:
-        return feature_matrix(frame, vocabulary).to_numpy(dtype=np.float64)
+        return Path(self.pipeline_dir or NO_BOOSTER) / pipeline_files.BOOSTER_FILE
 
-    version = _model_version(bundle_dir)
-    return Champion(
-        label=f"champion car-price {version} (data/model + {pipeline_dir})",
-        standin=False,
-        bundle_dir=bundle_dir,
-        pipeline_file=pipeline_dir,
-        pipeline=_PricePipelineAdapter(pipeline),
-        encode=encode,
-        booster=pipeline.booster,
-        booster_file=booster_file,
-        model_version=version,
-        baseline_args=("--pipeline-dir", str(pipeline_dir)),
-    )
+    def encode(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """Raw rows as the booster's input matrix (the pipeline's own encoding)."""
+        from training.core.encoding import feature_matrix
+
+        matrix = feature_matrix(frame, self.pipeline.vocabulary)
+        return np.ascontiguousarray(matrix.to_numpy(dtype=np.float64))
 
 
-class _PricePipelineAdapter:
-    """The training package's `PricePipeline` behind the `.predict(frame)` the benchmarks call."""
+def resolve(bundle: Path | None, pipeline: Path | None, rows: Path | None) -> tuple[Champion, Path]:
+    """The model and held-out rows given; what is not given, as `make train` leaves it.
 
-    def __init__(self, pipeline: Any) -> None:
-        self.pipeline = pipeline
-
-    def predict(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """Prices in RUB."""
-        return np.asarray(self.pipeline.predict_price(frame), dtype=np.float64)
-
-
-def load_champion(root: Path = Path(), *, which: str = "auto") -> Champion:
-    """The model to benchmark.
-
-    Args:
-        root: Repository root.
-        which: "real" (the champion, or fail), "standin", or "auto" (the champion when it
-            exists, else the stand-in, with a warning).
-
-    Raises:
-        FileNotFoundError: `which` is "real" and there is no champion yet.
+    That is the served bundle with the training pipeline beside it, and the test split.
     """
-    if which == "standin":
-        return load_standin(root)
-    try:
-        return load_real(root)
-    except FileNotFoundError as error:
-        if which == "real":
-            raise
-        logger.warning("benchmarking the stand-in model: %s", error)
-        return load_standin(root)
+    if bundle is not None and rows is not None:
+        return Champion(bundle, pipeline), rows
+    from inference.settings import Settings
+    from training.config import load_params
+    from training.io.splits import split_file
+
+    params = load_params()
+    if bundle is None:
+        bundle, pipeline = Path(Settings().model_dir), Path(params.paths.trained_pipeline)
+    return Champion(bundle, pipeline), rows or split_file(params.paths.splits, "test")
+
+
+def held_out_rows(path: Path) -> pd.DataFrame:
+    """The raw `Car` fields of the rows in a parquet file (a split, or a test's cars)."""
+    return pd.read_parquet(path, columns=list(FIELD_NAMES))
+
+
+def car_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as request bodies' dicts (None for a missing number), each a valid `Car`."""
+    cars: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", force_ascii=False))
+    msgspec.convert(cars, list[Car])  # the server decodes strictly: fail here, not under load
+    return cars
+
+
+def request_bodies(frame: pd.DataFrame) -> list[bytes]:
+    """Rows as `/predict` request bodies."""
+    return [json.dumps(car, ensure_ascii=False).encode() for car in car_dicts(frame)]
+
+
+def take(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    """`count` rows, repeating the frame when it is smaller."""
+    return pd.concat([frame] * -(-count // len(frame)), ignore_index=True).iloc[:count]

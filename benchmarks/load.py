@@ -1,215 +1,246 @@
-"""Run one headless Locust step (pinned to the load-generator core) and read its results."""
+"""Load: Locust users for `/predict` and `/predict/batch`, and each server's run as a shape.
 
-import csv
-import json
+`benchmarks.run` drives Locust as a library in its own process (pinned to the load-generator
+core): one `StagePlan` (a `LoadTestShape`) per server. Every stage's figures are Locust's own
+statistics, reset once the stage's users have spawned. Locust's response-time buckets (whole
+milliseconds below 100 ms, two digits above) are replaced by 10 µs ones through
+`locust.stats.bucket_response_time`, which Locust documents as replaceable.
+"""
+
 import math
-import os
-import subprocess
-import sys
-import threading
+import random
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, ClassVar, Final, NamedTuple
 
-from benchmarks.servers import LOADGEN_CORE, RunningServer
+import psutil
+from locust import FastHttpUser, LoadTestShape, User, constant, constant_throughput, task
 
-LOCUSTFILE: Final = Path(__file__).with_name("locustfile.py")
-#: Requests per second each simulated user offers in the fixed-rate ladder. Ten per user
-#: leaves each user 100 ms per request, the p95 bound of "sustained" (see `Sustained`).
+#: Requests per second each user of a fixed-rate stage offers: 100 ms per request, the p95
+#: bound of "sustained", so a user never has two requests in flight while the server keeps up.
 PER_USER_RATE: Final = 10.0
+SATURATION_USERS: Final = 64
+BATCH_USERS: Final = 4
+SETUP: Final = {
+    "per_user_rate": PER_USER_RATE,
+    "saturation_users": SATURATION_USERS,
+    "batch_users": BATCH_USERS,
+}
+_HEADERS: Final = {"Content-Type": "application/json"}
+_BODIES: Final = 32  # request bodies per batch size
 
 
-@dataclass(frozen=True)
-class Sustained:
-    """When a step counts as sustained: the server kept up with the offered rate.
+class _Cars(FastHttpUser):
+    abstract = True
+    #: Request bodies by cars per request: one car goes to `/predict`, more to `/predict/batch`.
+    bodies: ClassVar[dict[int, list[bytes]]] = {}
 
-    Attributes:
-        min_achieved: Achieved RPS over offered RPS, at least.
-        max_failure_rate: Failed requests over all requests, below.
-        max_p95_ms: 95th percentile latency, at most.
-    """
-
-    min_achieved: float = 0.95
-    max_failure_rate: float = 0.01
-    max_p95_ms: float = 100.0
-
-    def holds(self, step: dict[str, Any]) -> bool:
-        """Whether a fixed-rate step's results meet every condition."""
-        return bool(
-            step["rps"] >= self.min_achieved * step["offered_rps"]
-            and step["failure_rate"] < self.max_failure_rate
-            and step["p95_ms"] <= self.max_p95_ms
-        )
+    def post(self, size: int, name: str | None = None) -> None:
+        path = "/predict" if size == 1 else "/predict/batch"
+        self.client.post(path, data=random.choice(self.bodies[size]), headers=_HEADERS, name=name)
 
 
-def _locust_csv(prefix: Path) -> dict[str, Any]:
-    """The "Aggregated" row of Locust's `_stats.csv` (whole-millisecond percentiles)."""
-    path = prefix.with_name(prefix.name + "_stats.csv")
-    if not path.exists():
-        return {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    aggregated = next((row for row in rows if row["Name"] == "Aggregated"), None)
-    if aggregated is None:
-        return {}
+class PredictUser(_Cars):
+    """One car per `/predict` request, at a fixed rate per user."""
 
-    def number(key: str) -> float:
-        value = aggregated.get(key, "")
-        return float(value) if value not in ("", "N/A") else math.nan
+    wait_time = constant_throughput(PER_USER_RATE)
 
-    return {
-        "requests": int(number("Request Count")),
-        "failures": int(number("Failure Count")),
-        "rps": number("Requests/s"),
-        "p50_ms": number("50%"),
-        "p95_ms": number("95%"),
-        "p99_ms": number("99%"),
-        "by_name": {
-            row["Name"]: {"requests": int(row["Request Count"]), "rps": float(row["Requests/s"])}
-            for row in rows
-            if row["Name"] != "Aggregated"
-        },
+    @task
+    def predict(self) -> None:
+        self.post(1)
+
+
+class SaturationUser(PredictUser):
+    """One car per `/predict` request, the next as soon as the last is answered."""
+
+    wait_time = constant(0)
+
+
+class Batch100User(_Cars):
+    """100 cars per `/predict/batch` request, without waiting."""
+
+    wait_time = constant(0)
+    size: ClassVar[int] = 100
+
+    @task
+    def predict_batch(self) -> None:
+        self.post(self.size)
+
+
+class Batch1000User(Batch100User):
+    """1,000 cars per `/predict/batch` request, without waiting."""
+
+    size = 1000
+
+
+class MixedUser(_Cars):
+    """A marketplace's traffic at a fixed rate per user (view, search page, bulk, probe)."""
+
+    wait_time = constant_throughput(PER_USER_RATE)
+    tasks: ClassVar[dict[Callable[[Any], None], int]] = {
+        PredictUser.predict: 90,
+        lambda user: user.post(10, name="batch10"): 7,
+        lambda user: user.post(100, name="batch100"): 1,
+        lambda user: user.client.get("/ready"): 2,
     }
 
 
-def run_locust(
-    server: RunningServer,
-    user_class: str,
-    *,
-    users: int,
-    user_rate: float,
-    seconds: float,
-    payloads: Path,
-    out_dir: Path,
-    label: str,
-    batch_size: int = 100,
-) -> dict[str, Any]:
-    """One headless Locust run against `server`, with the exact-percentile side channel.
+def set_cars(cars: list[bytes], seed: int = 0) -> None:
+    """Request bodies for every user: single cars as given, batches drawn from them."""
+    rng = random.Random(seed)
+
+    def batch(size: int) -> bytes:
+        return b'{"cars":[' + b",".join(rng.choices(cars, k=size)) + b"]}"
+
+    _Cars.bodies = {1: cars} | {n: [batch(n) for _ in range(_BODIES)] for n in (10, 100, 1000)}
+
+
+class Stage(NamedTuple):
+    """`users` of one class for `seconds`, counted once they have all spawned."""
+
+    name: str
+    user_class: type[User]
+    users: int
+    seconds: float
+    offered_rps: float | None = None  # for fixed-rate stages: users × PER_USER_RATE
+
+
+def _fixed_rate(name: str, user_class: type[User], rate: float, seconds: float) -> Stage:
+    users = max(1, math.ceil(rate / PER_USER_RATE))
+    return Stage(name, user_class, users, seconds, users * PER_USER_RATE)
+
+
+def _cpu_busy() -> float:
+    """CPU seconds every process of the machine has used."""
+    times = psutil.cpu_times()
+    return float(times.user + times.nice + times.system + times.irq + times.softirq)
+
+
+class StagePlan(LoadTestShape):
+    """Warm-up, the ladder up to its first unsustained step, saturation, batches, mixed.
 
     Args:
-        server: The running server (on the loopback interface).
-        user_class: `PredictUser`, `BatchUser` or `MixedUser` from the locustfile (several
-            separated by spaces share the users).
-        users: Simulated users, all spawned within the first second.
-        user_rate: Requests per second per user; 0 for no wait (closed loop at saturation).
-        seconds: Run time, spawning included (stats are reset once spawning completes).
-        payloads: JSON file of cars.
-        out_dir: Where Locust's CSVs and logs go.
-        label: File-name stem for this run.
-        batch_size: Cars per request for `BatchUser`.
-
-    Returns:
-        Achieved RPS, exact p50/p95/p99, failures, offered RPS, CPU use of both sides, and
-        Locust's own CSV figures under "locust_csv".
+        step_s: Seconds per stage (the warm-up: at most 5).
+        ladder: Offered single-car rates, climbed in order.
+        sustained: Whether a fixed-rate step's figures count as sustained.
+        server_cpu: CPU seconds the server has used so far.
+        mixed_rate: Offered rate of the mixed stage; None: half this server's max sustained.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = out_dir / label
-    latencies = out_dir / f"{label}_latencies.json"
-    env = {
-        **os.environ,
-        "BENCH_PAYLOADS": str(payloads),
-        "BENCH_USER_RATE": str(user_rate),
-        "BENCH_BATCH_SIZE": str(batch_size),
-        "BENCH_LATENCIES": str(latencies),
-    }
-    command = [
-        "taskset",
-        "-c",
-        str(LOADGEN_CORE),
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--users",
-        str(users),
-        "--spawn-rate",
-        str(max(users, 1)),
-        "--run-time",
-        f"{max(1, round(seconds))}s",
-        "--stop-timeout",
-        "2",
-        "--host",
-        server.url,
-        "--csv",
-        str(prefix),
-        "--reset-stats",
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--exit-code-on-error",
-        "0",
-        *user_class.split(),
-    ]
-    sampler = _CpuSampler(server)
-    sampler.start()
-    try:
-        with (out_dir / f"{label}.log").open("wb") as log:
-            returncode = subprocess.run(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
-            ).returncode
-    finally:
-        sampler.stop()
-    if returncode != 0 or not latencies.exists():
-        raise RuntimeError(f"locust {label} failed (exit {returncode}); see {out_dir}")
-    exact = json.loads(latencies.read_text(encoding="utf-8"))
-    requests = exact["requests"] + exact["failures"]
-    return {
-        "user_class": user_class,
-        "users": users,
-        "user_rate": user_rate,
-        "offered_rps": users * user_rate if user_rate else None,
-        "batch_size": batch_size if user_class == "BatchUser" else None,
-        "seconds": exact["seconds"],
-        "rps": exact["rps"],
-        "p50_ms": exact["p50_ms"],
-        "p95_ms": exact["p95_ms"],
-        "p99_ms": exact["p99_ms"],
-        "requests": exact["requests"],
-        "failures": exact["failures"],
-        "failure_rate": exact["failures"] / requests if requests else 1.0,
-        "server_cpu": sampler.share(*exact["window_epoch"]),
-        "loadgen_cpu": exact["loadgen_cpu"],
-        "locust_csv": _locust_csv(prefix),
-    }
+
+    def __init__(
+        self,
+        step_s: float,
+        ladder: list[int],
+        sustained: Callable[[dict[str, Any]], bool],
+        server_cpu: Callable[[], float],
+        mixed_rate: float | None,
+    ) -> None:
+        super().__init__()
+        self.pending = [
+            _fixed_rate("warmup", PredictUser, 4 * PER_USER_RATE, min(step_s, 5.0)),
+            *(_fixed_rate(f"single_{rate}", PredictUser, rate, step_s) for rate in ladder),
+            Stage("saturation", SaturationUser, SATURATION_USERS, step_s),
+            Stage("batch_100", Batch100User, BATCH_USERS, step_s),
+            Stage("batch_1000", Batch1000User, BATCH_USERS, step_s),
+            Stage("mixed", MixedUser, 0, step_s),  # users once its rate is known
+        ]
+        self.sustained, self.server_cpu, self.mixed_rate = sustained, server_cpu, mixed_rate
+        self.stage: Stage | None = None
+        self.ladder: list[dict[str, Any]] = []
+        self.results: dict[str, Any] = {"ladder": self.ladder}
+        self.open_window()
+
+    def open_window(self, **_: Any) -> None:
+        """Start the measured window: at a stage's start, and again once its users spawned."""
+        if self.runner is not None:
+            self.runner.stats.reset_all()
+        self.window = time.perf_counter(), time.process_time(), self.server_cpu(), _cpu_busy()
+
+    def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
+        assert self.runner is not None
+        if (stage := self.stage) is not None:
+            if time.perf_counter() - self.window[0] < stage.seconds:
+                return stage.users, stage.users, [stage.user_class]
+            self._record(stage)
+            self.stage = None
+        if not self.pending:
+            return None
+        # Locust stops the most recently started users when the count falls, whatever their
+        # class: the users of other classes than the next stage's are all stopped first.
+        next_class = self.pending[0].user_class.__name__
+        if self.runner.user_count > self.runner.user_classes_count.get(next_class, 0):
+            return 0, self.runner.user_count, None
+        self.stage = stage = self.pending.pop(0)
+        if stage.name == "mixed":
+            rate = self.mixed_rate or max(10.0, round(self.max_sustained() / 2, -1))
+            self.stage = stage = _fixed_rate(stage.name, stage.user_class, rate, stage.seconds)
+        self.open_window()
+        return stage.users, stage.users, [stage.user_class]
+
+    def max_sustained(self) -> float:
+        """The highest achieved rate of a sustained ladder step (0 if none)."""
+        return max((step["rps"] for step in self.ladder if step["sustained"]), default=0.0)
+
+    def _record(self, stage: Stage) -> None:
+        assert self.runner is not None
+        started, loadgen_cpu, server_cpu, busy_cpu = self.window
+        seconds = time.perf_counter() - started
+        server = (self.server_cpu() - server_cpu) / seconds
+        loadgen = (time.process_time() - loadgen_cpu) / seconds
+        total, entries = self.runner.stats.total, self.runner.stats.entries
+        figures: dict[str, Any] = {
+            "stage": stage.name,
+            "users": stage.users,
+            "offered_rps": stage.offered_rps,
+            "seconds": seconds,
+            "rps": total.total_rps,
+            "requests": total.num_requests,
+            "failures": total.num_failures,
+            "failure_rate": total.fail_ratio,
+            **{f"p{p}_ms": total.get_response_time_percentile(p / 100) for p in (50, 95, 99)},
+            "server_cpu": server,
+            "loadgen_cpu": loadgen,
+            # CPU other processes used meanwhile (in cores): on a shared machine, the co-tenants.
+            "others_cpu": (_cpu_busy() - busy_cpu) / seconds - server - loadgen,
+            "by_name": {key[0]: e.num_requests for key, e in entries.items() if e.num_requests},
+        }
+        if stage.offered_rps is not None:
+            figures["sustained"] = self.sustained(figures)
+        if stage.name.startswith("single_"):
+            self.ladder.append(figures)
+            if not figures["sustained"]:  # the ladder ends here
+                self.pending = [s for s in self.pending if not s.name.startswith("single_")]
+        elif stage.name.startswith("batch_"):
+            size = stage.name.removeprefix("batch_")
+            figures["rows_per_s"] = figures["rps"] * int(size)
+            self.results.setdefault("batch", {})[size] = figures
+        elif stage.name != "warmup":
+            self.results[stage.name] = figures
 
 
-class _CpuSampler:
-    """Samples the server's CPU seconds every 250 ms, to read its CPU share in a time window."""
+def run_plan(host: str, plan: StagePlan) -> dict[str, Any]:
+    """Run `plan` against `host` with Locust in this process: the figures of every stage.
 
-    def __init__(self, server: RunningServer) -> None:
-        self._server = server
-        self._samples: list[tuple[float, float]] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+    Raises:
+        RuntimeError: A user raised an exception (a bug here, not a failed request).
+    """
+    import locust.stats
+    from locust.env import Environment
 
-    def _sample(self) -> None:
-        while not self._done.is_set():
-            self._samples.append((time.time(), self._server.cpu_seconds()))
-            self._done.wait(0.25)
-
-    def start(self) -> None:
-        """Start sampling in a daemon thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Take a last sample and stop."""
-        self._done.set()
-        self._thread.join()
-        self._samples.append((time.time(), self._server.cpu_seconds()))
-
-    def share(self, start: float, stop: float) -> float:
-        """CPU seconds per wall second between the samples closest inside [start, stop]."""
-        inside = [sample for sample in self._samples if start <= sample[0] <= stop]
-        if len(inside) < 2:
-            return math.nan
-        (t0, c0), (t1, c1) = inside[0], inside[-1]
-        return (c1 - c0) / (t1 - t0) if t1 > t0 else math.nan
-
-
-def ladder_users(rate: float) -> tuple[int, float]:
-    """Users and per-user rate that offer `rate` requests per second in total."""
-    users = max(1, math.ceil(rate / PER_USER_RATE))
-    return users, rate / users
+    locust.stats.bucket_response_time = lambda response_time: round(response_time, 2)
+    env = Environment(
+        user_classes=[PredictUser, SaturationUser, Batch100User, Batch1000User, MixedUser],
+        shape_class=plan,
+        host=host,
+        # Users of a finished stage are stopped at once: their last requests are not counted.
+        stop_timeout=0.0,
+    )
+    runner = env.create_local_runner()
+    env.events.spawning_complete.add_listener(plan.open_window)
+    runner.start_shape()
+    assert runner.shape_greenlet is not None
+    runner.shape_greenlet.get()  # re-raises what the shape raised
+    runner.quit()
+    if runner.exceptions:
+        raise RuntimeError(f"Locust users raised: {list(runner.exceptions.values())[:3]}")
+    return plan.results | {"max_sustained_rps": plan.max_sustained()}

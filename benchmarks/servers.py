@@ -5,130 +5,88 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import psutil
 
 from benchmarks.champion import Champion
 
-#: The repository root: servers run from it so `python -m benchmarks.baseline` resolves.
+#: The repository root: servers run from it so `benchmarks.baseline.app` imports.
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 SERVER_CORE: Final = 0
 LOADGEN_CORE: Final = 1
 READY_TIMEOUT_S: Final = 120.0
-_MB: Final = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ServerSpec:
-    """How to start one server under test.
-
-    Attributes:
-        name: Key in the results ("ours", "ours_unbatched", "baseline").
-        title: What the table calls it.
-        command: The command line, without the CPU pinning.
-        env: Extra environment variables.
-    """
+class ServerSpec(NamedTuple):
+    """How to start one server: its name in the results, title, command line and env."""
 
     name: str
     title: str
     command: tuple[str, ...]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str]
 
 
 def free_port() -> int:
     """A free TCP port on the loopback interface."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        return int(probe.getsockname()[1])
 
 
-def bin_path(name: str) -> str:
-    """An entry point installed next to this interpreter (the venv's `bin/`)."""
-    return str(Path(sys.executable).with_name(name))
+def server_specs(champion: Champion, port: int) -> list[ServerSpec]:
+    """The baseline (given a training pipeline), ours, ours without micro-batching.
 
-
-def server_specs(champion: Champion, port: int, workers: int = 1) -> list[ServerSpec]:
-    """Ours with micro-batching on and off, and the baseline.
-
-    Args:
-        champion: The model.
-        port: The port every server binds (one runs at a time).
-        workers: Worker processes of every server.
+    Every server runs one worker, without access logs.
     """
-    ours = (bin_path("car-serve"), "--port", str(port), "--workers", str(workers))
-    common = {"MODEL_DIR": str(champion.bundle_dir), "HOST": "127.0.0.1"}
-    baseline = (
-        sys.executable,
-        "-m",
-        "benchmarks.baseline",
-        *champion.baseline_args,
-        "--model-version",
-        champion.model_version,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    )
-    return [
+    bin_dir = Path(sys.executable).parent  # the venv's entry points
+    ours = (str(bin_dir / "car-serve"), "--port", str(port), "--workers", "1")
+    env = {"MODEL_DIR": str(champion.bundle_dir), "HOST": "127.0.0.1", "BATCH_ENABLED": "true"}
+    specs = [
+        ServerSpec("ours", "ours (Granian + Litestar + ORT, micro-batching on)", ours, env),
         ServerSpec(
-            "ours",
-            "ours (Granian + Litestar + ORT, micro-batching on)",
-            ours,
-            {**common, "BATCH_ENABLED": "true"},
+            "ours_unbatched", "ours, micro-batching off", ours, env | {"BATCH_ENABLED": "false"}
         ),
-        ServerSpec(
-            "ours_unbatched",
-            "ours, micro-batching off",
-            ours,
-            {**common, "BATCH_ENABLED": "false"},
-        ),
-        ServerSpec("baseline", "baseline (FastAPI + pydantic + uvicorn + pandas)", baseline),
     ]
+    if champion.pipeline_dir is None:
+        return specs
+    baseline = (str(bin_dir / "uvicorn"), "benchmarks.baseline.app:create_app_from_env")
+    baseline += ("--factory", "--port", str(port), "--workers", "1", "--no-access-log")
+    env = {"BASELINE_PIPELINE_DIR": str(champion.pipeline_dir)}
+    env["BASELINE_MODEL_VERSION"] = champion.manifest.model_version
+    title = "baseline (FastAPI + pydantic + uvicorn + pandas)"
+    return [ServerSpec("baseline", title, (*baseline, "--log-level", "warning"), env), *specs]
 
 
 class RunningServer:
-    """A started server process (pinned to the server core) and how long it took to be ready."""
+    """A server started pinned to the server core, and how long it took to be ready."""
 
     def __init__(self, spec: ServerSpec, port: int, log_file: Path) -> None:
-        self.spec = spec
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", **spec.env}
+        self.spec, self.url = spec, f"http://127.0.0.1:{port}"
         self._log = log_file.open("ab")
         started = time.perf_counter()
-        # taskset pins the server and every process it forks to one core.
+        # taskset pins the server and every process it forks to one core. Its own process
+        # group, to stop it with its workers; the same session, so the same scheduling group.
         self.process = subprocess.Popen(
             ["taskset", "-c", str(SERVER_CORE), *spec.command],
-            env=env,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **spec.env},
             cwd=REPO_ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            # Its own process group, to stop it with its workers; the same session, so the
-            # server shares the runner's scheduling group (autogroup), as the README describes.
             process_group=0,
         )
-        self.cold_start_s = self._wait_ready(started)
-
-    def _wait_ready(self, started: float) -> float:
-        deadline = started + READY_TIMEOUT_S
-        while time.perf_counter() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.spec.name} exited with {self.process.returncode}")
+        while self.process.poll() is None and time.perf_counter() < started + READY_TIMEOUT_S:
             try:
                 with urllib.request.urlopen(f"{self.url}/ready", timeout=1) as response:
                     if response.status == 200:
-                        return time.perf_counter() - started
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.01)
+                        self.cold_start_s = time.perf_counter() - started
+                        return
+            except OSError:  # not listening yet, or 503 while the model loads
+                time.sleep(0.01)
         self.stop()
-        raise RuntimeError(f"{self.spec.name} not ready within {READY_TIMEOUT_S} s")
+        raise RuntimeError(f"{spec.name} exited or was not ready in {READY_TIMEOUT_S} s")
 
     def processes(self) -> list[psutil.Process]:
         """The server's processes: taskset exec's into the server, plus any workers."""
@@ -137,33 +95,19 @@ class RunningServer:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by every process of the server."""
-        total = 0.0
-        for process in self.processes():
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
+        return sum(sum(process.cpu_times()[:2]) for process in self.processes())
 
     def memory(self) -> dict[str, Any]:
-        """RSS and USS of the serving process(es), in MB.
+        """RSS and USS of the serving process in MB (Granian's worker, or uvicorn's only one).
 
-        The worker is the process that answers requests: Granian's child, or uvicorn's only
-        process when it runs one worker. A supervisor's own memory is reported apart.
+        USS is memory unique to the process: RSS also counts shared library pages.
         """
         processes = self.processes()
-        workers = processes[1:] or processes
-        per_worker = []
-        for process in workers:
-            info = process.memory_full_info()
-            per_worker.append({"rss_mb": info.rss / _MB, "uss_mb": info.uss / _MB})
-        supervisor = processes[0].memory_info().rss / _MB if len(processes) > 1 else 0.0
+        infos = [process.memory_full_info() for process in processes[1:] or processes]
         return {
-            "workers": per_worker,
-            "max_worker_rss_mb": max(item["rss_mb"] for item in per_worker),
-            "max_worker_uss_mb": max(item["uss_mb"] for item in per_worker),
-            "supervisor_rss_mb": supervisor,
+            "max_worker_rss_mb": max(info.rss for info in infos) / 2**20,
+            "max_worker_uss_mb": max(info.uss for info in infos) / 2**20,
+            "supervisor_rss_mb": processes[0].memory_info().rss / 2**20 if processes[1:] else 0,
         }
 
     def stop(self) -> None:
@@ -176,15 +120,3 @@ class RunningServer:
                 os.killpg(self.process.pid, 9)
                 self.process.wait(timeout=10)
         self._log.close()
-
-
-def post_json(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
-    """POST a JSON body; the status and the response body (errors included)."""
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()

@@ -1,214 +1,143 @@
-"""The benchmark scripts start and answer, so they cannot rot. Behaviour only, no timings.
+"""The benchmark harness starts, loads our server and writes a well-formed report. No timings.
 
-Everything runs on synthetic cars and a tiny stand-in model (five trees) built here: no
-`data/` needed.
+One `python -m benchmarks.run --quick` on the test bundle (`write_bundle`: no LightGBM booster)
+and cars made from tests/data/car.json, so the runtimes that need the booster, and the baseline
+server, are reported as not measured.
 """
 
+import copy
 import json
-import math
+import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
-from benchmarks.champion import Champion, load_standin
-from benchmarks.data import car_dicts, write_payloads
-from benchmarks.load import Sustained, run_locust
-from benchmarks.model_bench import measure
-from benchmarks.report import goals, markdown
-from benchmarks.servers import RunningServer, ServerSpec, free_port, post_json, server_specs
-from benchmarks.standin import PIPELINE_FILE, write_standin
+from benchmarks.champion import NO_BOOSTER
+from benchmarks.model_bench import VARIANTS
+from benchmarks.report import figures, goal_rows, load_goals, markdown
 
-from shared_schema import FIELD_NAMES
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_CAR = json.loads((REPO_ROOT / "tests" / "data" / "car.json").read_text("utf-8"))
 
-# lightgbm 4.5's sklearn wrapper passes `force_all_finite`, renamed in scikit-learn 1.6: a
-# FutureWarning on every in-process stand-in prediction, about their pairing, not our code.
-pytestmark = pytest.mark.filterwarnings("ignore:.*force_all_finite.*:FutureWarning")
-
-_VOCABULARY: dict[str, list[str]] = {
-    "brand": ["BMW", "TOYOTA", "AUDI"],
-    "model_name": ["5ER", "CAMRY", "A6"],
-    "body_type": ["седан", "внедорожник"],
-    "color": ["чёрный", "белый"],
-    "fuel_type": ["бензин", "дизель"],
-    "vehicle_transmission": ["автомат", "механика"],
-    "drive_type": ["передний", "полный"],
-    "n_owners": ["1", "2", "3+"],
-}
-
-
-def synthetic_frame(rows: int = 300) -> pd.DataFrame:
-    """Plausible random cars with a price that falls with mileage and rises with the year."""
-    rng = np.random.default_rng(0)
-    records: list[dict[str, Any]] = []
-    for _ in range(rows):
-        year = int(rng.integers(2000, 2021))
-        mileage = int(rng.integers(0, 300_000))
-        record: dict[str, Any] = {k: str(rng.choice(v)) for k, v in _VOCABULARY.items()}
-        record.update(
-            model_year=year - int(rng.integers(0, 4)),
-            production_year=year,
-            n_doors=int(rng.choice([4, 5])),
-            engine_power=float(rng.integers(90, 401)),
-            engine_displacement=[None, 1.6, 2.0, 3.0][int(rng.integers(0, 4))],
-            mileage=mileage,
-            is_original_techpass=int(rng.integers(0, 2)),
-            is_lefthand_drive=1,
-            price=math.exp(13 + 0.08 * (year - 2010) - mileage / 400_000),
-        )
-        records.append(record)
-    frame = pd.DataFrame(records)
-    frame["engine_displacement"] = frame["engine_displacement"].astype(float)
-    return frame[[*FIELD_NAMES, "price"]]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    """Synthetic training and payload rows."""
-    return synthetic_frame()
+def quick_run(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path) -> Path:
+    """The results directory of one quick run on the test bundle."""
+    tmp = tmp_path_factory.mktemp("bench")
+    cars = [{**SAMPLE_CAR, "mileage": 5_000 * i, "model_year": 2000 + i % 12} for i in range(40)]
+    cars[1]["engine_displacement"] = None
+    pd.DataFrame(cars).to_parquet(tmp / "cars.parquet")
+    command = [sys.executable, "-m", "benchmarks.run", "--quick", "--step-seconds", "1"]
+    command += ["--bundle", str(model_bundle), "--rows", str(tmp / "cars.parquet")]
+    command += ["--out-dir", str(tmp / "results"), "--work-dir", str(tmp / "work")]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, timeout=300)
+    return tmp / "results"
 
 
 @pytest.fixture(scope="module")
-def tiny_champion(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Champion:
-    """A five-tree stand-in with every form the benchmarks use (ONNX, pipeline, booster)."""
-    directory = write_standin(
-        frame,
-        tmp_path_factory.mktemp("standin"),
-        n_estimators=5,
-        num_leaves=7,
-        min_child_samples=5,
-    )
-    return load_standin(bundle_dir=directory)
+def results(quick_run: Path) -> dict[str, Any]:
+    """The run's results JSON."""
+    (path,) = quick_run.glob("*.json")
+    loaded: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    return loaded
+
+
+def test_run_writes_one_json_and_one_markdown_named_by_date_and_host(quick_run: Path) -> None:
+    """Results are `<date>-<host>.json` and `.md` side by side."""
+    (json_file,) = quick_run.glob("*.json")
+    (md_file,) = quick_run.glob("*.md")
+    assert json_file.stem == md_file.stem
+    assert json_file.stem[:4].isdigit()
+
+
+def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None:
+    """Without a booster, ours with and without micro-batching run every load stage cleanly.
+
+    Back-to-back 1,000-car batches run on the event loop and lag it past `SHED_LAG_MS`, so the
+    server's admission turns some away with 503 by design: the batch stages must answer most
+    requests, the single-car stages all of them.
+    """
+    assert set(results["servers"]) == {"ours", "ours_unbatched"}
+    for server in results["servers"].values():
+        for stage in [*server["ladder"], server["saturation"], server["mixed"]]:
+            assert stage["requests"] > 0, stage["stage"]
+            assert stage["failures"] == 0, stage["stage"]
+        for stage in server["batch"].values():
+            assert stage["requests"] > 2 * stage["failures"], stage["stage"]
+        assert isinstance(server["ladder"][0]["sustained"], bool)  # a verdict, not a timing
+        assert server["batch"]["1000"]["by_name"]["/predict/batch"] > 0
+        assert server["memory_after_load"]["max_worker_rss_mb"] > 0
+        assert len(server["cold_starts_s"]) == 1
+
+
+def test_model_level_times_the_graph_and_skips_what_needs_the_booster(
+    results: dict[str, Any],
+) -> None:
+    """pytest-benchmark timed both ONNX variants at 1 and 10 rows and nothing else."""
+    cells = {
+        (e["params"]["variant"], e["params"]["rows"]) for e in results["model_bench"]["benchmarks"]
+    }
+    assert cells == {(v, n) for v in ("onnx", "onnx_from_structs") for n in (1, 10)}
+    assert all(e["stats"]["median"] > 0 for e in results["model_bench"]["benchmarks"])
+
+
+def test_markdown_has_every_section_and_labels_what_was_not_measured(quick_run: Path) -> None:
+    """The report keeps its sections and says why the booster's variants are missing."""
+    (md_file,) = quick_run.glob("*.md")
+    text = md_file.read_text("utf-8")
+    for heading in (
+        "## Goals",
+        "## Side by side",
+        "## Single-car ladder",
+        "## Model level",
+        "## Profile of one /predict",
+        "## Installed size",
+    ):
+        assert heading in text
+    assert f"lleaves not measured: {NO_BOOSTER}" in text
+    assert re.search(r"- \*\*ours\*\*: \d+ µs per request under the profiler", text)
+    assert f"- **baseline**: not measured: {NO_BOOSTER}." in text
+    assert "| Max sustained single-car RPS vs baseline | ≥ 5× | not measured: baseline." in text
 
 
 @pytest.fixture(scope="module")
-def payloads(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Path:
-    """The load generator's cars file."""
-    return write_payloads(car_dicts(frame), tmp_path_factory.mktemp("load") / "cars.json")
+def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
+    """The run's results plus a baseline: a copy of ours that sustained ten times less."""
+    extended = copy.deepcopy(results)
+    baseline = extended["servers"]["baseline"] = copy.deepcopy(results["servers"]["ours"])
+    baseline["max_sustained_rps"] /= 10
+    baseline["ladder"][0]["sustained"] = True  # on a busy machine a 1 s step may not be
+    return extended
 
 
-@pytest.mark.slow
-def test_baseline_prices_one_car_and_a_batch_in_our_shapes(
-    tiny_champion: Champion, frame: pd.DataFrame, tmp_path: Path
-) -> None:
-    """The baseline server starts, gets ready and answers /predict and /predict/batch."""
-    port = free_port()
-    command = (sys.executable, "-m", "benchmarks.baseline")
-    command += ("--pipeline", str(tiny_champion.bundle_dir / PIPELINE_FILE), "--port", str(port))
-    server = RunningServer(ServerSpec("baseline", "baseline", command), port, tmp_path / "log")
-    try:
-        cars = car_dicts(frame.head(3))
-        status, body = post_json(f"{server.url}/predict", json.dumps(cars[0]).encode())
-        assert status == 200, body
-        answer = json.loads(body)
-        assert set(answer) == {"price_rub", "model_version"}
-        assert answer["price_rub"] > 0
-        status, body = post_json(f"{server.url}/predict/batch", json.dumps({"cars": cars}).encode())
-        assert status == 200, body
-        assert len(json.loads(body)["prices_rub"]) == 3
-        bad = {**cars[0], "mileage": -1}
-        assert post_json(f"{server.url}/predict", json.dumps(bad).encode())[0] == 422
-        assert server.memory()["max_worker_rss_mb"] > 0
-    finally:
-        server.stop()
+def test_goals_name_only_figures_the_report_computes(with_baseline: dict[str, Any]) -> None:
+    """Every figure goals.toml names is one `report.figures` computes."""
+    known = figures(with_baseline)
+    for goal in load_goals().goal:
+        for name in filter(None, (goal.figure, goal.over)):
+            kind, variant, *_ = name.split(".")
+            assert variant in VARIANTS if kind == "model" else name in known, name
 
 
-@pytest.mark.slow
-def test_locust_scenarios_run_against_our_server(
-    tiny_champion: Champion, payloads: Path, tmp_path: Path
-) -> None:
-    """Locust's three scenarios run against car-serve and every request is answered."""
-    port = free_port()
-    spec = next(s for s in server_specs(tiny_champion, port) if s.name == "ours")
-    server = RunningServer(spec, port, tmp_path / "server.log")
-    try:
-        step = run_locust(
-            server,
-            "PredictUser BatchUser MixedUser",
-            users=3,
-            user_rate=20.0,
-            seconds=3,
-            payloads=payloads,
-            out_dir=tmp_path,
-            label="smoke",
-        )
-    finally:
-        server.stop()
-    assert step["requests"] > 0
-    assert step["failures"] == 0
-    assert {"/predict", "/predict/batch"} <= set(step["locust_csv"]["by_name"])
+def test_a_step_short_of_the_offered_rate_is_not_sustained() -> None:
+    """Achieved below 95 % of offered fails the sustained rule; at 95 % it holds."""
+    sustained = load_goals().sustained
+    step = {"offered_rps": 100.0, "rps": 95.0, "failure_rate": 0.0, "p95_ms": 10.0}
+    assert sustained.holds(step)
+    assert not sustained.holds({**step, "rps": 94.0})
+    assert not sustained.holds({**step, "p95_ms": 100.5})
 
 
-def test_model_bench_times_every_runtime_and_they_agree(
-    tiny_champion: Champion, frame: pd.DataFrame, tmp_path: Path
-) -> None:
-    """The model benchmark times ONNX, pipeline and booster (and lleaves when it compiles)."""
-    measured = measure(tiny_champion, frame, sizes=(1, 10), quick=True, lleaves_cache=tmp_path)
-    assert {"onnx", "onnx_from_structs", "pipeline", "pipeline_from_dicts", "booster"} <= set(
-        measured["results"]
-    )
-    if "lleaves" not in measured["results"]:
-        assert measured["notes"]["lleaves"].startswith("not measured")
-    for cells in measured["results"].values():
-        assert set(cells) == {"1", "10"}
-        assert all(cell["us_per_row"] > 0 for cell in cells.values())
-    assert measured["parity"]["onnx_vs_pipeline"] < 1e-4
-    assert measured["notes"]["onnx"].startswith("forest operator ai.onnx.ml.TreeEnsemble")
-
-
-def _step(rate: float, rps: float, p95: float) -> dict[str, Any]:
-    step = {
-        "offered_rps": rate,
-        "rps": rps,
-        "p50_ms": p95 / 2,
-        "p95_ms": p95,
-        "p99_ms": p95 * 2,
-        "failure_rate": 0.0,
-        "loadgen_cpu": 0.5,
-    }
-    step["sustained"] = Sustained().holds(step)
-    return step
-
-
-def _server(ladder: list[dict[str, Any]], rows_per_s: float, rss: float) -> dict[str, Any]:
-    return {
-        "ladder": ladder,
-        "max_sustained_rps": max(s["rps"] for s in ladder if s["sustained"]),
-        "saturation": {**_step(0, ladder[-1]["rps"], 50.0), "offered_rps": None},
-        "batch": {
-            size: {"rows_per_s": rows_per_s, "p95_ms": 10.0, "rps": rows_per_s / int(size)}
-            for size in ("100", "1000")
-        },
-        "mixed": _step(50, 50, 5.0),
-        "cold_starts_s": [0.8, 0.9, 1.0],
-        "memory_after_load": {"max_worker_rss_mb": rss, "max_worker_uss_mb": rss / 2},
-    }
-
-
-def test_report_states_each_goal_with_its_verdict() -> None:
-    """The Markdown names every goal of the issue and marks a met and a missed one."""
-    ours = _server([_step(100, 100, 2.0), _step(1000, 990, 5.0), _step(2000, 1500, 150)], 2e5, 120)
-    baseline = _server([_step(100, 99, 20.0), _step(1000, 300, 900.0)], 2e4, 300)
-    results = {
-        "started_at": "2026-01-01T00:00:00+00:00",
-        "commit": "abc",
-        "machine": {"host": "h", "nproc": 2, "cpu_model": "cpu", "ram_gb": 4, "kernel": "k"}
-        | {"python": "3.12"},
-        "load_average_before": [0.1, 0.1, 0.1],
-        "load_average_after": [0.5, 0.2, 0.1],
-        "model": {"label": "tiny", "standin": True},
-        "setup": {"step_seconds": 15, "mixed_rate_rps": 50},
-        "servers": {"ours": ours, "ours_unbatched": ours, "baseline": baseline},
-        "environment": {"inference_only_mb": 150.0, "full_mb": 1000.0},
-    }
-    verdicts = {goal: met for goal, _, _, met in goals(results)}
-    assert verdicts["Max sustained single-car RPS vs baseline"] is True  # 990 vs 99
-    assert verdicts["RSS per worker after load"] is True
-    assert verdicts["Cold start (process start → /ready 200)"] is True
-    assert verdicts["Batch rows/s per worker, 1,000-car requests"] is True
-    text = markdown(results)
-    assert "STAND-IN" in text
-    assert "| 1,000 | 990 / 5.00 |" in text
-    assert "p95 at the same rate (100 req/s)" in text
+def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> None:
+    """With a baseline ten times slower, the RPS goal is met and the ratio column filled."""
+    verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, load_goals())}
+    assert verdicts["Max sustained single-car RPS vs baseline"] is True
+    assert verdicts["p95 at the baseline's max sustained rate vs baseline"] is False
+    text = markdown(with_baseline, load_goals())
+    assert "| max sustained single-car RPS |" in text
+    assert "| 10.0× |" in text
