@@ -21,8 +21,8 @@ from inference.prediction_log import (
     SHUTDOWN,
     WRITE_ERROR,
     PredictionLog,
-    SegmentWriter,
 )
+from inference.segment_writer import SegmentWriter
 from inference.settings import Settings
 from shared_schema import Car
 from shared_schema.prediction_log import (
