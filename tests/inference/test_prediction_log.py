@@ -21,8 +21,8 @@ from inference.prediction_log import (
     SHUTDOWN,
     WRITE_ERROR,
     PredictionLog,
-    SegmentWriter,
 )
+from inference.segment_writer import SegmentWriter
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
 from shared_schema.prediction_log import (
@@ -166,9 +166,19 @@ def test_the_buffer_is_bounded_and_overflow_is_counted(tmp_path: Path) -> None:
 
 
 def test_the_buffer_frees_as_it_is_written(tmp_path: Path) -> None:
-    """A buffer of 4 carries 20 cars when the writer keeps up: nothing dropped."""
+    """A buffer of 4 carries 20 cars when each write completes before the next request."""
     log, metrics = make_log(tmp_path, prediction_log_buffer=4, prediction_log_flush_s=0.01)
-    run_log(log, [CARS[:2]] * 10, pause=0.05)
+
+    async def scenario() -> None:
+        log.start()
+        for index in range(10):
+            log.record(f"req{index}", CARS[:2], [1.0, 2.0], "1")
+            async with asyncio.timeout(10):
+                while counts(metrics)["records"] < 2 * (index + 1):
+                    await asyncio.sleep(0.005)
+        await log.stop()
+
+    asyncio.run(scenario())
     assert counts(metrics)["records"] == 20
     assert counts(metrics)[BUFFER_FULL] == 0
     assert len(read_prediction_log(tmp_path).records) == 20

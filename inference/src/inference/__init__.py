@@ -12,4 +12,8 @@ with Retry-After. Around all of it, `metrics` times and counts each request; `ap
 parts for one worker (`openapi` documents the bodies the handlers decode themselves),
 `settings` validates its configuration from the environment, and `cli` (`car-serve`) starts
 Granian's workers after `multiprocess` has prepared the metrics directory they share.
+
+Each answer `predict` returns is also appended to `prediction_log`'s in-memory buffer (when
+`PREDICTION_LOG_DIR` is set); a background task of the worker writes the buffer to the worker's
+own files through `segment_writer`, off the request's path.
 """
