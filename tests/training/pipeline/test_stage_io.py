@@ -37,6 +37,8 @@ pytestmark = [
 _FAST = {
     "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 5},
     "train": {"num_boost_round": 30, "early_stopping_rounds": 30},
+    # A validation split large enough to calibrate the price interval (50 rows at least).
+    "split": {"val_fraction": 0.3},
 }
 
 
