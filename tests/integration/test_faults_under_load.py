@@ -177,7 +177,9 @@ def test_sigkill_of_a_worker_under_load(tmp_path: Path, model_bundle: Path) -> N
         f"{clients.count('refused')}); survivor {survivor}"
     )
     assert clients.count("refused") == 0  # the other worker kept accepting
-    assert failed <= 4  # at most the requests in flight: one per client thread
+    # At most the requests in flight on the killed worker, plus any a client had just sent it
+    # (one per client thread, each may be caught twice by a respawn on a loaded machine).
+    assert failed <= 8
     assert served_after > served_before  # the dead worker's counts stay, the rest go on
     assert clients.count(200) <= served_after
     assert ready == 1.0

@@ -158,7 +158,8 @@ def test_every_answered_car_is_written_or_counted_dropped(
     assert not [path for path in log_dir.iterdir() if path.name.endswith(OPEN_SUFFIX)]
     segments = segment_paths(log_dir)
     workers = {tuple(path.name.split("-")[2:4]) for path in segments}  # <pid>-<random>
-    assert len(workers) == WORKERS, [path.name for path in segments]
+    # Which worker takes a connection is the kernel's choice: one or both may have written.
+    assert 1 <= len(workers) <= WORKERS, [path.name for path in segments]
     read = read_prediction_log(log_dir)
     assert read.skipped == {}
     assert len(read.records) == written
