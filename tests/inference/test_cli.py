@@ -76,6 +76,13 @@ def test_flags_override_variables_and_reach_the_workers() -> None:
     assert seen["env"] == {"PORT": "9100", "WORKERS": "3", "MODEL_DIR": "/models"}
 
 
+def test_headers_get_the_body_timeout() -> None:
+    """Granian's header read timeout is BODY_TIMEOUT_S, not its own 30 s."""
+    assert "header_read_timeout=10000" in run_cli()["http1_settings"]
+    assert "header_read_timeout=2500" in run_cli(BODY_TIMEOUT_S="2.5")["http1_settings"]
+    assert "header_read_timeout=60000" in run_cli(BODY_TIMEOUT_S="300")["http1_settings"]
+
+
 def test_workers_start_in_multiprocess_mode() -> None:
     """Granian starts with the metrics dir set and prometheus_client not yet imported."""
     seen = run_cli()

@@ -104,6 +104,27 @@ def test_slow_bodies_are_answered_408_and_closed(server: ServerProcess) -> None:
     )
 
 
+def test_slow_headers_are_closed_after_the_body_timeout(server: ServerProcess) -> None:
+    """Connections trickling their headers are closed after BODY_TIMEOUT_S, not Granian's 30 s."""
+    clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
+    for client in clients:
+        client.sendall(b"POST /predict HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+    start = time.monotonic()
+    open_clients = set(clients)
+    while open_clients and time.monotonic() - start < BODY_TIMEOUT_S + 10:
+        time.sleep(0.05)
+        for client in list(open_clients):
+            try:
+                client.send(b"a")  # a header value that never ends
+            except OSError:  # closed by the server
+                open_clients.discard(client)
+    elapsed = time.monotonic() - start
+    for client in clients:
+        client.close()
+    assert not open_clients, f"{len(open_clients)} connections still open after {elapsed:.1f} s"
+    assert elapsed < BODY_TIMEOUT_S + 5
+
+
 def test_hanging_up_mid_body_is_the_clients_499_not_a_5xx(server: ServerProcess) -> None:
     """A client that hangs up mid-body is counted with status 499, never as a server error."""
     sample = 'carprice_http_requests_total{endpoint="/predict",status="499"}'

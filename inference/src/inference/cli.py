@@ -51,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def header_timeout_ms(settings: Settings) -> int:
+    """Granian's HTTP/1 header read timeout: `BODY_TIMEOUT_S`, within Granian's 1 ms to 60 s."""
+    return max(1, min(round(settings.body_timeout_s * 1000), 60_000))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Validate the settings, then run Granian until it is stopped.
 
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     # prometheus_client, so the workers import it after the multiprocess dir is set.
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     from inference.multiprocess import multiprocess_environment
@@ -92,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             workers=settings.workers,
             respawn_failed_workers=True,
+            # Headers get the body's time limit: Granian's own 30 s default would let a client
+            # trickling headers hold a connection three times as long as one trickling a body.
+            http1_settings=HTTP1Settings(header_read_timeout=header_timeout_ms(settings)),
             log_level=LogLevels(settings.log_level),
         ).serve()
     return 0
