@@ -10,6 +10,7 @@ milliseconds below 100 ms, two digits above) are replaced by 10 µs ones through
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, NamedTuple
 
@@ -148,12 +149,14 @@ class StagePlan(LoadTestShape):
         self.stage: Stage | None = None
         self.ladder: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {"ladder": self.ladder}
+        self.statuses: Counter[int] = Counter()  # the window's responses by HTTP status (0: none)
         self.open_window()
 
     def open_window(self, **_: Any) -> None:
         """Start the measured window: at a stage's start, and again once its users spawned."""
         if self.runner is not None:
             self.runner.stats.reset_all()
+        self.statuses.clear()
         self.window = time.perf_counter(), time.process_time(), self.server_cpu(), _cpu_busy()
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
@@ -177,6 +180,10 @@ class StagePlan(LoadTestShape):
         self.open_window()
         return stage.users, stage.users, [stage.user_class]
 
+    def count_status(self, response: Any = None, **_: Any) -> None:
+        """Locust's `request` event: count the response's status (0 when none came)."""
+        self.statuses[getattr(response, "status_code", None) or 0] += 1
+
     def max_sustained(self) -> float:
         """The highest achieved rate of a sustained ladder step (0 if none)."""
         return max((step["rps"] for step in self.ladder if step["sustained"]), default=0.0)
@@ -197,6 +204,7 @@ class StagePlan(LoadTestShape):
             "requests": total.num_requests,
             "failures": total.num_failures,
             "failure_rate": total.fail_ratio,
+            "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
             **{f"p{p}_ms": total.get_response_time_percentile(p / 100) for p in (50, 95, 99)},
             "server_cpu": server,
             "loadgen_cpu": loadgen,
@@ -237,6 +245,7 @@ def run_plan(host: str, plan: StagePlan) -> dict[str, Any]:
     )
     runner = env.create_local_runner()
     env.events.spawning_complete.add_listener(plan.open_window)
+    env.events.request.add_listener(plan.count_status)
     runner.start_shape()
     assert runner.shape_greenlet is not None
     runner.shape_greenlet.get()  # re-raises what the shape raised

@@ -58,17 +58,20 @@ def test_run_writes_one_json_and_one_markdown_named_by_date_and_host(quick_run: 
 def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None:
     """Without a booster, ours with and without micro-batching run every load stage cleanly.
 
-    Back-to-back 1,000-car batches run on the event loop and lag it past `SHED_LAG_MS`, so the
-    server's admission turns some away with 503 by design: the batch stages must answer most
-    requests, the single-car stages all of them.
+    Stages at a rate the server sustains answer every request. Saturation (64 users, no wait)
+    and back-to-back 1,000-car batches lag the event loop past `SHED_LAG_MS` on a busy machine,
+    so admission turns some away with 503 by design: there, most requests are answered and
+    every failure is a 503, never a dropped connection or a 500.
     """
     assert set(results["servers"]) == {"ours", "ours_unbatched"}
     for server in results["servers"].values():
-        for stage in [*server["ladder"], server["saturation"], server["mixed"]]:
+        for stage in [*server["ladder"], server["mixed"]]:
             assert stage["requests"] > 0, stage["stage"]
             assert stage["failures"] == 0, stage["stage"]
-        for stage in server["batch"].values():
+        for stage in [server["saturation"], *server["batch"].values()]:
             assert stage["requests"] > 2 * stage["failures"], stage["stage"]
+            shed = {code: n for code, n in stage["statuses"].items() if code != "200"}
+            assert set(shed) <= {"503"}, (stage["stage"], shed)
         assert isinstance(server["ladder"][0]["sustained"], bool)  # a verdict, not a timing
         assert server["batch"]["1000"]["by_name"]["/predict/batch"] > 0
         assert server["memory_after_load"]["max_worker_rss_mb"] > 0
