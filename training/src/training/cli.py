@@ -5,6 +5,8 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from training.config import load_params
 from training.errors import PipelineError
@@ -24,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
+    "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
 }
 
 
@@ -66,6 +69,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     """Per-command options, passed to the job's `run` as keyword arguments."""
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
+        "drift": _drift_arguments,
     }
     return extras.get(name, lambda _parser: None)
 
@@ -73,6 +77,36 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
 def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
     parser.add_argument("--out", required=True, help="bundle directory to write")
+
+
+def _drift_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--log", dest="log_dir", type=Path, help="the server's prediction log directory"
+    )
+    source.add_argument("--replay", type=Path, help="a replay parquet file of cars")
+    for option, edge in (("--since", "start (inclusive)"), ("--until", "end (exclusive)")):
+        parser.add_argument(
+            option, type=_utc_time, help=f"window {edge}, ISO 8601; UTC when no offset is given"
+        )
+    parser.add_argument(
+        "--labels", type=Path, help="prices: parquet or CSV, request_id or listing_id, price"
+    )
+    parser.add_argument(
+        "--run", dest="run_name", help="output folder under paths.drift (default: UTC time)"
+    )
+    parser.add_argument(
+        "--closed-only", action="store_true", help="skip .open log segments (being written)"
+    )
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO 8601 time; one without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":
