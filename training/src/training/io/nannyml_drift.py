@@ -182,7 +182,11 @@ def write_html(
     names, failed = [], {}
     for name, make in figures.items():
         try:
-            figure = make()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                figure = make()
+            for warning in caught:
+                log.warning("nannyml plotting %s: %s", name, warning.message)
         except Exception as exc:  # any bug in a third-party plot; named in the summary
             log.warning("nannyml could not plot %s: %r", name, exc)
             failed[name] = repr(exc)
