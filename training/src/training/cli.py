@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
+    "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
 }
 
 
@@ -66,6 +67,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     """Per-command options, passed to the job's `run` as keyword arguments."""
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
+        "replay": _replay_arguments,
     }
     return extras.get(name, lambda _parser: None)
 
@@ -73,6 +75,14 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
 def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
     parser.add_argument("--out", required=True, help="bundle directory to write")
+
+
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="the server's base URL")
+    parser.add_argument("--cars", required=True, help="parquet of listing_id + Car fields")
+    parser.add_argument("--source", help="only listings of this source")
+    parser.add_argument("--limit", type=int, help="only the first N listings")
+    parser.add_argument("--threads", type=int, default=4, help="connections (%(default)s)")
 
 
 if __name__ == "__main__":
