@@ -59,9 +59,9 @@ def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None
     """Without a booster, ours with and without micro-batching run every load stage cleanly.
 
     Stages at a rate the server sustains answer every request. Saturation (64 users, no wait)
-    and back-to-back 1,000-car batches lag the event loop past `SHED_LAG_MS` on a busy machine,
-    so admission turns some away with 503 by design: there, most requests are answered and
-    every failure is a 503, never a dropped connection or a 500.
+    and back-to-back batches can lag the event loop past `SHED_LAG_MS` on a busy machine, so
+    admission turns some away with 503 by design: there, most requests are answered and every
+    failure is a 503, never a dropped connection or a 500.
     """
     assert set(results["servers"]) == {"ours", "ours_unbatched"}
     for server in results["servers"].values():
