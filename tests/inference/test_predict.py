@@ -1,6 +1,8 @@
 """Predict: cars priced on the current model, through the batch queue or not, each run recorded."""
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -85,3 +87,41 @@ def test_without_a_model_both_paths_raise_not_ready(tmp_path: Path, batch_enable
     asyncio.run(scenario())
     assert sample(metrics, "carprice_inflight_requests") == 0.0
     assert sample(metrics, "carprice_predicted_price_rub_count") == 0.0
+
+
+@pytest.mark.parametrize("batch_enabled", [True, False], ids=["batching", "direct"])
+def test_a_big_batch_runs_off_the_event_loop(
+    model_bundle: Path, batch_enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a batch over `offload_rows` runs, single cars are priced; a small batch runs inline."""
+    predictor, _ = make_predictor(model_bundle, batch_enabled=batch_enabled)
+    run = predictor.run
+    threads: dict[int, str] = {}
+
+    def slow_run(cars: list[Car]) -> Prediction:
+        threads[len(cars)] = threading.current_thread().name
+        if len(cars) > 64:
+            time.sleep(0.5)  # like onnxruntime on a big batch: the GIL released meanwhile
+        return run(cars)
+
+    monkeypatch.setattr(predictor, "run", slow_run)
+
+    async def scenario() -> tuple[float, float]:
+        predictor.start()
+        try:
+            started = time.perf_counter()
+            batch = asyncio.create_task(predictor.price_many([WARMUP_CAR] * 65, "big"))
+            await asyncio.sleep(0.05)  # the batch is running
+            await predictor.price_one(LADA, "single")
+            single_done = time.perf_counter() - started
+            await batch
+            batch_done = time.perf_counter() - started
+            await predictor.price_many([WARMUP_CAR] * 64, "small")
+            return single_done, batch_done
+        finally:
+            await predictor.stop()
+
+    single_done, batch_done = asyncio.run(scenario())
+    assert single_done < 0.4 < batch_done  # the single car did not wait for the batch
+    assert threads[65].startswith("batch-run")
+    assert threads[64] == "MainThread"

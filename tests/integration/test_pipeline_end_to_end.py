@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE
 from training.config import Params, load_params
 from training.io.splits import split_file
 
-from .conftest import free_port, stop
+from .conftest import serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RAW_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -126,32 +125,8 @@ def test_repro_trains_a_model_of_minimum_quality(project: Path, params: Params) 
 @pytest.fixture(scope="module")
 def served(project: Path, params: Params) -> Iterator[str]:
     """`car-serve` (1 worker) on the champion the pipeline published."""
-    port = free_port()
-    bundle = project / params.paths.serving_bundle
-    env = {**os.environ, "MODEL_DIR": str(bundle), "RELOAD_POLL_S": "0"}
-    log = project / "car-serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(BIN / "car-serve"), "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop(process)
+    with serve(project / params.paths.serving_bundle, project / "car-serve.log") as server:
+        yield server.url
 
 
 def test_served_champion_answers_real_test_rows_like_the_graph(

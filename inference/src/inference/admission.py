@@ -12,7 +12,6 @@ routes are never turned away.
 """
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Collection
 from typing import Final
 
@@ -20,6 +19,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from inference.background import cancel
 from inference.encode import ErrorResponse
 from inference.metrics import Metrics
 
@@ -88,11 +88,8 @@ class LagMonitor:
 
     async def stop(self) -> None:
         """Stop measuring."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _measure(self) -> None:
         loop = asyncio.get_running_loop()

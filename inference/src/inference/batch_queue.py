@@ -6,11 +6,11 @@ not a growing wait.
 
 import asyncio
 import collections
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from inference.background import cancel
 from inference.metrics import Metrics
 from inference.model import Prediction
 from shared_schema import Car
@@ -70,11 +70,8 @@ class MicroBatcher:
 
     async def stop(self) -> None:
         """Stop the batching task and reject whatever is still queued."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         while self._queue:
             pending = self._queue.popleft()
             self._metrics.queue_depth.dec()

@@ -110,7 +110,7 @@ class Metrics:
         )
         self.rejected = Counter(
             REJECTED,
-            "Requests rejected with 503 by reason (queue_full, deadline).",
+            "Requests rejected with 503 by reason (lagging, queue_full, deadline).",
             ["reason"],
             registry=registry,
         )

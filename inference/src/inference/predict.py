@@ -4,9 +4,22 @@ A single car goes through the batch queue when batching is on, so concurrent req
 model run; a batch request is already one run. Every run on requests goes through `run`, which
 is where the prediction metrics are recorded; every answer leaves through `price_one` or
 `price_many`, which hand it to the prediction log (`prediction_log`) when it is on.
+
+How batches and single cars share a worker: a batch request of more than `OFFLOAD_ROWS` cars
+runs on the worker's one batch thread, not on the event loop. onnxruntime releases the GIL
+while it walks the forest, so the loop goes on taking, running and answering single cars
+meanwhile (the operating system shares the core between the two threads), instead of holding
+every one of them for the whole batch. Batches queue behind each other on that one thread, so
+many batch clients cannot take more than one thread's share of the core. A small batch runs
+inline: handing it to the thread costs more than it saves.
 """
 
+import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from inference.batch_queue import MicroBatcher
 from inference.metrics import Metrics
@@ -23,6 +36,10 @@ class Predictor:
     def __init__(self, settings: Settings, holder: ModelHolder, metrics: Metrics) -> None:
         self._holder = holder
         self._metrics = metrics
+        self._offload_rows = settings.offload_rows
+        self._batch_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="batch-run", initializer=_lowest_cpu_priority
+        )
         self._queue: MicroBatcher | None = None
         self._log: PredictionLog | None = None
         if settings.prediction_log_dir is not None:
@@ -48,6 +65,7 @@ class Predictor:
         """Stop the batch queue, rejecting what is still queued, then write out the log."""
         if self._queue is not None:
             await self._queue.stop()
+        self._batch_thread.shutdown(wait=False, cancel_futures=True)
         if self._log is not None:
             await self._log.stop()
 
@@ -89,9 +107,23 @@ class Predictor:
         """
         self._metrics.inflight.inc()
         try:
-            prediction = self.run(cars)
+            if len(cars) > self._offload_rows:
+                loop = asyncio.get_running_loop()
+                prediction = await loop.run_in_executor(self._batch_thread, self.run, cars)
+            else:
+                prediction = self.run(cars)
         finally:
             self._metrics.inflight.dec()
         if self._log is not None:
             self._log.record(request_id, cars, prediction.prices, prediction.version)
         return prediction
+
+
+def _lowest_cpu_priority() -> None:
+    """Give the calling thread (Linux: a task of its own) the lowest CPU priority, nice 19.
+
+    The batch thread then gets the core only when the event loop's thread does not want it:
+    a single car arriving during a batch runs almost at once, not after the scheduler's turn.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed: no-op
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)

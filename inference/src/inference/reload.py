@@ -1,9 +1,9 @@
 """The current model and its hot reload: load in the background, validate, swap atomically."""
 
 import asyncio
-import contextlib
 import logging
 
+from inference.background import cancel
 from inference.metrics import Metrics
 from inference.model import BundleError, BundleSignature, LoadedModel, load_bundle, read_signature
 from inference.settings import Settings
@@ -98,11 +98,8 @@ class ModelHolder:
 
     async def stop_polling(self) -> None:
         """Stop watching the model dir."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+        await cancel(self._poller)
+        self._poller = None
 
     async def _poll(self) -> None:
         # A change is acted on once the files stayed the same for a whole interval, so a

@@ -50,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             2.5 times the 10 ms latency SLO: a worker that far behind misses the SLO on every
             request it takes on, while a lone 1,000-car batch does not lag it that much.
         batch_limit: Most cars in one `/predict/batch` request (`BATCH_LIMIT`).
+        offload_rows: A `/predict/batch` request of more cars runs on the worker's batch
+            thread, off the event loop (`OFFLOAD_ROWS`, see `inference.predict`).
         max_body_bytes: Largest accepted request body; larger gets 413 (`MAX_BODY_BYTES`).
         body_timeout_s: Seconds a client has to send a whole request body; slower gets 408
             and its connection closed (`BODY_TIMEOUT_S`).
@@ -84,6 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     request_deadline_ms: Annotated[int, Meta(ge=1, le=60_000)] = 500
     shed_lag_ms: Annotated[int, Meta(ge=1, le=60_000)] = 25
     batch_limit: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    offload_rows: Annotated[int, Meta(ge=0, le=100_000)] = 64
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 2_000_000
     body_timeout_s: Annotated[float, Meta(gt=0.0, le=300.0)] = 10.0
     reload_token: Annotated[str, Meta(min_length=16)] | None = None

@@ -48,18 +48,48 @@ def test_ingest_writes_listings_quarantine_and_report(workdir: Path) -> None:
 def test_ingest_counts_quarantine_and_duplicates(workdir: Path) -> None:
     """Bad rows land in the quarantine file with reasons; duplicates are counted, not dropped."""
     frame = pd.concat(
-        [synthetic_2020(5), pd.DataFrame([row_2020(), row_2020(), row_2020(n_doors=0)])],
+        [synthetic_2020(197), pd.DataFrame([row_2020(), row_2020(), row_2020(n_doors=0)])],
         ignore_index=True,
     )
     write_raw(workdir / "raw", frame, synthetic_2022(3))
     assert _ingest(workdir) == 0
     report = json.loads(_paths(workdir).ingest_report.read_text(encoding="utf-8"))
     counts = report["sources"]["autoru_2020_moscow"]
-    assert counts == counts | {"rows_in": 8, "quarantined": 1, "duplicates_collapsed": 1}
+    expected = {"rows_in": 200, "quarantined": 1, "quarantined_share": 0.005}
+    assert counts == counts | expected | {"duplicates_collapsed": 1}
     assert counts["quarantined_by_reason"] == {"n_doors: Expected `int` >= 1": 1}
     lines = _paths(workdir).quarantine.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["field"] == "n_doors"
+
+
+def test_ingest_refuses_a_source_mostly_quarantined(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over `ingest.max_quarantined_share` quarantined, ingest fails naming source and share."""
+    broken = synthetic_2022(20)
+    broken.loc[:4, "price"] = 1.0  # a broken export: 5 of 20 prices implausible
+    write_raw(workdir / "raw", synthetic_2020(), broken)
+    assert _ingest(workdir) == 1
+    err = capsys.readouterr().err
+    assert "source autoru_2022_msk_spb (auto_ru_2022-03_msk_spb_xelorr.parquet)" in err
+    assert "5 of 20 rows quarantined (25.00%), over ingest.max_quarantined_share 1.00%" in err
+    assert "most common: price: Expected 10000 <= price <= 100000000 (5)" in err
+    assert "autoru_2020_moscow" not in err  # the healthy source is not blamed
+    assert not any(p.exists() for p in _outputs(workdir))
+
+
+def test_ingest_quarantine_limit_comes_from_params(workdir: Path) -> None:
+    """The same broken source is accepted when params.yaml allows that share."""
+    broken = synthetic_2022(20)
+    broken.loc[:4, "price"] = 1.0
+    write_raw(workdir / "raw", synthetic_2020(), broken)
+    params = yaml.safe_load((workdir / "params.yaml").read_text(encoding="utf-8"))
+    params["ingest"]["max_quarantined_share"] = 0.25
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
+    assert _ingest(workdir) == 0
+    report = json.loads(_paths(workdir).ingest_report.read_text(encoding="utf-8"))
+    assert report["sources"]["autoru_2022_msk_spb"]["quarantined_share"] == 0.25
 
 
 def test_ingest_is_idempotent(workdir: Path) -> None:

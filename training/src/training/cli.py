@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
+    "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
 }
 
 
@@ -70,6 +71,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
         "drift": _drift_arguments,
+        "replay": _replay_arguments,
     }
     return extras.get(name, lambda _parser: None)
 
@@ -107,6 +109,14 @@ def _utc_time(text: str) -> datetime:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="the server's base URL")
+    parser.add_argument("--cars", required=True, help="parquet of listing_id + Car fields")
+    parser.add_argument("--source", help="only listings of this source")
+    parser.add_argument("--limit", type=int, help="only the first N listings")
+    parser.add_argument("--threads", type=int, default=4, help="connections (%(default)s)")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ class IngestParams(_Section, frozen=True):
 
     price_min: Annotated[float, Meta(gt=0.0)]
     price_max: Annotated[float, Meta(gt=0.0)]
+    max_quarantined_share: Annotated[float, Meta(ge=0.0, le=1.0)]
 
 
 class FeatureStoreParams(_Section, frozen=True):

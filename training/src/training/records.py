@@ -21,7 +21,20 @@ class SourceCounts(_Record, frozen=True):
     accepted: int
     duplicates_collapsed: int
     quarantined: int
+    #: quarantined / rows_in: what `ingest.max_quarantined_share` bounds.
+    quarantined_share: float
     quarantined_by_reason: dict[str, int]
+
+    def refusal(self, source: str, max_share: float) -> str | None:
+        """Why this source must not feed training (too much quarantined), or None if it may."""
+        if self.quarantined_share <= max_share:
+            return None
+        top = "; ".join(f"{r} ({n})" for r, n in list(self.quarantined_by_reason.items())[:3])
+        return (
+            f"source {source} ({self.file}): {self.quarantined} of {self.rows_in} rows quarantined"
+            f" ({self.quarantined_share:.2%}), over ingest.max_quarantined_share"
+            f" {max_share:.2%}; most common: {top}"
+        )
 
 
 class IngestReport(_Record, frozen=True):

@@ -9,6 +9,7 @@ from shared_schema import CATEGORICAL_FIELDS
 from training.config import IngestParams, Params
 from training.core import adapters
 from training.core.validation import ValidationResult, reason_counts, validate_listings
+from training.errors import PipelineError
 from training.io import files, raw
 from training.records import IngestReport, SourceCounts
 
@@ -20,6 +21,10 @@ def run(params: Params) -> IngestReport:
 
     Returns:
         The ingest report (also written to `paths.ingest_report`).
+
+    Raises:
+        PipelineError: A source has more than `ingest.max_quarantined_share` of its rows
+            quarantined (every such source is named; nothing is written).
     """
     paths, bounds = params.paths, params.ingest
     with files.all_or_nothing(paths.listings, paths.quarantine, paths.ingest_report):
@@ -36,6 +41,10 @@ def run(params: Params) -> IngestReport:
         )
 
         sources = {source: _counts(path, result) for source, (path, result) in results.items()}
+        limit = bounds.max_quarantined_share
+        refusals = [r for s, c in sources.items() if (r := c.refusal(s, limit)) is not None]
+        if refusals:
+            raise PipelineError("refusing to feed training: " + " | ".join(refusals))
         listings = pd.concat([r.accepted for _, r in results.values()], ignore_index=True)
         quarantined = [q for _, r in results.values() for q in r.quarantined]
         files.write_parquet(listings, paths.listings)
@@ -71,6 +80,7 @@ def _counts(path: Path, result: ValidationResult) -> SourceCounts:
         accepted=len(result.accepted),
         duplicates_collapsed=result.duplicates,
         quarantined=len(result.quarantined),
+        quarantined_share=len(result.quarantined) / result.rows_in if result.rows_in else 0.0,
         quarantined_by_reason=reason_counts(result.quarantined),
     )
     total = counts.accepted + counts.duplicates_collapsed + counts.quarantined
