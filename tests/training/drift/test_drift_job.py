@@ -17,6 +17,7 @@ from training.config import Params
 from training.jobs.drift import SUMMARY_FILE
 
 from .conftest import (
+    REFERENCE_ROWS,
     START,
     bundle_prices,
     known_error_prices,
@@ -202,3 +203,23 @@ def test_summary_decodes_as_the_job_record(drift_params: Params, log_run: dict[s
     raw = (drift_params.paths.drift / "log" / SUMMARY_FILE).read_bytes()
     summary = msgspec.json.decode(raw, type=DriftSummary)
     assert summary.window.records == WINDOW_ROWS
+
+
+def test_reference_option_judges_the_window_against_those_rows(
+    drift_root: Path, drift_params: Params, shifted_run: dict[str, Any]
+) -> None:
+    """`--reference`: shifted cars judged against shifted reference rows: no field drifts."""
+    reference = synthetic_cars(REFERENCE_ROWS, seed=4, shifted=True)
+    reference["price"] = known_error_prices(
+        bundle_prices(drift_params.paths.serving_bundle, reference)
+    )
+    reference_file = drift_root / "new-market-reference.parquet"
+    reference.to_parquet(reference_file)
+    replay = drift_root / "shifted.parquet"  # written by `shifted_run`
+    args = ["--replay", str(replay), "--reference", str(reference_file), "--run", "rebased"]
+    assert _run(drift_root / "params.yaml", *args) == 0
+    rebased = _summary(drift_params, "rebased")
+    assert sum(field["drifting"] for field in shifted_run["fields"]) >= 4
+    assert [field["field"] for field in rebased["fields"] if field["drifting"]] == []
+    assert rebased["reference"]["file"] == str(reference_file)
+    assert rebased["reference"]["rows"] == REFERENCE_ROWS

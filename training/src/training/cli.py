@@ -100,6 +100,11 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--closed-only", action="store_true", help="skip .open log segments (being written)"
     )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="reference rows: parquet of Car fields + price (default: the test split)",
+    )
 
 
 def _utc_time(text: str) -> datetime:

@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from shared_schema import FIELD_NAMES
 from training.config import Params
 from training.core import drift
 from training.core.labels import LabelJoin, join_labels
@@ -32,9 +33,9 @@ _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
-    """The reference: the champion's test split priced by the served bundle."""
+    """The reference: its rows (by default the test split) priced by the served bundle."""
 
-    split: str
+    file: str
     rows: int
     chunks: int
     model_version: str
@@ -72,6 +73,7 @@ def run(
     labels: Path | None = None,
     run_name: str | None = None,
     closed_only: bool = False,
+    reference: Path | None = None,
 ) -> DriftSummary:
     """Compare a window of requests with the reference; write the plots and the summary.
 
@@ -86,6 +88,10 @@ def run(
             and `price`).
         run_name: The output folder's name under `paths.drift`; the UTC time by default.
         closed_only: Read closed log segments only (skip `.open` ones).
+        reference: The reference rows (parquet: the `Car` fields and `price`), priced by the
+            served bundle; the champion's test split (`paths.splits`) by default. A champion
+            from `car-train retrain` is judged against the new-market rows it was calibrated
+            on (`paths.retrain_reference`), not against 2020.
 
     Returns:
         The summary (also written to `paths.drift/<run>/summary.json`).
@@ -125,14 +131,16 @@ def run(
         prices, join = join_labels(window[REQUEST_ID], label_rows, id_column, str(labels))
         window[nannyml_drift.Y_TRUE] = prices
 
-    test = splits.read(params.paths.splits, "test")
-    reference = analysis_window.car_fields(test)
-    reference[Y_PRED] = score(test).astype(np.float64)
-    reference[nannyml_drift.Y_TRUE] = test["price"].to_numpy(np.float64)
+    reference_path = reference or splits.split_file(params.paths.splits, "test")
+    required = (*FIELD_NAMES, "price")
+    test = files.read_parquet(reference_path, "reference rows", "car-train split", required)
+    reference_frame = analysis_window.car_fields(test)
+    reference_frame[Y_PRED] = score(test).astype(np.float64)
+    reference_frame[nannyml_drift.Y_TRUE] = test["price"].to_numpy(np.float64)
     reference_metrics = regression_metrics(
-        reference[nannyml_drift.Y_TRUE].to_numpy(), reference[Y_PRED].to_numpy()
+        reference_frame[nannyml_drift.Y_TRUE].to_numpy(), reference_frame[Y_PRED].to_numpy()
     )
-    results = nannyml_drift.analyse(reference, window, rules)
+    results = nannyml_drift.analyse(reference_frame, window, rules)
 
     fields = drift.field_drift(results.univariate, nannyml_drift.field_kinds(rules), rules)
     multivariate = drift.multivariate_drift(results.multivariate, rules)
@@ -167,8 +175,8 @@ def run(
             window=read,
             labels=join,
             reference=Reference(
-                split=str(splits.split_file(params.paths.splits, "test")),
-                rows=len(reference),
+                file=str(reference_path),
+                rows=len(reference_frame),
                 chunks=results.reference_chunks,
                 model_version=manifest.model_version,
                 mape=reference_metrics["mape"],
