@@ -60,7 +60,6 @@ def run(params: Params) -> RetrainRecord:
         client = tracking.client(params.registry)
         champion = registry.version_by_alias(client, name, registry.CHAMPION)
         _check_unseen(champion, holdout_from)
-        frame = _feast_frame(params, pd.concat([older, newest], ignore_index=True))
         draw = assign_splits(
             older["listing_id"],
             seed=settings.seed,
@@ -74,6 +73,7 @@ def run(params: Params) -> RetrainRecord:
                 f"rows (retrain.val_fraction {settings.val_fraction:g}); the price interval "
                 f"needs {MIN_BIN_ROWS}"
             )
+        frame = _feast_frame(params, pd.concat([older, newest], ignore_index=True))
         try:
             rows = retrain_rows(
                 frame,
