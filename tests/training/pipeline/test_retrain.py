@@ -172,7 +172,7 @@ def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) ->
 
 
 def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Params) -> None:
-    """The holdout file is the newest fifth of 2022 by (time, id); no training row is in it."""
+    """The holdout: the newest fifth of 2022, never trained on; the reference: older rows."""
     params = refused
     holdout = pd.read_parquet(params.paths.retrain_holdout)
     labels = pd.read_parquet(params.paths.labels)
@@ -189,6 +189,10 @@ def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Para
     assert record["holdout_to"] == slice_key(new.iloc[-1])
     trained = json.loads((params.paths.retrain_pipeline / "pipeline.json").read_text("utf-8"))
     assert trained["dataset"]["test"]["rows"] == _N // 5
+    reference = pd.read_parquet(params.paths.retrain_reference)  # the drift job's reference
+    assert len(reference) == record["calibration_rows"] > 0
+    assert set(reference["listing_id"]) <= set(new["listing_id"].iloc[: -(_N // 5)])
+    assert reference["price"].notna().all()
 
 
 def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) -> None:

@@ -60,6 +60,7 @@ class PathParams(_Section, frozen=True):
     reference_cv: Path
     drift: Path
     retrain_holdout: Path
+    retrain_reference: Path
     retrain_pipeline: Path
     retrain_bundle: Path
     retrain_report: Path

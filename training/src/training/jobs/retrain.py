@@ -15,6 +15,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from shared_schema import FIELD_NAMES
 from training.config import Params
 from training.core.dataset import frame_hash, frame_problems
 from training.core.fitting import fit_pipeline
@@ -52,7 +53,8 @@ def run(params: Params) -> RetrainRecord:
             rows, bad frames or a failed export. The champion alias is not moved then.
     """
     paths, settings, name = params.paths, params.retrain, params.registry.model_name
-    outputs = (paths.retrain_holdout, paths.retrain_pipeline, paths.retrain_bundle)
+    outputs = (paths.retrain_holdout, paths.retrain_reference, paths.retrain_pipeline)
+    outputs += (paths.retrain_bundle,)
     with files.all_or_nothing(*outputs, paths.retrain_report):
         labels = files.read_parquet(paths.labels, "labels", "car-train features", _LABELS)
         older, newest = _slices(params, labels)
@@ -86,6 +88,8 @@ def run(params: Params) -> RetrainRecord:
         except ValueError as exc:
             raise PipelineError(f"{paths.splits} vs {paths.labels}: {exc}; re-run split") from exc
         files.write_parquet(rows.holdout.loc[:, list(HOLDOUT_COLUMNS)], paths.retrain_holdout)
+        reference = rows.calibration.loc[:, ["listing_id", *FIELD_NAMES, "price"]]
+        files.write_parquet(reference, paths.retrain_reference)
         test_2020 = splits.read(paths.splits, "test")
         version = _train_and_register(params, client, rows, slice_key(older.iloc[-1]))
         challenger = registry.require_version(client, name, version)
