@@ -53,9 +53,10 @@ def run(params: Params) -> RetrainRecord:
             rows, bad frames or a failed export. The champion alias is not moved then.
     """
     paths, settings, name = params.paths, params.retrain, params.registry.model_name
-    outputs = (paths.retrain_holdout, paths.retrain_reference, paths.retrain_pipeline)
-    outputs += (paths.retrain_bundle,)
-    with files.all_or_nothing(*outputs, paths.retrain_report):
+    slices = (paths.retrain_holdout, paths.retrain_reference)
+    with files.all_or_nothing(
+        *slices, paths.retrain_pipeline, paths.retrain_bundle, paths.retrain_report
+    ):
         labels = files.read_parquet(paths.labels, "labels", "car-train features", _LABELS)
         older, newest = _slices(params, labels)
         holdout_from = slice_key(newest.iloc[0])
