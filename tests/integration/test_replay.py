@@ -75,3 +75,17 @@ def test_replay_to_no_server_fails_naming_what_was_lost(
     assert json.loads(captured.out)["transport_errors"] == 5
     assert "5 of 5 listings not answered 200" in captured.err
     assert "ConnectionRefusedError" in captured.err
+
+
+def test_replay_shuffled_sends_every_listing_in_the_seeded_order(
+    tmp_path: Path, model_bundle: Path
+) -> None:
+    """`--shuffle SEED` with one connection: the log holds the seeded permutation."""
+    cars = _listings(tmp_path / "cars.parquet", 12)
+    log_dir = tmp_path / "log"
+    with serve(model_bundle, tmp_path / "server.log", PREDICTION_LOG_DIR=str(log_dir)) as server:
+        argv = ["--params", PARAMS, "replay", "--url", server.url, "--cars", str(cars)]
+        assert main([*argv, "--threads", "1", "--shuffle", "7"]) == 0
+    logged = [r.request_id for r in read_prediction_log(log_dir).records]
+    expected = pd.read_parquet(cars).sample(frac=1.0, random_state=7)["listing_id"].tolist()
+    assert logged == expected != sorted(expected)

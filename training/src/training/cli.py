@@ -123,6 +123,7 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="only listings of this source")
     parser.add_argument("--limit", type=int, help="only the first N listings")
     parser.add_argument("--threads", type=int, default=4, help="connections (%(default)s)")
+    parser.add_argument("--shuffle", type=int, metavar="SEED", help="send in a shuffled order")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def run(
     source: str | None = None,
     limit: int | None = None,
     threads: int = 4,
+    shuffle: int | None = None,
 ) -> replay.ReplaySummary:
     """Replay the listings of `cars` (a parquet with `listing_id` and the `Car` fields).
 
@@ -37,6 +38,8 @@ def run(
         source: Only the listings of this `source` column value.
         limit: Only the first `limit` listings (in file order).
         threads: Concurrent connections.
+        shuffle: Send the listings in an order shuffled with this seed, not in file order: a
+            file sorted by brand or date would make each chunk of the log window one segment.
 
     Raises:
         PipelineError: The file lacks a column or has no listings; a listing was not answered 200.
@@ -49,6 +52,8 @@ def run(
             raise PipelineError(f"{cars}: no `source` column to select {source!r} from")
         frame = frame.loc[frame["source"] == source]
     frame = frame.head(limit) if limit is not None else frame
+    if shuffle is not None:
+        frame = frame.sample(frac=1.0, random_state=shuffle)
     if frame.empty:
         raise PipelineError(f"{cars}: no listings to replay (source {source!r})")
     summary = replay.replay(url, replay.car_bodies(frame), threads)
