@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps run train serve test lint format bench
+.PHONY: help uv setup system-deps run train serve test lint format bench drift-demo
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,3 +50,6 @@ format: setup  ## Apply ruff's fixes and formatting.
 
 bench: setup  ## Run the benchmarks (model-level and Locust side by side).
 	$(UV) run --frozen python -m benchmarks.run
+
+drift-demo: train  ## The drift loop on the real data: replay 2020 and 2022, drift, retrain, reload.
+	$(UV) run --frozen python scripts/drift_demo.py
