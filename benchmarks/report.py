@@ -108,6 +108,7 @@ def server_rows(results: Results) -> list[tuple[str, str, int]]:
     """The side-by-side table: label, figure (see `server_figure`), decimals."""
     rate, mixed = baseline_rate(results["servers"]), _num(results["setup"]["mixed_rate_rps"])
     at = f"at {_num(rate)} req/s (baseline's max sustained), ms"
+    loop_rate = _num(results["setup"]["open_loop_rate"])
     return [
         ("max sustained single-car RPS", "max_sustained_rps", 0),
         ("saturation RPS (64 users, no wait)", "saturation.rps", 0),
@@ -117,6 +118,11 @@ def server_rows(results: Results) -> list[tuple[str, str, int]]:
         *((f"batch p95, {n}-car requests, ms", f"batch.{n}.p95_ms", 1) for n in ("100", "1000")),
         (f"mixed at {mixed} req/s: achieved RPS", "mixed.rps", 0),
         (f"mixed at {mixed} req/s: p95, ms", "mixed.p95_ms", 2),
+        *(
+            (f"open loop, {loop_rate} req/s each: {path} {p}, ms", f"open_loop.{kind}.{p}_ms", 2)
+            for kind, path in (("predict", "/predict"), ("health", "/health"))
+            for p in ("p50", "p99")
+        ),
         ("cold start (median), s", "cold_start_s", 2),
         ("cold start (best), s", "best_cold_start_s", 2),
         ("RSS per worker after load, MB", "memory_after_load.max_worker_rss_mb", 0),

@@ -32,6 +32,8 @@ WORK_DIR: Final = Path("data/bench/runs")
 #: Offered single-car rates (requests/s), climbed until a server stops keeping up.
 LADDER: Final = (50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 2500, 3000, 4000)
 COLD_STARTS: Final = 3
+#: Requests/s of `/predict` and of `/health` each in the open-loop stage (issue goals: 50).
+OPEN_LOOP_RATE: Final = 50.0
 # pytest-benchmark: at least 5 timed calls after 3 warm-up calls, about 0.6 s per cell.
 _TIMING: Final = "--benchmark-min-rounds=5 --benchmark-max-time=0.6 --benchmark-warmup=on"
 _TIMING_ARGS: Final = (*_TIMING.split(), "--benchmark-warmup-iterations=3")
@@ -118,12 +120,26 @@ def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) ->
                 args.step_seconds, args.ladder, sustained.holds, server.cpu_seconds, mixed_rate
             )
             measured = run_plan(server.url, plan) | {"memory_after_load": server.memory()}
+            measured["open_loop"] = open_loop(server.url, work, spec.name, 2 * args.step_seconds)
         finally:
             server.stop()
         mixed_rate = measured["mixed"]["offered_rps"]
         servers[spec.name] = measured | {"title": spec.title, "cold_starts_s": cold_starts}
         logger.info("%s: max sustained %.0f req/s", spec.name, measured["max_sustained_rps"])
     return servers
+
+
+def open_loop(url: str, work: Path, name: str, seconds: float) -> dict[str, Any]:
+    """`benchmarks.openloop` at `OPEN_LOOP_RATE` against `url`: its figures.
+
+    In its own process (Locust's gevent patches this one), on the load-generator core as well.
+    """
+    out = work / f"{name}-open-loop.json"
+    command = [sys.executable, "-m", "benchmarks.openloop", url, "--rate", str(OPEN_LOOP_RATE)]
+    command += ["--seconds", str(seconds), "--bodies", str(work / "bodies.jsonl")]
+    subprocess.run([*command, "--out", str(out)], check=True, timeout=seconds + 120)
+    figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return figures
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,6 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     autogroup = Path("/proc/self/autogroup")
     champion, rows = resolve(args.bundle, args.pipeline, args.rows)
     bodies = request_bodies(held_out_rows(rows))
+    (work / "bodies.jsonl").write_bytes(b"\n".join(bodies))
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
         "host": socket.gethostname(),
@@ -150,6 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "loadgen_core": LOADGEN_CORE,
             "workers": 1,
             "payload_cars": len(bodies),
+            "open_loop_rate": OPEN_LOOP_RATE,
         },
     }
     logger.info("model: %s; model benchmark and profile …", champion.label)

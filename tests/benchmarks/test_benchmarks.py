@@ -74,6 +74,11 @@ def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None
             assert set(shed) <= {"503"}, (stage["stage"], shed)
         assert isinstance(server["ladder"][0]["sustained"], bool)  # a verdict, not a timing
         assert server["batch"]["1000"]["by_name"]["/predict/batch"] > 0
+        for kind in ("predict", "health"):  # the open-loop generator's two Poisson streams
+            stream = server["open_loop"][kind]
+            assert stream["requests"] > 20, kind
+            assert stream["failures"] == 0, kind
+            assert 0 < stream["p50_ms"] <= stream["p99_ms"], kind
         assert server["memory_after_load"]["max_worker_rss_mb"] > 0
         assert len(server["cold_starts_s"]) == 1
 
