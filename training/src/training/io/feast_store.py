@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from training.core.dataset import frame_problems
 from training.errors import PipelineError
 
 
@@ -46,6 +47,25 @@ def training_frame(repo_path: Path, entities: pd.DataFrame, feature_view: str) -
     order = entities.assign(_order=range(len(entities)))
     frame: pd.DataFrame = store.get_historical_features(entity_df=order, features=refs).to_df()
     frame = frame.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    return frame
+
+
+def applied_training_frame(
+    repo_path: Path, entities: pd.DataFrame, feature_view: str
+) -> pd.DataFrame:
+    """`apply`, then `training_frame`, then the frame's checks: what a training step reads.
+
+    Feast's registry is state, not a pipeline output: a step applies the repo itself
+    (idempotent) rather than rely on one left behind by `feature-store`.
+
+    Raises:
+        PipelineError: Feast failed, or the frame has a problem (`frame_problems`), named.
+    """
+    apply(repo_path)
+    frame = training_frame(repo_path, entities, feature_view)
+    problems = frame_problems(frame)
+    if problems:
+        raise PipelineError("Feast training frame: " + "; ".join(problems))
     return frame
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from shared_schema import FIELD_NAMES
 from training.config import Params
-from training.core.dataset import frame_hash, frame_problems
+from training.core.dataset import frame_hash
 from training.core.fitting import fit_pipeline
 from training.core.intervals import MIN_BIN_ROWS
 from training.core.metrics import regression_metrics
@@ -76,7 +76,9 @@ def run(params: Params) -> RetrainRecord:
                 f"rows (retrain.val_fraction {settings.val_fraction:g}); the price interval "
                 f"needs {MIN_BIN_ROWS}"
             )
-        frame = _feast_frame(params, pd.concat([older, newest], ignore_index=True))
+        store = params.feature_store
+        entities = pd.concat([older, newest], ignore_index=True)
+        frame = feast_store.applied_training_frame(store.repo_path, entities, store.feature_view)
         try:
             rows = retrain_rows(
                 frame,
@@ -156,17 +158,6 @@ def _check_unseen(champion: Any, holdout_from: str) -> None:
             f"which reach into the holdout (from {holdout_from}); the gate needs newer "
             "labelled data or a smaller retrain.holdout_fraction"
         )
-
-
-def _feast_frame(params: Params, entities: pd.DataFrame) -> pd.DataFrame:
-    """The listings' training frame through Feast's point-in-time join, as `split` reads it."""
-    repo = params.feature_store.repo_path
-    feast_store.apply(repo)
-    frame = feast_store.training_frame(repo, entities, params.feature_store.feature_view)
-    problems = frame_problems(frame)
-    if problems:
-        raise PipelineError("Feast training frame: " + "; ".join(problems))
-    return frame
 
 
 def _train_and_register(params: Params, client: Any, rows: RetrainRows, through: str) -> str:

@@ -9,7 +9,6 @@ pipeline output, so the step does not rely on one left behind by `feature-store`
 import logging
 
 from training.config import Params
-from training.core.dataset import frame_problems
 from training.core.splits import SPLITS, assign_splits
 from training.errors import PipelineError
 from training.io import feast_store, files, splits
@@ -39,12 +38,8 @@ def run(params: Params) -> DatasetSummary:
             test_fraction=params.split.test_fraction,
         )
         entities = labels.loc[:, ["listing_id", "event_timestamp", "price"]]
-        repo = params.feature_store.repo_path
-        feast_store.apply(repo)
-        frame = feast_store.training_frame(repo, entities, params.feature_store.feature_view)
-        problems = frame_problems(frame)
-        if problems:
-            raise PipelineError("Feast training frame: " + "; ".join(problems))
+        store = params.feature_store
+        frame = feast_store.applied_training_frame(store.repo_path, entities, store.feature_view)
         frame = frame.merge(assignment, on="listing_id", how="inner", validate="one_to_one")
         frames = {
             split: frame.loc[frame["split"] == split]
