@@ -9,10 +9,8 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 
 from shared_schema.prediction_log import OPEN_SUFFIX, read_prediction_log, segment_paths
 
-from .conftest import free_port, stop
+from .conftest import ServerProcess, serve, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,62 +31,23 @@ BATCH_ROWS = 50
 DROPPED = "carprice_prediction_log_dropped_total"
 
 
-class Served:
-    def __init__(self, url: str, process: subprocess.Popen[str]) -> None:
-        self.url = url
-        self.process = process
-        self.stderr = ""
-
-    def metric(self, name: str) -> float:
-        """The sum of a metric's samples over its labels (0 when absent)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
-        pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$"
-        return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
-
-    def accounted(self) -> float:
-        """Cars the log has written or dropped (nothing is sampled out in these tests)."""
-        return self.metric("carprice_prediction_log_records_total") + self.metric(DROPPED)
+def total(server: ServerProcess, name: str) -> float:
+    """The sum of a metric's samples over its labels (0 when absent)."""
+    pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$"
+    return sum(float(value) for value in re.findall(pattern, server.metrics(), re.MULTILINE))
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def accounted(server: ServerProcess) -> float:
+    """Cars the log has written or dropped (nothing is sampled out in these tests)."""
+    return total(server, "carprice_prediction_log_records_total") + total(server, DROPPED)
 
 
-@contextlib.contextmanager
-def car_serve(model_dir: Path, log_dir: Path, **settings: str) -> Iterator[Served]:
-    """`car-serve` with the prediction log in `log_dir`; stopped (SIGTERM) on exit."""
-    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
-    env |= {"MODEL_DIR": str(model_dir), "PREDICTION_LOG_DIR": str(log_dir), **settings}
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("car-serve")), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", str(WORKERS), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    served = Served(f"http://127.0.0.1:{port}", process)
-    try:
-
-        def both_ready() -> bool:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                loads = served.metric('carprice_model_loads_total{outcome="success"}')
-            except httpx.TransportError:
-                return False
-            return loads == WORKERS
-
-        wait_for(both_ready, "both workers to load the model", timeout=60)
-        yield served
-    finally:
-        stop(process)
-        if process.stderr is not None:
-            served.stderr = process.stderr.read()
-            process.stderr.close()
+def logged_serve(
+    tmp_path: Path, model_dir: Path, log_dir: Path, **settings: str
+) -> contextlib.AbstractContextManager[ServerProcess]:
+    """`car-serve` with `WORKERS` workers and the prediction log in `log_dir`."""
+    log = tmp_path / "server.log"
+    return serve(model_dir, log, workers=WORKERS, PREDICTION_LOG_DIR=str(log_dir), **settings)
 
 
 def load(url: str, threads: int, requests: int) -> dict[str, list[float]]:
@@ -141,13 +100,13 @@ def test_every_answered_car_is_written_or_counted_dropped(
     settings = {"PREDICTION_LOG_FLUSH_S": "0.05", "PREDICTION_LOG_SEGMENT_BYTES": "65536"}
     if buffer is not None:
         settings["PREDICTION_LOG_BUFFER"] = buffer
-    with car_serve(model_dir, log_dir, **settings) as served:
+    with logged_serve(tmp_path, model_dir, log_dir, **settings) as served:
         answered = load(served.url, threads=6, requests=60)
         rows = sum(len(prices) for prices in answered.values())
-        wait_for(lambda: served.accounted() == rows, "the log to account for every answer")
-        written = served.metric("carprice_prediction_log_records_total")
-        dropped = served.metric(DROPPED)
-        buffer_full = served.metric(f'{DROPPED}{{reason="buffer_full"}}')
+        wait_for(lambda: accounted(served) == rows, "the log to account for every answer", 30)
+        written = total(served, "carprice_prediction_log_records_total")
+        dropped = total(served, DROPPED)
+        buffer_full = total(served, f'{DROPPED}{{reason="buffer_full"}}')
     print(f"answered {len(answered)} requests, {rows} cars: written {written}, dropped {dropped}")
     assert written > 0
     assert dropped == buffer_full
@@ -195,18 +154,19 @@ def test_a_full_disk_drops_and_counts_while_serving_goes_on(
         pytest.skip("needs root and tmpfs to make a disk that really fills up")
     try:
         settings = {"PREDICTION_LOG_FLUSH_S": "0.05", "PREDICTION_LOG_SEGMENT_BYTES": "1000000"}
-        with car_serve(model_dir, log_dir, **settings) as served:
+        with logged_serve(tmp_path, model_dir, log_dir, **settings) as served:
             answered = load(served.url, threads=4, requests=40)
             rows = sum(len(prices) for prices in answered.values())
-            wait_for(lambda: served.accounted() == rows, "the log to account for every answer")
-            written = served.metric("carprice_prediction_log_records_total")
-            write_errors = served.metric(f'{DROPPED}{{reason="write_error"}}')
+            wait_for(lambda: accounted(served) == rows, "the log to account for every answer", 30)
+            written = total(served, "carprice_prediction_log_records_total")
+            write_errors = total(served, f'{DROPPED}{{reason="write_error"}}')
         print(f"full disk: answered {rows} cars: written {written}, write_error {write_errors}")
         assert len(answered) == 4 * 40  # every request answered 200
         assert written > 0
         assert write_errors > 0
         assert written + write_errors == rows
-        reports = [line for line in served.stderr.splitlines() if "write_error" in line]
+        stderr = served.log.read_text("utf-8", errors="replace")
+        reports = [line for line in stderr.splitlines() if "write_error" in line]
         assert 1 <= len(reports) <= WORKERS, reports
         assert "No space left on device" in reports[0]
         read = read_prediction_log(log_dir)
