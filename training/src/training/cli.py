@@ -5,6 +5,8 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from training.config import load_params
 from training.errors import PipelineError
@@ -25,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
+    "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
 }
 
 
@@ -68,6 +71,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
         "replay": _replay_arguments,
+        "drift": _drift_arguments,
     }
     return extras.get(name, lambda _parser: None)
 
@@ -83,6 +87,36 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="only listings of this source")
     parser.add_argument("--limit", type=int, help="only the first N listings")
     parser.add_argument("--threads", type=int, default=4, help="connections (%(default)s)")
+
+
+def _drift_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--log", dest="log_dir", type=Path, help="the server's prediction log directory"
+    )
+    source.add_argument("--replay", type=Path, help="a replay parquet file of cars")
+    for option, edge in (("--since", "start (inclusive)"), ("--until", "end (exclusive)")):
+        parser.add_argument(
+            option, type=_utc_time, help=f"window {edge}, ISO 8601; UTC when no offset is given"
+        )
+    parser.add_argument(
+        "--labels", type=Path, help="prices: parquet or CSV, request_id or listing_id, price"
+    )
+    parser.add_argument(
+        "--run", dest="run_name", help="output folder under paths.drift (default: UTC time)"
+    )
+    parser.add_argument(
+        "--closed-only", action="store_true", help="skip .open log segments (being written)"
+    )
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO 8601 time; one without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class PathParams(_Section, frozen=True):
     registration: Path
     promotion: Path
     reference_cv: Path
+    drift: Path
 
 
 class IngestParams(_Section, frozen=True):
@@ -155,6 +156,36 @@ class RegistryParams(_Section, frozen=True):
     promote_tolerance: Annotated[float, Meta(ge=0.0)]
 
 
+DriftMethod = Literal["jensen_shannon", "hellinger", "kolmogorov_smirnov", "wasserstein"]
+CategoricalDriftMethod = Literal["jensen_shannon", "hellinger", "l_infinity"]
+Share = Annotated[float, Meta(gt=0.0, le=1.0)]
+
+
+class EstimatorParams(_Section, frozen=True):
+    """The LightGBM loss model of NannyML's direct loss estimation (DLE)."""
+
+    n_estimators: Annotated[int, Meta(ge=1)]
+    learning_rate: Annotated[float, Meta(gt=0.0, le=1.0)]
+    num_leaves: Annotated[int, Meta(ge=2, le=4096)]
+    num_threads: Annotated[int, Meta(ge=0)]
+    seed: int
+
+
+class DriftParams(_Section, frozen=True):
+    """`car-train drift`: chunking, drift methods and the retrain rules (training/README.md)."""
+
+    chunk_size: Annotated[int, Meta(ge=10)]
+    continuous_method: DriftMethod
+    categorical_method: CategoricalDriftMethod
+    std_multiplier: Annotated[float, Meta(gt=0.0)]
+    chunk_alert_share: Share
+    drifting_fields_share: Share
+    retrain_on_multivariate: bool
+    max_mape_ratio: Annotated[float, Meta(gt=0.0)]
+    min_labelled_rows: Annotated[int, Meta(ge=1)]
+    estimator: EstimatorParams
+
+
 class Params(_Section, frozen=True):
     """Everything in params.yaml; a new step adds its section here and in params.yaml."""
 
@@ -167,6 +198,7 @@ class Params(_Section, frozen=True):
     tune: TuneParams
     export: ExportParams
     registry: RegistryParams
+    drift: DriftParams
 
 
 def _decode_path(type_: type, value: Any) -> Any:

@@ -1,0 +1,195 @@
+"""`car-train drift`: is the served model still right for what it is asked? Retrain or not.
+
+Not a DVC stage (an Airflow task calls it on a schedule). The reference is the champion's test
+split (`paths.splits`) priced by the served bundle (`paths.serving_bundle`); the window is the
+server's prediction log between --since and --until, or a replay file (see
+`training.io.analysis_window`). With --labels, prices are joined by request id and the
+realized error is measured too. Writes `paths.drift/<run>/`: `summary.json` (`DriftSummary`)
+and NannyML's plots as HTML. The rules of the verdict: training/README.md, "Drift".
+"""
+
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from training.config import Params
+from training.core import drift
+from training.core.labels import LabelJoin, join_labels
+from training.core.metrics import regression_metrics
+from training.errors import PipelineError
+from training.io import analysis_window, bundle, files, nannyml_drift, onnx_scoring, splits
+from training.io.analysis_window import REQUEST_ID, Y_PRED, WindowRead
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Reference(msgspec.Struct, frozen=True, kw_only=True):
+    """The reference: the champion's test split priced by the served bundle."""
+
+    split: str
+    rows: int
+    chunks: int
+    model_version: str
+    mape: float
+    mae: float
+
+
+class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """`summary.json`: what was read, what drifted, the errors, and the verdict."""
+
+    run: str
+    created_at: str
+    verdict: drift.Verdict
+    window: WindowRead
+    labels: LabelJoin | None
+    reference: Reference
+    chunk_size: int
+    fields: list[drift.FieldDrift]
+    multivariate: drift.MultivariateDrift
+    estimated_mape: float | None
+    realized_mape: float | None
+    chunks: list[drift.ChunkPerformance]
+    nannyml_warnings: list[str]
+    plots: list[str]
+    plot_errors: dict[str, str]
+
+
+def run(
+    params: Params,
+    *,
+    log_dir: Path | None = None,
+    replay: Path | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    labels: Path | None = None,
+    run_name: str | None = None,
+    closed_only: bool = False,
+) -> DriftSummary:
+    """Compare a window of requests with the reference; write the plots and the summary.
+
+    Args:
+        params: The pipeline params (`drift`, `paths.drift`, `paths.splits`,
+            `paths.serving_bundle`).
+        log_dir: The server's prediction log directory (or give `replay`).
+        replay: A replay parquet file (or give `log_dir`).
+        since: Window start, inclusive (timezone-aware).
+        until: Window end, exclusive (timezone-aware).
+        labels: Prices to join by request id (parquet or CSV: `request_id` or `listing_id`,
+            and `price`).
+        run_name: The output folder's name under `paths.drift`; the UTC time by default.
+        closed_only: Read closed log segments only (skip `.open` ones).
+
+    Returns:
+        The summary (also written to `paths.drift/<run>/summary.json`).
+
+    Raises:
+        PipelineError: No or two sources, an unreadable input, a bad run name, or an empty
+            window.
+    """
+    if (log_dir is None) == (replay is None):
+        raise PipelineError("give one source: a prediction log directory or a replay file")
+    now = datetime.now(UTC)
+    name = run_name or now.strftime("%Y%m%dT%H%M%SZ")
+    if not _RUN_NAME.match(name):
+        raise PipelineError(f"run name {name!r}: letters, digits, '.', '_' and '-' only")
+    rules = params.drift
+    model_bytes, manifest = bundle.read(params.paths.serving_bundle)
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
+
+    if log_dir is not None:
+        window, read = analysis_window.read_log(log_dir, since, until, include_open=not closed_only)
+    else:
+        assert replay is not None
+        window, read = analysis_window.read_replay(
+            replay, since, until, score=score, model_version=manifest.model_version
+        )
+    if window.empty:
+        raise PipelineError(
+            f"{read.source}: no records in the window (read {read.read}, outside the window "
+            f"{read.outside_window}, skipped {read.skipped or 'none'})"
+        )
+    join = None
+    window[nannyml_drift.Y_TRUE] = np.nan
+    if labels is not None:
+        label_rows, id_column = analysis_window.read_labels(labels)
+        prices, join = join_labels(window[REQUEST_ID], label_rows, id_column, str(labels))
+        window[nannyml_drift.Y_TRUE] = prices
+
+    test = splits.read(params.paths.splits, "test")
+    reference = analysis_window.car_fields(test)
+    reference[Y_PRED] = score(test).astype(np.float64)
+    reference[nannyml_drift.Y_TRUE] = test["price"].to_numpy(np.float64)
+    reference_metrics = regression_metrics(
+        reference[nannyml_drift.Y_TRUE].to_numpy(), reference[Y_PRED].to_numpy()
+    )
+    results = nannyml_drift.analyse(reference, window, rules)
+
+    fields = drift.field_drift(results.univariate, nannyml_drift.field_kinds(rules), rules)
+    multivariate = drift.multivariate_drift(results.multivariate, rules)
+    chunks = drift.chunk_performance(results.performance)
+    labelled = window[nannyml_drift.Y_TRUE].notna().to_numpy()
+    realized = (
+        regression_metrics(
+            window.loc[labelled, nannyml_drift.Y_TRUE].to_numpy(),
+            window.loc[labelled, Y_PRED].to_numpy(),
+        )["mape"]
+        if labelled.any()
+        else None
+    )
+    estimated = drift.window_mape(chunks)
+    verdict = drift.decide(
+        fields,
+        multivariate,
+        reference_mape=reference_metrics["mape"],
+        estimated_mape=estimated,
+        realized_mape=realized,
+        labelled_rows=int(labelled.sum()),
+        rules=rules,
+    )
+    out = params.paths.drift / name
+    with files.all_or_nothing(out):
+        out.mkdir(parents=True)
+        plots, plot_errors = nannyml_drift.write_html(results.figures, out)
+        summary = DriftSummary(
+            run=name,
+            created_at=now.isoformat(),
+            verdict=verdict,
+            window=read,
+            labels=join,
+            reference=Reference(
+                split=str(splits.split_file(params.paths.splits, "test")),
+                rows=len(reference),
+                chunks=results.reference_chunks,
+                model_version=manifest.model_version,
+                mape=reference_metrics["mape"],
+                mae=reference_metrics["mae_rub"],
+            ),
+            chunk_size=rules.chunk_size,
+            fields=fields,
+            multivariate=multivariate,
+            estimated_mape=estimated,
+            realized_mape=realized,
+            chunks=chunks,
+            nannyml_warnings=results.warnings,
+            plots=plots,
+            plot_errors=plot_errors,
+        )
+        files.write_json(summary, out / SUMMARY_FILE)
+    log.info(
+        "drift run %s: %d records, retrain=%s%s",
+        name,
+        read.records,
+        verdict.retrain,
+        "".join(f"\n  - {reason}" for reason in verdict.reasons),
+    )
+    return summary
