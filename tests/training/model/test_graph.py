@@ -13,7 +13,7 @@ from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, PRICE_OUTPUT, decode
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import onnx_graph, onnx_scoring
-from training.jobs.export import export_bundle, parity
+from training.io.exporter import export_bundle, parity
 
 
 @pytest.fixture(scope="module")

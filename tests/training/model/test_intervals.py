@@ -17,7 +17,7 @@ from training.core.intervals import (
 )
 from training.core.model import PricePipeline
 from training.io import onnx_graph, onnx_scoring
-from training.jobs.export import export_bundle, parity
+from training.io.exporter import export_bundle, parity
 
 
 def _noisy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

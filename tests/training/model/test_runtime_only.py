@@ -10,7 +10,7 @@ import pandas as pd
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 from training.core.model import PricePipeline
-from training.jobs.export import export_bundle
+from training.io.exporter import export_bundle
 
 # Runs in a fresh interpreter: reads the bundle and JSON rows, scores them with onnxruntime,
 # and reports the prices; it imports nothing of training, pandas or LightGBM (run with -I).

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "register": ("training.jobs.register", "Register the exported bundle as `challenger`."),
     "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
+    "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),

@@ -59,6 +59,10 @@ class PathParams(_Section, frozen=True):
     promotion: Path
     reference_cv: Path
     drift: Path
+    retrain_holdout: Path
+    retrain_pipeline: Path
+    retrain_bundle: Path
+    retrain_report: Path
 
 
 class IngestParams(_Section, frozen=True):
@@ -186,6 +190,18 @@ class DriftParams(_Section, frozen=True):
     estimator: EstimatorParams
 
 
+class RetrainParams(_Section, frozen=True):
+    """Retraining on new market data: holdout slice, recency weights and the promotion gate."""
+
+    source: str
+    holdout_fraction: Annotated[float, Meta(gt=0.0, lt=1.0)]
+    min_holdout_rows: Annotated[int, Meta(ge=1)]
+    val_fraction: Annotated[float, Meta(gt=0.0, lt=1.0)]
+    seed: int
+    half_life_days: Annotated[float, Meta(gt=0.0)]
+    old_market_tolerance: Annotated[float, Meta(ge=0.0)]
+
+
 class Params(_Section, frozen=True):
     """Everything in params.yaml; a new step adds its section here and in params.yaml."""
 
@@ -199,6 +215,7 @@ class Params(_Section, frozen=True):
     export: ExportParams
     registry: RegistryParams
     drift: DriftParams
+    retrain: RetrainParams
 
 
 def _decode_path(type_: type, value: Any) -> Any:

@@ -121,6 +121,35 @@ class PromotionRecord(_Record, frozen=True):
     test_rows: int
 
 
+class MarketScores(_Record, frozen=True):
+    """One registry version's MAPE on the new market's holdout and on the 2020 test split."""
+
+    version: str
+    holdout_mape: float
+    test_2020_mape: float
+
+
+class RetrainRecord(_Record, frozen=True):
+    """`paths.retrain_report`: what the retrain trained on and the gate's comparison."""
+
+    promote: bool
+    reason: str
+    model_name: str
+    challenger: MarketScores
+    champion: MarketScores | None
+    old_market_tolerance: float
+    champion_version_before: str | None
+    champion_version_after: str | None
+    holdout_rows: int
+    holdout_from: str
+    holdout_to: str
+    test_2020_rows: int
+    train_rows: int
+    val_rows: int
+    calibration_rows: int
+    half_life_days: float
+
+
 class ReferenceCV(_Record, frozen=True):
     """`paths.reference_cv`: our pipeline under the data README's reference protocol."""
 

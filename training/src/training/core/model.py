@@ -96,6 +96,7 @@ def train_booster(
     log_every: int = 100,
     on_round: Callable[[int, float], object] | None = None,
     categorical_splits: bool = True,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[PricePipeline, TrainingHistory]:
     """Fit the booster on log(price) with early stopping on the validation rows.
 
@@ -114,6 +115,8 @@ def train_booster(
         on_round: Called with (round, validation L1) every `log_every` rounds (e.g. MLflow).
         categorical_splits: Split categorical fields as sets (LightGBM's categorical splits);
             False splits their codes as ordered numbers (the frontier study compares both).
+        weights: Sample weights of the training and the validation rows (early stopping then
+            follows the weighted validation loss); None weighs every row 1.
 
     Returns:
         The pipeline (booster truncated to its best round, log offset = the training median)
@@ -137,6 +140,7 @@ def train_booster(
         feature_matrix(train, vocabulary),
         np.log(train["price"].to_numpy(dtype=np.float64)) - base,
         categorical_feature=categorical,
+        weight=None if weights is None else weights[0],
         free_raw_data=True,
     )
     val_set = lgb.Dataset(
@@ -144,6 +148,7 @@ def train_booster(
         np.log(val["price"].to_numpy(dtype=np.float64)) - base,
         reference=train_set,
         categorical_feature=categorical,
+        weight=None if weights is None else weights[1],
     )
     booster = lgb.train(
         booster_params(lightgbm_params),

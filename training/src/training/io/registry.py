@@ -4,6 +4,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, Manifest
 from training.errors import PipelineError
 from training.io import bundle
@@ -146,3 +148,25 @@ def fetch_bundle(version: Any) -> tuple[bytes, Manifest]:
     """`download_bundle` into a temporary directory that is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="car-price-bundle-") as tmp:
         return download_bundle(version, Path(tmp))
+
+
+def publish(client: Any, model_name: str, alias: str, out: Path) -> Manifest:
+    """Write the bundle an alias points to into `out`, verified (a server hot-reloads it).
+
+    The manifest's `model_version` becomes the registry version (the export only knew a
+    hash-based development version); the sha256 still covers `model.onnx`, byte for byte.
+    `training.io.bundle.write` replaces the model first and the manifest last, each by rename.
+
+    Returns:
+        The written manifest.
+
+    Raises:
+        PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
+    """
+    version = require_alias(client, model_name, alias)
+    model_bytes, manifest = fetch_bundle(version)
+    manifest = msgspec.structs.replace(
+        manifest, model_version=str(version.version), registry_alias=alias
+    )
+    bundle.write(out, model_bytes, manifest)
+    return manifest

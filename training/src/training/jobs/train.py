@@ -1,16 +1,13 @@
 """`car-train train`: LightGBM on log(price) from the saved splits, tracked in MLflow."""
 
 import logging
-from dataclasses import replace
 
 import msgspec
 import numpy as np
 
 from training.config import Params
-from training.core.encoding import fit_vocabulary
-from training.core.intervals import fit_intervals
+from training.core.fitting import fit_pipeline
 from training.core.metrics import regression_metrics
-from training.core.model import calibrated, train_booster
 from training.io import files, pipeline_files, splits, tracking, tuned_params
 from training.io.pipeline_files import TrainedModel
 from training.records import TrainReport
@@ -34,7 +31,6 @@ def run(params: Params) -> TrainReport:
         train, val = splits.read(paths.splits, "train"), splits.read(paths.splits, "val")
         dataset = splits.read_summary(paths.splits)
         booster_params = tuned_params.booster_params(params)
-        vocabulary = fit_vocabulary(train, params.train.min_category_count)
         with tracking.run(params.registry, run_name="train"):
             mlflow.set_tags(
                 {
@@ -53,27 +49,13 @@ def run(params: Params) -> TrainReport:
                     "val_rows": len(val),
                 }
             )
-            pipeline, history = train_booster(
+            pipeline, history = fit_pipeline(
                 train,
                 val,
-                vocabulary,
+                params.train,
                 msgspec.to_builtins(booster_params),
-                num_boost_round=params.train.num_boost_round,
-                early_stopping_rounds=params.train.early_stopping_rounds,
-                log_every=params.train.log_every,
                 on_round=lambda step, l1: mlflow.log_metric("val_l1_log", l1, step=step),
             )
-            if params.train.calibrate_scale:
-                pipeline = calibrated(pipeline, val)
-            # The interval is calibrated on validation rows, which the booster never trained
-            # on (they only stopped it), after the scale it wraps is final.
-            interval = fit_intervals(
-                pipeline.predict_log(val),
-                val["price"].to_numpy(dtype=np.float64),
-                nominal=params.train.interval.nominal,
-                bins=params.train.interval.bins,
-            )
-            pipeline = replace(pipeline, interval=interval)
             scale = float(np.exp(pipeline.log_offset - history.base_log_price))
             val_metrics = regression_metrics(
                 val["price"].to_numpy(dtype=np.float64), pipeline.predict_price(val)
@@ -89,7 +71,7 @@ def run(params: Params) -> TrainReport:
             record = TrainedModel(
                 vocabulary=pipeline.vocabulary.to_json(),
                 log_offset=pipeline.log_offset,
-                interval=interval,
+                interval=pipeline.interval,
                 best_iteration=history.best_iteration,
                 lightgbm=msgspec.to_builtins(booster_params),
                 val=val_metrics,

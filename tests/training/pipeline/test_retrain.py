@@ -1,0 +1,248 @@
+"""`car-train retrain` on synthetic markets: holdout, gate, registry and served bundle.
+
+The 2022 rows describe the same cars as the 2020 rows at 2.5 times the price (a price shock no
+field reveals), so a model fitted to the new market must be much worse on the old one: the gate
+refuses it at the repository's tolerance and promotes it at a loose one.
+"""
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from training.cli import main
+from training.config import Params, load_params
+from training.core.retrain import ORDER, slice_key
+from training.io import registry, tracking
+
+from ..conftest import REPO_ROOT, merged, relocated, repo_params, write_params
+from .conftest import row_2020, row_2022, write_raw
+
+pytestmark = [
+    pytest.mark.slow,
+    # Feast's own dependencies.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
+    ),
+]
+
+_N = 400
+_DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
+
+#: Small, fast settings (the rest is the repository's params.yaml).
+_FAST: dict[str, dict[str, Any]] = {
+    "train": {
+        "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
+        "num_boost_round": 40,
+        "early_stopping_rounds": 40,
+        "use_tuned_params": False,
+    },
+    "split": {"val_fraction": 0.3},
+    "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
+}
+
+
+def _price(i: int) -> float:
+    return 2_000_000.0 - 4_000.0 * i
+
+
+def _markets() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Identical cars (one model, mileage varies) in 2020 and, 2.5 times dearer, in 2022."""
+    old = pd.DataFrame(
+        [row_2020(model_year=2014, mileage=5_000 * (i + 1), price=_price(i)) for i in range(_N)]
+    )
+    super_gen = json.dumps({"mark": "TOYOTA", "model": "CAMRY", "year": 2014})
+    new = pd.DataFrame(
+        [
+            row_2022(
+                sell_id=10_000 + i,
+                year=2014.0,
+                kmage=5_000.0 * ((i * 7) % _N + 1),
+                price=2.5 * _price((i * 7) % _N),
+                super_gen=super_gen,
+                color="серый",
+                engineDisplacement=2.5,
+                enginePower=181.0,
+                vehicleTransmission="автоматическая",
+                owner="2 владельца",
+                parse_date=_DAYS[i * len(_DAYS) // _N],
+            )
+            for i in range(_N)
+        ]
+    ).astype({"sell_id": "Int64"})
+    return old, new
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
+    root = tmp_path_factory.mktemp("retrain")
+    write_raw(root / "raw", *_markets())
+    shutil.copytree(
+        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
+        root / "feature_repo",
+        ignore=shutil.ignore_patterns("__pycache__", "data"),
+    )
+    raw = relocated(
+        root,
+        data={"raw_dir": str(root / "raw")},
+        feature_store={"repo_path": str(root / "feature_repo")},
+        **_FAST,
+    )
+    path = str(write_params(raw, root / "params.yaml"))
+    serving = str(load_params(path).paths.serving_bundle)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        steps = ["ingest", "features", "split", "train", "export", "register", "promote"]
+        for step in steps:
+            assert main(["--params", path, step]) == 0, step
+        publish = ["fetch-model", "--alias", "champion", "--out", serving]
+        assert main(["--params", path, *publish]) == 0
+    return {"root": root, "raw": raw}
+
+
+def _params(project: dict[str, Any], name: str, **sections: dict[str, Any]) -> tuple[str, Params]:
+    raw = merged(copy.deepcopy(project["raw"]), **sections)
+    path = write_params(raw, project["root"] / f"params-{name}.yaml")
+    return str(path), load_params(path)
+
+
+def _retrain(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return main(["--params", path, "retrain"])
+
+
+@pytest.fixture(scope="module")
+def refused(project: dict[str, Any]) -> Params:
+    """One retrain at the repository's tolerance, with version 1 (2020 only) as champion."""
+    path, params = _params(project, "strict")
+    with pytest.MonkeyPatch.context() as patch:
+        assert _retrain(path, patch) == 0
+    return params
+
+
+@pytest.fixture(scope="module")
+def promoted(project: dict[str, Any], refused: Params) -> Params:
+    """After `refused`, one retrain with a loose 2020 tolerance."""
+    path, params = _params(project, "loose", retrain={"old_market_tolerance": 100.0})
+    with pytest.MonkeyPatch.context() as patch:
+        assert _retrain(path, patch) == 0
+    return params
+
+
+def _champion(params: Params) -> str:
+    client = tracking.client(params.registry)
+    return str(registry.require_alias(client, params.registry.model_name, "champion").version)
+
+
+def _served_version(params: Params) -> str:
+    manifest = json.loads((params.paths.serving_bundle / "manifest.json").read_text("utf-8"))
+    return str(manifest["model_version"])
+
+
+def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) -> None:
+    """Better on the newest 2022 slice, far worse on 2020: refused, champion and serving kept."""
+    params = refused
+    record = json.loads(params.paths.retrain_report.read_text("utf-8"))
+    assert record["promote"] is False
+    assert record["reason"].startswith("catastrophically worse on 2020")
+    assert record["challenger"]["holdout_mape"] < record["champion"]["holdout_mape"]
+    ceiling = record["champion"]["test_2020_mape"] * 1.1
+    assert record["challenger"]["test_2020_mape"] > ceiling
+    assert (record["champion_version_before"], record["champion_version_after"]) == ("1", "1")
+    assert _champion(params) == _served_version(params) == "1"
+    client = tracking.client(params.registry)
+    challenger = registry.require_alias(client, params.registry.model_name, "challenger")
+    assert str(challenger.version) == record["challenger"]["version"] == "2"
+    assert challenger.tags["promotion"] == "refused"
+
+
+def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Params) -> None:
+    """The holdout file is the newest fifth of 2022 by (time, id); no training row is in it."""
+    params = refused
+    holdout = pd.read_parquet(params.paths.retrain_holdout)
+    labels = pd.read_parquet(params.paths.labels)
+    new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
+    assert len(holdout) == _N // 5
+    assert set(holdout["listing_id"]) == set(new["listing_id"].iloc[-(_N // 5) :])
+    assert holdout["price"].notna().all()
+    assert "mileage" in holdout.columns
+    record = json.loads(params.paths.retrain_report.read_text("utf-8"))
+    assert record["holdout_rows"] == _N // 5
+    used = ("train_rows", "val_rows", "holdout_rows", "test_2020_rows")
+    assert sum(record[key] for key in used) == 2 * _N
+    assert record["holdout_from"] == slice_key(new.iloc[-(_N // 5)])
+    assert record["holdout_to"] == slice_key(new.iloc[-1])
+    trained = json.loads((params.paths.retrain_pipeline / "pipeline.json").read_text("utf-8"))
+    assert trained["dataset"]["test"]["rows"] == _N // 5
+
+
+def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) -> None:
+    """With a loose 2020 tolerance the challenger becomes champion and is served."""
+    params = promoted
+    record = json.loads(params.paths.retrain_report.read_text("utf-8"))
+    assert record["promote"] is True, record["reason"]
+    version = record["challenger"]["version"]
+    assert record["champion_version_after"] == version != record["champion_version_before"]
+    assert _champion(params) == _served_version(params) == version
+    manifest = json.loads((params.paths.serving_bundle / "manifest.json").read_text("utf-8"))
+    assert manifest["registry_alias"] == "champion"
+
+
+def test_refuses_a_holdout_the_champion_trained_on(
+    project: dict[str, Any],
+    promoted: Params,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A retrained champion must not have seen the holdout: a larger one is an error."""
+    champion = _champion(promoted)
+    path, params = _params(project, "wider", retrain={"holdout_fraction": 0.5})
+    assert _retrain(path, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f"champion version {champion} trained on new-market rows up to" in err
+    assert "reach into the holdout" in err
+    assert not params.paths.retrain_report.exists()
+    assert _champion(params) == champion
+
+
+def _without_2022(project: dict[str, Any]) -> dict[str, Any]:
+    """A labels table with the 2022 rows removed, in place of the real one."""
+    source = Path(project["raw"]["paths"]["labels"])
+    labels = pd.read_parquet(source)
+    target = source.with_name("labels-2020-only.parquet")
+    labels.loc[labels["source"] != "autoru_2022_msk_spb"].to_parquet(target)
+    return {"labels": str(target)}
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"paths": "2020 only"}, "no labelled listings of source 'autoru_2022_msk_spb'"),
+        ({"retrain": {"min_holdout_rows": 1_000}}, "the gate needs retrain.min_holdout_rows 1000"),
+        ({"retrain": {"val_fraction": 0.05}}, "the price interval needs 50"),
+    ],
+)
+def test_bad_inputs_fail_naming_the_problem(
+    project: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sections: dict[str, Any],
+    message: str,
+) -> None:
+    """No new labelled rows, too few for a holdout or for validation: a clear error, no outputs."""
+    if sections.get("paths"):
+        sections = {"paths": _without_2022(project)}
+    path, params = _params(project, "bad", **sections)
+    assert _retrain(path, monkeypatch) == 1
+    assert message in capsys.readouterr().err
+    assert not params.paths.retrain_report.exists()
+    assert not params.paths.retrain_holdout.exists()

@@ -1,0 +1,132 @@
+"""The ONNX exporter: a trained pipeline → one graph + manifest, parity-checked on real rows.
+
+`car-train export` (the pipeline's candidate) and `car-train retrain` (a challenger trained on
+new market data) both build their bundle here, and the model tests build real bundles with it.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shared_schema import SCHEMA_VERSION
+from shared_schema.bundle import (
+    LOWER_OUTPUT,
+    PRICE_OUTPUT,
+    UPPER_OUTPUT,
+    IntervalInfo,
+    Manifest,
+    manifest_inputs,
+)
+from training.core.intervals import coverage, mean_relative_width
+from training.core.metrics import regression_metrics
+from training.core.model import PricePipeline
+from training.errors import PipelineError
+from training.io import bundle, onnx_graph, onnx_scoring
+
+#: A predicted log price this close to an interval bin edge may fall on either side of it in
+#: float32 (the graph) and float64 (the pipeline); such rows are left out of the bounds' parity.
+EDGE_MARGIN = 1e-5
+
+
+def parity(model_bytes: bytes, pipeline: PricePipeline, frame: pd.DataFrame) -> float:
+    """Largest relative difference graph vs pipeline on `frame`, over every graph output.
+
+    The price is compared on every row; the interval's bounds (when the pipeline has one) on
+    every row whose log price is not within `EDGE_MARGIN` of a bin edge.
+    """
+    feeds = onnx_scoring.graph_inputs(frame)
+    if pipeline.interval is None:
+        outputs = onnx_scoring.run_outputs(model_bytes, feeds, [PRICE_OUTPUT])
+        expected = [pipeline.predict_price(frame)]
+        rows = np.ones(len(frame), dtype=bool)
+    else:
+        outputs = onnx_scoring.run_outputs(
+            model_bytes, feeds, [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
+        )
+        log_price = pipeline.predict_log(frame)
+        expected = [np.exp(log_price), *pipeline.interval.bounds(log_price)]
+        edges = np.asarray(pipeline.interval.edges, dtype=np.float64).reshape(1, -1)
+        rows = ~np.any(np.abs(log_price.reshape(-1, 1) - edges) < EDGE_MARGIN, axis=1)
+    diffs = [np.abs(outputs[0].astype(np.float64) - expected[0]) / expected[0]]
+    diffs += [
+        (np.abs(got.astype(np.float64) - want) / want)[rows]
+        for got, want in zip(outputs[1:], expected[1:], strict=True)
+    ]
+    return float(max(np.max(d) for d in diffs))
+
+
+def export_bundle(
+    pipeline: PricePipeline,
+    check_frame: pd.DataFrame,
+    out_dir: Path,
+    *,
+    training_data_hash: str,
+    model_name: str,
+    model_version: str | None = None,
+    parity_tolerance: float = 1e-4,
+    opset: int = 17,
+    extra_metrics: dict[str, float] | None = None,
+) -> Manifest:
+    """Build the graph, check parity on every row of `check_frame`, write the bundle.
+
+    Args:
+        pipeline: The trained pipeline.
+        check_frame: Rows (raw fields + `price`) for parity and the manifest's metrics.
+        out_dir: The bundle directory; replaced atomically, untouched on failure.
+        training_data_hash: Recorded in the manifest.
+        model_name: The registered model's name (`registry.model_name`), in the manifest.
+        model_version: Recorded in the manifest; default `dev-<sha256 prefix>`.
+        parity_tolerance: Largest allowed relative difference graph vs pipeline.
+        opset: Default-domain opset of the graph.
+        extra_metrics: More metrics for the manifest.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        PipelineError: Parity fails (nothing is written then).
+    """
+    model_bytes = onnx_graph.build_graph(pipeline, opset=opset).SerializeToString()
+    max_rel_diff = parity(model_bytes, pipeline, check_frame)
+    if not max_rel_diff <= parity_tolerance:
+        raise PipelineError(
+            f"ONNX parity failed: max relative difference {max_rel_diff:.3g} on "
+            f"{len(check_frame)} rows exceeds export.parity_tolerance {parity_tolerance:g}"
+        )
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
+    price = check_frame["price"].to_numpy(np.float64)
+    graph_price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(check_frame))
+    metrics = regression_metrics(price, graph_price)
+    interval = None
+    if pipeline.interval is not None:
+        _, low, high = onnx_scoring.run_outputs(
+            model_bytes,
+            onnx_scoring.graph_inputs(check_frame),
+            [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT],
+        )
+        interval = IntervalInfo(
+            nominal=pipeline.interval.nominal,
+            calibration_rows=pipeline.interval.calibration_rows,
+            coverage=coverage(price, low, high),
+            mean_relative_width=mean_relative_width(graph_price, low, high),
+        )
+    manifest = Manifest(
+        sha256=sha256,
+        schema_version=SCHEMA_VERSION,
+        model_name=model_name,
+        model_version=model_version or f"dev-{sha256[:12]}",
+        inputs=manifest_inputs(),
+        output=PRICE_OUTPUT,
+        metrics={**metrics, **(extra_metrics or {})},
+        training_data_hash=training_data_hash,
+        parity_max_rel_diff=max_rel_diff,
+        parity_rows=len(check_frame),
+        categories=pipeline.vocabulary.to_json(),
+        interval=interval,
+        # No created_at: the bundle is a DVC output, the same bytes for the same model (MLflow
+        # records when the run logged it).
+    )
+    bundle.write(out_dir, model_bytes, manifest)
+    return manifest
