@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
+    "outcome": ("training.jobs.outcome", "A drift or gate decision as one JSON line (XCom)."),
 }
 
 
@@ -73,13 +74,16 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
         "fetch-model": _fetch_model_arguments,
         "replay": _replay_arguments,
         "drift": _drift_arguments,
+        "outcome": _outcome_arguments,
     }
     return extras.get(name, lambda _parser: None)
 
 
 def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="bundle directory to write")
+    parser.add_argument(
+        "--out", help="bundle directory to write (absent or empty: paths.serving_bundle)"
+    )
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +113,14 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--closed-only", action="store_true", help="skip .open log segments (being written)"
     )
+
+
+def _outcome_arguments(parser: argparse.ArgumentParser) -> None:
+    from training.jobs.outcome import STEPS
+
+    parser.add_argument("step", choices=STEPS, help="whose report to read")
+    parser.add_argument("--run", dest="run_name", help="the drift run (drift only)")
+    parser.add_argument("--out", type=Path, help="also write the JSON line to this file")
 
 
 def _utc_time(text: str) -> datetime:
