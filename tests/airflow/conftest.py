@@ -38,9 +38,10 @@ from ..training.pipeline.conftest import row_2020, row_2022, write_raw
 DAGS = REPO_ROOT / "airflow" / "dags"
 RUNNER = Path(__file__).with_name("dag_runner.py")
 BIN = Path(sys.executable).parent
-#: The clean day and the drifted day of the prediction log (each a daily data interval).
-CLEAN_DAY = datetime(2026, 11, 25, tzinfo=UTC)
-DRIFTED_DAY = datetime(2026, 11, 26, tzinfo=UTC)
+#: The prediction log's days (each a daily data interval): one clean, then drifted ones, one
+#: per DAG run that retrains (a drift run never writes over an earlier run's folder).
+CLEAN_DAY = datetime(2026, 11, 23, tzinfo=UTC)
+DRIFTED_DAYS = tuple(datetime(2026, 11, day, tzinfo=UTC) for day in (24, 25, 26))
 _MODELS = (("TOYOTA", "CAMRY", 2.0e6), ("BMW", "5ER", 3.0e6), ("KIA", "RIO", 1.0e6))
 _N_2020, _N_2022 = 600, 400
 _DAYS_2022 = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -280,7 +281,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     test = splits.read(params.paths.splits, "test")
     bundle = params.paths.serving_bundle
     _log_day(log_dir, CLEAN_DAY, test.loc[:, list(FIELD_NAMES)], bundle, "clean")
-    _log_day(log_dir, DRIFTED_DAY, _shifted_cars(test, len(test)), bundle, "drifted")
+    shifted = _shifted_cars(test, len(test))
+    for n, day in enumerate(DRIFTED_DAYS):
+        _log_day(log_dir, day, shifted, bundle, f"drifted{n}")
     home = root / "airflow_home"
     home.mkdir()
     made = Project(root=root, raw=raw, log_dir=log_dir, airflow_home=home)

@@ -7,10 +7,11 @@ Kubernetes API would receive it (run with `CAR_PRICE_EXECUTION=kubernetes`);
 
 `dag.test()` has no scheduler, so nothing would ever run the training run that the drift DAG
 triggers and waits for. While a run goes on, a thread here plays that part of the scheduler:
-it picks up each queued `car_price_training` run and executes it with `dag.test()` in another
-process (one DAG run per process: the task runner keeps per-process state), with the run's
-logical date, `run_after` and conf, which gives it the very run id the trigger waits on.
-Everything Airflow does is its own code on a real SQLite metadata database.
+it picks up each queued `car_price_training` run and runs it in another process
+(`queued DAG_ID RUN_ID`; one DAG run per process, as the task runner keeps per-process state)
+with `dag.test()`'s own loop on that very run: `dag.test()` itself would delete it and create
+a new one, which the waiting trigger could miss. Everything else is Airflow's own code on a
+real SQLite metadata database.
 """
 
 import json
@@ -138,32 +139,54 @@ def _play_scheduler(stop: threading.Event) -> None:
     while not stop.is_set():
         with sqlite3.connect(DATABASE, timeout=30) as db:
             queued = db.execute(
-                "SELECT run_id, logical_date, conf FROM dag_run WHERE dag_id = ? AND state = ?",
+                "SELECT run_id FROM dag_run WHERE dag_id = ? AND state = ?",
                 (TRIGGERED, "queued"),
             ).fetchall()
-        for run_id, logical, conf in queued:
+        for (run_id,) in queued:
             if run_id in seen:
                 continue
             seen.add(run_id)
-            when = datetime.fromisoformat(str(logical))
-            moment = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
-            if not run_id.endswith(moment):
-                print(f"dag_runner: cannot replay run {run_id} of {moment}", file=sys.stderr)
-                continue
             print(f"dag_runner: running triggered {TRIGGERED} run {run_id}", flush=True)
-            subprocess.run(
-                [sys.executable, __file__, "run", TRIGGERED, moment, _conf_text(conf)],
-                check=False,
-            )
+            subprocess.run([sys.executable, __file__, "queued", TRIGGERED, run_id], check=False)
         stop.wait(0.5)
 
 
-def _conf_text(conf: Any) -> str:
-    if conf is None:
-        return "{}"
-    if isinstance(conf, bytes):
-        conf = conf.decode()
-    return str(conf)
+def run_queued(dag_id: str, run_id: str) -> None:
+    """Run an existing queued DAG run to the end: `dag.test()`'s loop, on this run."""
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import timezone
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    dag = _bag().get_dag(dag_id)
+    session = settings.Session()
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    run.dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    run.state, run.start_date = DagRunState.RUNNING, timezone.utcnow()
+    session.commit()
+    while run.state == DagRunState.RUNNING:
+        session.expire_all()
+        schedulable, _ = run.update_state(session=session)
+        for ti in schedulable:
+            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                ti.try_number += 1
+            ti.state, ti.scheduled_dttm = TaskInstanceState.SCHEDULED, timezone.utcnow()
+        session.commit()
+        scheduled = [
+            ti
+            for ti in run.get_task_instances(session=session)
+            if ti.state == TaskInstanceState.SCHEDULED
+        ]
+        if not scheduled:
+            time.sleep(1)
+        for ti in scheduled:
+            try:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+            except Exception as exc:
+                print(f"dag_runner: task {ti.task_id} failed: {exc!r}", file=sys.stderr)
 
 
 def main() -> None:
@@ -172,6 +195,8 @@ def main() -> None:
     if command in {"dagbag", "pods"}:
         result = dagbag() if command == "dagbag" else pods()
         Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
+    elif command == "queued":
+        run_queued(sys.argv[2], sys.argv[3])
     elif command == "run":
         conf = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
         run(sys.argv[2], sys.argv[3], conf)

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from training.config import load_params
+from training.io import registry, tracking
 
 from ..integration.conftest import ServerProcess, serve
-from .conftest import CLEAN_DAY, Project
+from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
 
 pytestmark = [
     pytest.mark.integration,
@@ -48,6 +49,27 @@ def server(project: Project) -> Iterator[ServerProcess]:
     shutil.copytree(load_params(project.root / "params.yaml").paths.serving_bundle, model_dir)
     with serve(model_dir, project.root / "server.log", RELOAD_POLL_S="0.2") as running:
         yield running
+
+
+def _run(
+    project: Project, server: ServerProcess, name: str, day: int, params: Path
+) -> dict[str, Any]:
+    """The drift DAG on drifted day `day`; the states and XComs of it and its training run."""
+    settings = _settings(project, server, params)
+    done = project.run_dag(DRIFT, DRIFTED_DAYS[day] + timedelta(days=1), name, **settings)
+    return {
+        "returncode": done.returncode,
+        "states": project.task_states(DRIFT),
+        "run": project.run_state(DRIFT),
+        "training_states": project.task_states(TRAINING),
+        "training_run": project.run_state(TRAINING),
+        "outcome": project.xcom(DRIFT, "drift_outcome"),
+        "gate": project.xcom(TRAINING, "gate_outcome"),
+        "mlflow_run_id": project.xcom(TRAINING, "gate_outcome", "mlflow_run_id"),
+        "served": _served(server),
+        "manifest": json.loads((project.root / "served_model" / "manifest.json").read_text()),
+        "log": project.log_text(name),
+    }
 
 
 def _settings(project: Project, server: ServerProcess, params: Path) -> dict[str, str]:
@@ -85,5 +107,61 @@ def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project)
     summary_dir = load_params(project.root / "params.yaml").paths.drift / clean["outcome"]["run"]
     summary = json.loads((summary_dir / "summary.json").read_text("utf-8"))
     # The window is the run's data interval: the clean day only, not the drifted one after it.
-    # Both days have the same number of records (the test split's size).
-    assert summary["window"]["records"] == summary["window"]["outside_window"] > 100
+    # Every day has as many records (the test split's size); the three drifted ones are out.
+    assert summary["window"]["outside_window"] == 3 * summary["window"]["records"] > 300
+
+
+@pytest.fixture(scope="module")
+def refused(project: Project, server: ServerProcess, clean: dict[str, Any]) -> dict[str, Any]:
+    """A drifted day; the retrain's challenger is far worse on 2020 (the repository's gate)."""
+    return _run(project, server, "refused", 0, project.root / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def promoted(project: Project, server: ServerProcess, refused: dict[str, Any]) -> dict[str, Any]:
+    """After `refused`, another drifted day with a loose 2020 tolerance: the gate promotes."""
+    loose = project.params_file("loose", retrain={"old_market_tolerance": 100.0})
+    return _run(project, server, "promoted", 1, loose)
+
+
+def test_drifted_window_retrains_and_the_gate_refuses_a_worse_challenger(
+    refused: dict[str, Any],
+) -> None:
+    """Drift triggers the retrain; the gate refuses it: nothing published, version 1 served."""
+    assert refused["run"] == "success", refused["log"][-3000:]
+    assert refused["outcome"]["retrain"] is True
+    assert any("fields drift" in reason for reason in refused["outcome"]["reasons"])
+    states = refused["states"]
+    assert states["retrain"] == states["promoted"] == "success"
+    assert states["publish"] == states["verify_serving"] == "skipped"
+    assert refused["training_run"] == "success"
+    training = refused["training_states"]
+    assert training["retrain"] == training["retrain_outcome"] == training["gate_outcome"]
+    assert training["gate_outcome"] == "success"
+    assert all(training[t] == "skipped" for t in training if t.startswith("stage_")), training
+    gate = refused["gate"]
+    assert gate["promote"] is False
+    assert gate["reason"].startswith("catastrophically worse on 2020")
+    assert (gate["challenger_version"], gate["champion_version_after"]) == ("2", "1")
+    assert refused["mlflow_run_id"] == gate["mlflow_run_id"]
+    assert f"gate refused version 2: {gate['reason']}; nothing is published" in refused["log"]
+    assert refused["served"] == refused["manifest"]["model_version"] == "1"
+
+
+def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
+    promoted: dict[str, Any], project: Project
+) -> None:
+    """Drift → retrain → gate promotes → bundle published → the running server answers it."""
+    assert promoted["run"] == "success", promoted["log"][-3000:]
+    assert set(promoted["states"].values()) == {"success"}, promoted["states"]
+    gate = promoted["gate"]
+    assert gate["promote"] is True, gate["reason"]
+    assert (gate["challenger_version"], gate["champion_version_after"]) == ("3", "3")
+    assert promoted["served"] == promoted["manifest"]["model_version"] == "3"
+    # The XCom's run id is the MLflow run of the registered version, and it is in the logs.
+    params = load_params(project.root / "params.yaml")
+    client = tracking.client(params.registry)
+    version = registry.require_version(client, params.registry.model_name, "3")
+    assert promoted["mlflow_run_id"] == version.run_id
+    assert f"gate promoted version 3 (MLflow run {version.run_id})" in promoted["log"]
+    assert "serves model version 3" in promoted["log"]

@@ -1,5 +1,6 @@
 """The DAG files as the DAG processor sees them, and every step's pod in Kubernetes mode."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -75,7 +76,7 @@ def test_every_task_has_an_owner_retries_and_a_timeout(dagbag: dict[str, Any]) -
         for task_id, task in dag["tasks"].items():
             assert task["owner"] == "car-price", task_id
             assert isinstance(task["retries"], int), task_id
-            assert task["timeout_s"] and task["timeout_s"] > 0, task_id
+            assert (task["timeout_s"] or 0) > 0, task_id
     drift, training = dagbag["dags"][DRIFT]["tasks"], dagbag["dags"][TRAINING]["tasks"]
     # Steps that talk to MLflow or the server retry; the drift analysis does not.
     assert all(t["retries"] > 0 for t in (training["retrain"], drift["publish"]))
@@ -88,7 +89,7 @@ def test_training_dag_runs_dvc_yaml_stages_in_order(dagbag: dict[str, Any]) -> N
     stages = list(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text("utf-8"))["stages"])
     tasks = dagbag["dags"][TRAINING]["tasks"]
     chained = [f"stage_{stage}" for stage in stages]
-    assert all(tasks[a]["downstream"] == [b] for a, b in zip(chained, chained[1:], strict=False))
+    assert all(tasks[a]["downstream"] == [b] for a, b in itertools.pairwise(chained))
     assert tasks[chained[-1]]["downstream"] == ["promote_outcome"]
     assert set(tasks["choose_mode"]["downstream"]) == {chained[0], "retrain"}
 
