@@ -165,3 +165,50 @@ def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
     assert promoted["mlflow_run_id"] == version.run_id
     assert f"gate promoted version 3 (MLflow run {version.run_id})" in promoted["log"]
     assert "serves model version 3" in promoted["log"]
+
+
+@pytest.fixture(scope="module")
+def empty(project: Project, server: ServerProcess, promoted: dict[str, Any]) -> dict[str, Any]:
+    """The drift DAG on a day the server logged nothing."""
+    settings = _settings(project, server, project.root / "params.yaml")
+    project.run_dag(DRIFT, CLEAN_DAY - timedelta(days=2), "empty", **settings)
+    return {
+        "states": project.task_states(DRIFT),
+        "run": project.run_state(DRIFT),
+        "log": project.log_text("empty"),
+    }
+
+
+def test_an_empty_window_fails_the_drift_naming_the_cause(empty: dict[str, Any]) -> None:
+    """No records in the data interval: `drift` fails with the CLI's message, nothing after runs."""
+    assert empty["run"] == "failed"
+    assert empty["states"]["drift"] == "failed"
+    assert all(
+        empty["states"][task] == "upstream_failed" for task in ("drift_outcome", *RETRAIN_PATH)
+    ), empty["states"]
+    assert "car-train drift: error: " in empty["log"]
+    assert "no records in the window" in empty["log"]
+
+
+@pytest.fixture(scope="module")
+def failed_training(
+    project: Project, server: ServerProcess, empty: dict[str, Any]
+) -> dict[str, Any]:
+    """A drifted day whose retrain fails (too few new rows for the gate's holdout)."""
+    broken = project.params_file("broken", retrain={"min_holdout_rows": 100_000})
+    return _run(project, server, "failed_training", 2, broken)
+
+
+def test_a_failed_training_run_fails_the_dag_and_publishes_nothing(
+    failed_training: dict[str, Any],
+) -> None:
+    """The retrain fails: the training run and the trigger fail; nothing is published."""
+    assert failed_training["run"] == "failed"
+    assert failed_training["training_run"] == "failed"
+    assert failed_training["training_states"]["retrain"] == "failed"
+    states = failed_training["states"]
+    assert states["retrain"] == "failed"
+    assert all(states[task] == "upstream_failed" for task in RETRAIN_PATH[1:]), states
+    assert "the gate needs retrain.min_holdout_rows 100000" in failed_training["log"]
+    # The champion of the previous run is still what is published and served.
+    assert failed_training["served"] == failed_training["manifest"]["model_version"] == "3"
