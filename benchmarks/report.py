@@ -16,8 +16,11 @@ from benchmarks.champion import NO_BOOSTER
 from benchmarks.model_bench import VARIANTS
 
 GOALS_FILE: Final = Path(__file__).with_name("goals.toml")
-COLUMNS: Final = {"ours": "ours", "ours_unbatched": "ours, no micro-batching"} | {
-    "baseline": "baseline"
+COLUMNS: Final = {
+    "ours": "ours",
+    "ours_unbatched": "ours, no micro-batching",
+    "ours_logged": "ours, prediction log on",
+    "baseline": "baseline",
 }
 _LOADGEN_BUSY: Final = 0.9
 #: Cores other processes used in a load stage above which the report calls the machine shared.

@@ -106,7 +106,7 @@ def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) ->
     servers: dict[str, Any] = {}
     mixed_rate: float | None = None
     # The baseline comes first: half its max sustained rate is every server's mixed rate.
-    for spec in server_specs(champion, port):
+    for spec in server_specs(champion, port, work / "prediction-log"):
         cold_starts = []
         for attempt in range(args.cold_starts):
             server = RunningServer(spec, port, work / f"{spec.name}.log")

@@ -36,10 +36,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_specs(champion: Champion, port: int) -> list[ServerSpec]:
-    """The baseline (given a training pipeline), ours, ours without micro-batching.
+def server_specs(champion: Champion, port: int, log_dir: Path) -> list[ServerSpec]:
+    """The baseline (given a training pipeline), ours, ours unbatched, ours logging.
 
-    Every server runs one worker, without access logs.
+    "ours_logged" has the prediction log on, writing to `log_dir`: its cost is the ratio of
+    its figures to those of "ours". Every server runs one worker, without access logs.
     """
     bin_dir = Path(sys.executable).parent  # the venv's entry points
     ours = (str(bin_dir / "car-serve"), "--port", str(port), "--workers", "1")
@@ -48,6 +49,12 @@ def server_specs(champion: Champion, port: int) -> list[ServerSpec]:
         ServerSpec("ours", "ours (Granian + Litestar + ORT, micro-batching on)", ours, env),
         ServerSpec(
             "ours_unbatched", "ours, micro-batching off", ours, env | {"BATCH_ENABLED": "false"}
+        ),
+        ServerSpec(
+            "ours_logged",
+            "ours, prediction log on",
+            ours,
+            env | {"PREDICTION_LOG_DIR": str(log_dir)},
         ),
     ]
     if champion.pipeline_dir is None:

@@ -27,8 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
-    "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
+    "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
     "outcome": ("training.jobs.outcome", "A drift or gate decision as one JSON line (XCom)."),
 }
 
@@ -72,8 +72,8 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     """Per-command options, passed to the job's `run` as keyword arguments."""
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
-        "replay": _replay_arguments,
         "drift": _drift_arguments,
+        "replay": _replay_arguments,
         "outcome": _outcome_arguments,
     }
     return extras.get(name, lambda _parser: None)
@@ -84,14 +84,6 @@ def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", help="bundle directory to write (absent or empty: paths.serving_bundle)"
     )
-
-
-def _replay_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", required=True, help="the server's base URL")
-    parser.add_argument("--cars", required=True, help="parquet of listing_id + Car fields")
-    parser.add_argument("--source", help="only listings of this source")
-    parser.add_argument("--limit", type=int, help="only the first N listings")
-    parser.add_argument("--threads", type=int, default=4, help="connections (%(default)s)")
 
 
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +122,14 @@ def _utc_time(text: str) -> datetime:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="the server's base URL")
+    parser.add_argument("--cars", required=True, help="parquet of listing_id + Car fields")
+    parser.add_argument("--source", help="only listings of this source")
+    parser.add_argument("--limit", type=int, help="only the first N listings")
+    parser.add_argument("--threads", type=int, default=4, help="connections (%(default)s)")
 
 
 if __name__ == "__main__":

@@ -137,15 +137,12 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
         # last chunk, so no chunk is a handful of rows with a meaningless statistic.
         chunker.incomplete = "append" if len(window) >= rules.chunk_size else "keep"
         inputs = window[[*features, Y_PRED]]
-        drift_result = univariate.calculate(inputs).filter(period="analysis")
-        multivariate_result = multivariate.calculate(inputs).filter(period="analysis")
-        estimated = dle.estimate(inputs).filter(period="analysis")
+        # Plots show the reference's chunks before the window's; the tables the window's only.
+        drift_result = univariate.calculate(inputs)
+        multivariate_result = multivariate.calculate(inputs)
+        estimated = dle.estimate(inputs)
         labelled = window[Y_TRUE].notna().any()
-        measured = (
-            realized.calculate(window[[*features, Y_PRED, Y_TRUE]]).filter(period="analysis")
-            if labelled
-            else None
-        )
+        measured = realized.calculate(window[[*features, Y_PRED, Y_TRUE]]) if labelled else None
     messages = list(dict.fromkeys(str(w.message) for w in caught))
     for message in messages:
         log.warning("nannyml: %s", message)
@@ -158,10 +155,10 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
     if measured is not None:
         figures["realized_performance"] = measured.plot
     return NannyResults(
-        univariate=_univariate_table(drift_result.to_df(), field_kinds(rules)),
-        multivariate=_multivariate_table(multivariate_result.to_df()),
+        univariate=_univariate_table(_window(drift_result), field_kinds(rules)),
+        multivariate=_multivariate_table(_window(multivariate_result)),
         performance=_performance_table(
-            estimated.to_df(), None if measured is None else measured.to_df(), window
+            _window(estimated), None if measured is None else _window(measured), window
         ),
         reference_chunks=reference_chunks,
         warnings=messages,
@@ -169,15 +166,19 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
     )
 
 
-def write_html(
+def write_plots(
     figures: dict[str, Callable[[], Any]], directory: Path
 ) -> tuple[list[str], dict[str, str]]:
     """Write each figure as a standalone HTML file (plotly.js embedded, viewable offline).
 
+    No PNG: plotly's PNG export (kaleido 0.2) hung indefinitely under pytest here, and a
+    scheduled job must not hang on a picture.
+
     Returns:
         The file names written, in the order of `figures`, and the error of each figure that
         could not be made: NannyML's plotting fails on some data (an IndexError in its stacked
-        bar plot on the 2022 listings), and a missing picture must not cost the verdict.
+        bar plot on 2022 listings sorted by brand), and a missing picture must not cost the
+        verdict.
     """
     names, failed = [], {}
     for name, make in figures.items():
@@ -195,6 +196,12 @@ def write_html(
             figure.write_html(tmp, include_plotlyjs=True, full_html=True)
         names.append(f"{name}.html")
     return names, failed
+
+
+def _window(result: Any) -> pd.DataFrame:
+    """A NannyML result's table of the window's chunks."""
+    table: pd.DataFrame = result.filter(period="analysis").to_df()
+    return table
 
 
 def _univariate_table(df: pd.DataFrame, kinds: dict[str, tuple[str, str]]) -> pd.DataFrame:

@@ -159,7 +159,7 @@ def run(
     out = params.paths.drift / name
     with files.all_or_nothing(out):
         out.mkdir(parents=True)
-        plots, plot_errors = nannyml_drift.write_html(results.figures, out)
+        plots, plot_errors = nannyml_drift.write_plots(results.figures, out)
         summary = DriftSummary(
             run=name,
             created_at=now.isoformat(),
