@@ -81,6 +81,12 @@ def _markets() -> tuple[pd.DataFrame, pd.DataFrame]:
     return old, new
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep MLFLOW_TRACKING_URI (a developer's, or one MLflow set for another test) away."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from shared_schema import FIELD_NAMES
 from training.core.dataset import FRAME_COLUMNS
+
+#: Columns of the written holdout (`paths.retrain_holdout`): what a replay sends and scores.
+HOLDOUT_COLUMNS: tuple[str, ...] = ("listing_id", "event_timestamp", *FIELD_NAMES, "price")
 
 #: The order that defines "newest": the listing's event time, ties broken by listing id.
 ORDER: tuple[str, str] = ("event_timestamp", "listing_id")

@@ -14,6 +14,9 @@ CHALLENGER: Final = "challenger"
 CHAMPION: Final = "champion"
 #: Run tag holding the logged ONNX model's URI (what a registry version points to).
 MODEL_URI_TAG: Final = "onnx_model_uri"
+#: Version tag of a retrained model: the newest row it trained on (`core.retrain.slice_key`),
+#: so a later retrain can check that its champion never saw the holdout.
+TRAINED_THROUGH_TAG: Final = "retrain_trained_through"
 #: Run artifact folders: the exact bundle files, and the ONNX flavour of the model.
 BUNDLE_ARTIFACT: Final = "bundle"
 ONNX_ARTIFACT: Final = "model"

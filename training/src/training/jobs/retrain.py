@@ -15,14 +15,20 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from shared_schema import FIELD_NAMES
 from training.config import Params
 from training.core.dataset import frame_hash, frame_problems
 from training.core.fitting import fit_pipeline
 from training.core.intervals import MIN_BIN_ROWS
 from training.core.metrics import regression_metrics
 from training.core.promotion import decide_retrain
-from training.core.retrain import RetrainRows, newest_slice, precedes, retrain_rows, slice_key
+from training.core.retrain import (
+    HOLDOUT_COLUMNS,
+    RetrainRows,
+    newest_slice,
+    precedes,
+    retrain_rows,
+    slice_key,
+)
 from training.core.splits import assign_splits
 from training.errors import PipelineError
 from training.io import feast_store, files, onnx_scoring, registry, splits, tracking, tuned_params
@@ -32,10 +38,6 @@ from training.records import DatasetSummary, MarketScores, RetrainRecord, SplitS
 
 log = logging.getLogger(__name__)
 
-#: Registry version tag: the newest row (`slice_key`) a retrained version saw in training.
-TRAINED_THROUGH_TAG: Final = "retrain_trained_through"
-#: Columns of `paths.retrain_holdout`: what a replay needs to send and to score.
-HOLDOUT_COLUMNS: Final = ("listing_id", "event_timestamp", *FIELD_NAMES, "price")
 _LABELS: Final = ("event_timestamp", "listing_id", "price", "source")
 
 
@@ -58,7 +60,6 @@ def run(params: Params) -> RetrainRecord:
         client = tracking.client(params.registry)
         champion = registry.version_by_alias(client, name, registry.CHAMPION)
         _check_unseen(champion, holdout_from)
-        frame = _feast_frame(params, pd.concat([older, newest], ignore_index=True))
         draw = assign_splits(
             older["listing_id"],
             seed=settings.seed,
@@ -72,6 +73,7 @@ def run(params: Params) -> RetrainRecord:
                 f"rows (retrain.val_fraction {settings.val_fraction:g}); the price interval "
                 f"needs {MIN_BIN_ROWS}"
             )
+        frame = _feast_frame(params, pd.concat([older, newest], ignore_index=True))
         try:
             rows = retrain_rows(
                 frame,
@@ -142,7 +144,7 @@ def _check_unseen(champion: Any, holdout_from: str) -> None:
     """Refuse a champion that trained on holdout rows: the comparison would favour it."""
     if champion is None:
         return
-    through = champion.tags.get(TRAINED_THROUGH_TAG)
+    through = champion.tags.get(registry.TRAINED_THROUGH_TAG)
     if through and not precedes(through, holdout_from):
         raise PipelineError(
             f"champion version {champion.version} trained on new-market rows up to {through}, "
@@ -180,7 +182,7 @@ def _train_and_register(params: Params, client: Any, rows: RetrainRows, through:
         test=SplitSummary(rows=len(holdout), sha256=frame_hash(holdout)),
     )
     with tracking.run(params.registry, run_name="retrain") as active:
-        mlflow.set_tags({"stage": "retrain", TRAINED_THROUGH_TAG: through})
+        mlflow.set_tags({"stage": "retrain", registry.TRAINED_THROUGH_TAG: through})
         mlflow.log_params(
             {
                 **{f"retrain.{k}": v for k, v in msgspec.to_builtins(settings).items()},
@@ -239,7 +241,7 @@ def _train_and_register(params: Params, client: Any, rows: RetrainRows, through:
             "holdout_mape": f"{manifest.metrics['mape']:.6f}",
             "training_data_hash": manifest.training_data_hash,
             "schema_version": manifest.schema_version,
-            TRAINED_THROUGH_TAG: through,
+            registry.TRAINED_THROUGH_TAG: through,
         },
     )
     client.set_registered_model_alias(name, registry.CHALLENGER, version)
