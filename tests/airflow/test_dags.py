@@ -15,6 +15,8 @@ import yaml
 from ..training.conftest import REPO_ROOT
 from .conftest import DAGS, RUNNER
 
+pytestmark = pytest.mark.slow
+
 DRIFT, TRAINING = "car_price_drift", "car_price_training"
 
 

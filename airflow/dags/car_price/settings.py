@@ -3,9 +3,9 @@
 Every setting has its default here and nowhere else. Values a run may change (the params file,
 the prediction log, the serving URL and model directory, the verify timeout) become DAG params
 with these defaults, so a run's conf or the trigger form overrides them; the rest shape the
-tasks (how a step runs, retries, resources) and are fixed per deployment. An Airflow Variable
-works too: Airflow reads `AIRFLOW_VAR_<NAME>` the same way, but a Variable in the metadata
-database would cost a query on every parse, which the DAG processor does every 30 s.
+tasks (how a step runs, retries, resources) and are fixed per deployment. They are environment
+variables rather than Airflow Variables: the choice of operator is made when the file is
+parsed, and reading a Variable there would cost a metadata-database query on every parse.
 """
 
 import os
