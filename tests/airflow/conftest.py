@@ -231,6 +231,17 @@ class Project:
             ).fetchall()
         return dict(rows)
 
+    def tries(self, dag_id: str, task_id: str) -> int:
+        """How many times `task_id` ran in the newest run of `dag_id`."""
+        with sqlite3.connect(self.database) as db:
+            (tries,) = db.execute(
+                "SELECT t.try_number FROM task_instance t JOIN dag_run r "
+                "ON t.dag_id = r.dag_id AND t.run_id = r.run_id WHERE r.dag_id = ? "
+                "AND t.task_id = ? ORDER BY r.id DESC LIMIT 1",
+                (dag_id, task_id),
+            ).fetchone()
+        return int(tries)
+
     def run_state(self, dag_id: str) -> str:
         """The state of the newest run of `dag_id`."""
         with sqlite3.connect(self.database) as db:

@@ -63,6 +63,7 @@ def _run(
         "run": project.run_state(DRIFT),
         "training_states": project.task_states(TRAINING),
         "training_run": project.run_state(TRAINING),
+        "retrain_tries": project.tries(TRAINING, "retrain"),
         "outcome": project.xcom(DRIFT, "drift_outcome"),
         "gate": project.xcom(TRAINING, "gate_outcome"),
         "mlflow_run_id": project.xcom(TRAINING, "gate_outcome", "mlflow_run_id"),
@@ -206,6 +207,8 @@ def test_a_failed_training_run_fails_the_dag_and_publishes_nothing(
     assert failed_training["run"] == "failed"
     assert failed_training["training_run"] == "failed"
     assert failed_training["training_states"]["retrain"] == "failed"
+    # Retried with backoff first (CAR_PRICE_RETRIES, default 2), then failed.
+    assert failed_training["retrain_tries"] == 3
     states = failed_training["states"]
     assert states["retrain"] == "failed"
     assert all(states[task] == "upstream_failed" for task in RETRAIN_PATH[1:]), states
