@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
     "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
+    "outcome": ("training.jobs.outcome", "A drift or gate decision as one JSON line (XCom)."),
 }
 
 
@@ -73,13 +74,16 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
         "fetch-model": _fetch_model_arguments,
         "drift": _drift_arguments,
         "replay": _replay_arguments,
+        "outcome": _outcome_arguments,
     }
     return extras.get(name, lambda _parser: None)
 
 
 def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="bundle directory to write")
+    parser.add_argument(
+        "--out", help="bundle directory to write (absent or empty: paths.serving_bundle)"
+    )
 
 
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +110,14 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="reference rows: parquet of Car fields + price (default: the test split)",
     )
+
+
+def _outcome_arguments(parser: argparse.ArgumentParser) -> None:
+    from training.jobs.outcome import STEPS
+
+    parser.add_argument("step", choices=STEPS, help="whose report to read")
+    parser.add_argument("--run", dest="run_name", help="the drift run (drift only)")
+    parser.add_argument("--out", type=Path, help="also write the JSON line to this file")
 
 
 def _utc_time(text: str) -> datetime:

@@ -1,0 +1,217 @@
+"""Real DAG runs (`dag.test()`, SQLite metadata, the real CLI) on the synthetic project.
+
+Order matters and is kept by the fixtures: the clean day, then a retrain the gate refuses
+(champion version 1 stays), then one it promotes, published to a running `car-serve`.
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from training.config import load_params
+from training.io import registry, tracking
+
+from ..integration.conftest import ServerProcess, serve
+from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    # The project fixture runs the pipeline in this process: Feast's and MLflow's warnings.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
+    ),
+]
+
+DRIFT, TRAINING = "car_price_drift", "car_price_training"
+RETRAIN_PATH = ("retrain", "promoted", "publish", "verify_serving")
+
+
+def _served(server: ServerProcess) -> str:
+    import httpx
+
+    return str(httpx.get(f"{server.url}/ready", timeout=5).json()["model_version"])
+
+
+@pytest.fixture(scope="module")
+def server(project: Project) -> Iterator[ServerProcess]:
+    """A real car-serve on its own copy of the champion bundle, reloading every 0.2 s."""
+    import shutil
+
+    model_dir = project.root / "served_model"
+    shutil.copytree(load_params(project.root / "params.yaml").paths.serving_bundle, model_dir)
+    with serve(model_dir, project.root / "server.log", RELOAD_POLL_S="0.2") as running:
+        yield running
+
+
+def _run(
+    project: Project, server: ServerProcess, name: str, day: int, params: Path
+) -> dict[str, Any]:
+    """The drift DAG on drifted day `day`; the states and XComs of it and its training run."""
+    settings = _settings(project, server, params)
+    done = project.run_dag(DRIFT, DRIFTED_DAYS[day] + timedelta(days=1), name, **settings)
+    return {
+        "returncode": done.returncode,
+        "states": project.task_states(DRIFT),
+        "run": project.run_state(DRIFT),
+        "training_states": project.task_states(TRAINING),
+        "training_run": project.run_state(TRAINING),
+        "retrain_tries": project.tries(TRAINING, "retrain"),
+        "outcome": project.xcom(DRIFT, "drift_outcome"),
+        "gate": project.xcom(TRAINING, "gate_outcome"),
+        "mlflow_run_id": project.xcom(TRAINING, "gate_outcome", "mlflow_run_id"),
+        "served": _served(server),
+        "manifest": json.loads((project.root / "served_model" / "manifest.json").read_text()),
+        "log": project.log_text(name),
+    }
+
+
+def _settings(project: Project, server: ServerProcess, params: Path) -> dict[str, str]:
+    return {
+        "params_file": str(params),
+        "serving_url": server.url,
+        "model_dir": str(project.root / "served_model"),
+        "verify_timeout_s": "60",
+    }
+
+
+@pytest.fixture(scope="module")
+def clean(project: Project, server: ServerProcess) -> dict[str, Any]:
+    """The drift DAG on the clean day (the champion's own test cars)."""
+    settings = _settings(project, server, project.root / "params.yaml")
+    # The day's interval ends at the next midnight: the logical date of a daily run.
+    done = project.run_dag(DRIFT, CLEAN_DAY + timedelta(days=1), "clean", **settings)
+    return {
+        "returncode": done.returncode,
+        "states": project.task_states(DRIFT),
+        "run": project.run_state(DRIFT),
+        "outcome": project.xcom(DRIFT, "drift_outcome"),
+        "log": project.log_text("clean"),
+    }
+
+
+def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project) -> None:
+    """No rule triggers on the clean day: the retrain and everything after it are skipped."""
+    assert clean["run"] == "success", clean["log"][-3000:]
+    states = clean["states"]
+    assert states["drift"] == states["drift_outcome"] == states["retrain_needed"] == "success"
+    assert all(states[task] == "skipped" for task in RETRAIN_PATH), states
+    assert clean["outcome"]["retrain"] is False
+    assert "no retrain (no rule triggered); skipping the rest" in clean["log"]
+    summary_dir = load_params(project.root / "params.yaml").paths.drift / clean["outcome"]["run"]
+    summary = json.loads((summary_dir / "summary.json").read_text("utf-8"))
+    # The window is the run's data interval: the clean day only, not the drifted one after it.
+    # Every day has as many records (the test split's size); the three drifted ones are out.
+    assert summary["window"]["outside_window"] == 3 * summary["window"]["records"] > 300
+
+
+@pytest.fixture(scope="module")
+def refused(project: Project, server: ServerProcess, clean: dict[str, Any]) -> dict[str, Any]:
+    """A drifted day; the retrain's challenger is far worse on 2020 (the repository's gate)."""
+    return _run(project, server, "refused", 0, project.root / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def promoted(project: Project, server: ServerProcess, refused: dict[str, Any]) -> dict[str, Any]:
+    """After `refused`, another drifted day with a loose 2020 tolerance: the gate promotes."""
+    loose = project.params_file("loose", retrain={"old_market_tolerance": 100.0})
+    return _run(project, server, "promoted", 1, loose)
+
+
+def test_drifted_window_retrains_and_the_gate_refuses_a_worse_challenger(
+    refused: dict[str, Any],
+) -> None:
+    """Drift triggers the retrain; the gate refuses it: nothing published, version 1 served."""
+    assert refused["run"] == "success", refused["log"][-3000:]
+    assert refused["outcome"]["retrain"] is True
+    assert any("fields drift" in reason for reason in refused["outcome"]["reasons"])
+    states = refused["states"]
+    assert states["retrain"] == states["promoted"] == "success"
+    assert states["publish"] == states["verify_serving"] == "skipped"
+    assert refused["training_run"] == "success"
+    training = refused["training_states"]
+    assert training["retrain"] == training["retrain_outcome"] == training["gate_outcome"]
+    assert training["gate_outcome"] == "success"
+    assert all(training[t] == "skipped" for t in training if t.startswith("stage_")), training
+    gate = refused["gate"]
+    assert gate["promote"] is False
+    assert gate["reason"].startswith("catastrophically worse on 2020")
+    assert (gate["challenger_version"], gate["champion_version_after"]) == ("2", "1")
+    assert refused["mlflow_run_id"] == gate["mlflow_run_id"]
+    assert f"gate refused version 2: {gate['reason']}; nothing is published" in refused["log"]
+    assert refused["served"] == refused["manifest"]["model_version"] == "1"
+
+
+def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
+    promoted: dict[str, Any], project: Project
+) -> None:
+    """Drift → retrain → gate promotes → bundle published → the running server answers it."""
+    assert promoted["run"] == "success", promoted["log"][-3000:]
+    assert set(promoted["states"].values()) == {"success"}, promoted["states"]
+    gate = promoted["gate"]
+    assert gate["promote"] is True, gate["reason"]
+    assert (gate["challenger_version"], gate["champion_version_after"]) == ("3", "3")
+    assert promoted["served"] == promoted["manifest"]["model_version"] == "3"
+    # The XCom's run id is the MLflow run of the registered version, and it is in the logs.
+    params = load_params(project.root / "params.yaml")
+    client = tracking.client(params.registry)
+    version = registry.require_version(client, params.registry.model_name, "3")
+    assert promoted["mlflow_run_id"] == version.run_id
+    assert f"gate promoted version 3 (MLflow run {version.run_id})" in promoted["log"]
+    assert "serves model version 3" in promoted["log"]
+
+
+@pytest.fixture(scope="module")
+def empty(project: Project, server: ServerProcess, promoted: dict[str, Any]) -> dict[str, Any]:
+    """The drift DAG on a day the server logged nothing."""
+    settings = _settings(project, server, project.root / "params.yaml")
+    project.run_dag(DRIFT, CLEAN_DAY - timedelta(days=2), "empty", **settings)
+    return {
+        "states": project.task_states(DRIFT),
+        "run": project.run_state(DRIFT),
+        "log": project.log_text("empty"),
+    }
+
+
+def test_an_empty_window_fails_the_drift_naming_the_cause(empty: dict[str, Any]) -> None:
+    """No records in the data interval: `drift` fails with the CLI's message, nothing after runs."""
+    assert empty["run"] == "failed"
+    assert empty["states"]["drift"] == "failed"
+    assert all(
+        empty["states"][task] == "upstream_failed" for task in ("drift_outcome", *RETRAIN_PATH)
+    ), empty["states"]
+    assert "car-train drift: error: " in empty["log"]
+    assert "no records in the window" in empty["log"]
+
+
+@pytest.fixture(scope="module")
+def failed_training(
+    project: Project, server: ServerProcess, empty: dict[str, Any]
+) -> dict[str, Any]:
+    """A drifted day whose retrain fails (too few new rows for the gate's holdout)."""
+    broken = project.params_file("broken", retrain={"min_holdout_rows": 100_000})
+    return _run(project, server, "failed_training", 2, broken)
+
+
+def test_a_failed_training_run_fails_the_dag_and_publishes_nothing(
+    failed_training: dict[str, Any],
+) -> None:
+    """The retrain fails: the training run and the trigger fail; nothing is published."""
+    assert failed_training["run"] == "failed"
+    assert failed_training["training_run"] == "failed"
+    assert failed_training["training_states"]["retrain"] == "failed"
+    # Retried with backoff first (CAR_PRICE_RETRIES, default 2), then failed.
+    assert failed_training["retrain_tries"] == 3
+    states = failed_training["states"]
+    assert states["retrain"] == "failed"
+    assert all(states[task] == "upstream_failed" for task in RETRAIN_PATH[1:]), states
+    assert "the gate needs retrain.min_holdout_rows 100000" in failed_training["log"]
+    # The champion of the previous run is still what is published and served.
+    assert failed_training["served"] == failed_training["manifest"]["model_version"] == "3"

@@ -1,0 +1,151 @@
+"""The DAG files as the DAG processor sees them, and every step's pod in Kubernetes mode."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from ..training.conftest import REPO_ROOT
+from .conftest import DAGS, RUNNER
+
+pytestmark = pytest.mark.slow
+
+DRIFT, TRAINING = "car_price_drift", "car_price_training"
+
+
+def _load(tmp_path: Path, command: str, **env: str) -> dict[str, Any]:
+    """`dag_runner.py COMMAND` in a fresh Airflow home; its JSON result."""
+    out = tmp_path / f"{command}.json"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CAR_PRICE"))}
+    base.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), command, str(out)],
+        env={
+            **base,
+            "AIRFLOW_HOME": str(tmp_path / "home"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The DagBag of airflow/dags, loaded as the DAG processor loads it."""
+    return _load(tmp_path_factory.mktemp("dagbag"), "dagbag")
+
+
+@pytest.fixture(scope="module")
+def pods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every step's pod with `CAR_PRICE_EXECUTION=kubernetes` and a tracking server set."""
+    return _load(
+        tmp_path_factory.mktemp("pods"),
+        "pods",
+        CAR_PRICE_EXECUTION="kubernetes",
+        MLFLOW_TRACKING_URI="http://mlflow.car-price:5000",
+    )
+
+
+def test_dagbag_loads_both_dags_without_errors_or_cycles(dagbag: dict[str, Any]) -> None:
+    """Both DAG files import cleanly, quickly, and form no cycle."""
+    print(f"DagBag: {dagbag['parse_s']:.2f} s in all; per file: {dagbag['file_stats']}")
+    assert dagbag["import_errors"] == {}
+    assert set(dagbag["dags"]) == {DRIFT, TRAINING}
+    assert all(dag["cycle"] is None for dag in dagbag["dags"].values())
+    # Light top-level code: a DAG file parses in well under a second, and the training stack
+    # (pandas, MLflow, ...) stays out of the DAG processor.
+    assert all(stat["duration_s"] < 1.0 for stat in dagbag["file_stats"]), dagbag["file_stats"]
+    assert dagbag["heavy_modules"] == []
+
+
+def test_every_task_has_an_owner_retries_and_a_timeout(dagbag: dict[str, Any]) -> None:
+    """No task runs without an owner, a retry policy or an execution timeout."""
+    for dag in dagbag["dags"].values():
+        for task_id, task in dag["tasks"].items():
+            assert task["owner"] == "car-price", task_id
+            assert isinstance(task["retries"], int), task_id
+            assert (task["timeout_s"] or 0) > 0, task_id
+    drift, training = dagbag["dags"][DRIFT]["tasks"], dagbag["dags"][TRAINING]["tasks"]
+    # Steps that talk to MLflow or the server retry; the drift analysis does not.
+    assert all(t["retries"] > 0 for t in (training["retrain"], drift["publish"]))
+    assert drift["verify_serving"]["retries"] > 0
+    assert drift["drift"]["retries"] == 0
+
+
+def test_training_dag_runs_dvc_yaml_stages_in_order(dagbag: dict[str, Any]) -> None:
+    """Pipeline mode is dvc.yaml's stages, one task each, chained in dvc.yaml's order."""
+    stages = list(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text("utf-8"))["stages"])
+    tasks = dagbag["dags"][TRAINING]["tasks"]
+    chained = [f"stage_{stage}" for stage in stages]
+    assert all(tasks[a]["downstream"] == [b] for a, b in itertools.pairwise(chained))
+    assert tasks[chained[-1]]["downstream"] == ["promote_outcome"]
+    assert set(tasks["choose_mode"]["downstream"]) == {chained[0], "retrain"}
+
+
+def test_drift_dag_is_daily_over_data_intervals(dagbag: dict[str, Any]) -> None:
+    """The drift DAG's window comes from data intervals (a backfill reads its own day)."""
+    drift = dagbag["dags"][DRIFT]
+    assert drift["schedule"] == "CronDataIntervalTimetable"
+    assert drift["tasks"]["retrain"]["operator"] == "TriggerDagRunOperator"
+
+
+def test_kubernetes_mode_renders_a_valid_pod_per_step(pods: dict[str, Any]) -> None:
+    """Every step becomes a valid, non-root pod of the training image with resources and MLflow."""
+    steps = {
+        "car_price_drift.drift",
+        "car_price_drift.drift_outcome",
+        "car_price_drift.publish",
+        "car_price_training.retrain",
+        "car_price_training.retrain_outcome",
+        "car_price_training.stage_train",
+    }
+    assert steps <= set(pods)
+    for name, pod in pods.items():
+        kubernetes_validate.validate(pod, "1.31.0", strict=True)
+        spec = pod["spec"]
+        # The step's container; outcome steps also get Airflow's XCom sidecar.
+        container = spec["containers"][0]
+        assert container["name"] == "base", name
+        assert len(spec["containers"]) == (2 if name.endswith("_outcome") else 1), name
+        assert container["image"] == "car-price-training:latest", name
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
+        assert container["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}, name
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.car-price:5000", name
+        if name.split(".")[1].startswith("stage_"):
+            assert container["command"] == ["dvc"], name
+        else:
+            # The image's entrypoint is car-train: only its arguments are given.
+            assert not container.get("command"), name
+            assert container["args"][:2] == ["--params", "params.yaml"], name
+    drift = pods["car_price_drift.drift"]["spec"]["containers"][0]["args"]
+    assert drift[2:] == [
+        "drift",
+        "--log",
+        "/var/log/car-price",
+        "--since",
+        "2026-11-26T00:00:00+00:00",
+        "--until",
+        "2026-11-27T00:00:00+00:00",
+        "--run",
+        "scheduled__2026-11-26T0000000000-try1",
+    ]
+    outcome = pods["car_price_drift.drift_outcome"]["spec"]["containers"][0]["args"]
+    assert outcome[-2:] == ["--out", "/airflow/xcom/return.json"]
