@@ -14,7 +14,9 @@ import pytest
 from shared_schema.prediction_log import OPEN_SUFFIX, encode_records, segment_name
 from training.cli import main
 from training.config import Params
-from training.jobs.drift import SUMMARY_FILE
+from training.io import files, splits
+from training.jobs.drift import SUMMARY_FILE, champion_reference
+from training.records import MarketScores, RetrainRecord
 
 from .conftest import (
     REFERENCE_ROWS,
@@ -223,3 +225,44 @@ def test_reference_option_judges_the_window_against_those_rows(
     assert [field["field"] for field in rebased["fields"] if field["drifting"]] == []
     assert rebased["reference"]["file"] == str(reference_file)
     assert rebased["reference"]["rows"] == REFERENCE_ROWS
+
+
+def test_a_retrained_champion_is_judged_against_its_new_market_rows(
+    drift_params: Params,
+) -> None:
+    """The default reference follows the served champion: retrained → its calibration rows."""
+    paths = drift_params.paths
+    test_split = splits.split_file(paths.splits, "test")
+    assert champion_reference(drift_params, "1") == test_split  # no retrain yet
+    scores = MarketScores(version="2", holdout_mape=0.2, test_2020_mape=0.15)
+    record = RetrainRecord(
+        promote=True,
+        reason="better on the new market",
+        model_name="car-price",
+        challenger=scores,
+        champion=None,
+        old_market_tolerance=0.5,
+        champion_version_before="1",
+        champion_version_after="2",
+        holdout_rows=200,
+        holdout_from="a",
+        holdout_to="b",
+        test_2020_rows=1000,
+        train_rows=1000,
+        val_rows=100,
+        calibration_rows=100,
+        half_life_days=180.0,
+    )
+    try:
+        files.write_json(record, paths.retrain_report)
+        assert champion_reference(drift_params, "2") == test_split  # its rows are missing
+        paths.retrain_reference.parent.mkdir(parents=True, exist_ok=True)
+        synthetic_cars(10, seed=5).assign(price=1e6).to_parquet(paths.retrain_reference)
+        assert champion_reference(drift_params, "2") == paths.retrain_reference
+        assert champion_reference(drift_params, "1") == test_split  # v1 is served, not v2
+        refused = msgspec.structs.replace(record, promote=False, champion_version_after="1")
+        files.write_json(refused, paths.retrain_report)
+        assert champion_reference(drift_params, "1") == test_split
+    finally:
+        paths.retrain_report.unlink(missing_ok=True)
+        paths.retrain_reference.unlink(missing_ok=True)

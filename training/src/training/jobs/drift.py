@@ -1,7 +1,7 @@
 """`car-train drift`: is the served model still right for what it is asked? Retrain or not.
 
-Not a DVC stage (an Airflow task calls it on a schedule). The reference is the champion's test
-split (`paths.splits`) priced by the served bundle (`paths.serving_bundle`); the window is the
+Not a DVC stage (an Airflow task calls it on a schedule). The reference is the rows the served
+champion was judged on (`champion_reference`), priced by the served bundle; the window is the
 server's prediction log between --since and --until, or a replay file (see
 `training.io.analysis_window`). With --labels, prices are joined by request id and the
 realized error is measured too. Writes `paths.drift/<run>/`: `summary.json` (`DriftSummary`)
@@ -25,6 +25,7 @@ from training.core.metrics import regression_metrics
 from training.errors import PipelineError
 from training.io import analysis_window, bundle, files, nannyml_drift, onnx_scoring, splits
 from training.io.analysis_window import REQUEST_ID, Y_PRED, WindowRead
+from training.records import RetrainRecord
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,23 @@ class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
     plot_errors: dict[str, str]
 
 
+def champion_reference(params: Params, served_version: str) -> Path:
+    """The rows the served champion is judged against: what it was evaluated on, not trained on.
+
+    A champion promoted by `car-train retrain` (its report names the served version as the
+    champion after) is judged against the new-market rows it was calibrated on
+    (`paths.retrain_reference`); any other champion against the test split. Without this a
+    retrained champion would be compared with 2020 traffic and every run would ask to
+    retrain again.
+    """
+    report, rows = params.paths.retrain_report, params.paths.retrain_reference
+    if report.is_file() and rows.is_file():
+        record = msgspec.json.decode(report.read_bytes(), type=RetrainRecord)
+        if record.promote and record.champion_version_after == served_version:
+            return rows
+    return splits.split_file(params.paths.splits, "test")
+
+
 def run(
     params: Params,
     *,
@@ -89,9 +107,7 @@ def run(
         run_name: The output folder's name under `paths.drift`; the UTC time by default.
         closed_only: Read closed log segments only (skip `.open` ones).
         reference: The reference rows (parquet: the `Car` fields and `price`), priced by the
-            served bundle; the champion's test split (`paths.splits`) by default. A champion
-            from `car-train retrain` is judged against the new-market rows it was calibrated
-            on (`paths.retrain_reference`), not against 2020.
+            served bundle; by default the served champion's own (`champion_reference`).
 
     Returns:
         The summary (also written to `paths.drift/<run>/summary.json`).
@@ -131,7 +147,7 @@ def run(
         prices, join = join_labels(window[REQUEST_ID], label_rows, id_column, str(labels))
         window[nannyml_drift.Y_TRUE] = prices
 
-    reference_path = reference or splits.split_file(params.paths.splits, "test")
+    reference_path = reference or champion_reference(params, manifest.model_version)
     required = (*FIELD_NAMES, "price")
     test = files.read_parquet(reference_path, "reference rows", "car-train split", required)
     reference_frame = analysis_window.car_fields(test)
