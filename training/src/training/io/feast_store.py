@@ -4,10 +4,12 @@ Where Feast keeps its registry is the repo's own `feature_store.yaml`; the featu
 source is `paths.features` (the repo's `features.py` reads params.yaml).
 """
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
 import pandas as pd
 
@@ -76,8 +78,34 @@ def source_path(repo_path: Path, feature_view: str) -> Path:
     return path if path.is_absolute() else (repo_path / path).resolve()
 
 
+#: Set in `os.environ` by `feast.metrics` when it is imported (for its own metrics server).
+_FEAST_SETS: Final = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
+def _import_feast() -> None:
+    """Import Feast without letting it change this process's environment.
+
+    `feast.metrics` creates a temporary directory and names it in `PROMETHEUS_MULTIPROC_DIR`
+    when imported: every later subprocess (and, in one test process, the server's metrics)
+    would then run in Prometheus multiprocess mode in Feast's directory. prometheus_client
+    is imported first, so its storage is chosen from the environment as it really is.
+    """
+    import prometheus_client  # noqa: F401
+
+    saved = {name: os.environ.get(name) for name in _FEAST_SETS}
+    try:
+        import feast.metrics  # noqa: F401  heavy, only when a store is used
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _store(repo_path: Path):  # type: ignore[no-untyped-def]
-    from feast import FeatureStore  # heavy import, only when a store is used
+    _import_feast()
+    from feast import FeatureStore
 
     if not (repo_path / "feature_store.yaml").is_file():
         raise PipelineError(f"{repo_path}: no feature_store.yaml (not a Feast repository)")
