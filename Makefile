@@ -22,8 +22,11 @@ system-deps:  ## Install Debian packages the tests need (prometheus: promtool; n
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "install the Debian packages$$missing to run the monitoring and load tests" >&2; fi; fi
 
+# Bytecode is compiled once here, as in the images (UV_COMPILE_BYTECODE): where
+# PYTHONDONTWRITEBYTECODE is set (CI, this workplace) every process would otherwise compile all it
+# imports from source (importing mlflow: 8.0 s, against 2.5 s compiled).
 setup: uv  ## Create .venv from uv.lock with every package and dependency group.
-	$(UV) sync --frozen --all-packages --all-groups
+	$(UV) sync --frozen --all-packages --all-groups --compile-bytecode
 
 train: setup  ## Run the DVC pipeline: ingest … export, register, promote, publish (the champion).
 	$(UV) run --frozen dvc repro
