@@ -338,6 +338,16 @@ def quantity(value: str) -> float:
 SERIES: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
+def adapter_metrics(adapter: list[dict[str, Any]]) -> dict[str, str]:
+    """The custom metrics prometheus-adapter serves, each with the series it reads."""
+    served = {}
+    for rule in adapter:
+        series = SERIES.match(rule["seriesQuery"].strip("'\""))
+        source = series.group(0) if series else rule["seriesQuery"]
+        served[rule["name"].get("as") or source] = source
+    return served
+
+
 def metric_problems(
     objects: Objects, adapter: list[dict[str, Any]], records: set[str]
 ) -> list[str]:
@@ -345,34 +355,30 @@ def metric_problems(
 
     The HPA's Pods metrics through a prometheus-adapter rule; KEDA's query directly.
     """
-    problems = []
-    served = {}
-    for rule in adapter:
-        series = SERIES.match(rule["seriesQuery"].strip("'\""))
-        name = rule["name"].get("as") or (series.group(0) if series else "")
-        served[name] = series.group(0) if series else rule["seriesQuery"]
+    served = adapter_metrics(adapter)
+    problems = [
+        f"prometheus-adapter rule {name}: {series} is recorded by no rule"
+        for name, series in served.items()
+        if series not in records
+    ]
     for hpa in by_kind(objects, "HorizontalPodAutoscaler"):
         for metric in hpa["spec"]["metrics"]:
-            if metric["type"] != "Pods":
-                continue
-            name = metric["pods"]["metric"]["name"]
-            if name not in served:
+            name = metric["pods"]["metric"]["name"] if metric["type"] == "Pods" else None
+            if name is not None and name not in served:
                 problems.append(
                     f"{ref(hpa)}: metric {name} is served by no prometheus-adapter rule"
                 )
-            elif served[name] not in records:
+            elif name is not None and served[name] not in records:
                 problems.append(
                     f"{ref(hpa)}: metric {name} comes from {served[name]}, which no rule records"
                 )
     for scaled in by_kind(objects, "ScaledObject"):
         for trigger in scaled["spec"]["triggers"]:
-            if trigger["type"] != "prometheus":
-                continue
-            for series in set(re.findall(r"\bcarprice:[a-z0-9_:]+", trigger["metadata"]["query"])):
-                if series not in records:
-                    problems.append(f"{ref(scaled)}: query reads {series}, which no rule records")
-            namespaces = set(re.findall(r'namespace="([^"]+)"', trigger["metadata"]["query"]))
-            if namespaces != {scaled["metadata"]["namespace"]}:
+            query = trigger["metadata"]["query"] if trigger["type"] == "prometheus" else ""
+            for series in sorted(set(re.findall(r"\bcarprice:[a-z0-9_:]+", query)) - records):
+                problems.append(f"{ref(scaled)}: query reads {series}, which no rule records")
+            namespaces = set(re.findall(r'namespace="([^"]+)"', query))
+            if query and namespaces != {scaled["metadata"]["namespace"]}:
                 problems.append(f"{ref(scaled)}: query filters namespaces {namespaces}")
     return problems
 
