@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps run train serve test lint format bench drift-demo
+.PHONY: help uv setup system-deps run train serve test lint format bench drift-demo manifests
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,3 +56,9 @@ bench: setup  ## Run the benchmarks (model-level and Locust side by side).
 
 drift-demo: train  ## The drift loop on the real data: replay 2020 and 2022, drift, retrain, reload.
 	$(UV) run --frozen python scripts/drift_demo.py
+
+# OVERLAY: a folder of k8s/overlays (dev, prod, keda); `make -s manifests OVERLAY=prod | kubectl apply -f -`
+# (-s: make's own echo of the setup step would go into the pipe).
+OVERLAY ?= dev
+manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), rules included.
+	@$(UV) run --frozen python -m k8s.render k8s/overlays/$(OVERLAY)

@@ -20,6 +20,15 @@ from shared_schema import SCHEMA_VERSION
 logger = logging.getLogger(__name__)
 
 
+def drain_seconds(settings: Settings) -> float:
+    """The longest a request can take, so the longest shutdown waits for those in flight.
+
+    Its body, its wait in the queue, then a run. A Kubernetes pod's termination grace period
+    must exceed it (k8s/base/deployment.yaml).
+    """
+    return settings.body_timeout_s + settings.request_deadline_ms / 1e3 + 1.0
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the price API.
 
@@ -36,8 +45,7 @@ def create_app(settings: Settings) -> Litestar:
     predictor = Predictor(settings, holder, metrics)
     lag = LagMonitor(settings.shed_lag_ms)
     inflight = InFlight()
-    # The longest a request can take: its body, its wait in the queue, then a run.
-    drain_s = settings.body_timeout_s + settings.request_deadline_ms / 1e3 + 1.0
+    drain_s = drain_seconds(settings)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

@@ -1,0 +1,493 @@
+"""Rendering and checks of the k8s/ manifests against the schemas and the code they deploy.
+
+Each check takes what it reads as arguments (rendered objects, the rules folder) so that the
+bad-input tests can run it on broken copies; each returns its problems, every one naming the
+object and the offending name, and an empty list when there is none.
+"""
+
+import re
+import shutil
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import jsonschema
+import kubernetes_validate
+import msgspec
+import yaml
+
+from car_price.settings import Settings as DagSettings
+from inference.app import create_app, drain_seconds
+from inference.settings import Settings
+from k8s import render
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+K8S: Final = ROOT / "k8s"
+RULES: Final = render.RULES_DIR
+#: The Kubernetes version every built-in object is validated against: the oldest the manifests
+#: need (the preStop `sleep` action is GA from 1.34).
+KUBERNETES_VERSION: Final = "1.34.0"
+#: The folder of prometheus-adapter's rules ConfigMap, a kustomization of its own.
+ADAPTER: Final = "prometheus-adapter"
+
+Manifest = dict[str, Any]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def overlays(k8s_dir: Path = K8S) -> list[str]:
+    """The overlays: every folder of k8s/overlays with a kustomization."""
+    return sorted(
+        p.name for p in (k8s_dir / "overlays").iterdir() if (p / "kustomization.yaml").exists()
+    )
+
+
+def render_overlay(name: str, k8s_dir: Path = K8S, rules_dir: Path = RULES) -> list[Manifest]:
+    """One overlay as `make manifests` renders it."""
+    return render.render(k8s_dir / "overlays" / name, rules_dir)
+
+
+@cache
+def rendered(name: str) -> tuple[Manifest, ...]:
+    """The repository's overlay `name` (or the adapter's folder), rendered once per session."""
+    path = K8S / ADAPTER if name == ADAPTER else K8S / "overlays" / name
+    return tuple(render.render(path))
+
+
+def adapter_rules(k8s_dir: Path = K8S) -> list[dict[str, Any]]:
+    """prometheus-adapter's rules, from the ConfigMap its kustomization renders."""
+    (config_map,) = render.kustomize(k8s_dir / ADAPTER)
+    return list(yaml.safe_load(config_map["data"]["config.yaml"])["rules"])
+
+
+def recorded(rules_dir: Path = RULES) -> set[str]:
+    """The series the recording rules record."""
+    return {
+        rule["record"]
+        for path in sorted(rules_dir.glob("*.yml"))
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
+def by_kind(
+    objects: Iterator[Manifest] | tuple[Manifest, ...] | list[Manifest], kind: str
+) -> list[Manifest]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def ref(obj: Manifest) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """Copies of k8s/ and monitoring/rules/ to break; returns (k8s dir, rules dir)."""
+    k8s_dir = tmp_path / "k8s"
+    shutil.copytree(K8S, k8s_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(RULES, rules_dir)
+    return k8s_dir, rules_dir
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace `old` (which must be there) with `new` in a copied file."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+
+def _strict(schema: Any) -> Any:
+    """The CRD schema with unknown fields rejected where the API server rejects them.
+
+    That is, as kubectl's strict field validation does: in objects with `properties` that do
+    not preserve unknown fields.
+    """
+    if isinstance(schema, dict):
+        out = {key: _strict(value) for key, value in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    return schema
+
+
+@cache
+def crd_schemas() -> dict[tuple[str, str], Any]:
+    """The vendored CRD schemas (k8s/crds/) by (apiVersion, kind)."""
+    schemas = {}
+    for path in sorted((K8S / "crds").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        schemas[(f"{doc['group']}/{doc['version']}", doc["kind"])] = _strict(doc["openAPIV3Schema"])
+    return schemas
+
+
+def schema_problems(obj: Manifest) -> list[str]:
+    """A built-in object against Kubernetes' schema, a custom one against its CRD's."""
+    schema = crd_schemas().get((obj["apiVersion"], obj["kind"]))
+    if schema is not None:
+        validator = jsonschema.Draft7Validator(schema)
+        return [
+            f"{ref(obj)}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+            for error in validator.iter_errors(obj)
+        ]
+    try:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"{ref(obj)}: no schema for {obj['apiVersion']} {obj['kind']} (vendor its CRD)"]
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(map(str, error.path))
+        return [f"{ref(obj)}: {path}: {error.message}"]
+    return []
+
+
+# --- what the pods run -----------------------------------------------------------------------
+
+
+def server_container(objects: tuple[Manifest, ...] | list[Manifest]) -> tuple[Manifest, Manifest]:
+    """The Deployment and its `server` container."""
+    (deployment,) = by_kind(objects, "Deployment")
+    (container,) = [
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "server"
+    ]
+    return deployment, container
+
+
+def image_env() -> dict[str, str]:
+    """The ENV the inference image's final stage sets (inference/Dockerfile)."""
+    text = (ROOT / "inference" / "Dockerfile").read_text(encoding="utf-8")
+    final_stage = text.rsplit("\nFROM ", 1)[1].replace("\\\n", " ")
+    return {
+        name: value
+        for line in final_stage.splitlines()
+        if line.startswith("ENV ")
+        for name, value in re.findall(r"\b([A-Z_]+)=(\S+)", line)
+    }
+
+
+def server_env(objects: tuple[Manifest, ...] | list[Manifest]) -> dict[str, str]:
+    """The server's environment in a pod: the image's ENV, the ConfigMap's, the container's."""
+    _, container = server_container(objects)
+    maps = {cm["metadata"]["name"]: cm for cm in by_kind(objects, "ConfigMap")}
+    env = image_env()
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]].get("data", {}))
+    env.update(
+        {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
+    )
+    return env
+
+
+@cache
+def get_routes() -> frozenset[str]:
+    """The paths the app answers GET on, read from the app itself."""
+    app = create_app(Settings())
+    return frozenset(route.path for route in app.routes if "GET" in getattr(route, "methods", ()))
+
+
+def dag_settings() -> DagSettings:
+    """The Airflow DAGs' defaults: their namespace and claims are the server's too."""
+    return DagSettings()
+
+
+def msgspec_default(field: str) -> Any:
+    """A Settings field's declared default (None for a machine-dependent default factory)."""
+    info = {f.name: f for f in msgspec.structs.fields(Settings)}[field]
+    return None if info.default is msgspec.NODEFAULT else info.default
+
+
+# --- cross-references ------------------------------------------------------------------------
+
+Objects = tuple[Manifest, ...] | list[Manifest]
+
+
+def pod_labels(objects: Objects) -> list[dict[str, str]]:
+    return [d["spec"]["template"]["metadata"]["labels"] for d in by_kind(objects, "Deployment")]
+
+
+def selector_problems(objects: Objects) -> list[str]:
+    """Every selector picks the Deployment's pods; every scale target is a rendered Deployment."""
+    problems = []
+    pods = pod_labels(objects)
+
+    def check(owner: str, selector: dict[str, str]) -> None:
+        if not any(selector.items() <= labels.items() for labels in pods):
+            problems.append(f"{owner}: selector {selector} matches no pod template")
+
+    for deployment in by_kind(objects, "Deployment"):
+        spec = deployment["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        if not spec["selector"]["matchLabels"].items() <= labels.items():
+            problems.append(f"{ref(deployment)}: selector does not match its own pod template")
+        for constraint in spec["template"]["spec"].get("topologySpreadConstraints", []):
+            check(f"{ref(deployment)} topology spread", constraint["labelSelector"]["matchLabels"])
+    for service in by_kind(objects, "Service"):
+        check(ref(service), service["spec"]["selector"])
+    for kind, path in [
+        ("PodDisruptionBudget", ("selector",)),
+        ("NetworkPolicy", ("podSelector",)),
+        ("PodMonitor", ("selector",)),
+    ]:
+        for obj in by_kind(objects, kind):
+            check(ref(obj), obj["spec"][path[0]]["matchLabels"])
+    deployments = {d["metadata"]["name"] for d in by_kind(objects, "Deployment")}
+    for obj in by_kind(objects, "HorizontalPodAutoscaler") + by_kind(objects, "ScaledObject"):
+        target = obj["spec"]["scaleTargetRef"]
+        if target["kind"] != "Deployment" or target["name"] not in deployments:
+            problems.append(f"{ref(obj)}: scales {target['kind']}/{target['name']}, not rendered")
+    return problems
+
+
+def scrape_config() -> dict[str, Any]:
+    """monitoring/prometheus-kubernetes.yml, which scrapes the pods without the Operator."""
+    path = ROOT / "monitoring" / "prometheus-kubernetes.yml"
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def _kept(source_label: str) -> re.Pattern[str]:
+    (job,) = scrape_config()["scrape_configs"]
+    (relabel,) = [
+        r
+        for r in job["relabel_configs"]
+        if r.get("action") == "keep" and r["source_labels"] == [source_label]
+    ]
+    return re.compile(relabel["regex"])
+
+
+def scrape_problems(objects: Objects) -> list[str]:
+    """The pods and the Service carry the label and port name prometheus-kubernetes.yml keeps."""
+    problems = []
+    _, container = server_container(objects)
+    port_name = _kept("__meta_kubernetes_pod_container_port_name")
+    if not any(port_name.fullmatch(port["name"]) for port in container["ports"]):
+        problems.append(f"no container port name matches {port_name.pattern}")
+    for service in by_kind(objects, "Service"):
+        for port in service["spec"]["ports"]:
+            if not port_name.fullmatch(port["name"]):
+                problems.append(
+                    f"{ref(service)}: port name {port['name']!r} is not {port_name.pattern}"
+                )
+    app = _kept("__meta_kubernetes_pod_label_app")
+    if not any(app.fullmatch(labels.get("app", "")) for labels in pod_labels(objects)):
+        problems.append(f"no pod label app matches {app.pattern}")
+    return problems
+
+
+def port_problems(objects: Objects) -> list[str]:
+    """Named ports resolve to the container's, which listens on the server's PORT."""
+    problems = []
+    _, container = server_container(objects)
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    wanted = Settings.from_env(server_env(objects)).port
+    if wanted not in ports.values():
+        problems.append(f"container server: no port is the server's PORT {wanted}")
+
+    def check(owner: str, port: Any) -> None:
+        if isinstance(port, str) and port not in ports:
+            problems.append(f"{owner}: port {port!r} is not a container port name")
+
+    for service in by_kind(objects, "Service"):
+        for port in service["spec"]["ports"]:
+            check(ref(service), port["targetPort"])
+    for policy in by_kind(objects, "NetworkPolicy"):
+        for rule in policy["spec"].get("ingress", []):
+            for port in rule.get("ports", []):
+                check(ref(policy), port["port"])
+    for monitor in by_kind(objects, "PodMonitor"):
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            check(ref(monitor), endpoint["port"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if probe in container:
+            check(f"server {probe}", container[probe]["httpGet"]["port"])
+    return problems
+
+
+def probe_problems(objects: Objects) -> list[str]:
+    """Every probe's path is a GET route of the app (read from `create_app`)."""
+    _, container = server_container(objects)
+    problems = []
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if probe not in container:
+            problems.append(f"server has no {probe}")
+            continue
+        path = container[probe]["httpGet"]["path"]
+        if path not in get_routes():
+            problems.append(f"server {probe}: path {path} is not a GET route of the app")
+    return problems
+
+
+def quantity(value: str) -> float:
+    """A Kubernetes quantity as a number (the suffixes the manifests use)."""
+    suffixes = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in suffixes.items():
+        if value.endswith(suffix):
+            return float(value.removesuffix(suffix)) * factor
+    return float(value)
+
+
+SERIES: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def adapter_metrics(adapter: list[dict[str, Any]]) -> dict[str, str]:
+    """The custom metrics prometheus-adapter serves, each with the series it reads."""
+    served = {}
+    for rule in adapter:
+        series = SERIES.match(rule["seriesQuery"].strip("'\""))
+        source = series.group(0) if series else rule["seriesQuery"]
+        served[rule["name"].get("as") or source] = source
+    return served
+
+
+def metric_problems(
+    objects: Objects, adapter: list[dict[str, Any]], records: set[str]
+) -> list[str]:
+    """Every metric the autoscalers read comes from a series a recording rule records.
+
+    The HPA's Pods metrics through a prometheus-adapter rule; KEDA's query directly.
+    """
+    served = adapter_metrics(adapter)
+    problems = [
+        f"prometheus-adapter rule {name}: {series} is recorded by no rule"
+        for name, series in served.items()
+        if series not in records
+    ]
+    for hpa in by_kind(objects, "HorizontalPodAutoscaler"):
+        for metric in hpa["spec"]["metrics"]:
+            name = metric["pods"]["metric"]["name"] if metric["type"] == "Pods" else None
+            if name is not None and name not in served:
+                problems.append(
+                    f"{ref(hpa)}: metric {name} is served by no prometheus-adapter rule"
+                )
+            elif name is not None and served[name] not in records:
+                problems.append(
+                    f"{ref(hpa)}: metric {name} comes from {served[name]}, which no rule records"
+                )
+    for scaled in by_kind(objects, "ScaledObject"):
+        for trigger in scaled["spec"]["triggers"]:
+            query = trigger["metadata"]["query"] if trigger["type"] == "prometheus" else ""
+            for series in sorted(set(re.findall(r"\bcarprice:[a-z0-9_:]+", query)) - records):
+                problems.append(f"{ref(scaled)}: query reads {series}, which no rule records")
+            namespaces = set(re.findall(r'namespace="([^"]+)"', query))
+            if query and namespaces != {scaled["metadata"]["namespace"]}:
+                problems.append(f"{ref(scaled)}: query filters namespaces {namespaces}")
+    return problems
+
+
+def settings_problems(objects: Objects) -> list[str]:
+    """The ConfigMap sets real server settings, each only where it differs, all valid."""
+    problems = []
+    image = image_env()
+    for config_map in by_kind(objects, "ConfigMap"):
+        for key, value in config_map.get("data", {}).items():
+            field = key.lower()
+            if field not in Settings.__struct_fields__:
+                problems.append(f"{ref(config_map)}: {key} is not a server setting")
+                continue
+            parsed = getattr(Settings.from_env({key: value}), field)
+            if parsed == msgspec_default(field) or image.get(key) == value:
+                problems.append(f"{ref(config_map)}: {key}={value} is already the default")
+    try:
+        Settings.from_env(server_env(objects))
+    except ValueError as error:
+        problems.append(f"server environment: {error}")
+    return problems
+
+
+def volume_problems(objects: Objects) -> list[str]:
+    """The model and the prediction log are mounted where the server reads and writes them.
+
+    From the claims (and the folder) the Airflow DAGs write and read, in their namespace.
+    """
+    problems = []
+    dags = dag_settings()
+    env = server_env(objects)
+    settings = Settings.from_env(env)
+    deployment, container = server_container(objects)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    # The data claim holds the project's data/ (the training image's /app/data volume).
+    bundle = Path(params["paths"]["serving_bundle"]).relative_to("data").as_posix()
+    expected = [
+        (settings.model_dir, dags.data_claim, bundle, True),
+        (settings.prediction_log_dir, dags.log_claim, None, False),
+    ]
+    claims = {c["metadata"]["name"] for c in by_kind(objects, "PersistentVolumeClaim")}
+    for path, claim, sub_path, read_only in expected:
+        mount = mounts.get(str(path))
+        if mount is None:
+            problems.append(f"server: nothing mounted at {path}")
+            continue
+        source = volumes[mount["name"]].get("persistentVolumeClaim", {})
+        if source.get("claimName") != claim or claim not in claims:
+            problems.append(f"server: {path} is not the rendered claim {claim}")
+        if mount.get("subPath") != sub_path:
+            problems.append(f"server: {path} mounts subPath {mount.get('subPath')}, not {sub_path}")
+        if mount.get("readOnly", False) != read_only:
+            problems.append(f"server: {path} readOnly should be {read_only}")
+    for obj in objects:
+        namespace = obj["metadata"].get("namespace")
+        if namespace is not None and namespace != dags.namespace:
+            problems.append(f"{ref(obj)}: namespace {namespace}, not the DAGs' {dags.namespace}")
+    return problems
+
+
+def pod_problems(objects: Objects, benchmark: dict[str, Any]) -> list[str]:
+    """Shutdown outlasts the server's drain; security settings; resources fit the benchmark."""
+    problems = []
+    deployment, container = server_container(objects)
+    pod = deployment["spec"]["template"]["spec"]
+    settings = Settings.from_env(server_env(objects))
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    if pod["terminationGracePeriodSeconds"] <= pre_stop + drain_seconds(settings):
+        problems.append(
+            f"terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} <= preStop "
+            f"{pre_stop} s + the server's drain {drain_seconds(settings)} s"
+        )
+    image_user = re.search(r"--uid (\d+)", (ROOT / "inference" / "Dockerfile").read_text())
+    uid = int(image_user.group(1)) if image_user else None
+    security = pod["securityContext"]
+    if (security.get("runAsNonRoot"), security.get("runAsUser")) != (True, uid):
+        problems.append(f"pod must run as non-root as the image's user {uid}")
+    if security.get("seccompProfile") != {"type": "RuntimeDefault"}:
+        problems.append("pod seccompProfile is not RuntimeDefault")
+    own = container["securityContext"]
+    if (own.get("allowPrivilegeEscalation"), own.get("readOnlyRootFilesystem")) != (False, True):
+        problems.append("server may escalate privileges or write its root filesystem")
+    if own.get("capabilities") != {"drop": ["ALL"]}:
+        problems.append("server keeps Linux capabilities")
+    if pod.get("automountServiceAccountToken") is not False:
+        problems.append("pod mounts a service account token")
+    resources = container["resources"]
+    if resources["requests"] != resources["limits"]:
+        problems.append("requests differ from limits (not Guaranteed QoS)")
+    if quantity(str(resources["requests"]["cpu"])) != settings.workers:
+        problems.append(
+            f"cpu {resources['requests']['cpu']} is not one core per worker ({settings.workers})"
+        )
+    memory = benchmark["memory_after_load"]
+    needed_mib = memory["supervisor_rss_mb"] + settings.workers * memory["max_worker_rss_mb"]
+    limit_mib = quantity(resources["limits"]["memory"]) / 2**20
+    if limit_mib < needed_mib * 1.25:
+        problems.append(
+            f"memory limit {limit_mib:.0f} MiB < 1.25 x measured RSS {needed_mib:.0f} MiB"
+        )
+    return problems
+
+
+def newest_benchmark() -> dict[str, Any]:
+    """The server's figures in the newest benchmark run (benchmarks/results/<date>-<host>.json)."""
+    import json
+
+    runs = sorted((ROOT / "benchmarks" / "results").glob("[0-9]*-*.json"))
+    return dict(json.loads(runs[-1].read_text(encoding="utf-8"))["servers"]["ours"])

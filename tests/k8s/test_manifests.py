@@ -1,0 +1,231 @@
+"""The k8s/ manifests render, validate against their schemas and agree with the code they run."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8s import render
+
+from .manifests import (
+    ADAPTER,
+    K8S,
+    RULES,
+    adapter_rules,
+    broken_copy,
+    by_kind,
+    edit,
+    metric_problems,
+    newest_benchmark,
+    overlays,
+    pod_problems,
+    port_problems,
+    probe_problems,
+    quantity,
+    recorded,
+    render_overlay,
+    rendered,
+    schema_problems,
+    scrape_problems,
+    selector_problems,
+    settings_problems,
+    volume_problems,
+)
+
+OVERLAYS = overlays()
+
+
+def test_the_overlays_are_the_documented_ones() -> None:
+    """The overlays are dev (minikube), prod and KEDA, each documented in the README."""
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    assert set(OVERLAYS) == {"dev", "prod", "keda"}
+    for name in OVERLAYS:
+        assert f"overlays/{name}" in readme
+
+
+@pytest.mark.parametrize("name", [*OVERLAYS, ADAPTER])
+def test_every_object_validates_against_its_schema(name: str) -> None:
+    """Built-in kinds against Kubernetes' schemas, custom ones against the vendored CRDs."""
+    objects = rendered(name)
+    assert objects
+    assert [problem for obj in objects for problem in schema_problems(obj)] == []
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_cross_references_hold(name: str) -> None:
+    """Selectors, port names, probe paths, settings, volumes and sizing agree with the code."""
+    objects = rendered(name)
+    problems = [
+        *selector_problems(objects),
+        *port_problems(objects),
+        *scrape_problems(objects),
+        *probe_problems(objects),
+        *settings_problems(objects),
+        *volume_problems(objects),
+        *pod_problems(objects, newest_benchmark()),
+        *metric_problems(objects, adapter_rules(), recorded()),
+    ]
+    assert problems == []
+
+
+def test_prod_autoscales_on_the_recorded_p95_and_cpu() -> None:
+    """The prod overlay has the HPA on p95 and CPU, and the Operator's objects."""
+    objects = rendered("prod")
+    (hpa,) = by_kind(objects, "HorizontalPodAutoscaler")
+    assert {metric["type"] for metric in hpa["spec"]["metrics"]} == {"Pods", "Resource"}
+    assert {"scaleUp", "scaleDown"} <= hpa["spec"]["behavior"].keys()
+    (rule,) = by_kind(objects, "PrometheusRule")
+    rule_names = {
+        r.get("record") or r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]
+    }
+    assert recorded() <= rule_names
+    assert by_kind(objects, "PodMonitor")
+
+
+def test_keda_replaces_the_hpa_with_the_same_bounds_and_target() -> None:
+    """The KEDA overlay has no HPA of its own and scales like the base's HPA."""
+    objects = rendered("keda")
+    assert by_kind(objects, "HorizontalPodAutoscaler") == []
+    (scaled,) = by_kind(objects, "ScaledObject")
+    (hpa,) = by_kind(rendered("prod"), "HorizontalPodAutoscaler")
+    spec = scaled["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (
+        hpa["spec"]["minReplicas"],
+        hpa["spec"]["maxReplicas"],
+    )
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["spec"]["behavior"]
+    (pods_metric,) = [m for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    (trigger,) = [t for t in spec["triggers"] if t["type"] == "prometheus"]
+    target = quantity(pods_metric["pods"]["target"]["averageValue"])
+    assert float(trigger["metadata"]["threshold"]) == pytest.approx(target)
+
+
+def test_dev_is_one_local_pod_without_autoscaling() -> None:
+    """The dev overlay runs one pod of the minikube-built image, no HPA, no Operator objects."""
+    objects = rendered("dev")
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["imagePullPolicy"] == "Never"
+    assert not {"HorizontalPodAutoscaler", "PodMonitor", "PrometheusRule"} & {
+        obj["kind"] for obj in objects
+    }
+
+
+def test_podmonitor_scrapes_like_the_plain_prometheus_config() -> None:
+    """The PodMonitor's interval is the scrape interval the p95 rule's 1 m window assumes."""
+    config = yaml.safe_load(
+        (RULES.parent / "prometheus-kubernetes.yml").read_text(encoding="utf-8")
+    )
+    (monitor,) = by_kind(rendered("prod"), "PodMonitor")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["interval"] == config["global"]["scrape_interval"]
+
+
+# --- bad input: each fails with the name of the problem ---------------------------------------
+
+
+def test_missing_resource_fails_the_render_naming_it(tmp_path: Path) -> None:
+    """An overlay listing a file that is not there fails to render, naming the file."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        k8s_dir / "overlays" / "prod" / "kustomization.yaml",
+        "  - ../../base\n",
+        "  - ../../base\n  - gone.yaml\n",
+    )
+    with pytest.raises(render.RenderError, match=r"gone\.yaml"):
+        render_overlay("prod", k8s_dir, rules_dir)
+
+
+def test_hpa_metric_no_adapter_rule_serves_is_named(tmp_path: Path) -> None:
+    """An HPA reading a metric that no adapter rule serves is reported by that metric's name."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        k8s_dir / "base" / "hpa.yaml",
+        "name: carprice_request_duration_seconds_p95_per_pod",
+        "name: carprice_request_duration_seconds_p99_per_pod",
+    )
+    problems = metric_problems(
+        render_overlay("prod", k8s_dir, rules_dir), adapter_rules(k8s_dir), recorded(rules_dir)
+    )
+    assert problems
+    assert all("carprice_request_duration_seconds_p99_per_pod" in p for p in problems)
+
+
+def test_hpa_metric_whose_series_no_rule_records_is_named(tmp_path: Path) -> None:
+    """Without the recording rule, the HPA's metric is reported with the missing series' name."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        rules_dir / "recording.yml",
+        "- record: carprice:request_duration_seconds:p95_per_pod",
+        "- record: carprice:request_duration_seconds:p95_by_pod",
+    )
+    for overlay in ("prod", "keda"):
+        problems = metric_problems(
+            render_overlay(overlay, k8s_dir, rules_dir), adapter_rules(k8s_dir), recorded(rules_dir)
+        )
+        assert problems, overlay
+        assert all("carprice:request_duration_seconds:p95_per_pod" in p for p in problems)
+
+
+def test_probe_path_the_app_does_not_serve_is_named(tmp_path: Path) -> None:
+    """A readiness probe on a path the app has no GET route for is reported with the path."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(k8s_dir / "base" / "deployment.yaml", "path: /ready\n", "path: /readyz\n")
+    problems = probe_problems(render_overlay("prod", k8s_dir, rules_dir))
+    assert problems == ["server readinessProbe: path /readyz is not a GET route of the app"]
+
+
+def test_setting_the_server_does_not_have_is_named(tmp_path: Path) -> None:
+    """A ConfigMap key that is no server setting, or repeats a default, is reported by name."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        k8s_dir / "base" / "server.env",
+        "WORKERS=1\n",
+        "WORKERS=1\nWORKER_COUNT=2\nBATCH_LIMIT=1000\n",
+    )
+    problems = settings_problems(render_overlay("prod", k8s_dir, rules_dir))
+    assert len(problems) == 2
+    assert any("WORKER_COUNT is not a server setting" in p for p in problems)
+    assert any("BATCH_LIMIT=1000 is already the default" in p for p in problems)
+
+
+def test_object_breaking_its_schema_is_named(tmp_path: Path) -> None:
+    """A misspelt field fails schema validation, built-in or custom, naming the object."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(k8s_dir / "base" / "pdb.yaml", "maxUnavailable: 1", "maxUnavailble: 1")
+    edit(
+        k8s_dir / "components" / "prometheus-operator" / "podmonitor.yaml", "interval:", "intervl:"
+    )
+    objects = render_overlay("prod", k8s_dir, rules_dir)
+    problems = [problem for obj in objects for problem in schema_problems(obj)]
+    assert len(problems) == 2
+    assert problems[0].startswith("PodDisruptionBudget/car-price:")
+    assert "maxUnavailble" in problems[0]
+    assert problems[1].startswith("PodMonitor/car-price:")
+    assert "intervl" in problems[1]
+
+
+def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
+    """A Service selecting no pod or naming ports wrongly, a too-short grace period: named."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        k8s_dir / "base" / "service.yaml",
+        "  selector:\n    app: car-price",
+        "  selector:\n    app: car-prices",
+    )
+    edit(k8s_dir / "base" / "service.yaml", "targetPort: http", "targetPort: web")
+    edit(k8s_dir / "base" / "service.yaml", "- name: http", "- name: api")
+    edit(
+        k8s_dir / "base" / "deployment.yaml",
+        "terminationGracePeriodSeconds: 30",
+        "terminationGracePeriodSeconds: 10",
+    )
+    objects = render_overlay("prod", k8s_dir, rules_dir)
+    assert selector_problems(objects) == [
+        "Service/car-price: selector {'app': 'car-prices'} matches no pod template"
+    ]
+    assert port_problems(objects) == ["Service/car-price: port 'web' is not a container port name"]
+    assert scrape_problems(objects) == ["Service/car-price: port name 'api' is not http"]
+    (grace,) = pod_problems(objects, newest_benchmark())
+    assert grace.startswith("terminationGracePeriodSeconds 10 <= preStop 5 s")
