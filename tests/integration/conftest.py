@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 #: The installed `car-serve` of the environment running the tests.
 CAR_SERVE = Path(sys.executable).with_name("car-serve")
+#: The per-pod proxy's configuration, the file docker-compose and the Kubernetes sidecar use.
+HAPROXY_CFG = Path(__file__).parents[2] / "inference" / "haproxy" / "haproxy.cfg"
 
 
 def free_port() -> int:
@@ -125,3 +129,46 @@ def serve(
     finally:
         if process.poll() is None:
             stop(process)
+
+
+def listening(port: int) -> bool:
+    """Something accepts TCP connections on this loopback port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def haproxy(upstream: str, log: Path, *, max_in_flight: int) -> Iterator[str]:
+    """Run HAProxy with the repository's config in front of `upstream`; yield its URL.
+
+    Args:
+        upstream: The server's address, host:port.
+        log: File that receives HAProxy's log (errors and 503s only, see the config).
+        max_in_flight: `PROXY_MAX_IN_FLIGHT`, the bound on prediction requests in flight.
+    """
+    binary = shutil.which("haproxy")
+    if binary is None:
+        pytest.fail("haproxy not found: install Debian's 'haproxy' (make system-deps)")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PROXY_HOST": "127.0.0.1",
+        "PROXY_PORT": str(port),
+        "PROXY_UPSTREAM": upstream,
+        "PROXY_MAX_IN_FLIGHT": str(max_in_flight),
+    }
+    with log.open("wb") as output:
+        # -db: in the foreground, as in a container.
+        process = subprocess.Popen(
+            [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=output, stderr=output
+        )
+
+    def started() -> bool:
+        assert process.poll() is None, log.read_text()
+        return listening(port)
+
+    try:
+        wait_for(started, "haproxy to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)

@@ -3,6 +3,10 @@
 h2load keeps a fixed request rate per connection (`--rps`) and logs every request's status
 and time, so a test can offer a known load and read what was accepted, how fast, and what
 was refused. Debian's `nghttp2-client` has it (`make system-deps` installs it).
+
+At a fixed rate, the connections are opened spread over one rate interval: h2load ticks every
+connection's rate from when it connected, so connections opened together send together, and
+100 of them at 50/s would offer their load as one burst of 100 every 20 ms, not a steady flow.
 """
 
 import shutil
@@ -59,17 +63,46 @@ def h2load(
         binary,
         "--h1",
         f"--clients={clients}",
-        f"--duration={seconds:g}",
         f"--data={CAR}",
         "--header=content-type: application/json",
         f"--log-file={log}",
         url,
     ]
-    if rps_per_client is not None:
-        command.insert(2, f"--rps={rps_per_client:g}")
+    if rps_per_client is None:
+        command.insert(2, f"--duration={seconds:g}")
+    else:
+        # `--rate` (connections opened per period, whole milliseconds) excludes `--duration`:
+        # the length comes from the number of requests instead.
+        per_period = max(1, round(clients * rps_per_client / 1e3))
+        period_ms = max(1, round(1e3 * per_period / (clients * rps_per_client)))
+        command[2:2] = [
+            f"--rps={rps_per_client:g}",
+            f"--rate={per_period}",
+            f"--rate-period={period_ms}ms",
+            f"--requests={clients * max(1, round(rps_per_client * seconds))}",
+        ]
     subprocess.run(command, check=True, capture_output=True, timeout=seconds + 60)
-    requests = []
+    requests, first, last = [], float("inf"), 0.0
     for line in log.read_text().splitlines():
-        _, status, micros = line.split("\t")
-        requests.append((int(status), int(micros) / 1e6))
-    return LoadResult(requests, seconds)
+        start, status, micros = (int(field) for field in line.split("\t"))
+        requests.append((status, micros / 1e6))
+        first, last = min(first, start), max(last, start + micros)
+    # What it took, which is longer than asked when the answers come slower than the rate.
+    return LoadResult(requests, max(seconds, (last - first) / 1e6))
+
+
+def describe(name: str, result: LoadResult) -> str:
+    """One line of what a run sent and how it was answered, for `pytest -s`."""
+    return (
+        f"{name}: {len(result.requests) / result.duration_s:.0f} req/s sent, "
+        f"200: {result.rate(200):.0f}/s p95 {result.p95(200) * 1e3:.1f} ms, "
+        f"503: {result.rate(503):.0f}/s p95 {result.p95(503) * 1e3:.1f} ms"
+    )
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")

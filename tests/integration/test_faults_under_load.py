@@ -15,27 +15,11 @@ import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 
 from .conftest import serve, wait_for
-from .load import CAR, LoadResult, h2load
+from .load import CAR, describe, h2load, rss_mib
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PREDICT_200 = 'carprice_http_requests_total{endpoint="/predict",status="200"}'
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def describe(name: str, result: LoadResult) -> str:
-    return (
-        f"{name}: {len(result.requests) / result.duration_s:.0f} req/s sent, "
-        f"200: {result.rate(200):.0f}/s p95 {result.p95(200) * 1e3:.1f} ms, "
-        f"503: {result.rate(503):.0f}/s p95 {result.p95(503) * 1e3:.1f} ms"
-    )
 
 
 def test_overload_sheds_fast_503s_and_keeps_accepted_latency(

@@ -77,20 +77,32 @@ def test_dashboard_panels_are_complete() -> None:
             assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
-def test_compose_wires_server_prometheus_and_grafana() -> None:
-    """docker-compose mounts files that exist, and Prometheus scrapes the compose server."""
+def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
+    """docker-compose mounts files that exist; clients reach the server through the proxy."""
     compose = _load(ROOT / "docker-compose.yml")
     services = compose["services"]
-    assert set(services) == {"server", "prometheus", "grafana"}
+    assert set(services) == {"proxy", "server", "prometheus", "grafana"}
     assert services["server"]["build"]["dockerfile"] == "inference/Dockerfile"
     for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("./monitoring"):
-                assert (ROOT / source).exists(), volume
+            if source.startswith(("./monitoring", "./inference")):
+                assert (ROOT / source).is_file() or (ROOT / source).is_dir(), volume
     (job,) = _load(MONITORING / "prometheus.yml")["scrape_configs"]
     (static,) = job["static_configs"]
     assert static["targets"] == ["server:8000"]
-    assert "8000:8000" in services["server"]["ports"]
+    assert "8000" in services["server"]["expose"]
+    assert "ports" not in services["server"]  # only through the proxy
+    proxy = services["proxy"]
+    # The official image reads this path; the file is the one the integration tests run.
+    assert (
+        "./inference/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"
+        in (proxy["volumes"])
+    )
+    assert proxy["environment"]["PROXY_UPSTREAM"] == "server:8000"
+    assert f"8000:{proxy['environment']['PROXY_PORT']}" in proxy["ports"]
+    # 4 prediction requests in flight per worker (inference/haproxy/haproxy.cfg).
+    workers = int(services["server"]["environment"]["WORKERS"])
+    assert int(proxy["environment"]["PROXY_MAX_IN_FLIGHT"]) == 4 * workers
     datasources = _load(MONITORING / "grafana/provisioning/datasources/prometheus.yml")
     assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
