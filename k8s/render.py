@@ -5,6 +5,11 @@ k8s/overlays/prod`. The rules live once, in monitoring/rules/ (promtool-tested t
 kustomize cannot turn files outside k8s/ into a custom resource without a committed copy, so
 this step wraps their groups into a PrometheusRule for every overlay that uses the Prometheus
 Operator (renders a PodMonitor), in the PodMonitor's namespace and with its labels.
+
+The proxy's ConfigMap is kustomize's own (`configMapGenerator` in base/, from
+inference/haproxy/haproxy.cfg): kustomize names it by a hash of the content, so a change to the
+config rolls the pods. Reading a file outside k8s/ needs `--load-restrictor
+LoadRestrictionsNone`, which this step passes; a plain `kubectl apply -k` refuses the base.
 """
 
 import argparse
@@ -37,9 +42,9 @@ def kustomize(path: Path) -> list[Manifest]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise RenderError("kubectl not found (the `test` dependency group installs it)")
-    done = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False
-    )
+    # The base reads the proxy's config from inference/haproxy/, outside k8s/ (module docstring).
+    command = [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RenderError(f"kubectl kustomize {path}: {done.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..proxy_bound import HAPROXY_CFG
+
 #: The installed `car-serve` of the environment running the tests.
 CAR_SERVE = Path(sys.executable).with_name("car-serve")
-#: The per-pod proxy's configuration, the file docker-compose and the Kubernetes sidecar use.
-HAPROXY_CFG = Path(__file__).parents[2] / "inference" / "haproxy" / "haproxy.cfg"
 
 
 def free_port() -> int:

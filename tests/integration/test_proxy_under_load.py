@@ -15,13 +15,14 @@ import pytest
 from inference.encode import ErrorResponse
 from inference.errors import RETRY_AFTER_S
 
+from ..proxy_bound import in_flight_per_worker
 from .conftest import free_port, haproxy, serve
 from .load import CAR, describe, h2load, rss_mib
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-#: Prediction requests in flight per Granian worker (the config's comment says why 4).
-IN_FLIGHT_PER_WORKER = 4
+#: Prediction requests in flight per Granian worker, as the config states it (and says why).
+IN_FLIGHT_PER_WORKER = in_flight_per_worker()
 
 
 def test_proxy_503_has_the_servers_shape_and_retry_after(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from inference.app import create_app, drain_seconds
 from inference.settings import Settings
 from k8s import render
 
+from ..proxy_bound import HAPROXY_CFG, max_in_flight_problem
+
 ROOT: Final = Path(__file__).resolve().parents[2]
 K8S: Final = ROOT / "k8s"
 RULES: Final = render.RULES_DIR
@@ -30,8 +32,11 @@ RULES: Final = render.RULES_DIR
 KUBERNETES_VERSION: Final = "1.34.0"
 #: The folder of prometheus-adapter's rules ConfigMap, a kustomization of its own.
 ADAPTER: Final = "prometheus-adapter"
+#: The per-pod proxy's container, and its service in docker-compose.yml.
+PROXY: Final = "proxy"
 
 Manifest = dict[str, Any]
+Objects = tuple[Manifest, ...] | list[Manifest]
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -84,9 +89,15 @@ def ref(obj: Manifest) -> str:
 
 
 def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
-    """Copies of k8s/ and monitoring/rules/ to break; returns (k8s dir, rules dir)."""
+    """Copies of k8s/ and monitoring/rules/ to break; returns (k8s dir, rules dir).
+
+    The proxy's config goes along, where the base's relative path finds it.
+    """
     k8s_dir = tmp_path / "k8s"
     shutil.copytree(K8S, k8s_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    config = tmp_path / HAPROXY_CFG.relative_to(ROOT)
+    config.parent.mkdir(parents=True)
+    shutil.copy(HAPROXY_CFG, config)
     rules_dir = tmp_path / "rules"
     shutil.copytree(RULES, rules_dir)
     return k8s_dir, rules_dir
@@ -154,13 +165,21 @@ def schema_problems(obj: Manifest) -> list[str]:
 # --- what the pods run -----------------------------------------------------------------------
 
 
+def containers(objects: tuple[Manifest, ...] | list[Manifest]) -> dict[str, Manifest]:
+    """The Deployment's containers by name."""
+    (deployment,) = by_kind(objects, "Deployment")
+    return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+
+
 def server_container(objects: tuple[Manifest, ...] | list[Manifest]) -> tuple[Manifest, Manifest]:
     """The Deployment and its `server` container."""
     (deployment,) = by_kind(objects, "Deployment")
-    (container,) = [
-        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "server"
-    ]
-    return deployment, container
+    return deployment, containers(objects)["server"]
+
+
+def container_env(container: Manifest) -> dict[str, str]:
+    """A container's literal `env` values."""
+    return {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
 
 
 def image_env() -> dict[str, str]:
@@ -182,9 +201,7 @@ def server_env(objects: tuple[Manifest, ...] | list[Manifest]) -> dict[str, str]
     env = image_env()
     for source in container.get("envFrom", []):
         env.update(maps[source["configMapRef"]["name"]].get("data", {}))
-    env.update(
-        {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
-    )
+    env.update(container_env(container))
     return env
 
 
@@ -193,6 +210,38 @@ def get_routes() -> frozenset[str]:
     """The paths the app answers GET on, read from the app itself."""
     app = create_app(Settings())
     return frozenset(route.path for route in app.routes if "GET" in getattr(route, "methods", ()))
+
+
+def compose_proxy() -> dict[str, Any]:
+    """The proxy's service in docker-compose.yml: the image and config path the sidecar shares."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return dict(compose["services"][PROXY])
+
+
+def compose_config_path() -> str:
+    """Where the proxy's image reads its config, as docker-compose.yml mounts it."""
+    (target,) = [
+        volume.split(":")[1]
+        for volume in compose_proxy()["volumes"]
+        if volume.startswith(f"./{HAPROXY_CFG.relative_to(ROOT).as_posix()}:")
+    ]
+    return target
+
+
+def proxy_config(objects: Objects) -> str | None:
+    """The config the proxy container reads: the rendered ConfigMap's key it mounts, if any."""
+    (deployment,) = by_kind(objects, "Deployment")
+    proxy = containers(objects).get(PROXY)
+    mount = {m["mountPath"]: m for m in (proxy or {}).get("volumeMounts", [])}.get(
+        compose_config_path()
+    )
+    if mount is None:
+        return None
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    name = volumes[mount["name"]].get("configMap", {}).get("name")
+    maps = {cm["metadata"]["name"]: cm for cm in by_kind(objects, "ConfigMap")}
+    data = maps.get(name, {}).get("data", {})
+    return data.get(mount.get("subPath")) if isinstance(data, dict) else None
 
 
 def dag_settings() -> DagSettings:
@@ -207,8 +256,6 @@ def msgspec_default(field: str) -> Any:
 
 
 # --- cross-references ------------------------------------------------------------------------
-
-Objects = tuple[Manifest, ...] | list[Manifest]
 
 
 def pod_labels(objects: Objects) -> list[dict[str, str]]:
@@ -264,13 +311,28 @@ def _kept(source_label: str) -> re.Pattern[str]:
     return re.compile(relabel["regex"])
 
 
+def ops_paths(config: str) -> set[str]:
+    """The paths the proxy's config passes round its bound (`acl ops path ...`)."""
+    found = re.search(r"^\s*acl ops path (.+)$", config, re.MULTILINE)
+    return set(found.group(1).split()) if found else set()
+
+
 def scrape_problems(objects: Objects) -> list[str]:
-    """The pods and the Service carry the label and port name prometheus-kubernetes.yml keeps."""
+    """The pods and the Service carry the label and port name prometheus-kubernetes.yml keeps.
+
+    One port of the pod matches (one target per pod): the proxy's, whose config passes the
+    scrape path round its bound.
+    """
     problems = []
-    _, container = server_container(objects)
     port_name = _kept("__meta_kubernetes_pod_container_port_name")
-    if not any(port_name.fullmatch(port["name"]) for port in container["ports"]):
-        problems.append(f"no container port name matches {port_name.pattern}")
+    scraped = [
+        (name, port["name"])
+        for name, container in containers(objects).items()
+        for port in container.get("ports", [])
+        if port_name.fullmatch(port["name"])
+    ]
+    if [name for name, _ in scraped] != [PROXY]:
+        problems.append(f"container ports matching {port_name.pattern}: {scraped}, not the proxy's")
     for service in by_kind(objects, "Service"):
         for port in service["spec"]["ports"]:
             if not port_name.fullmatch(port["name"]):
@@ -280,21 +342,39 @@ def scrape_problems(objects: Objects) -> list[str]:
     app = _kept("__meta_kubernetes_pod_label_app")
     if not any(app.fullmatch(labels.get("app", "")) for labels in pod_labels(objects)):
         problems.append(f"no pod label app matches {app.pattern}")
+    config = proxy_config(objects)
+    paths = {scrape_config()["scrape_configs"][0]["metrics_path"]} | {
+        endpoint["path"]
+        for monitor in by_kind(objects, "PodMonitor")
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+    }
+    if config is not None and not paths <= ops_paths(config):
+        problems.append(
+            f"proxy: scrape paths {sorted(paths - ops_paths(config))} wait in its bound"
+        )
     return problems
 
 
 def port_problems(objects: Objects) -> list[str]:
-    """Named ports resolve to the container's, which listens on the server's PORT."""
+    """Named ports resolve to the right container's: the server's PORT, the proxy's `http`.
+
+    The Service and the NetworkPolicy admit traffic to the proxy only; each probe names a port
+    of its own container.
+    """
     problems = []
-    _, container = server_container(objects)
-    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    pod = containers(objects)
+    ports = {
+        name: {port["name"]: port["containerPort"] for port in container.get("ports", [])}
+        for name, container in pod.items()
+    }
     wanted = Settings.from_env(server_env(objects)).port
-    if wanted not in ports.values():
+    if wanted not in ports["server"].values():
         problems.append(f"container server: no port is the server's PORT {wanted}")
+    api = ports.get(PROXY, {})
 
     def check(owner: str, port: Any) -> None:
-        if isinstance(port, str) and port not in ports:
-            problems.append(f"{owner}: port {port!r} is not a container port name")
+        if port not in api and port not in api.values():
+            problems.append(f"{owner}: port {port!r} is not a port of the proxy container")
 
     for service in by_kind(objects, "Service"):
         for port in service["spec"]["ports"]:
@@ -306,9 +386,12 @@ def port_problems(objects: Objects) -> list[str]:
     for monitor in by_kind(objects, "PodMonitor"):
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             check(ref(monitor), endpoint["port"])
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        if probe in container:
-            check(f"server {probe}", container[probe]["httpGet"]["port"])
+    for name, container in pod.items():
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if probe in container:
+                action = container[probe].get("httpGet") or container[probe].get("tcpSocket")
+                if action["port"] not in ports[name]:
+                    problems.append(f"{name} {probe}: port {action['port']!r} is not its own")
     return problems
 
 
@@ -387,7 +470,11 @@ def settings_problems(objects: Objects) -> list[str]:
     """The ConfigMap sets real server settings, each only where it differs, all valid."""
     problems = []
     image = image_env()
+    _, container = server_container(objects)
+    env_maps = {source["configMapRef"]["name"] for source in container.get("envFrom", [])}
     for config_map in by_kind(objects, "ConfigMap"):
+        if config_map["metadata"]["name"] not in env_maps:
+            continue
         for key, value in config_map.get("data", {}).items():
             field = key.lower()
             if field not in Settings.__struct_fields__:
@@ -461,16 +548,23 @@ def pod_problems(objects: Objects, benchmark: dict[str, Any]) -> list[str]:
         problems.append(f"pod must run as non-root as the image's user {uid}")
     if security.get("seccompProfile") != {"type": "RuntimeDefault"}:
         problems.append("pod seccompProfile is not RuntimeDefault")
-    own = container["securityContext"]
-    if (own.get("allowPrivilegeEscalation"), own.get("readOnlyRootFilesystem")) != (False, True):
-        problems.append("server may escalate privileges or write its root filesystem")
-    if own.get("capabilities") != {"drop": ["ALL"]}:
-        problems.append("server keeps Linux capabilities")
+    for name, each in containers(objects).items():
+        own = each.get("securityContext", {})
+        if (own.get("allowPrivilegeEscalation"), own.get("readOnlyRootFilesystem")) != (
+            False,
+            True,
+        ):
+            problems.append(f"{name} may escalate privileges or write its root filesystem")
+        if own.get("capabilities") != {"drop": ["ALL"]}:
+            problems.append(f"{name} keeps Linux capabilities")
+        if own.get("runAsUser", security.get("runAsUser")) in (None, 0):
+            problems.append(f"{name} runs as root")
+        resources = each.get("resources", {})
+        if not resources or resources.get("requests") != resources.get("limits"):
+            problems.append(f"{name}: requests differ from limits (not Guaranteed QoS)")
     if pod.get("automountServiceAccountToken") is not False:
         problems.append("pod mounts a service account token")
     resources = container["resources"]
-    if resources["requests"] != resources["limits"]:
-        problems.append("requests differ from limits (not Guaranteed QoS)")
     if quantity(str(resources["requests"]["cpu"])) != settings.workers:
         problems.append(
             f"cpu {resources['requests']['cpu']} is not one core per worker ({settings.workers})"
@@ -483,6 +577,79 @@ def pod_problems(objects: Objects, benchmark: dict[str, Any]) -> list[str]:
             f"memory limit {limit_mib:.0f} MiB < 1.25 x measured RSS {needed_mib:.0f} MiB"
         )
     return problems
+
+
+def _proxy_config_problems(objects: Objects, proxy: Manifest) -> list[str]:
+    """Compose's image; the repo's config, a rendered ConfigMap, read-only at compose's path."""
+    (deployment,) = by_kind(objects, "Deployment")
+    problems = []
+    if proxy["image"] != compose_proxy()["image"]:
+        problems.append(f"proxy: image {proxy['image']}, not compose's {compose_proxy()['image']}")
+    path = compose_config_path()
+    mount = {m["mountPath"]: m for m in proxy.get("volumeMounts", [])}.get(path)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    config = proxy_config(objects)
+    if mount is None:
+        problems.append(f"proxy: nothing mounted at {path}")
+    elif not mount.get("readOnly", False):
+        problems.append(f"proxy: {path} is mounted writable")
+    if mount is not None and config is None:
+        name = volumes[mount["name"]].get("configMap", {}).get("name")
+        problems.append(f"proxy: {path} is not a key of a rendered ConfigMap (mounts {name})")
+    elif config is not None and config != HAPROXY_CFG.read_text(encoding="utf-8"):
+        problems.append(f"proxy: the config at {path} differs from {HAPROXY_CFG.relative_to(ROOT)}")
+    return problems
+
+
+def proxy_problems(objects: Objects) -> list[str]:
+    """The proxy runs compose's image on the repo's config, in front of this pod's server.
+
+    Its config is the rendered ConfigMap equal to inference/haproxy/haproxy.cfg, mounted
+    read-only where compose mounts it; it listens on its port `http` and forwards to the server
+    container's port with the documented bound; it outlives the server's drain.
+    """
+    (deployment,) = by_kind(objects, "Deployment")
+    pod = containers(objects)
+    proxy = pod.get(PROXY)
+    if proxy is None:
+        return ["Deployment has no proxy container"]
+    problems = _proxy_config_problems(objects, proxy)
+    env = container_env(proxy)
+    ports = {port["name"]: port["containerPort"] for port in proxy.get("ports", [])}
+    if env.get("PROXY_PORT") != str(ports.get("http")):
+        problems.append(f"proxy: PROXY_PORT {env.get('PROXY_PORT')} is not its port http")
+    server = Settings.from_env(server_env(objects))
+    server_ports = [port["containerPort"] for port in pod["server"].get("ports", [])]
+    upstream = f"127.0.0.1:{server.port}"
+    if env.get("PROXY_UPSTREAM") != upstream or server.port not in server_ports:
+        problems.append(
+            f"proxy: PROXY_UPSTREAM {env.get('PROXY_UPSTREAM')} is not the server container's "
+            f"port {upstream}"
+        )
+    workers = server_env(objects).get("WORKERS")
+    if workers is None:
+        problems.append("server: WORKERS is not set, so the proxy's bound cannot follow it")
+    else:
+        bound = max_in_flight_problem(env.get("PROXY_MAX_IN_FLIGHT", "0"), workers, PROXY)
+        problems += [bound] if bound else []
+    for probe in ("livenessProbe", "readinessProbe"):
+        if probe not in proxy:
+            problems.append(f"proxy has no {probe}")
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    own = pre_stop_seconds(proxy)
+    server_end = pre_stop_seconds(pod["server"]) + drain_seconds(server)
+    if own < server_end:
+        problems.append(f"proxy: preStop {own} s ends before the server's drain ({server_end} s)")
+    if grace <= own:
+        problems.append(f"terminationGracePeriodSeconds {grace} <= the proxy's preStop {own} s")
+    return problems
+
+
+def pre_stop_seconds(container: Manifest) -> float:
+    """A container's preStop sleep, 0 without one."""
+    return float(
+        container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    )
 
 
 def newest_benchmark() -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The k8s/ manifests render, validate against their schemas and agree with the code they run."""
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,10 +13,13 @@ from k8s import render
 from .manifests import (
     ADAPTER,
     K8S,
+    PROXY,
     RULES,
     adapter_rules,
     broken_copy,
     by_kind,
+    container_env,
+    containers,
     edit,
     metric_problems,
     newest_benchmark,
@@ -21,6 +27,8 @@ from .manifests import (
     pod_problems,
     port_problems,
     probe_problems,
+    proxy_config,
+    proxy_problems,
     quantity,
     recorded,
     render_overlay,
@@ -63,6 +71,7 @@ def test_cross_references_hold(name: str) -> None:
         *settings_problems(objects),
         *volume_problems(objects),
         *pod_problems(objects, newest_benchmark()),
+        *proxy_problems(objects),
         *metric_problems(objects, adapter_rules(), recorded()),
     ]
     assert problems == []
@@ -72,7 +81,11 @@ def test_prod_autoscales_on_the_recorded_p95_and_cpu() -> None:
     """The prod overlay has the HPA on p95 and CPU, and the Operator's objects."""
     objects = rendered("prod")
     (hpa,) = by_kind(objects, "HorizontalPodAutoscaler")
-    assert {metric["type"] for metric in hpa["spec"]["metrics"]} == {"Pods", "Resource"}
+    assert {metric["type"] for metric in hpa["spec"]["metrics"]} == {"Pods", "ContainerResource"}
+    # CPU of the server container alone: the proxy's request would dilute it.
+    (cpu,) = [m for m in hpa["spec"]["metrics"] if m["type"] == "ContainerResource"]
+    assert cpu["containerResource"]["container"] in containers(objects)
+    assert cpu["containerResource"]["container"] != PROXY
     assert {"scaleUp", "scaleDown"} <= hpa["spec"]["behavior"].keys()
     (rule,) = by_kind(objects, "PrometheusRule")
     rule_names = {
@@ -98,6 +111,9 @@ def test_keda_replaces_the_hpa_with_the_same_bounds_and_target() -> None:
     (trigger,) = [t for t in spec["triggers"] if t["type"] == "prometheus"]
     target = quantity(pods_metric["pods"]["target"]["averageValue"])
     assert float(trigger["metadata"]["threshold"]) == pytest.approx(target)
+    (cpu_trigger,) = [t for t in spec["triggers"] if t["type"] == "cpu"]
+    (cpu_metric,) = [m for m in hpa["spec"]["metrics"] if m["type"] == "ContainerResource"]
+    assert cpu_trigger["metadata"]["containerName"] == cpu_metric["containerResource"]["container"]
 
 
 def test_dev_is_one_local_pod_without_autoscaling() -> None:
@@ -105,11 +121,28 @@ def test_dev_is_one_local_pod_without_autoscaling() -> None:
     objects = rendered("dev")
     (deployment,) = by_kind(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["imagePullPolicy"] == "Never"
+    assert containers(objects)["server"]["imagePullPolicy"] == "Never"
     assert not {"HorizontalPodAutoscaler", "PodMonitor", "PrometheusRule"} & {
         obj["kind"] for obj in objects
     }
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_proxy_config_is_valid_haproxy_with_the_pods_environment(name: str, tmp_path: Path) -> None:
+    """`haproxy -c` accepts the rendered config with the proxy container's environment."""
+    binary = shutil.which("haproxy")
+    if binary is None:
+        pytest.fail("haproxy not found: install Debian's 'haproxy' (make system-deps)")
+    objects = rendered(name)
+    config = proxy_config(objects)
+    assert config is not None
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config, encoding="utf-8")
+    env = {**os.environ, **container_env(containers(objects)[PROXY])}
+    done = subprocess.run(
+        [binary, "-c", "-f", str(path)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_podmonitor_scrapes_like_the_plain_prometheus_config() -> None:
@@ -225,7 +258,42 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
     assert selector_problems(objects) == [
         "Service/car-price: selector {'app': 'car-prices'} matches no pod template"
     ]
-    assert port_problems(objects) == ["Service/car-price: port 'web' is not a container port name"]
+    assert port_problems(objects) == [
+        "Service/car-price: port 'web' is not a port of the proxy container"
+    ]
     assert scrape_problems(objects) == ["Service/car-price: port name 'api' is not http"]
     (grace,) = pod_problems(objects, newest_benchmark())
     assert grace.startswith("terminationGracePeriodSeconds 10 <= preStop 5 s")
+
+
+def test_proxy_upstream_off_the_server_port_is_named(tmp_path: Path) -> None:
+    """A proxy forwarding to a port the server does not listen on is reported with the address."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(k8s_dir / "base" / "deployment.yaml", "value: 127.0.0.1:8000", "value: 127.0.0.1:8001")
+    assert proxy_problems(render_overlay("prod", k8s_dir, rules_dir)) == [
+        "proxy: PROXY_UPSTREAM 127.0.0.1:8001 is not the server container's port 127.0.0.1:8000"
+    ]
+
+
+def test_proxy_config_map_missing_is_named(tmp_path: Path) -> None:
+    """Without the generated ConfigMap, the proxy's mount is reported with the name it wants."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        k8s_dir / "base" / "kustomization.yaml",
+        "  - name: car-price-proxy\n"
+        "    files:\n"
+        "      - haproxy.cfg=../../inference/haproxy/haproxy.cfg\n",
+        "",
+    )
+    assert proxy_problems(render_overlay("prod", k8s_dir, rules_dir)) == [
+        "proxy: /usr/local/etc/haproxy/haproxy.cfg is not a key of a rendered ConfigMap "
+        "(mounts car-price-proxy)"
+    ]
+
+
+def test_proxy_bound_not_following_workers_is_named(tmp_path: Path) -> None:
+    """Two workers with the one-worker bound: PROXY_MAX_IN_FLIGHT is reported with the rule."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(k8s_dir / "base" / "server.env", "WORKERS=1\n", "WORKERS=2\n")
+    problems = proxy_problems(render_overlay("prod", k8s_dir, rules_dir))
+    assert problems == ["proxy: PROXY_MAX_IN_FLIGHT=4, not 4 per worker x WORKERS=2 = 8"]

@@ -9,6 +9,8 @@ import yaml
 
 from inference.metrics import Metrics
 
+from ..proxy_bound import max_in_flight_problem
+
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
@@ -101,8 +103,8 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
     )
     assert proxy["environment"]["PROXY_UPSTREAM"] == "server:8000"
     assert f"8000:{proxy['environment']['PROXY_PORT']}" in proxy["ports"]
-    # 4 prediction requests in flight per worker (inference/haproxy/haproxy.cfg).
-    workers = int(services["server"]["environment"]["WORKERS"])
-    assert int(proxy["environment"]["PROXY_MAX_IN_FLIGHT"]) == 4 * workers
+    workers = services["server"]["environment"]["WORKERS"]
+    bound = proxy["environment"]["PROXY_MAX_IN_FLIGHT"]
+    assert max_in_flight_problem(bound, workers, "docker-compose proxy") is None
     datasources = _load(MONITORING / "grafana/provisioning/datasources/prometheus.yml")
     assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
