@@ -149,8 +149,11 @@ def _rules(given: dict[str, object] | None, default: dict[str, object]) -> Rules
 
 def _metric(raw: dict[str, Any]) -> Metric:
     kind = raw.get("type")
-    if kind == "Resource" and raw["resource"]["name"] == CPU:
-        target = raw["resource"]["target"]
+    # A ContainerResource cpu metric reads one container's utilisation: the server's, which is
+    # what the capacity curve measured (the pod's proxy is left out of both).
+    resource = {"Resource": "resource", "ContainerResource": "containerResource"}.get(str(kind))
+    if resource is not None and raw[resource]["name"] == CPU:
+        target = raw[resource]["target"]
         if "averageUtilization" not in target:
             raise ValueError(f"cpu metric needs a target averageUtilization: {raw}")
         return Metric(CPU, float(target["averageUtilization"]) / 100)
@@ -160,7 +163,9 @@ def _metric(raw: dict[str, Any]) -> Metric:
             raise ValueError(f"Pods metric needs a target averageValue: {raw}")
         name = raw["pods"]["metric"]["name"]
         return Metric(str(name), quantity(target["averageValue"]))
-    raise ValueError(f"unsupported metric (only Pods and Resource cpu are simulated): {raw}")
+    raise ValueError(
+        f"unsupported metric (only Pods and (Container)Resource cpu are simulated): {raw}"
+    )
 
 
 @dataclass(frozen=True)

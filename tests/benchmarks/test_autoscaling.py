@@ -257,3 +257,12 @@ def test_run_writes_a_table_and_a_plot_per_profile(tmp_path: Path) -> None:
     assert "spike_absorbed_min" in spike
     assert spike["max_pods"] > 2
     assert "| in-flight |" in (out / report_file.with_suffix(".md").name).read_text()
+
+
+def test_the_deployed_hpa_is_what_the_simulation_reads() -> None:
+    """k8s/base/hpa.yaml parses: its p95 Pods metric and the server container's cpu metric."""
+    hpa = HpaSpec.from_yaml(REPO_ROOT / "k8s" / "base" / "hpa.yaml")
+    names = [metric.name for metric in hpa.metrics]
+    assert names == ["carprice_request_duration_seconds_p95_per_pod", CPU]
+    assert hpa.min_replicas >= 1
+    assert hpa.max_replicas > hpa.min_replicas
