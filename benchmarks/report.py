@@ -284,6 +284,25 @@ def _open_loop_ladder(servers: dict[str, Server]) -> list[str]:
     return _table([*head, "/health p50 / p99 ms"], rows)
 
 
+def generator_ceiling(servers: dict[str, Server]) -> tuple[float, float] | None:
+    """The open-loop generator's CPU ms per request at its busiest step, and its ceiling.
+
+    The ceiling is the rate that would fill its core at that cost: how far above a server's
+    capacity this one process can offer.
+    """
+    steps = [
+        s
+        for server in servers.values()
+        for s in server.get("open_loop_ladder", {}).get("steps", [])
+    ]
+    busiest = max(steps, key=lambda s: s["requests"] / s["seconds"], default=None)
+    if busiest is None or not busiest["loadgen_cpu"]:
+        return None
+    # The floor's requests cost the generator too: every request of the step counts.
+    rate = (busiest["requests"] + busiest["floor"]["requests"]) / busiest["seconds"]
+    return busiest["loadgen_cpu"] / rate * 1e3, rate / busiest["loadgen_cpu"]
+
+
 def _capacity_curve(curve: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -358,6 +377,18 @@ def _machine(results: Results) -> str:
         f"{most:.2f} at most ({busiest}). Commit {commit['id'][:7]}"
         f"{'+dirty' if commit['dirty'] else ''}, run took {results['duration_s']:.0f} s. "
         f"Scheduling group of the run: {results['autogroup'] or 'n/a'}."
+    )
+
+
+def _ceiling_note(servers: dict[str, Server]) -> str:
+    if (ceiling := generator_ceiling(servers)) is None:
+        return ""
+    ms, rate = ceiling
+    capacity = servers.get("ours", {}).get("open_loop_ladder", {}).get("max_sustained_rps")
+    share = f", {rate / capacity:.1f}× ours' capacity" if capacity else ""
+    return (
+        f" At its busiest step the generator used {ms:.3f} ms of CPU per request: its core "
+        f"would be full at about {rate:,.0f} req/s{share}."
     )
 
 
@@ -451,7 +482,8 @@ def markdown(results: Results, goals: Goals) -> str:
         "In flight: achieved rate × mean latency (Little's law). Send lag: how late sends left "
         f"their schedule (⚠ where its median exceeds {MAX_LAG_SHARE:.0%} of the median "
         f"latency, or the generator used ≥ {MAX_LOADGEN_CPU:.0%} of its core: the figure is "
-        "partly the generator's). /health: the floor sent beside each step.",
+        "partly the generator's). /health: the floor sent beside each step."
+        + _ceiling_note(servers),
         "",
         *_open_loop_ladder(servers),
         "",
