@@ -250,6 +250,20 @@ def server_cpu_seconds(pid: int | None) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
+async def settle(server_pid: int | None, idle_cores: float = 0.2, limit_s: float = 30.0) -> None:
+    """Wait until the server's CPU use falls below `idle_cores` (at most `limit_s`).
+
+    A server without load shedding still works through requests whose clients gave up after
+    an overloaded step; the next step would measure that backlog too.
+    """
+    deadline = time.perf_counter() + limit_s
+    while server_pid is not None and time.perf_counter() < deadline:
+        before = server_cpu_seconds(server_pid)
+        await asyncio.sleep(0.5)
+        if server_cpu_seconds(server_pid) - before < 0.5 * idle_cores:
+            return
+
+
 async def step(
     url: str, target: Target, rate: float, seconds: float, *, server_pid: int | None, seed: int = 0
 ) -> dict[str, Any]:
@@ -259,6 +273,7 @@ async def step(
     figures, plus the CPU (in cores) the server, this process and all others used, the
     floor's percentiles and whether the generator rather than the server was the limit.
     """
+    await settle(server_pid)
     cpu, busy, started = server_cpu_seconds(server_pid), _cpu_busy(), time.perf_counter()
     seconds = max(seconds, MIN_ARRIVALS / rate)
     figures = await run_streams(url, [(target, rate), (HEALTH, FLOOR_RATE)], seconds, seed)
