@@ -45,7 +45,7 @@ COLD_STARTS: Final = 3
 OPEN_LOOP_RATE: Final = 50.0
 #: The open-loop generator's single-car ladder, climbed until a server stops keeping up (it
 #: starts low for the baseline), then bisected twice below the first step not sustained.
-OPEN_LOOP_LADDER: Final = (25, 50, 100, 200, 400, 700, 1000, 1300, 1600, 2000, 2500, 3000, 4000)
+OPEN_LOOP_LADDER: Final = (10, 25, 50, 100, 200, 400, 700, 1000, 1300, 1600, 2000, 2500, 3000, 4000)
 #: Shares of one worker's capacity for the capacity curve, up to overload.
 CURVE_SHARES: Final = (*(round(n / 10, 1) for n in range(1, 11)), 1.1, 1.25)
 #: Share of one worker's capacity at which 1 and 2 workers on one core are compared.
