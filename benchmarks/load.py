@@ -20,10 +20,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final, NamedTuple
 
 import gevent
-import psutil
 from locust import FastHttpUser, LoadTestShape, User, constant, task
 
 from benchmarks.openloop import batch_body
+from benchmarks.openloop_runs import cpu_busy
 
 #: Requests per second each user of a fixed-rate stage offers: 100 ms per request, the p95
 #: bound of "sustained", so a user never has two requests in flight while the server keeps up.
@@ -141,12 +141,6 @@ def _fixed_rate(name: str, user_class: type[User], rate: float, seconds: float) 
     return Stage(name, user_class, users, seconds, users * PER_USER_RATE)
 
 
-def _cpu_busy() -> float:
-    """CPU seconds every process of the machine has used."""
-    times = psutil.cpu_times()
-    return float(times.user + times.nice + times.system + times.irq + times.softirq)
-
-
 class StagePlan(LoadTestShape):
     """Warm-up, the ladder up to its first unsustained step, saturation, batches, mixed.
 
@@ -187,7 +181,7 @@ class StagePlan(LoadTestShape):
         if self.runner is not None:
             self.runner.stats.reset_all()
         self.statuses.clear()
-        self.window = time.perf_counter(), time.process_time(), self.server_cpu(), _cpu_busy()
+        self.window = time.perf_counter(), time.process_time(), self.server_cpu(), cpu_busy()
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         assert self.runner is not None
@@ -239,7 +233,7 @@ class StagePlan(LoadTestShape):
             "server_cpu": server,
             "loadgen_cpu": loadgen,
             # CPU other processes used meanwhile (in cores): on a shared machine, the co-tenants.
-            "others_cpu": (_cpu_busy() - busy_cpu) / seconds - server - loadgen,
+            "others_cpu": (cpu_busy() - busy_cpu) / seconds - server - loadgen,
             "by_name": {key[0]: e.num_requests for key, e in entries.items() if e.num_requests},
         }
         if stage.offered_rps is not None:

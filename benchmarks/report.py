@@ -12,7 +12,7 @@ import msgspec
 
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.model_bench import VARIANTS
-from benchmarks.openloop import MAX_LAG_SHARE, MAX_LOADGEN_CPU
+from benchmarks.openloop_runs import MAX_LAG_SHARE, MAX_LOADGEN_CPU
 
 GOALS_FILE: Final = Path(__file__).with_name("goals.toml")
 COLUMNS: Final = {
@@ -26,6 +26,8 @@ _LOADGEN_BUSY: Final = 0.9
 #: their p95 at the common rate is at most this much higher: else the second worker's memory
 #: and cold start buy nothing.
 _WORKER_GAIN: Final = 1.1
+#: How far above ours' capacity the open-loop generator must be able to offer.
+_GENERATOR_MARGIN: Final = 1.5
 #: Cores other processes used in a load stage above which the report calls the machine shared.
 _SHARED_CORES: Final = 0.1
 
@@ -221,7 +223,7 @@ def goal_rows(results: Results, goals: Goals) -> list[tuple[str, str, str, bool 
         target = f"{goal.comparison.replace('>=', '≥').replace('<=', '≤')} {goal.target:,g}"
         target += goal.unit if goal.unit == "×" else f" {goal.unit}"
         value, over = known.get(goal.figure), known.get(goal.over) if goal.over else 1.0
-        if value is None or over is None:
+        if value is None or not over:  # 0: e.g. a baseline that sustained no step
             missing = [name for name in (goal.figure, goal.over) if name and not known.get(name)]
             rows.append((goal.text, target, f"not measured: {', '.join(missing)}", None))
             continue
@@ -362,6 +364,10 @@ def _machine(results: Results) -> str:
         (stage["others_cpu"], f"{name} {stage['stage']}")
         for name, server in results["servers"].items()
         for stage in stages(server)
+    ] + [
+        (step["others_cpu"], f"{name} open loop {step['offered_rps']:g} req/s")
+        for name, server in results["servers"].items()
+        for step in server.get("open_loop_ladder", {}).get("steps", [])
     ]
     most, busiest = max(others)
     shared = "**The machine was shared**" if most > _SHARED_CORES else "The machine was not shared"
@@ -386,9 +392,16 @@ def _ceiling_note(servers: dict[str, Server]) -> str:
     ms, rate = ceiling
     capacity = servers.get("ours", {}).get("open_loop_ladder", {}).get("max_sustained_rps")
     share = f", {rate / capacity:.1f}× ours' capacity" if capacity else ""
+    short = capacity and rate < _GENERATOR_MARGIN * capacity
     return (
         f" At its busiest step the generator used {ms:.3f} ms of CPU per request: its core "
         f"would be full at about {rate:,.0f} req/s{share}."
+        + (
+            f" **That is less than {_GENERATOR_MARGIN:g}× ours' capacity: ours' steps near and "
+            "above capacity may be bounded by the generator.**"
+            if short
+            else ""
+        )
     )
 
 

@@ -23,7 +23,8 @@ import psutil
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
 from benchmarks.load import LOCUST_ARRIVALS, SETUP, StagePlan, run_plan, set_cars
-from benchmarks.openloop import ARRIVALS, FLOOR_RATE
+from benchmarks.openloop import ARRIVALS
+from benchmarks.openloop_runs import FLOOR_RATE
 from benchmarks.report import load_goals, markdown, recommended_workers
 from benchmarks.servers import (
     LOADGEN_CORE,
@@ -179,7 +180,7 @@ def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) ->
 
 
 class _OpenLoop:
-    """`benchmarks.openloop` against one running server, in its own process.
+    """`benchmarks.openloop_runs` against one running server, in its own process.
 
     Its own process because Locust's gevent patches this one; it inherits the load-generator
     core. Each call writes its JSON next to the run's logs.
@@ -191,7 +192,7 @@ class _OpenLoop:
     def run(self, name: str, mode: list[str], seconds: float) -> dict[str, Any]:
         """One plan of about `seconds` (a ladder's steps: fewer if it stops early)."""
         out, step = self.work / f"{name}-open-loop.json", self.args.step_seconds
-        command = [sys.executable, "-m", "benchmarks.openloop", self.server.url]
+        command = [sys.executable, "-m", "benchmarks.openloop_runs", self.server.url]
         command += ["--bodies", str(self.work / "bodies.jsonl"), "--out", str(out)]
         command += ["--seconds", str(seconds if mode[0] == "floor" else step)]
         command += ["--server-pid", str(self.server.process.pid)]
