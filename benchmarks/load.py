@@ -5,6 +5,11 @@ core): one `StagePlan` (a `LoadTestShape`) per server. Every stage's figures are
 statistics, reset once the stage's users have spawned. Locust's response-time buckets (whole
 milliseconds below 100 ms, two digits above) are replaced by 10 µs ones through
 `locust.stats.bucket_response_time`, which Locust documents as replaceable.
+
+Arrivals of a fixed-rate stage: each user sends evenly spaced requests at `PER_USER_RATE`,
+with a random phase of its own (its first request after a wait drawn uniformly in one period),
+so the users' timers do not fire together; a slot the user missed while waiting for an answer
+is skipped, not sent late (a closed loop: the open-loop generator is `benchmarks.openloop`).
 """
 
 import math
@@ -14,14 +19,21 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, NamedTuple
 
-import psutil
-from locust import FastHttpUser, LoadTestShape, User, constant, constant_throughput, task
+import gevent
+from locust import FastHttpUser, LoadTestShape, User, constant, task
+
+from benchmarks.openloop import batch_body
+from benchmarks.openloop_runs import cpu_busy
 
 #: Requests per second each user of a fixed-rate stage offers: 100 ms per request, the p95
 #: bound of "sustained", so a user never has two requests in flight while the server keeps up.
 PER_USER_RATE: Final = 10.0
 SATURATION_USERS: Final = 64
 BATCH_USERS: Final = 4
+LOCUST_ARRIVALS: Final = (
+    f"Locust: {PER_USER_RATE:g} req/s per user, evenly spaced from a random phase per user, "
+    "closed loop (a missed slot is skipped)"
+)
 SETUP: Final = {
     "per_user_rate": PER_USER_RATE,
     "saturation_users": SATURATION_USERS,
@@ -41,10 +53,29 @@ class _Cars(FastHttpUser):
         self.client.post(path, data=random.choice(self.bodies[size]), headers=_HEADERS, name=name)
 
 
-class PredictUser(_Cars):
-    """One car per `/predict` request, at a fixed rate per user."""
+class _Paced(_Cars):
+    """Evenly spaced requests at `PER_USER_RATE`, from a random phase of this user's own.
 
-    wait_time = constant_throughput(PER_USER_RATE)
+    Locust's `constant_throughput` starts every user's timer at its spawn, and a stage's users
+    spawn within a second of each other: their requests then go out in bursts. Here each user
+    first waits a uniform share of one period, then keeps to its own grid of send times.
+    """
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self._due = time.monotonic() + random.uniform(0, 1 / PER_USER_RATE)
+        gevent.sleep(self._due - time.monotonic())
+
+    def wait_time(self) -> float:
+        # The next slot of the grid not already past: a missed slot is skipped, not bunched.
+        period, now = 1 / PER_USER_RATE, time.monotonic()
+        self._due += period * max(1, math.ceil((now - self._due) / period))
+        return max(0.0, self._due - now)
+
+
+class PredictUser(_Paced):
+    """One car per `/predict` request, at a fixed rate per user."""
 
     @task
     def predict(self) -> None:
@@ -55,6 +86,9 @@ class SaturationUser(PredictUser):
     """One car per `/predict` request, the next as soon as the last is answered."""
 
     wait_time = constant(0)
+
+    def on_start(self) -> None:
+        """No phase: this user sends without waiting."""
 
 
 class Batch100User(_Cars):
@@ -74,10 +108,9 @@ class Batch1000User(Batch100User):
     size = 1000
 
 
-class MixedUser(_Cars):
+class MixedUser(_Paced):
     """A marketplace's traffic at a fixed rate per user (view, search page, bulk, probe)."""
 
-    wait_time = constant_throughput(PER_USER_RATE)
     tasks: ClassVar[dict[Callable[[Any], None], int]] = {
         PredictUser.predict: 90,
         lambda user: user.post(10, name="batch10"): 7,
@@ -89,11 +122,8 @@ class MixedUser(_Cars):
 def set_cars(cars: list[bytes], seed: int = 0) -> None:
     """Request bodies for every user: single cars as given, batches drawn from them."""
     rng = random.Random(seed)
-
-    def batch(size: int) -> bytes:
-        return b'{"cars":[' + b",".join(rng.choices(cars, k=size)) + b"]}"
-
-    _Cars.bodies = {1: cars} | {n: [batch(n) for _ in range(_BODIES)] for n in (10, 100, 1000)}
+    batches = {n: [batch_body(cars, n, rng) for _ in range(_BODIES)] for n in (10, 100, 1000)}
+    _Cars.bodies = {1: cars} | batches
 
 
 class Stage(NamedTuple):
@@ -109,12 +139,6 @@ class Stage(NamedTuple):
 def _fixed_rate(name: str, user_class: type[User], rate: float, seconds: float) -> Stage:
     users = max(1, math.ceil(rate / PER_USER_RATE))
     return Stage(name, user_class, users, seconds, users * PER_USER_RATE)
-
-
-def _cpu_busy() -> float:
-    """CPU seconds every process of the machine has used."""
-    times = psutil.cpu_times()
-    return float(times.user + times.nice + times.system + times.irq + times.softirq)
 
 
 class StagePlan(LoadTestShape):
@@ -157,7 +181,7 @@ class StagePlan(LoadTestShape):
         if self.runner is not None:
             self.runner.stats.reset_all()
         self.statuses.clear()
-        self.window = time.perf_counter(), time.process_time(), self.server_cpu(), _cpu_busy()
+        self.window = time.perf_counter(), time.process_time(), self.server_cpu(), cpu_busy()
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         assert self.runner is not None
@@ -209,7 +233,7 @@ class StagePlan(LoadTestShape):
             "server_cpu": server,
             "loadgen_cpu": loadgen,
             # CPU other processes used meanwhile (in cores): on a shared machine, the co-tenants.
-            "others_cpu": (_cpu_busy() - busy_cpu) / seconds - server - loadgen,
+            "others_cpu": (cpu_busy() - busy_cpu) / seconds - server - loadgen,
             "by_name": {key[0]: e.num_requests for key, e in entries.items() if e.num_requests},
         }
         if stage.offered_rps is not None:

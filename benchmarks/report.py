@@ -3,9 +3,7 @@
 The goals and the rule for a sustained step are data, read from `benchmarks/goals.toml`.
 """
 
-import functools
 import math
-import operator
 import statistics
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -14,6 +12,7 @@ import msgspec
 
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.model_bench import VARIANTS
+from benchmarks.openloop_runs import MAX_LAG_SHARE, MAX_LOADGEN_CPU
 
 GOALS_FILE: Final = Path(__file__).with_name("goals.toml")
 COLUMNS: Final = {
@@ -23,6 +22,12 @@ COLUMNS: Final = {
     "baseline": "baseline",
 }
 _LOADGEN_BUSY: Final = 0.9
+#: Two workers per core are recommended only if they sustain this much more than one, and
+#: their p95 at the common rate is at most this much higher: else the second worker's memory
+#: and cold start buy nothing.
+_WORKER_GAIN: Final = 1.1
+#: How far above ours' capacity the open-loop generator must be able to offer.
+_GENERATOR_MARGIN: Final = 1.5
 #: Cores other processes used in a load stage above which the report calls the machine shared.
 _SHARED_CORES: Final = 0.1
 
@@ -109,11 +114,19 @@ def server_rows(results: Results) -> list[tuple[str, str, int]]:
     rate, mixed = baseline_rate(results["servers"]), _num(results["setup"]["mixed_rate_rps"])
     at = f"at {_num(rate)} req/s (baseline's max sustained), ms"
     loop_rate = _num(results["setup"]["open_loop_rate"])
+    loop_base = servers_rate(results["servers"])
+    loop_at = f"at {_num(loop_base)} req/s (baseline's max sustained), ms"
     return [
-        ("max sustained single-car RPS", "max_sustained_rps", 0),
-        ("saturation RPS (64 users, no wait)", "saturation.rps", 0),
-        ("p95 at saturation, ms", "saturation.p95_ms", 2),
-        *((f"{p} {at}", f"{p}_at_baseline_rate", 2) for p in ("p50", "p95", "p99") if rate),
+        ("open loop: max sustained single-car RPS", "open_loop_ladder.max_sustained_rps", 0),
+        ("Locust: max sustained single-car RPS", "max_sustained_rps", 0),
+        *(
+            (f"open loop: {p} {loop_at}", f"open_loop_at_baseline_rate.{p}_ms", 2)
+            for p in ("p50", "p95", "p99")
+            if loop_base
+        ),
+        *((f"Locust: {p} {at}", f"{p}_at_baseline_rate", 2) for p in ("p50", "p95", "p99") if rate),
+        ("Locust: saturation RPS (64 users, no wait)", "saturation.rps", 0),
+        ("Locust: p95 at saturation, ms", "saturation.p95_ms", 2),
         *((f"batch rows/s, {n}-car requests", f"batch.{n}.rows_per_s", 0) for n in ("100", "1000")),
         *((f"batch p95, {n}-car requests, ms", f"batch.{n}.p95_ms", 1) for n in ("100", "1000")),
         (f"mixed at {mixed} req/s: achieved RPS", "mixed.rps", 0),
@@ -130,14 +143,65 @@ def server_rows(results: Results) -> list[tuple[str, str, int]]:
     ]
 
 
+def servers_rate(servers: dict[str, Server]) -> float | None:
+    """The highest offered rate the baseline sustained in the open loop (ours ran it too)."""
+    found = servers.get("baseline", {}).get("open_loop_ladder", {})
+    rate: float | None = found.get("max_sustained_offered_rps")
+    return rate
+
+
+#: Figures of ours alone, beyond the side-by-side table: label, figure, decimals.
+OURS_ROWS: Final = [
+    ("single p50 at 50 req/s, alone, ms", "batch_vs_single.singles_alone.p50_ms", 2),
+    ("single p50 at 50 req/s, with batches, ms", "batch_vs_single.with_batches.single.p50_ms", 2),
+    ("single p99 at 50 req/s, alone, ms", "batch_vs_single.singles_alone.p99_ms", 2),
+    ("single p99 at 50 req/s, with batches, ms", "batch_vs_single.with_batches.single.p99_ms", 2),
+    ("single failures, with batches", "batch_vs_single.with_batches.single.failures", 0),
+    ("batches/s, alone", "batch_vs_single.batches_alone.achieved_rps", 2),
+    ("batches/s, with singles", "batch_vs_single.with_batches.batch.achieved_rps", 2),
+    ("batch p50, alone, ms", "batch_vs_single.batches_alone.p50_ms", 0),
+    ("batch p50, with singles, ms", "batch_vs_single.with_batches.batch.p50_ms", 0),
+]
+WORKER_ROWS: Final = [
+    ("max sustained single-car RPS (open loop)", "max_sustained_rps", 0),
+    ("achieved RPS at the common rate", "at_common_rate.achieved_rps", 0),
+    ("p50 at the common rate, ms", "at_common_rate.p50_ms", 2),
+    ("p95 at the common rate, ms", "at_common_rate.p95_ms", 2),
+    ("p99 at the common rate, ms", "at_common_rate.p99_ms", 2),
+    ("server CPU at the common rate, cores", "at_common_rate.server_cpu_cores", 2),
+]
+
+
+def _path(found: Any, name: str) -> Any:
+    for key in name.split("."):
+        if not isinstance(found, dict) or key not in found:
+            return None
+        found = found[key]
+    return found
+
+
 def server_figure(results: Results, server: Server, name: str) -> float | None:
-    """A figure of one server: a path into its results, or one of the few computed here."""
+    """A figure of one server: a path into its results, or one of the few computed here.
+
+    None when the server has no such figure (a stage it did not run).
+    """
     if name.endswith("_at_baseline_rate"):
         step = _step_at(server, baseline_rate(results["servers"])) or {}
         return step.get(name.removesuffix("_at_baseline_rate") + "_ms")
     if name in ("cold_start_s", "best_cold_start_s"):
         return (statistics.median if name == "cold_start_s" else min)(server["cold_starts_s"])
-    return functools.reduce(operator.getitem, name.split("."), server)
+    value: float | None = _path(server, name)
+    return value
+
+
+def recommended_workers(workers: dict[str, Any]) -> int:
+    """Granian workers per core: 2 if they beat 1 by `_WORKER_GAIN` in rate, at no p95 cost."""
+    one, two = workers["1"], workers["2"]
+    p95_one, p95_two = (_path(n, "at_common_rate.p95_ms") for n in (one, two))
+    faster = two["max_sustained_rps"] >= _WORKER_GAIN * one["max_sustained_rps"]
+    if p95_one is None or p95_two is None:
+        return 1
+    return 2 if faster and p95_two <= _WORKER_GAIN * p95_one else 1
 
 
 def figures(results: Results) -> dict[str, float | None]:
@@ -145,7 +209,7 @@ def figures(results: Results) -> dict[str, float | None]:
     found = {
         f"{name}.{key}": server_figure(results, server, key)
         for name, server in results["servers"].items()
-        for _, key, _ in server_rows(results)
+        for _, key, _ in [*server_rows(results), *OURS_ROWS]
     }
     for (variant, rows), cell in model_cells(results).items():
         found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6  # µs per row
@@ -159,7 +223,7 @@ def goal_rows(results: Results, goals: Goals) -> list[tuple[str, str, str, bool 
         target = f"{goal.comparison.replace('>=', '≥').replace('<=', '≤')} {goal.target:,g}"
         target += goal.unit if goal.unit == "×" else f" {goal.unit}"
         value, over = known.get(goal.figure), known.get(goal.over) if goal.over else 1.0
-        if value is None or over is None:
+        if value is None or not over:  # 0: e.g. a baseline that sustained no step
             missing = [name for name in (goal.figure, goal.over) if name and not known.get(name)]
             rows.append((goal.text, target, f"not measured: {', '.join(missing)}", None))
             continue
@@ -194,6 +258,82 @@ def _ladder(servers: dict[str, Server]) -> list[str]:
     return _table(["offered req/s", *(f"{COLUMNS[n]}: achieved / p95 ms" for n in names)], rows)
 
 
+def _open_loop_ladder(servers: dict[str, Server]) -> list[str]:
+    """Each open-loop ladder step: offered, achieved, percentiles, CPU, in flight, send lag."""
+    rows = []
+    ladders = {
+        name: s["open_loop_ladder"] for name, s in servers.items() if "open_loop_ladder" in s
+    }
+    if "workers" in servers.get("ours", {}):
+        ladders["ours, 2 workers on 1 core"] = servers["ours"]["workers"]["2"]["ladder"]
+    for name, found in ladders.items():
+        for step in found["steps"]:
+            mark = ("" if step["sustained"] else " ✗") + (" ⚠" if step["generator_limited"] else "")
+            rows.append(
+                [
+                    COLUMNS.get(name, name) + mark,
+                    *(_num(step[key]) for key in ("offered_rps", "achieved_rps")),
+                    f"{step['requests']:,} / {step['failures']:,}",
+                    *(_num(step[f"p{p}_ms"], 2) for p in (50, 95, 99)),
+                    *(_num(step[key], 2) for key in ("server_cpu_cores", "others_cpu")),
+                    _num(step["in_flight_mean"], 1),
+                    f"{_num(step['send_lag_p50_ms'], 2)} / {_num(step['send_lag_p99_ms'], 2)}",
+                    f"{_num(step['floor']['p50_ms'], 2)} / {_num(step['floor']['p99_ms'], 2)}",
+                ]
+            )
+    head = ["server", "offered", "achieved", "requests / failed", "p50 ms", "p95 ms", "p99 ms"]
+    head += ["server cores", "others' cores", "in flight", "send lag p50 / p99 ms"]
+    return _table([*head, "/health p50 / p99 ms"], rows)
+
+
+def generator_ceiling(servers: dict[str, Server]) -> tuple[float, float] | None:
+    """The open-loop generator's CPU ms per request at its busiest step, and its ceiling.
+
+    The ceiling is the rate that would fill its core at that cost: how far above a server's
+    capacity this one process can offer.
+    """
+    steps = [
+        s
+        for server in servers.values()
+        for s in server.get("open_loop_ladder", {}).get("steps", [])
+    ]
+    busiest = max(steps, key=lambda s: s["requests"] / s["seconds"], default=None)
+    if busiest is None or not busiest["loadgen_cpu"]:
+        return None
+    # The floor's requests cost the generator too: every request of the step counts.
+    rate = (busiest["requests"] + busiest["floor"]["requests"]) / busiest["seconds"]
+    return busiest["loadgen_cpu"] / rate * 1e3, rate / busiest["loadgen_cpu"]
+
+
+def _capacity_curve(curve: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            f"{step['share']:.0%}",
+            *(_num(step[key]) for key in ("offered_rps", "achieved_rps")),
+            f"{step['requests']:,} / {step['failures']:,}",
+            *(_num(step[f"p{p}_ms"], 2) for p in (50, 95, 99)),
+            _num(step["server_cpu_cores"], 2),
+            _num(step["in_flight_mean"], 1),
+        ]
+        for step in curve["steps"]
+    ]
+    head = ["share", "offered", "achieved", "requests / failed", "p50 ms", "p95 ms", "p99 ms"]
+    return _table([*head, "server cores", "in flight"], rows)
+
+
+def _ours_only(results: Results, rows: list[tuple[str, str, int]], server: Server) -> list[str]:
+    cells = [[label, _num(server_figure(results, server, key), d)] for label, key, d in rows]
+    return _table(["figure", "value"], cells)
+
+
+def _workers(workers: dict[str, Any]) -> list[str]:
+    rows = [
+        [label, *(_num(_path(workers[n], key), digits) for n in ("1", "2"))]
+        for label, key, digits in WORKER_ROWS
+    ]
+    return _table(["figure", "WORKERS=1", "WORKERS=2"], rows)
+
+
 def _model(results: Results) -> list[str]:
     cells = model_cells(results)
     sizes = sorted({rows for _, rows in cells})
@@ -224,6 +364,10 @@ def _machine(results: Results) -> str:
         (stage["others_cpu"], f"{name} {stage['stage']}")
         for name, server in results["servers"].items()
         for stage in stages(server)
+    ] + [
+        (step["others_cpu"], f"{name} open loop {step['offered_rps']:g} req/s")
+        for name, server in results["servers"].items()
+        for step in server.get("open_loop_ladder", {}).get("steps", [])
     ]
     most, busiest = max(others)
     shared = "**The machine was shared**" if most > _SHARED_CORES else "The machine was not shared"
@@ -242,9 +386,68 @@ def _machine(results: Results) -> str:
     )
 
 
+def _ceiling_note(servers: dict[str, Server]) -> str:
+    if (ceiling := generator_ceiling(servers)) is None:
+        return ""
+    ms, rate = ceiling
+    capacity = servers.get("ours", {}).get("open_loop_ladder", {}).get("max_sustained_rps")
+    share = f", {rate / capacity:.1f}× ours' capacity" if capacity else ""
+    short = capacity and rate < _GENERATOR_MARGIN * capacity
+    return (
+        f" At its busiest step the generator used {ms:.3f} ms of CPU per request: its core "
+        f"would be full at about {rate:,.0f} req/s{share}."
+        + (
+            f" **That is less than {_GENERATOR_MARGIN:g}× ours' capacity: ours' steps near and "
+            "above capacity may be bounded by the generator.**"
+            if short
+            else ""
+        )
+    )
+
+
+def _ours_sections(results: Results, ours: Server) -> list[str]:
+    lines: list[str] = []
+    if curve := ours.get("capacity_curve"):
+        lines += [
+            f"## Capacity curve of one pod ({curve['workers']} worker, {curve['cores']} core)",
+            "",
+            f"Capacity (open-loop max sustained rate): {curve['capacity_rps']:,.0f} req/s; "
+            f"steps at shares of it, {curve['arrivals']}.",
+            "",
+            *_capacity_curve(curve),
+            "",
+        ]
+    if scenario := ours.get("batch_vs_single"):
+        lines += [
+            f"## Batches beside single cars (ours, {scenario['batch_cars']:,}-car batches)",
+            "",
+            f"Single cars at {scenario['single_rate']:g} req/s (open loop, latency from the "
+            "scheduled send), alone and with one client posting batches back to back (closed "
+            "loop); batches alone, back to back, in the same run.",
+            "",
+            *_ours_only(results, OURS_ROWS, ours),
+            "",
+        ]
+    if workers := ours.get("workers"):
+        lines += [
+            "## Workers per core (ours, both pinned to one core)",
+            "",
+            f"The same open-loop ladder, and one step at {_num(workers['common_rate_rps'])} "
+            "req/s (the same schedule) for both. **Recommended: WORKERS = "
+            f"{workers['recommended_per_core']} per core** (2 only if they sustain ≥ "
+            f"{_WORKER_GAIN:g}× one worker's rate with p95 at most {_WORKER_GAIN:g}× as high).",
+            "",
+            *_workers(workers),
+            "",
+        ]
+    return lines
+
+
 def markdown(results: Results, goals: Goals) -> str:
     """The results as Markdown: goals first, then the side-by-side table and the details."""
     servers, env, rule = results["servers"], results["environment"], goals.sustained
+    setup, arrivals = results["setup"], results["setup"]["arrivals"]
+    ours = servers.get("ours", {})
     goal_table = [
         [goal, target, measured, "n/a" if met is None else "yes" if met else "**no**"]
         for goal, target, measured, met in goal_rows(results, goals)
@@ -264,13 +467,19 @@ def markdown(results: Results, goals: Goals) -> str:
         "",
         f"Model: **{results['model']['label']}**.",
         "",
-        "Setup: each server runs **1 worker pinned to core 0** (`taskset -c 0`), Locust "
-        "(in-process, FastHttpUser) is **pinned to core 1**, all traffic on 127.0.0.1. Payloads "
-        f"are real held-out cars drawn at run time. Each step runs "
-        f"{results['setup']['step_seconds']:.0f} s; statistics start once all users have "
-        f"spawned. A fixed-rate step is **sustained** when achieved ≥ {rule.min_achieved:.0%} "
+        "Setup: each server runs **1 worker pinned to core 0** (`taskset -c 0`), both load "
+        "generators are **pinned to core 1**, all traffic on 127.0.0.1. Payloads are real "
+        f"held-out cars drawn at run time. Each step runs {setup['step_seconds']:.0f} s. "
+        f"A fixed-rate step is **sustained** when achieved ≥ {rule.min_achieved:.0%} "
         f"of offered, failures < {rule.max_failure_rate:.0%} and p95 ≤ {rule.max_p95_ms:g} ms; "
-        "the ladder stops at the first step that is not.",
+        "a ladder stops at the first step that is not.",
+        "",
+        f"Arrivals. **Open loop** (the main generator, `openloop.py`): {arrivals['open_loop']}; "
+        "latency from each request's scheduled send time, so queueing anywhere counts; each "
+        f"ladder step also sends /health at {setup['open_loop_floor_rate']:g} req/s in the same "
+        "schedule (the framework floor under that load), and the 50 req/s stage sends /health "
+        f"at the same rate as /predict. **Locust** (the second generator): {arrivals['locust']}; "
+        "its statistics start once a stage's users have spawned.",
         "",
         "## Goals",
         "",
@@ -281,10 +490,21 @@ def markdown(results: Results, goals: Goals) -> str:
         *_side_by_side(results),
         "",
         *([busy_note] if busy else []),
-        "## Single-car ladder (✗ = not sustained)",
+        "## Open-loop single-car ladder (✗ = not sustained, ⚠ = generator-limited)",
+        "",
+        "In flight: achieved rate × mean latency (Little's law). Send lag: how late sends left "
+        f"their schedule (⚠ where its median exceeds {MAX_LAG_SHARE:.0%} of the median "
+        f"latency, or the generator used ≥ {MAX_LOADGEN_CPU:.0%} of its core: the figure is "
+        "partly the generator's). /health: the floor sent beside each step."
+        + _ceiling_note(servers),
+        "",
+        *_open_loop_ladder(servers),
+        "",
+        "## Locust single-car ladder (✗ = not sustained)",
         "",
         *_ladder(servers),
         "",
+        *_ours_sections(results, ours),
         "## Model level: µs per row (median call time / rows; one thread, one core)",
         "",
         *_model(results),

@@ -1,8 +1,9 @@
-"""`make bench`: model level and profile, installed sizes, then Locust against each server.
+"""`make bench`: model level and profile, installed sizes, then both generators per server.
 
 Results go to `benchmarks/results/<date>-<host>.{json,md}`, logs and raw outputs to
 `data/bench/runs/<time>/`. Servers, the model level and the profile run pinned to core 0; this
-process (Locust's load generator) pins itself to core 1. See `benchmarks/README.md`.
+process (Locust's load generator) pins itself to core 1, and so does the open-loop generator's.
+See `benchmarks/README.md`.
 """
 
 import argparse
@@ -21,9 +22,18 @@ from typing import Any, Final
 import psutil
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
-from benchmarks.load import SETUP, StagePlan, run_plan, set_cars
-from benchmarks.report import load_goals, markdown
-from benchmarks.servers import LOADGEN_CORE, SERVER_CORE, RunningServer, free_port, server_specs
+from benchmarks.load import LOCUST_ARRIVALS, SETUP, StagePlan, run_plan, set_cars
+from benchmarks.openloop import ARRIVALS
+from benchmarks.openloop_runs import FLOOR_RATE
+from benchmarks.report import load_goals, markdown, recommended_workers
+from benchmarks.servers import (
+    LOADGEN_CORE,
+    SERVER_CORE,
+    RunningServer,
+    ServerSpec,
+    free_port,
+    server_specs,
+)
 
 logger = logging.getLogger("benchmarks")
 
@@ -34,6 +44,28 @@ LADDER: Final = (50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 2500, 3000, 4000
 COLD_STARTS: Final = 3
 #: Requests/s of `/predict` and of `/health` each in the open-loop stage (issue goals: 50).
 OPEN_LOOP_RATE: Final = 50.0
+#: The open-loop generator's single-car ladder, climbed until a server stops keeping up (it
+#: starts low for the baseline), then bisected twice below the first step not sustained.
+OPEN_LOOP_LADDER: Final = (10, 25, 50, 100, 200, 400, 700, 1000, 1300, 1600, 2000, 2500, 3000, 4000)
+#: Shares of one worker's capacity for the capacity curve, up to overload.
+CURVE_SHARES: Final = (*(round(n / 10, 1) for n in range(1, 11)), 1.1, 1.25)
+#: Share of one worker's capacity at which 1 and 2 workers on one core are compared.
+WORKERS_COMPARED_AT: Final = 0.8
+#: Cars per `/predict/batch` request of the batch-vs-single scenario.
+BATCH_CARS: Final = 1000
+#: The keys of each step of `capacity_curve` (a contract: the autoscaler simulation reads it).
+CURVE_KEYS: Final = (
+    "share",
+    "offered_rps",
+    "achieved_rps",
+    "requests",
+    "failures",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "server_cpu_cores",
+    "in_flight_mean",
+)
 # pytest-benchmark: at least 5 timed calls after 3 warm-up calls, about 0.6 s per cell.
 _TIMING: Final = "--benchmark-min-rounds=5 --benchmark-max-time=0.6 --benchmark-warmup=on"
 _TIMING_ARGS: Final = (*_TIMING.split(), "--benchmark-warmup-iterations=3")
@@ -103,11 +135,15 @@ def environment_sizes() -> dict[str, Any]:
 
 
 def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Cold starts, the stage plan and memory after load, for each server in turn."""
+    """Cold starts, Locust's stage plan, the open loop and memory after load, for each server.
+
+    The baseline comes first: its max sustained rate sets every server's mixed rate (Locust)
+    and the open-loop rate ours is compared with it at. Ours also runs the capacity curve, the
+    batch-vs-single scenario and, with two workers on the same core, the ladder again.
+    """
     sustained, port = load_goals().sustained, free_port()
     servers: dict[str, Any] = {}
     mixed_rate: float | None = None
-    # The baseline comes first: half its max sustained rate is every server's mixed rate.
     for spec in server_specs(champion, port, work / "prediction-log"):
         cold_starts = []
         for attempt in range(args.cold_starts):
@@ -115,31 +151,132 @@ def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) ->
             cold_starts.append(server.cold_start_s)
             if attempt < args.cold_starts - 1:
                 server.stop()
+        loop = _OpenLoop(server, work, args)
         try:
             plan = StagePlan(
                 args.step_seconds, args.ladder, sustained.holds, server.cpu_seconds, mixed_rate
             )
-            measured = run_plan(server.url, plan) | {"memory_after_load": server.memory()}
-            measured["open_loop"] = open_loop(server.url, work, spec.name, 2 * args.step_seconds)
+            measured = run_plan(server.url, plan)
+            floor = ["floor", "--rate", str(OPEN_LOOP_RATE)]
+            measured["open_loop"] = loop.run(f"{spec.name}-floor", floor, 2 * args.step_seconds)
+            if spec.name == "baseline":
+                measured["open_loop_ladder"] = loop.ladder(spec.name)["ladder"]
+            elif spec.name == "ours":
+                measured |= ours_open_loop(loop, servers.get("baseline"))
+            measured["memory_after_load"] = server.memory()
         finally:
             server.stop()
         mixed_rate = measured["mixed"]["offered_rps"]
+        if spec.name == "ours":
+            measured["workers"] = two_workers(spec, port, work, args, measured)
+            measured["workers"]["recommended_per_core"] = recommended_workers(measured["workers"])
         servers[spec.name] = measured | {"title": spec.title, "cold_starts_s": cold_starts}
-        logger.info("%s: max sustained %.0f req/s", spec.name, measured["max_sustained_rps"])
+        open_loop = measured.get("open_loop_ladder", {}).get("max_sustained_rps")
+        logger.info(
+            "%s: max sustained %.0f req/s (Locust), %s (open loop)",
+            *(spec.name, measured["max_sustained_rps"], open_loop),
+        )
     return servers
 
 
-def open_loop(url: str, work: Path, name: str, seconds: float) -> dict[str, Any]:
-    """`benchmarks.openloop` at `OPEN_LOOP_RATE` against `url`: its figures.
+class _OpenLoop:
+    """`benchmarks.openloop_runs` against one running server, in its own process.
 
-    In its own process (Locust's gevent patches this one), on the load-generator core as well.
+    Its own process because Locust's gevent patches this one; it inherits the load-generator
+    core. Each call writes its JSON next to the run's logs.
     """
-    out = work / f"{name}-open-loop.json"
-    command = [sys.executable, "-m", "benchmarks.openloop", url, "--rate", str(OPEN_LOOP_RATE)]
-    command += ["--seconds", str(seconds), "--bodies", str(work / "bodies.jsonl")]
-    subprocess.run([*command, "--out", str(out)], check=True, timeout=seconds + 120)
-    figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return figures
+
+    def __init__(self, server: RunningServer, work: Path, args: argparse.Namespace) -> None:
+        self.server, self.work, self.args = server, work, args
+
+    def run(self, name: str, mode: list[str], seconds: float) -> dict[str, Any]:
+        """One plan of about `seconds` (a ladder's steps: fewer if it stops early)."""
+        out, step = self.work / f"{name}-open-loop.json", self.args.step_seconds
+        command = [sys.executable, "-m", "benchmarks.openloop_runs", self.server.url]
+        command += ["--bodies", str(self.work / "bodies.jsonl"), "--out", str(out)]
+        command += ["--seconds", str(seconds if mode[0] == "floor" else step)]
+        command += ["--server-pid", str(self.server.process.pid)]
+        # A step may outlast its length (MIN_ARRIVALS, its last answers): a generous bound.
+        timeout = 3 * seconds + 120
+        subprocess.run([*command, *mode], check=True, timeout=timeout)
+        figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return figures
+
+    def ladder(self, name: str, *extra: str, steps: int = 0) -> dict[str, Any]:
+        """The single-car ladder up to the first unsustained step, then `extra` options."""
+        rates = [str(rate) for rate in self.args.open_loop_ladder]
+        seconds = (steps + len(rates) + 2) * self.args.step_seconds
+        return self.run(f"{name}-ladder", ["ladder", "--rates", *rates, *extra], seconds)
+
+
+def ours_open_loop(loop: _OpenLoop, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """Ours: ladder, capacity curve, the baseline's rate and the batch-vs-single scenario.
+
+    Capacity is the open-loop max sustained rate of this one worker on one core; the curve's
+    steps are shares of it. The baseline's rate is the highest offered rate it sustained, sent
+    with the same seed: the same schedule.
+    """
+    base_rate = baseline and baseline["open_loop_ladder"]["max_sustained_offered_rps"]
+    at = ["--at", str(base_rate)] if base_rate else []
+    extra = [*at, "--curve", *map(str, CURVE_SHARES), "--batch-cars", str(BATCH_CARS)]
+    extra += ["--single-rate", str(OPEN_LOOP_RATE)]
+    found = loop.ladder("ours", *extra, steps=len(CURVE_SHARES) + 1 + 3)
+    ladder = found["ladder"]
+    capacity_curve = {
+        "arrivals": found["arrivals"],
+        "workers": 1,
+        "cores": 1,
+        "capacity_rps": ladder["max_sustained_rps"],
+        "steps": [{key: step[key] for key in CURVE_KEYS} for step in found["curve"]],
+    }
+    result = {
+        "open_loop_ladder": ladder,
+        "open_loop_curve": found["curve"],
+        "capacity_curve": capacity_curve,
+        "batch_vs_single": found["batch_vs_single"],
+    }
+    if base_rate:
+        (result["open_loop_at_baseline_rate"],) = found["at"]
+        assert baseline is not None
+        steps = baseline["open_loop_ladder"]["steps"]
+        baseline["open_loop_at_baseline_rate"] = next(
+            step for step in steps if step["offered_rps"] == base_rate
+        )
+    return result
+
+
+def two_workers(
+    spec: ServerSpec, port: int, work: Path, args: argparse.Namespace, ours: dict[str, Any]
+) -> dict[str, Any]:
+    """Ours with 2 workers on the same one core: its ladder and a step at a common rate.
+
+    The common rate is `WORKERS_COMPARED_AT` of one worker's capacity, on the same schedule
+    as the curve's step at that share (the same rate and seed).
+    """
+    command = list(spec.command)
+    command[command.index("--workers") + 1] = "2"
+    two = spec._replace(name="ours_2_workers", command=tuple(command))
+    one = ours["capacity_curve"]
+    # No curve when one worker sustained no step: then no common step either.
+    common = next((s for s in one["steps"] if s["share"] == WORKERS_COMPARED_AT), None)
+    at = ["--at", str(common["offered_rps"])] if common else []
+    server = RunningServer(two, port, work / f"{two.name}.log")
+    try:
+        found = _OpenLoop(server, work, args).ladder(two.name, *at, steps=1)
+        memory = server.memory()
+    finally:
+        server.stop()
+    return {
+        "common_rate_rps": common and common["offered_rps"],
+        "1": {"max_sustained_rps": one["capacity_rps"], "at_common_rate": common},
+        "2": {
+            "max_sustained_rps": found["ladder"]["max_sustained_rps"],
+            "at_common_rate": (found["at"] or [None])[0],
+            "ladder": found["ladder"],
+            "cold_start_s": server.cold_start_s,
+            "memory_after_load": memory,
+        },
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,6 +299,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": {"label": champion.label, "pipeline_dir": champion.pipeline_dir},
         "setup": {
             **{key: vars(args)[key] for key in ("step_seconds", "ladder", "cold_starts")},
+            "open_loop_ladder": args.open_loop_ladder,
+            "open_loop_floor_rate": FLOOR_RATE,
+            "arrivals": {"open_loop": ARRIVALS, "locust": LOCUST_ARRIVALS},
             **SETUP,
             "server_core": SERVER_CORE,
             "loadgen_core": LOADGEN_CORE,
@@ -191,15 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, help="bundle directory (default: the served one)")
     parser.add_argument("--pipeline", type=Path, help="its training pipeline (LightGBM booster)")
     parser.add_argument("--rows", type=Path, help="parquet of held-out cars (default: test split)")
-    parser.add_argument("--step-seconds", type=float, help="per load stage (15; quick: 2)")
+    parser.add_argument("--step-seconds", type=float, help="per load stage (10; quick: 2)")
     parser.add_argument("--ladder", type=int, nargs="+", default=list(LADDER))
+    parser.add_argument("--open-loop-ladder", type=int, nargs="+", default=list(OPEN_LOOP_LADDER))
     parser.add_argument("--cold-starts", type=int, default=COLD_STARTS)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     args = parser.parse_args(argv)
     if args.quick:
-        args.ladder, args.cold_starts = [20], 1
-    args.step_seconds = args.step_seconds or (2.0 if args.quick else 15.0)
+        args.ladder, args.open_loop_ladder, args.cold_starts = [20], [50, 100], 1
+    args.step_seconds = args.step_seconds or (2.0 if args.quick else 10.0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("locust").setLevel(logging.WARNING)
     # SIGTERM (a timeout, Ctrl-C in make) unwinds like an exception, so servers are stopped.

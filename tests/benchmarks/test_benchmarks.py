@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 import pytest
 from benchmarks.champion import NO_BOOSTER
@@ -101,7 +102,11 @@ def test_markdown_has_every_section_and_labels_what_was_not_measured(quick_run: 
     for heading in (
         "## Goals",
         "## Side by side",
-        "## Single-car ladder",
+        "## Open-loop single-car ladder",
+        "## Locust single-car ladder",
+        "## Capacity curve of one pod",
+        "## Batches beside single cars",
+        "## Workers per core",
         "## Model level",
         "## Profile of one /predict",
         "## Installed size",
@@ -110,7 +115,8 @@ def test_markdown_has_every_section_and_labels_what_was_not_measured(quick_run: 
     assert f"lleaves not measured: {NO_BOOSTER}" in text
     assert re.search(r"- \*\*ours\*\*: \d+ µs per request under the profiler", text)
     assert f"- **baseline**: not measured: {NO_BOOSTER}." in text
-    assert "| Max sustained single-car RPS vs baseline | ≥ 5× | not measured: baseline." in text
+    assert "| Max sustained single-car RPS vs baseline (open loop) | ≥ 10× | not measured: " in text
+    assert "Recommended: WORKERS = " in text
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +126,13 @@ def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
     baseline = extended["servers"]["baseline"] = copy.deepcopy(results["servers"]["ours"])
     baseline["max_sustained_rps"] /= 10
     baseline["ladder"][0]["sustained"] = True  # on a busy machine a 1 s step may not be
+    baseline["open_loop_ladder"] = found = copy.deepcopy(
+        results["servers"]["ours"]["open_loop_ladder"]
+    )
+    found["max_sustained_rps"] /= 10
+    found["max_sustained_offered_rps"] = found["steps"][0]["offered_rps"]
+    for server in (baseline, extended["servers"]["ours"]):
+        server["open_loop_at_baseline_rate"] = found["steps"][0]
     return extended
 
 
@@ -144,8 +157,90 @@ def test_a_step_short_of_the_offered_rate_is_not_sustained() -> None:
 def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> None:
     """With a baseline ten times slower, the RPS goal is met and the ratio column filled."""
     verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, load_goals())}
-    assert verdicts["Max sustained single-car RPS vs baseline"] is True
-    assert verdicts["p95 at the baseline's max sustained rate vs baseline"] is False
+    assert verdicts["Max sustained single-car RPS vs baseline (open loop)"] is True
+    assert verdicts["p95 at the baseline's max sustained rate vs baseline (open loop)"] is False
     text = markdown(with_baseline, load_goals())
-    assert "| max sustained single-car RPS |" in text
+    assert "| open loop: max sustained single-car RPS |" in text
+    assert "| open loop: p95 at " in text
     assert "| 10.0× |" in text
+
+
+class CurveStep(msgspec.Struct, forbid_unknown_fields=True):
+    """One step of `capacity_curve`, as the autoscaler simulation reads it."""
+
+    share: float
+    offered_rps: float
+    achieved_rps: float
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_cpu_cores: float
+    in_flight_mean: float
+
+
+class CapacityCurve(msgspec.Struct, forbid_unknown_fields=True):
+    """`servers.ours.capacity_curve`: the contract with the autoscaler simulation."""
+
+    arrivals: str
+    workers: int
+    cores: int
+    capacity_rps: float
+    steps: list[CurveStep]
+
+
+def test_capacity_curve_keeps_its_contract(results: dict[str, Any]) -> None:
+    """The curve has exactly the contract's fields, steps from 10 % to 125 % of capacity."""
+    found = results["servers"]["ours"]["capacity_curve"]
+    curve = msgspec.convert(found, CapacityCurve)
+    assert (curve.workers, curve.cores) == (1, 1)
+    assert curve.capacity_rps > 0
+    shares = [round(step.share, 2) for step in curve.steps]
+    assert shares == [*(n / 10 for n in range(1, 11)), 1.1, 1.25]
+    for step in curve.steps:
+        assert step.offered_rps == pytest.approx(step.share * curve.capacity_rps, abs=0.05)
+        assert step.requests > 0
+        assert 0 < step.p50_ms <= step.p95_ms <= step.p99_ms
+    broken = copy.deepcopy(found)
+    del broken["steps"][0]["p95_ms"]
+    with pytest.raises(msgspec.ValidationError, match="p95_ms"):
+        msgspec.convert(broken, CapacityCurve)
+
+
+def test_open_loop_ladder_records_each_step(results: dict[str, Any]) -> None:
+    """Each open-loop step has its verdicts, the server's CPU, send lag and the floor."""
+    ladder = results["servers"]["ours"]["open_loop_ladder"]
+    assert ladder["steps"], ladder
+    for step in ladder["steps"]:
+        assert isinstance(step["sustained"], bool)
+        assert isinstance(step["generator_limited"], bool)
+        assert step["server_cpu_cores"] > 0
+        assert step["in_flight_mean"] > 0
+        assert step["send_lag_p50_ms"] >= 0
+        assert step["floor"]["requests"] > 0
+    assert results["setup"]["arrivals"]["open_loop"].startswith("Poisson")
+
+
+def test_batch_scenario_measures_singles_and_batches_both_ways(results: dict[str, Any]) -> None:
+    """Singles alone and beside batches, batches alone and beside singles, each answered."""
+    scenario = results["servers"]["ours"]["batch_vs_single"]
+    assert scenario["batch_cars"] == 1000
+    for part in (
+        scenario["singles_alone"],
+        scenario["batches_alone"],
+        *scenario["with_batches"].values(),
+    ):
+        assert part["requests"] > 0
+        assert part["achieved_rps"] > 0
+        assert 0 < part["p50_ms"] <= part["p99_ms"]
+
+
+def test_workers_one_and_two_share_the_common_rate(results: dict[str, Any]) -> None:
+    """Both worker counts ran the ladder and one step at the same rate; one is recommended."""
+    workers = results["servers"]["ours"]["workers"]
+    assert workers["recommended_per_core"] in {1, 2}
+    for count in ("1", "2"):
+        assert workers[count]["max_sustained_rps"] > 0
+        assert workers[count]["at_common_rate"]["offered_rps"] == workers["common_rate_rps"]
+    assert workers["2"]["memory_after_load"]["max_worker_rss_mb"] > 0
