@@ -35,15 +35,27 @@ _PERCENTILES: Final = (50, 95, 99)
 
 
 async def run_schedule(
-    url: str, rate: float, seconds: float, bodies: list[bytes], seed: int = 0
+    url: str,
+    rate: float,
+    seconds: float,
+    bodies: list[bytes],
+    seed: int = 0,
+    *,
+    path: str = "/predict",
+    health_path: str | None = "/health",
 ) -> dict[str, Any]:
-    """Send the schedule; per kind: requests, non-200 answers and latency percentiles (ms)."""
+    """Send the schedule; per kind: requests, non-200 answers and latency percentiles (ms).
+
+    `path` takes the bodies (another server's route for one car); without `health_path`
+    every arrival is a body, `rate` in all. "elapsed_s" runs from the first scheduled send to
+    the last answer: a server that falls behind stretches it.
+    """
     target = urllib.parse.urlsplit(url)
     host, port = target.hostname or "127.0.0.1", target.port or 80
     rng = random.Random(seed)
     order = rng.sample(bodies, len(bodies))
-    health = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    head = f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    health = f"GET {health_path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
     requests = {
         "predict": [f"{head}Content-Length: {len(b)}\r\n\r\n".encode() + b for b in order],
         "health": [health],
@@ -71,23 +83,35 @@ async def run_schedule(
     tasks = []
     start = loop.time() + 0.1
     due, sent = start, {"predict": 0, "health": 0}
-    while (due := due + rng.expovariate(2 * rate)) < start + seconds:
-        kind = "predict" if rng.random() < 0.5 else "health"
+    kinds = 2 if health_path else 1
+    while (due := due + rng.expovariate(kinds * rate)) < start + seconds:
+        kind = "predict" if kinds == 1 or rng.random() < 0.5 else "health"
         request = requests[kind][sent[kind] % len(requests[kind])]
         sent[kind] += 1
         await asyncio.sleep(max(0.0, due - loop.time()))
         tasks.append(asyncio.create_task(send(kind, request, due)))
     await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
     for _, writer in idle:
         writer.close()
     return {
         kind: {
+            "sent": sent[kind],
             "requests": len(values),
             "failures": failures[kind],
-            **{f"p{p}_ms": float(np.percentile(values, p)) for p in _PERCENTILES},
+            **{
+                f"p{p}_ms": float(np.percentile(values, p)) if values else None
+                for p in _PERCENTILES
+            },
         }
         for kind, values in latencies.items()
-    } | {"rate_each": rate, "seconds": seconds, "arrivals": "Poisson, one schedule, thinned"}
+        if kind == "predict" or health_path
+    } | {
+        "rate_each": rate,
+        "seconds": seconds,
+        "elapsed_s": elapsed,
+        "arrivals": "Poisson, one schedule, thinned",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import msgspec
 
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.model_bench import VARIANTS
+from benchmarks.peers import report as peers_report
 
 GOALS_FILE: Final = Path(__file__).with_name("goals.toml")
 COLUMNS: Final = {
@@ -149,7 +150,7 @@ def figures(results: Results) -> dict[str, float | None]:
     }
     for (variant, rows), cell in model_cells(results).items():
         found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6  # µs per row
-    return found
+    return found | peers_report.figures(results)
 
 
 def goal_rows(results: Results, goals: Goals) -> list[tuple[str, str, str, bool | None]]:
@@ -285,6 +286,7 @@ def markdown(results: Results, goals: Goals) -> str:
         "",
         *_ladder(servers),
         "",
+        *peers_report.section(results),
         "## Model level: µs per row (median call time / rows; one thread, one core)",
         "",
         *_model(results),

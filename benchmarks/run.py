@@ -142,6 +142,23 @@ def open_loop(url: str, work: Path, name: str, seconds: float) -> dict[str, Any]
     return figures
 
 
+def peers(champion: Champion, rows: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`benchmarks.peers`: ours against MLServer and BentoML on the open-loop ladder.
+
+    In its own process (Locust's gevent patches this one); it installs the peers' own
+    environments on first use. Needs the booster: without it, says why.
+    """
+    if champion.pipeline_dir is None:
+        return {"not_measured": "no LightGBM pipeline given (--pipeline): MLServer serves it"}
+    out = work / "peers.json"
+    command = [sys.executable, "-m", "benchmarks.peers", "--out", str(out), "--rows", str(rows)]
+    command += ["--bundle", str(champion.bundle_dir), "--pipeline", str(champion.pipeline_dir)]
+    command += ["--step-seconds", str(args.step_seconds), "--work-dir", str(work)]
+    subprocess.run([*command, "--ladder", *map(str, args.ladder)], check=True)
+    figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return figures
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `make bench` measures, as one JSON-ready dict."""
     started = datetime.now(UTC)
@@ -179,6 +196,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     set_cars(bodies)
     results["servers"] = servers = measure_servers(champion, args, work)
     results["setup"]["mixed_rate_rps"] = next(iter(servers.values()))["mixed"]["offered_rps"]
+    if args.peers:
+        results["peers"] = peers(champion, rows, args, work)
     results["load_average_after"] = os.getloadavg()
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return results
@@ -196,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-starts", type=int, default=COLD_STARTS)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        help="also MLServer and BentoML, installed in their own envs (default: on, off --quick)",
+    )
     args = parser.parse_args(argv)
+    args.peers = not args.quick if args.peers is None else args.peers
     if args.quick:
         args.ladder, args.cold_starts = [20], 1
     args.step_seconds = args.step_seconds or (2.0 if args.quick else 15.0)

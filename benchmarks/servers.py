@@ -21,12 +21,16 @@ READY_TIMEOUT_S: Final = 120.0
 
 
 class ServerSpec(NamedTuple):
-    """How to start one server: its name in the results, title, command line and env."""
+    """How to start one server: its name in the results, title, command line and env.
+
+    `ready_path` answers 200 once the model is loaded (a peer's readiness route differs).
+    """
 
     name: str
     title: str
     command: tuple[str, ...]
     env: dict[str, str]
+    ready_path: str = "/ready"
 
 
 def free_port() -> int:
@@ -86,7 +90,7 @@ class RunningServer:
         )
         while self.process.poll() is None and time.perf_counter() < started + READY_TIMEOUT_S:
             try:
-                with urllib.request.urlopen(f"{self.url}/ready", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.url}{spec.ready_path}", timeout=1) as response:
                     if response.status == 200:
                         self.cold_start_s = time.perf_counter() - started
                         return
