@@ -3,6 +3,16 @@
 import json
 from typing import Any, Final
 
+from benchmarks.peers.envs import BENTOML, MLSERVER
+
+#: A peer's figures goals may name (see `benchmarks.peers.compare`).
+FIGURES: Final = (
+    "max_sustained_rps",
+    "p95_at_own_max_ms",
+    "ours_max_sustained_rps",
+    "ours_p95_at_peer_max_ms",
+    "cold_start_s",
+)
 #: Entries of `results["peers"]` that are not a peer.
 _NOT_PEERS: Final = ("ours_open_loop", "not_measured")
 
@@ -13,12 +23,12 @@ def _peers(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def figures(results: dict[str, Any]) -> dict[str, float | None]:
-    """`<peer>.<figure>` for every number a peer's entry holds at its top level."""
+    """`<peer>.<figure>` for each peer and figure goals may name; None when not measured."""
+    found = _peers(results)
     return {
-        f"{name}.{key}": value
-        for name, peer in _peers(results).items()
-        for key, value in peer.items()
-        if isinstance(value, int | float) or (value is None and key.endswith(("_rps", "_ms")))
+        f"{env.name}.{key}": found.get(env.name, {}).get(key)
+        for env in (MLSERVER, BENTOML)
+        for key in FIGURES
     }
 
 

@@ -172,7 +172,9 @@ def test_peer_goals_read_the_peer_figures_and_say_when_absent() -> None:
     assert rate == ("900 vs 400 = 2.25×", True)
     assert p95 == ("3 vs 9 = 0.33×", True)
     assert found["p95 at BentoML's max sustained rate vs BentoML"][1] is None
-    assert peer_figures(_peer_results(None)) == {}
+    unmeasured = peer_figures(_peer_results(None))
+    assert unmeasured["mlserver.max_sustained_rps"] is None
+    assert set(unmeasured.values()) == {None}
 
 
 def test_peer_section_lists_the_ratios_and_the_ladders() -> None:
