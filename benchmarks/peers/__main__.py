@@ -1,17 +1,21 @@
 """`python -m benchmarks.peers`: ours against MLServer and BentoML, nothing else.
 
 The same comparison `benchmarks.run` makes when peers are on, for working on the peers alone:
-writes the figures as JSON (`--out`). Run from the repository root after `make train`.
+writes the figures as JSON (`--out`) and its report section beside it (`.md`). Run from the
+repository root after `make train`.
 """
 
 import argparse
 import json
 import logging
 import os
+import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.champion import held_out_rows, resolve
 from benchmarks.peers.compare import RATES, compare
+from benchmarks.peers.report import section
 from benchmarks.servers import LOADGEN_CORE
 
 
@@ -38,8 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {LOADGEN_CORE})
     frame = held_out_rows(rows)
     ladder = (args.ladder, args.step_seconds)
+    before = os.getloadavg()
     figures = compare(champion, frame, args.work_dir, *ladder, names=args.only)
     args.out.write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+    # The same section `make bench`'s report has, with what a reader needs to weigh it.
+    head = f"# Peers {datetime.now(UTC):%Y-%m-%d} on {socket.gethostname()}\n\nModel: "
+    head += f"{champion.label}. Load average before / after: {before} / {os.getloadavg()}.\n\n"
+    markdown = head + "\n".join(section({"peers": figures}))
+    args.out.with_suffix(".md").write_text(markdown, encoding="utf-8")
     return 0
 
 
