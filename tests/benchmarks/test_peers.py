@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 import pytest
+from benchmarks.peers.compare import best, parity
 from benchmarks.peers.envs import BENTOML, MLSERVER, PEERS_DIR, PeerEnv
 from benchmarks.peers.report import figures as peer_figures
 from benchmarks.peers.report import section
@@ -135,6 +136,25 @@ def test_env_fingerprint_follows_what_the_env_is_built_from(tmp_path: Path) -> N
     assert env.fingerprint() == before
     (package / "a.py").write_text("x = 2\n", "utf-8")
     assert env.fingerprint() != before
+
+
+def test_parity_says_same_model_only_within_the_export_tolerance() -> None:
+    """The largest relative price difference is held against the tolerance given."""
+    close = parity([100.0, 200.0], [100.0, 200.001], tolerance=1e-4)
+    assert close["max_relative_diff"] == pytest.approx(5e-6)
+    assert close["same_model"] is True
+    assert parity([100.0, 200.0], [100.0, 201.0], tolerance=1e-4)["same_model"] is False
+
+
+def test_best_is_the_sustained_step_of_the_highest_achieved_rate() -> None:
+    """A faster step not sustained does not count; no sustained step gives None."""
+    steps = [
+        {"offered_rps": 50, "rps": 50.0, "sustained": True},
+        {"offered_rps": 100, "rps": 99.0, "sustained": True},
+        {"offered_rps": 200, "rps": 150.0, "sustained": False},
+    ]
+    assert best(steps) == steps[1]
+    assert best([steps[2]]) is None
 
 
 def _peer_results(mlserver: dict[str, Any] | None) -> dict[str, Any]:
