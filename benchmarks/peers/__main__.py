@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
     # The same section `make bench`'s report has, with what a reader needs to weigh it.
     head = f"# Peers {datetime.now(UTC):%Y-%m-%d} on {socket.gethostname()}\n\nModel: "
-    head += f"{champion.label}. Load average before / after: {before} / {os.getloadavg()}.\n\n"
+    loads = (", ".join(f"{x:.2f}" for x in load) for load in (before, os.getloadavg()))
+    head += f"{champion.label}. Load average before / after: {' / '.join(loads)}.\n\n"
     markdown = head + "\n".join(section({"peers": figures}))
     args.out.with_suffix(".md").write_text(markdown, encoding="utf-8")
     return 0
