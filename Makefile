@@ -52,7 +52,7 @@ format: setup  ## Apply ruff's fixes and formatting.
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
-bench: setup  ## Run the benchmarks (model-level and Locust side by side).
+bench: setup  ## Run the benchmarks (model-level, Locust side by side, the peers MLServer and BentoML).
 	$(UV) run --frozen python -m benchmarks.run
 
 drift-demo: train  ## The drift loop on the real data: replay 2020 and 2022, drift, retrain, reload.

@@ -1,23 +1,26 @@
 """The open-loop runs of one server: the floor, a rate ladder, fixed steps, batches beside cars.
 
 Built on `benchmarks.openloop` (the generator). Each ladder step sends single cars at its rate
-with `/health` at `FLOOR_RATE` in the same schedule, waits first for the server to go idle,
+with the framework floor (`/health`, or the server's own cheapest route) at `FLOOR_RATE` in
+the same schedule, waits first for the server to go idle,
 and records, beside the generator's figures, the CPU the server, this process and all others
 used, and whether the generator rather than the server was the limit.
 
 Run as `python -m benchmarks.openloop_runs URL --bodies FILE --out FILE floor|ladder …`
-(`--bodies`: one request body per line; see `--help`). `benchmarks.run` runs it in its own
-process (Locust's gevent patches the run's), pinned to the load-generator core.
+(`--bodies`: one request body per line; `--path`, `--floor-path`: another server's routes;
+see `--help`). `benchmarks.run` runs it through `OpenLoopProcess`, in its own process
+(Locust's gevent patches the run's), pinned to the load-generator core.
 """
 
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 
@@ -30,6 +33,9 @@ from benchmarks.openloop import (
     run_schedule,
     run_streams,
 )
+
+if TYPE_CHECKING:  # at run time this module is the generator's process: no server code there
+    from benchmarks.servers import RunningServer
 
 #: /health requests per second beside every ladder step: the framework floor under that load,
 #: a small share of any step, so it does not move the server's capacity.
@@ -72,9 +78,16 @@ async def settle(server_pid: int | None, idle_cores: float = 0.2, limit_s: float
 
 
 async def step(
-    url: str, target: Target, rate: float, seconds: float, *, server_pid: int | None, seed: int = 0
+    url: str,
+    target: Target,
+    rate: float,
+    seconds: float,
+    *,
+    server_pid: int | None,
+    floor: Target = HEALTH,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """`target` at `rate` with `HEALTH` at `FLOOR_RATE` in the same schedule: its figures.
+    """`target` at `rate` with `floor` at `FLOOR_RATE` in the same schedule: its figures.
 
     The schedule lasts at least long enough for `MIN_ARRIVALS` of `target`. The target's
     figures, plus the CPU (in cores) the server, this process and all others used, the
@@ -83,7 +96,7 @@ async def step(
     await settle(server_pid)
     cpu, busy, started = server_cpu_seconds(server_pid), cpu_busy(), time.perf_counter()
     seconds = max(seconds, MIN_ARRIVALS / rate)
-    figures = await run_streams(url, [(target, rate), (HEALTH, FLOOR_RATE)], seconds, seed)
+    figures = await run_streams(url, [(target, rate), (floor, FLOOR_RATE)], seconds, seed)
     elapsed = time.perf_counter() - started
     server = (server_cpu_seconds(server_pid) - cpu) / elapsed
     result, loadgen = {"offered_rps": rate, **figures[target.name]}, figures["loadgen_cpu"]
@@ -95,7 +108,7 @@ async def step(
         # Other processes meanwhile, in cores: on a shared machine, the co-tenants.
         "others_cpu": (cpu_busy() - busy) / elapsed - server - loadgen,
         "generator_limited": lag > MAX_LAG_SHARE * p50 or loadgen >= MAX_LOADGEN_CPU,
-        "floor": {key: figures[HEALTH.name][key] for key in ("requests", "p50_ms", "p99_ms")},
+        "floor": {key: figures[floor.name][key] for key in ("requests", "p50_ms", "p99_ms")},
     }
 
 
@@ -107,6 +120,7 @@ async def ladder(
     *,
     sustained: Callable[[dict[str, Any]], bool],
     server_pid: int | None = None,
+    floor: Target = HEALTH,
     refine: int = 2,
 ) -> dict[str, Any]:
     """Steps at `rates` up to the first not sustained, then `refine` bisections below it.
@@ -118,7 +132,7 @@ async def ladder(
     steps: list[dict[str, Any]] = []
 
     async def measure(rate: float) -> bool:
-        figures = await step(url, target, rate, seconds, server_pid=server_pid)
+        figures = await step(url, target, rate, seconds, server_pid=server_pid, floor=floor)
         # Achieved against what the schedule sent: a Poisson count is off its mean by about
         # its square root (4 % of 500 arrivals), which is not the server's doing.
         sent = figures["requests"] / figures["seconds"]
@@ -166,16 +180,19 @@ async def batch_vs_single(
 
 async def plan(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
     """What the command line asks for, as one JSON-ready dict."""
-    single = predict_target(bodies, args.path)
-    single = single._replace(content_type=args.content_type)
+    single = predict_target(bodies, args.path)._replace(content_type=args.content_type)
+    floor = HEALTH._replace(path=args.floor_path)
     if args.mode == "floor":
-        floor = HEALTH._replace(path=args.floor_path)
         return await run_schedule(args.url, args.rate, args.seconds, single, floor)
     from benchmarks.report import load_goals  # the sustained rule's one home
 
     sustained = load_goals().sustained.holds
     result: dict[str, Any] = {"arrivals": ARRIVALS, "floor_rate": FLOOR_RATE}
     pid = args.server_pid
+
+    async def at(rate: float) -> dict[str, Any]:
+        return await step(args.url, single, rate, args.seconds, server_pid=pid, floor=floor)
+
     found = await ladder(
         args.url,
         single,
@@ -183,16 +200,14 @@ async def plan(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
         args.seconds,
         sustained=sustained,
         server_pid=pid,
+        floor=floor,
         refine=args.refine,
     )
     result["ladder"] = found
-    result["at"] = [
-        await step(args.url, single, rate, args.seconds, server_pid=pid) for rate in args.at
-    ]
+    result["at"] = [await at(rate) for rate in args.at]
     capacity = found["max_sustained_rps"]
     result["curve"] = [
-        await step(args.url, single, round(share * capacity, 1), args.seconds, server_pid=pid)
-        | {"share": share}
+        await at(round(share * capacity, 1)) | {"share": share}
         for share in (args.curve if capacity else [])
     ]
     if args.batch_cars:
@@ -202,6 +217,44 @@ async def plan(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
         )
         result["batch_vs_single"]["batch_cars"] = args.batch_cars
     return result
+
+
+class OpenLoopProcess:
+    """This module's command line against one running server, in its own process.
+
+    Its own process because Locust's gevent patches the caller's; it inherits the caller's
+    core (the load generator's). Each call writes its JSON into `work`. The server's spec
+    names its routes; `bodies` holds its one-car requests, one a line.
+    """
+
+    def __init__(
+        self, server: "RunningServer", work: Path, args: argparse.Namespace, bodies: Path
+    ) -> None:
+        self.server, self.work, self.args, self.bodies = server, work, args, bodies
+
+    def run(self, name: str, mode: list[str], seconds: float) -> dict[str, Any]:
+        """One plan of about `seconds` (a ladder's steps: fewer if it stops early)."""
+        out, step, spec = (
+            self.work / f"{name}-open-loop.json",
+            self.args.step_seconds,
+            self.server.spec,
+        )
+        command = [sys.executable, "-m", "benchmarks.openloop_runs", self.server.url]
+        command += ["--bodies", str(self.bodies), "--out", str(out)]
+        command += ["--path", spec.predict_path, "--floor-path", spec.health_path]
+        command += ["--seconds", str(seconds if mode[0] == "floor" else step)]
+        command += ["--server-pid", str(self.server.process.pid)]
+        # A step may outlast its length (MIN_ARRIVALS, its last answers): a generous bound.
+        timeout = 3 * seconds + 120
+        subprocess.run([*command, *mode], check=True, timeout=timeout)
+        figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return figures
+
+    def ladder(self, name: str, *extra: str, steps: int = 0) -> dict[str, Any]:
+        """The single-car ladder up to the first unsustained step, then `extra` options."""
+        rates = [str(rate) for rate in self.args.open_loop_ladder]
+        seconds = (steps + len(rates) + 2) * self.args.step_seconds
+        return self.run(f"{name}-ladder", ["ladder", "--rates", *rates, *extra], seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,10 @@
 """The Markdown report of one `benchmarks.run` results dict: goals, side by side, ladder, model.
 
-The goals and the rule for a sustained step are data, read from `benchmarks/goals.toml`.
+The goals and the rule for a sustained step are data, read from `benchmarks/goals.toml`. The
+peers are servers of the results with an open-loop ladder only: the Locust tables skip them.
 """
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -13,6 +15,7 @@ import msgspec
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.model_bench import VARIANTS
 from benchmarks.openloop_runs import MAX_LAG_SHARE, MAX_LOADGEN_CPU
+from benchmarks.peers.envs import BENTOML, MLSERVER
 
 GOALS_FILE: Final = Path(__file__).with_name("goals.toml")
 COLUMNS: Final = {
@@ -21,6 +24,8 @@ COLUMNS: Final = {
     "ours_logged": "ours, prediction log on",
     "baseline": "baseline",
 }
+#: The peers' names in the results (`servers.<peer>`), as their environments are named.
+PEERS: Final = (MLSERVER.name, BENTOML.name)
 _LOADGEN_BUSY: Final = 0.9
 #: Two workers per core are recommended only if they sustain this much more than one, and
 #: their p95 at the common rate is at most this much higher: else the second worker's memory
@@ -89,11 +94,13 @@ def _table(head: list[str], rows: list[list[str]], align: str = "---:") -> list[
 
 
 def _step_at(server: Server, rate: float | None) -> dict[str, Any] | None:
-    return next((step for step in server["ladder"] if step["offered_rps"] == rate), None)
+    return next((step for step in server.get("ladder", []) if step["offered_rps"] == rate), None)
 
 
 def stages(server: Server) -> list[dict[str, Any]]:
-    """Every recorded load stage of one server."""
+    """Every recorded Locust stage of one server (none for a peer)."""
+    if "saturation" not in server:
+        return []
     return [*server["ladder"], server["saturation"], *server["batch"].values(), server["mixed"]]
 
 
@@ -162,6 +169,11 @@ OURS_ROWS: Final = [
     ("batch p50, alone, ms", "batch_vs_single.batches_alone.p50_ms", 0),
     ("batch p50, with singles, ms", "batch_vs_single.with_batches.batch.p50_ms", 0),
 ]
+#: Figures at each peer's max sustained rate (ours' step there, and the peer's own).
+PEER_ROWS: Final = [
+    (f"open loop: p95 at {peer}'s max sustained rate, ms", f"open_loop_at_{peer}_rate.p95_ms", 2)
+    for peer in PEERS
+]
 WORKER_ROWS: Final = [
     ("max sustained single-car RPS (open loop)", "max_sustained_rps", 0),
     ("achieved RPS at the common rate", "at_common_rate.achieved_rps", 0),
@@ -189,7 +201,8 @@ def server_figure(results: Results, server: Server, name: str) -> float | None:
         step = _step_at(server, baseline_rate(results["servers"])) or {}
         return step.get(name.removesuffix("_at_baseline_rate") + "_ms")
     if name in ("cold_start_s", "best_cold_start_s"):
-        return (statistics.median if name == "cold_start_s" else min)(server["cold_starts_s"])
+        starts = server.get("cold_starts_s")  # none: a peer that could not be started
+        return (statistics.median if name == "cold_start_s" else min)(starts) if starts else None
     value: float | None = _path(server, name)
     return value
 
@@ -209,7 +222,7 @@ def figures(results: Results) -> dict[str, float | None]:
     found = {
         f"{name}.{key}": server_figure(results, server, key)
         for name, server in results["servers"].items()
-        for _, key, _ in [*server_rows(results), *OURS_ROWS]
+        for _, key, _ in [*server_rows(results), *OURS_ROWS, *PEER_ROWS]
     }
     for (variant, rows), cell in model_cells(results).items():
         found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6  # µs per row
@@ -247,7 +260,7 @@ def _side_by_side(results: Results) -> list[str]:
 
 def _ladder(servers: dict[str, Server]) -> list[str]:
     names = [name for name in COLUMNS if name in servers]
-    rates = sorted({step["offered_rps"] for s in servers.values() for step in s["ladder"]})
+    rates = sorted({step["offered_rps"] for n in names for step in servers[n]["ladder"]})
 
     def cell(step: dict[str, Any] | None) -> str:
         if step is None:
@@ -443,6 +456,46 @@ def _ours_sections(results: Results, ours: Server) -> list[str]:
     return lines
 
 
+def _peers(results: Results) -> list[str]:
+    """Ours against each peer: max sustained rate, p95 at the peer's, parity, start, memory."""
+    servers = results["servers"]
+    found, ours = {n: servers[n] for n in PEERS if n in servers}, servers.get("ours", {})
+    if not found:
+        return []
+    rows, notes = [], []
+    for name, peer in found.items():
+        if "error" in peer:
+            rows.append([peer["title"], f"not measured: {peer['error'][:200]}", *[""] * 6])
+            continue
+        at, parity = f"open_loop_at_{name}_rate.p95_ms", peer["parity"]
+        rows.append(
+            [
+                peer["title"],
+                *(_num(_path(s, "open_loop_ladder.max_sustained_rps")) for s in (peer, ours)),
+                *(_num(_path(s, at), 2) for s in (peer, ours)),
+                f"{parity['max_relative_diff']:.1e} over {parity['cars']} cars",
+                _num(server_figure(results, peer, "cold_start_s"), 1),
+                _num(peer["memory_after_load"]["max_worker_rss_mb"]),
+            ]
+        )
+        versions = ", ".join(f"{k} {v}" for k, v in peer["versions"].items())
+        notes.append(f"- **{name}** ({versions}): `{json.dumps(peer['settings'])}`")
+    head = ["peer", "max sustained RPS", "ours", "p95 at its max, ms", "ours there, ms"]
+    head += ["price parity (max rel. diff)", "cold start, s", "RSS, MB"]
+    return [
+        "## Peers: the same model served by MLServer and BentoML",
+        "",
+        "Each peer pinned to the same core as ours, on the same open-loop ladder (its steps are "
+        "in the open-loop table above); ours was also sent each peer's max sustained rate, on "
+        "the same schedule. Parity: each peer's prices against ours on the first cars.",
+        "",
+        *_table(head, rows),
+        "",
+        *notes,
+        "",
+    ]
+
+
 def markdown(results: Results, goals: Goals) -> str:
     """The results as Markdown: goals first, then the side-by-side table and the details."""
     servers, env, rule = results["servers"], results["environment"], goals.sustained
@@ -505,6 +558,7 @@ def markdown(results: Results, goals: Goals) -> str:
         *_ladder(servers),
         "",
         *_ours_sections(results, ours),
+        *_peers(results),
         "## Model level: µs per row (median call time / rows; one thread, one core)",
         "",
         *_model(results),

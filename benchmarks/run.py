@@ -1,4 +1,4 @@
-"""`make bench`: model level and profile, installed sizes, then both generators per server.
+"""`make bench`: model level, profile, sizes, the peers' open loop, both generators per server.
 
 Results go to `benchmarks/results/<date>-<host>.{json,md}`, logs and raw outputs to
 `data/bench/runs/<time>/`. Servers, the model level and the profile run pinned to core 0; this
@@ -24,7 +24,8 @@ import psutil
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
 from benchmarks.load import LOCUST_ARRIVALS, SETUP, StagePlan, run_plan, set_cars
 from benchmarks.openloop import ARRIVALS
-from benchmarks.openloop_runs import FLOOR_RATE
+from benchmarks.openloop_runs import FLOOR_RATE, OpenLoopProcess
+from benchmarks.peers.compare import measure_peers
 from benchmarks.report import load_goals, markdown, recommended_workers
 from benchmarks.servers import (
     LOADGEN_CORE,
@@ -33,12 +34,15 @@ from benchmarks.servers import (
     ServerSpec,
     free_port,
     server_specs,
+    start_timed,
 )
 
 logger = logging.getLogger("benchmarks")
 
 RESULTS_DIR: Final = Path("benchmarks/results")
 WORK_DIR: Final = Path("data/bench/runs")
+#: In the run's work directory: our servers' one-car bodies, one a line.
+BODIES_FILE: Final = "bodies.jsonl"
 #: Offered single-car rates (requests/s), climbed until a server stops keeping up.
 LADDER: Final = (50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 2500, 3000, 4000)
 COLD_STARTS: Final = 3
@@ -134,24 +138,22 @@ def environment_sizes() -> dict[str, Any]:
     }
 
 
-def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def measure_servers(
+    champion: Champion, args: argparse.Namespace, work: Path, peers: dict[str, Any]
+) -> dict[str, Any]:
     """Cold starts, Locust's stage plan, the open loop and memory after load, for each server.
 
     The baseline comes first: its max sustained rate sets every server's mixed rate (Locust)
-    and the open-loop rate ours is compared with it at. Ours also runs the capacity curve, the
-    batch-vs-single scenario and, with two workers on the same core, the ladder again.
+    and, with each measured peer's, an open-loop rate ours is compared at. Ours also runs the
+    capacity curve, the batch-vs-single scenario and, with two workers on the same core, the
+    ladder again.
     """
     sustained, port = load_goals().sustained, free_port()
     servers: dict[str, Any] = {}
     mixed_rate: float | None = None
     for spec in server_specs(champion, port, work / "prediction-log"):
-        cold_starts = []
-        for attempt in range(args.cold_starts):
-            server = RunningServer(spec, port, work / f"{spec.name}.log")
-            cold_starts.append(server.cold_start_s)
-            if attempt < args.cold_starts - 1:
-                server.stop()
-        loop = _OpenLoop(server, work, args)
+        server, cold_starts = start_timed(spec, port, work / f"{spec.name}.log", args.cold_starts)
+        loop = OpenLoopProcess(server, work, args, work / BODIES_FILE)
         try:
             plan = StagePlan(
                 args.step_seconds, args.ladder, sustained.holds, server.cpu_seconds, mixed_rate
@@ -162,7 +164,7 @@ def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) ->
             if spec.name == "baseline":
                 measured["open_loop_ladder"] = loop.ladder(spec.name)["ladder"]
             elif spec.name == "ours":
-                measured |= ours_open_loop(loop, servers.get("baseline"))
+                measured |= ours_open_loop(loop, {"baseline": servers.get("baseline"), **peers})
             measured["memory_after_load"] = server.memory()
         finally:
             server.stop()
@@ -179,48 +181,23 @@ def measure_servers(champion: Champion, args: argparse.Namespace, work: Path) ->
     return servers
 
 
-class _OpenLoop:
-    """`benchmarks.openloop_runs` against one running server, in its own process.
-
-    Its own process because Locust's gevent patches this one; it inherits the load-generator
-    core. Each call writes its JSON next to the run's logs.
-    """
-
-    def __init__(self, server: RunningServer, work: Path, args: argparse.Namespace) -> None:
-        self.server, self.work, self.args = server, work, args
-
-    def run(self, name: str, mode: list[str], seconds: float) -> dict[str, Any]:
-        """One plan of about `seconds` (a ladder's steps: fewer if it stops early)."""
-        out, step = self.work / f"{name}-open-loop.json", self.args.step_seconds
-        command = [sys.executable, "-m", "benchmarks.openloop_runs", self.server.url]
-        command += ["--bodies", str(self.work / "bodies.jsonl"), "--out", str(out)]
-        command += ["--seconds", str(seconds if mode[0] == "floor" else step)]
-        command += ["--server-pid", str(self.server.process.pid)]
-        # A step may outlast its length (MIN_ARRIVALS, its last answers): a generous bound.
-        timeout = 3 * seconds + 120
-        subprocess.run([*command, *mode], check=True, timeout=timeout)
-        figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-        return figures
-
-    def ladder(self, name: str, *extra: str, steps: int = 0) -> dict[str, Any]:
-        """The single-car ladder up to the first unsustained step, then `extra` options."""
-        rates = [str(rate) for rate in self.args.open_loop_ladder]
-        seconds = (steps + len(rates) + 2) * self.args.step_seconds
-        return self.run(f"{name}-ladder", ["ladder", "--rates", *rates, *extra], seconds)
-
-
-def ours_open_loop(loop: _OpenLoop, baseline: dict[str, Any] | None) -> dict[str, Any]:
-    """Ours: ladder, capacity curve, the baseline's rate and the batch-vs-single scenario.
+def ours_open_loop(loop: OpenLoopProcess, others: dict[str, Any]) -> dict[str, Any]:
+    """Ours: ladder, capacity curve, each other server's rate and the batch-vs-single scenario.
 
     Capacity is the open-loop max sustained rate of this one worker on one core; the curve's
-    steps are shares of it. The baseline's rate is the highest offered rate it sustained, sent
-    with the same seed: the same schedule.
+    steps are shares of it. Another server's rate (the baseline's, a peer's) is the highest
+    offered rate it sustained, sent with the same seed: the same schedule. Ours' step there is
+    `open_loop_at_<server>_rate`, and so is that server's own ladder step (set on `others`).
     """
-    base_rate = baseline and baseline["open_loop_ladder"]["max_sustained_offered_rps"]
-    at = ["--at", str(base_rate)] if base_rate else []
-    extra = [*at, "--curve", *map(str, CURVE_SHARES), "--batch-cars", str(BATCH_CARS)]
-    extra += ["--single-rate", str(OPEN_LOOP_RATE)]
-    found = loop.ladder("ours", *extra, steps=len(CURVE_SHARES) + 1 + 3)
+    rates = {
+        name: rate
+        for name, other in others.items()
+        if other and (rate := other.get("open_loop_ladder", {}).get("max_sustained_offered_rps"))
+    }
+    at = sorted(set(rates.values()))
+    extra = ["--at", *map(str, at), "--curve", *map(str, CURVE_SHARES)]
+    extra += ["--batch-cars", str(BATCH_CARS), "--single-rate", str(OPEN_LOOP_RATE)]
+    found = loop.ladder("ours", *extra, steps=len(CURVE_SHARES) + len(at) + 3)
     ladder = found["ladder"]
     capacity_curve = {
         "arrivals": found["arrivals"],
@@ -235,13 +212,11 @@ def ours_open_loop(loop: _OpenLoop, baseline: dict[str, Any] | None) -> dict[str
         "capacity_curve": capacity_curve,
         "batch_vs_single": found["batch_vs_single"],
     }
-    if base_rate:
-        (result["open_loop_at_baseline_rate"],) = found["at"]
-        assert baseline is not None
-        steps = baseline["open_loop_ladder"]["steps"]
-        baseline["open_loop_at_baseline_rate"] = next(
-            step for step in steps if step["offered_rps"] == base_rate
-        )
+    ours_at = dict(zip(at, found["at"], strict=True))
+    for name, rate in rates.items():
+        key, steps = f"open_loop_at_{name}_rate", others[name]["open_loop_ladder"]["steps"]
+        result[key] = ours_at[rate]
+        others[name][key] = next(step for step in steps if step["offered_rps"] == rate)
     return result
 
 
@@ -262,7 +237,9 @@ def two_workers(
     at = ["--at", str(common["offered_rps"])] if common else []
     server = RunningServer(two, port, work / f"{two.name}.log")
     try:
-        found = _OpenLoop(server, work, args).ladder(two.name, *at, steps=1)
+        found = OpenLoopProcess(server, work, args, work / BODIES_FILE).ladder(
+            two.name, *at, steps=1
+        )
         memory = server.memory()
     finally:
         server.stop()
@@ -287,7 +264,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     autogroup = Path("/proc/self/autogroup")
     champion, rows = resolve(args.bundle, args.pipeline, args.rows)
     bodies = request_bodies(held_out_rows(rows))
-    (work / "bodies.jsonl").write_bytes(b"\n".join(bodies))
+    (work / BODIES_FILE).write_bytes(b"\n".join(bodies))
+    if args.peers and champion.pipeline_dir is None:
+        raise SystemExit("the peers need the training pipeline (--pipeline): MLServer serves it")
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
         "host": socket.gethostname(),
@@ -317,8 +296,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["environment"] = environment_sizes()
     os.sched_setaffinity(0, {LOADGEN_CORE})
     set_cars(bodies)
-    results["servers"] = servers = measure_servers(champion, args, work)
+    # The peers first: ours is then measured at each one's max sustained rate too.
+    peers = measure_peers(champion, held_out_rows(rows), args, work) if args.peers else {}
+    results["servers"] = servers = measure_servers(champion, args, work, peers)
     results["setup"]["mixed_rate_rps"] = next(iter(servers.values()))["mixed"]["offered_rps"]
+    servers |= peers
     results["load_average_after"] = os.getloadavg()
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return results
@@ -337,7 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-starts", type=int, default=COLD_STARTS)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        help="also MLServer and BentoML, installed in their own envs (default: on, off --quick)",
+    )
     args = parser.parse_args(argv)
+    args.peers = not args.quick if args.peers is None else args.peers
     if args.quick:
         args.ladder, args.open_loop_ladder, args.cold_starts = [20], [50, 100], 1
     args.step_seconds = args.step_seconds or (2.0 if args.quick else 10.0)

@@ -1,4 +1,8 @@
-"""Start, time and measure the servers under test: ours (Granian) and the baseline (uvicorn)."""
+"""Start, time and measure the servers under test: ours (Granian) and the baseline (uvicorn).
+
+The peers (MLServer, BentoML) are started the same way from their specs in
+`benchmarks.peers.specs`.
+"""
 
 import os
 import socket
@@ -21,12 +25,20 @@ READY_TIMEOUT_S: Final = 120.0
 
 
 class ServerSpec(NamedTuple):
-    """How to start one server: its name in the results, title, command line and env."""
+    """How to start one server: its name in the results, title, command line and env.
+
+    Its routes: `ready_path` answers 200 once the model is loaded, `predict_path` takes one
+    car, `health_path` is the framework's cheapest route (the open loop's floor). A peer's
+    routes differ from ours.
+    """
 
     name: str
     title: str
     command: tuple[str, ...]
     env: dict[str, str]
+    ready_path: str = "/ready"
+    predict_path: str = "/predict"
+    health_path: str = "/health"
 
 
 def free_port() -> int:
@@ -86,7 +98,7 @@ class RunningServer:
         )
         while self.process.poll() is None and time.perf_counter() < started + READY_TIMEOUT_S:
             try:
-                with urllib.request.urlopen(f"{self.url}/ready", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.url}{spec.ready_path}", timeout=1) as response:
                     if response.status == 200:
                         self.cold_start_s = time.perf_counter() - started
                         return
@@ -127,3 +139,16 @@ class RunningServer:
                 os.killpg(self.process.pid, 9)
                 self.process.wait(timeout=10)
         self._log.close()
+
+
+def start_timed(
+    spec: ServerSpec, port: int, log_file: Path, times: int
+) -> tuple[RunningServer, list[float]]:
+    """Start a server `times` times (each a cold start); the last one is left running."""
+    cold_starts = []
+    for attempt in range(times):
+        server = RunningServer(spec, port, log_file)
+        cold_starts.append(server.cold_start_s)
+        if attempt < times - 1:
+            server.stop()
+    return server, cold_starts

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.model_bench import VARIANTS
-from benchmarks.report import figures, goal_rows, load_goals, markdown
+from benchmarks.report import PEERS, figures, goal_rows, load_goals, markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CAR = json.loads((REPO_ROOT / "tests" / "data" / "car.json").read_text("utf-8"))
@@ -133,6 +133,19 @@ def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
     found["max_sustained_offered_rps"] = found["steps"][0]["offered_rps"]
     for server in (baseline, extended["servers"]["ours"]):
         server["open_loop_at_baseline_rate"] = found["steps"][0]
+    for name in PEERS:  # open loop only, as the peers are measured; half ours
+        peer = extended["servers"][name] = {
+            "title": name,
+            "open_loop_ladder": copy.deepcopy(results["servers"]["ours"]["open_loop_ladder"]),
+            "cold_starts_s": [2.0],
+            "memory_after_load": {"max_worker_rss_mb": 200.0},
+            "parity": {"cars": 50, "max_relative_diff": 1e-7, "tolerance": 1e-4},
+            "versions": {name: "1.0"},
+            "settings": {"workers": 1},
+        }
+        peer["open_loop_ladder"]["max_sustained_rps"] /= 2
+        for server in (peer, extended["servers"]["ours"]):
+            server[f"open_loop_at_{name}_rate"] = found["steps"][0]
     return extended
 
 
@@ -163,6 +176,21 @@ def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> No
     assert "| open loop: max sustained single-car RPS |" in text
     assert "| open loop: p95 at " in text
     assert "| 10.0× |" in text
+
+
+def test_peers_are_servers_with_an_open_loop_ladder_only(with_baseline: dict[str, Any]) -> None:
+    """Peers' goals get verdicts; their ladders join the open-loop table, not Locust's."""
+    verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, load_goals())}
+    assert verdicts["Max sustained single-car RPS vs MLServer (open loop)"] is True
+    assert verdicts["Max sustained single-car RPS vs BentoML (open loop)"] is True
+    text = markdown(with_baseline, load_goals())
+    peers = text.split("## Peers")[1]
+    assert "| mlserver |" in peers
+    assert "1.0e-07 over 50 cars" in peers
+    open_loop = text.split("## Open-loop single-car ladder")[1].split("## Locust")[0]
+    locust = text.split("## Locust single-car ladder")[1].split("## ")[0]
+    assert "| mlserver" in open_loop
+    assert "mlserver" not in locust
 
 
 class CurveStep(msgspec.Struct, forbid_unknown_fields=True):
