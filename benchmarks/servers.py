@@ -22,6 +22,10 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 SERVER_CORE: Final = 0
 LOADGEN_CORE: Final = 1
 READY_TIMEOUT_S: Final = 120.0
+#: The servers' own environments (under `data/`, which git and DVC leave alone for the bench).
+ENVS_DIR: Final = REPO_ROOT / "data" / "bench" / "envs"
+#: Ours, as `inference/Dockerfile` installs it.
+IMAGE_ENV: Final = ENVS_DIR / "ours"
 
 
 class ServerSpec(NamedTuple):
@@ -48,14 +52,35 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def image_environment() -> Path:
+    """Our server's environment built as its image builds it; its `bin/` directory.
+
+    `inference/Dockerfile` installs only `inference` and its runtime dependencies, not editable,
+    bytecode compiled (`uv sync --no-dev --no-editable --package inference`, UV_COMPILE_BYTECODE).
+    Ours runs from that, not from the workspace's environment: the workspace also holds the
+    training stack, and what is installed changes what the server does at start-up (Litestar
+    loads its pydantic plugin whenever pydantic is importable: 0.7 s of a cold start here), and
+    where PYTHONDONTWRITEBYTECODE is set an uncompiled environment compiles every import anew.
+    Re-synced at every run (a second or two): the workspace's sources are reinstalled, so the
+    code measured is the code checked out.
+    """
+    command = ["uv", "sync", "--frozen", "--quiet", "--no-dev", "--no-editable"]
+    command += ["--package", "inference", "--compile-bytecode"]
+    command += ["--reinstall-package", "inference", "--reinstall-package", "shared-schema"]
+    environment = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(IMAGE_ENV)}
+    subprocess.run(command, check=True, cwd=REPO_ROOT, env=environment, capture_output=True)
+    return IMAGE_ENV / "bin"
+
+
 def server_specs(champion: Champion, port: int, log_dir: Path) -> list[ServerSpec]:
     """The baseline (given a training pipeline), ours, ours unbatched, ours logging.
 
     "ours_logged" has the prediction log on, writing to `log_dir`: its cost is the ratio of
-    its figures to those of "ours". Every server runs one worker, without access logs.
+    its figures to those of "ours". Every server runs one worker, without access logs. Ours
+    runs from its image's environment (`image_environment`), the baseline from the workspace's.
     """
     bin_dir = Path(sys.executable).parent  # the venv's entry points
-    ours = (str(bin_dir / "car-serve"), "--port", str(port), "--workers", "1")
+    ours = (str(image_environment() / "car-serve"), "--port", str(port), "--workers", "1")
     env = {"MODEL_DIR": str(champion.bundle_dir), "HOST": "127.0.0.1", "BATCH_ENABLED": "true"}
     specs = [
         ServerSpec("ours", "ours (Granian + Litestar + ORT, micro-batching on)", ours, env),

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from benchmarks.servers import REPO_ROOT
+from benchmarks.servers import ENVS_DIR, REPO_ROOT
 
 PEERS_DIR: Final = Path(__file__).resolve().parent
-#: Where the environments live (under `data/`, which git and DVC leave alone for the bench).
-ENVS_DIR: Final = REPO_ROOT / "data" / "bench" / "envs"
 PYTHON: Final = "3.12"
 _STAMP: Final = ".peer-stamp"
 
