@@ -192,6 +192,24 @@ def bad_input_cases() -> list[Any]:
             "Malformed JSON",
             json_type,
         ),
+        # One rule for categorical strings, in the schema (shared_schema.car): no surrounding
+        # whitespace or control characters. "RIO\n" used to pass and be priced as unknown.
+        case(
+            "trailing-newline-in-model",
+            "/predict",
+            msgspec.json.encode({**car, "model_name": car["model_name"] + "\n"}),
+            422,
+            "$.model_name",
+            json_type,
+        ),
+        case(
+            "padded-brand-in-batch",
+            "/predict/batch",
+            b'{"cars": [' + msgspec.json.encode({**car, "brand": " " + car["brand"]}) + b"]}",
+            422,
+            "$.cars[0].brand",
+            json_type,
+        ),
         case("empty-batch", "/predict/batch", b'{"cars": []}', 422, "$.cars", json_type),
         case(
             "bare-list-batch", "/predict/batch", b"[" + encoded + b"]", 422, "`object`", json_type
