@@ -10,7 +10,6 @@ one. The real data never enters the tests.
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -28,12 +27,11 @@ import pytest
 from shared_schema import FIELD_NAMES, SCHEMA_VERSION, Car
 from shared_schema.bundle import MODEL_FILE
 from shared_schema.prediction_log import LOG_FORMAT, PredictionRecord, encode_records, segment_name
-from training.cli import main
 from training.config import load_params
 from training.io import onnx_scoring, splits
 
-from ..training.conftest import REPO_ROOT, merged, relocated, repo_params, write_params
-from ..training.pipeline.conftest import row_2020, row_2022, write_raw
+from ..training.conftest import REPO_ROOT, merged, write_params
+from ..training.pipeline.conftest import champion_project, row_2020, row_2022
 
 DAGS = REPO_ROOT / "airflow" / "dags"
 RUNNER = Path(__file__).with_name("dag_runner.py")
@@ -268,25 +266,8 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """The synthetic project trained to champion version 1, its log, a migrated Airflow."""
     root = tmp_path_factory.mktemp("airflow_project")
-    write_raw(root / "raw", *_markets())
-    shutil.copytree(
-        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
-        root / "feature_repo",
-        ignore=shutil.ignore_patterns("__pycache__", "data"),
-    )
-    raw = relocated(
-        root,
-        data={"raw_dir": str(root / "raw")},
-        feature_store={"repo_path": str(root / "feature_repo")},
-        **FAST,
-    )
-    path = str(write_params(raw, root / "params.yaml"))
+    raw, path = champion_project(root, _markets(), FAST)
     params = load_params(path)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        for step in ("ingest", "features", "split", "train", "export", "register", "promote"):
-            assert main(["--params", path, step]) == 0, step
-        assert main(["--params", path, "fetch-model", "--alias", "champion"]) == 0
     log_dir = root / "prediction_log"
     log_dir.mkdir()
     test = splits.read(params.paths.splits, "test")

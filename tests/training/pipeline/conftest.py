@@ -12,8 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from training.cli import main
+
 from ..conftest import REPO_ROOT, relocated, repo_params
 from ..conftest import write_params as write_params_file
+
+#: The pipeline's steps from raw files to a promoted champion (then `fetch-model` publishes it).
+TO_CHAMPION = ("ingest", "features", "split", "train", "export", "register", "promote")
 
 
 def row_2020(**overrides: Any) -> dict[str, Any]:
@@ -105,17 +110,53 @@ def write_params(workdir: Path, raw_dir: Path) -> Path:
     return write_params_file(raw, workdir / "params.yaml")
 
 
+def copy_feature_repo(workdir: Path) -> None:
+    """The repository's Feast repo copied to `workdir/feature_repo` (it reads the params beside)."""
+    shutil.copytree(
+        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
+        workdir / "feature_repo",
+        ignore=shutil.ignore_patterns("__pycache__", "data"),
+    )
+
+
+def champion_project(
+    root: Path,
+    markets: tuple[pd.DataFrame, pd.DataFrame],
+    overrides: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Any], str]:
+    """A synthetic project under `root` run to a published champion (registry version 1).
+
+    The two markets as raw files, a copy of the Feast repo, `root/params.yaml` (the repository's
+    params relocated under `root`, with `overrides`), then the pipeline to a promoted champion
+    and `fetch-model` to `paths.serving_bundle`, with no tracking URI from the environment.
+
+    Returns:
+        The params as written, and the params file's path.
+    """
+    write_raw(root / "raw", *markets)
+    copy_feature_repo(root)
+    raw = relocated(
+        root,
+        data={"raw_dir": str(root / "raw")},
+        feature_store={"repo_path": str(root / "feature_repo")},
+        **overrides,
+    )
+    path = str(write_params_file(raw, root / "params.yaml"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for step in TO_CHAMPION:
+            assert main(["--params", path, step]) == 0, step
+        assert main(["--params", path, "fetch-model", "--alias", "champion"]) == 0
+    return raw, path
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A scratch project: synthetic raw files, a params file and a copy of the Feast repo."""
     raw_dir = tmp_path / "raw"
     write_raw(raw_dir, synthetic_2020(), synthetic_2022())
     write_params(tmp_path, raw_dir)
-    shutil.copytree(
-        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
-        tmp_path / "feature_repo",
-        ignore=shutil.ignore_patterns("__pycache__", "data"),
-    )
+    copy_feature_repo(tmp_path)
     return tmp_path
 
 

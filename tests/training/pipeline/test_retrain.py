@@ -7,7 +7,6 @@ refuses it at the repository's tolerance and promotes it at a loose one.
 
 import copy
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from training.config import Params, load_params
 from training.core.retrain import ORDER, slice_key
 from training.io import registry, tracking
 
-from ..conftest import REPO_ROOT, merged, relocated, repo_params, write_params
-from .conftest import row_2020, row_2022, write_raw
+from ..conftest import merged, write_params
+from .conftest import champion_project, row_2020, row_2022
 
 pytestmark = [
     pytest.mark.slow,
@@ -91,27 +90,7 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
     root = tmp_path_factory.mktemp("retrain")
-    write_raw(root / "raw", *_markets())
-    shutil.copytree(
-        REPO_ROOT / repo_params()["feature_store"]["repo_path"],
-        root / "feature_repo",
-        ignore=shutil.ignore_patterns("__pycache__", "data"),
-    )
-    raw = relocated(
-        root,
-        data={"raw_dir": str(root / "raw")},
-        feature_store={"repo_path": str(root / "feature_repo")},
-        **_FAST,
-    )
-    path = str(write_params(raw, root / "params.yaml"))
-    serving = str(load_params(path).paths.serving_bundle)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        steps = ["ingest", "features", "split", "train", "export", "register", "promote"]
-        for step in steps:
-            assert main(["--params", path, step]) == 0, step
-        publish = ["fetch-model", "--alias", "champion", "--out", serving]
-        assert main(["--params", path, *publish]) == 0
+    raw, _ = champion_project(root, _markets(), _FAST)
     return {"root": root, "raw": raw}
 
 
