@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 CAR = Path(__file__).parents[1] / "data" / "car.json"
@@ -98,6 +99,12 @@ def describe(name: str, result: LoadResult) -> str:
         f"200: {result.rate(200):.0f}/s p95 {result.p95(200) * 1e3:.1f} ms, "
         f"503: {result.rate(503):.0f}/s p95 {result.p95(503) * 1e3:.1f} ms"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, user and system, seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def rss_mib(pid: int) -> float:

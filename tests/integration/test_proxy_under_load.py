@@ -16,8 +16,8 @@ from inference.encode import ErrorResponse
 from inference.errors import RETRY_AFTER_S
 
 from ..proxy_bound import in_flight_per_worker
-from .conftest import free_port, haproxy, serve
-from .load import CAR, describe, h2load, rss_mib
+from .conftest import free_port, haproxy, pod_layout, serve
+from .load import CAR, cpu_seconds, describe, h2load, rss_mib
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,13 +65,16 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
 ) -> None:
     """At 2x capacity through the proxy: accepted p95 within 3x nominal, fast 503s, RSS bounded.
 
-    One worker with micro-batching on (the default), behind the proxy bounding it to
+    One worker with micro-batching on (the default), on a core of its own as in a pod (the
+    proxy and the load generator on the other: sharing it, they took the worker's CPU, and it
+    served 38 % of its capacity in one CI run), behind the proxy bounding it to
     `IN_FLIGHT_PER_WORKER` requests. Capacity is what as many connections as the bound get
     answered, nominal the latency at a quarter of it; then twice the capacity is offered from
     100 connections. Probes go round the bound and keep answering.
     """
     with (
-        serve(model_bundle, tmp_path / "server.log", workers=1) as server,
+        pod_layout() as pinned,
+        serve(model_bundle, tmp_path / "server.log", workers=1, launcher=pinned) as server,
         haproxy(
             f"127.0.0.1:{server.port}", tmp_path / "haproxy.log", max_in_flight=IN_FLIGHT_PER_WORKER
         ) as proxy,
@@ -93,6 +96,7 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
         offered = 2 * accepted_per_s
         prober = Prober(proxy)
         prober.start()
+        cpu_before = cpu_seconds(worker)
         try:
             overload = h2load(
                 url,
@@ -103,6 +107,8 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
             )
         finally:
             prober.stop()
+        # The CPU it used while requests came (h2load's start and its log's parsing excluded).
+        worker_cores = (cpu_seconds(worker) - cpu_before) / overload.duration_s
         rss_after = rss_mib(worker)
         shed_by_server = server.metric('carprice_rejected_total{reason="lagging"}')
     print(
@@ -110,7 +116,8 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
         f"{describe('nominal', nominal)}; offered {offered:.0f}/s; "
         f"{describe('overload', overload)}; accepted p95 "
         f"{overload.p95(200) / nominal.p95(200):.1f}x nominal, served "
-        f"{overload.rate(200) / accepted_per_s:.0%} of capacity; 503 share "
+        f"{overload.rate(200) / accepted_per_s:.0%} of capacity, worker busy "
+        f"{worker_cores:.2f} cores; 503 share "
         f"{overload.count(503) / len(overload.requests):.0%}; shed by the server "
         f"{shed_by_server:.0f}; /ready {len(prober.statuses)} probes, statuses "
         f"{sorted(set(prober.statuses))}; worker RSS {rss_before:.0f} -> {rss_after:.0f} MiB"
@@ -124,8 +131,15 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
     # jobs' load, so 3x failed twice in seven (8.7 ms against 2.1 ms). Without the bound the
     # accepted p95 is 48-79 ms.
     assert overload.p95(200) <= max(3 * nominal.p95(200), 0.015)
-    # No collapse: the worker still serves about its capacity.
-    assert overload.rate(200) > 0.5 * accepted_per_s
+    # Not turning away what the worker could serve: the bound keeps it fed (the 1 ms queue
+    # does not leave its slots idle). Its CPU is the measure more than its rate against
+    # `capacity`: the capacity's four closed-loop clients send in lockstep, so the worker
+    # batches four at a time, while the proxy hands it requests as they arrive and slots free.
+    # Over eight runs here it was busy 0.84-0.98 cores and served 61-111 % of that capacity
+    # (unpinned, in one CI run, 38 %); a proxy refusing most of what it could pass falls far
+    # below both floors.
+    assert worker_cores > 0.6
+    assert overload.rate(200) > 0.25 * accepted_per_s
     # Turned away fast: within a few ms (1 ms in the queue), sooner than an accepted answer.
     assert overload.p95(503) <= overload.p95(200)
     assert set(prober.statuses) == {200}
