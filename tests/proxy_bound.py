@@ -31,3 +31,14 @@ def max_in_flight_problem(max_in_flight: str, workers: str, where: str) -> str |
             f"worker x WORKERS={workers} = {wanted}"
         )
     return None
+
+
+_EXPORTER: Final = re.compile(
+    r"^\s*http-request use-service prometheus-exporter if \{ path (\S+) \}", re.M
+)
+
+
+def exporter_path(config: str) -> str | None:
+    """The path on which the proxy's config serves HAProxy's own metrics, if it does."""
+    found = _EXPORTER.search(config)
+    return found.group(1) if found else None

@@ -1,10 +1,13 @@
-"""A real `car-serve` scraped by a real Prometheus loaded with monitoring/rules.
+"""A real `car-serve` and its proxy scraped by a real Prometheus loaded with monitoring/rules.
 
 The server runs with a tiny queue (QUEUE_MAX=1) and a 2 ms batching window so that concurrent
-bursts are load-shed with 503 queue_full: every metric the rules and the dashboard read then
-has real samples, and an expression naming a metric the server does not export finds no data.
+bursts are load-shed with 503 queue_full; the per-pod proxy (HAProxy, the repository's config)
+in front of it admits one request at a time, so a burst through it gets the proxy's own 503s.
+Every metric the rules and the dashboard read then has real samples, and an expression naming
+a metric neither exports finds no data.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -24,13 +27,16 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import free_port, stop
+from .conftest import free_port, haproxy, stop
 
 pytestmark = pytest.mark.integration
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
 JOB = "car-price"
+PROXY_JOB = "car-price-proxy"
+#: The detail of the 503 the proxy makes itself (inference/haproxy/haproxy.cfg, `http-error`).
+PROXY_REFUSAL = "proxy queue"
 WORKERS = 2
 CAR: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")
@@ -65,10 +71,14 @@ class Prometheus:
 @dataclass
 class Stack:
     server_url: str
+    proxy_url: str
     model_dir: Path
     bundle_writer: Callable[..., Path]
     prometheus: Prometheus
+    #: Requests the server answered, by endpoint and status (its counters must agree).
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Requests the proxy turned away itself (the server never saw them).
+    refused_by_proxy: int = 0
 
     def metric(self, sample: str) -> float:
         """One sample of the server's own /metrics (0 when absent)."""
@@ -108,13 +118,15 @@ def _dashboard_queries() -> list[tuple[str, str]]:
     return expanded
 
 
-def _prometheus_config(server_port: int) -> dict[str, Any]:
-    """monitoring/prometheus.yml with 1 s intervals, absolute rule paths, the test's target."""
+def _prometheus_config(server_port: int, proxy_port: int) -> dict[str, Any]:
+    """monitoring/prometheus.yml with 1 s intervals, absolute rule paths, the test's targets."""
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     config["rule_files"] = [str(MONITORING / path) for path in config["rule_files"]]
-    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == JOB]
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{server_port}"]}]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {JOB, PROXY_JOB}
+    jobs[JOB]["static_configs"] = [{"targets": [f"127.0.0.1:{server_port}"]}]
+    jobs[PROXY_JOB]["static_configs"] = [{"targets": [f"127.0.0.1:{proxy_port}"]}]
     return config
 
 
@@ -148,6 +160,22 @@ def _send_traffic(stack: Stack, singles: int) -> None:
                 break
     assert stack.sent["/predict", "503"] > shed_before, "no burst was load-shed"
 
+    def through_proxy(_: int) -> httpx.Response:
+        with httpx.Client(base_url=stack.proxy_url, timeout=5) as client:
+            return client.post("/predict", json=CAR)
+
+    refused_before = stack.refused_by_proxy
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for _ in range(30):
+            for response in pool.map(through_proxy, range(16)):
+                if response.status_code == 503 and PROXY_REFUSAL in response.text:
+                    stack.refused_by_proxy += 1  # the server never saw it
+                else:
+                    stack.sent["/predict", str(response.status_code)] += 1
+            if stack.refused_by_proxy > refused_before:
+                break
+    assert stack.refused_by_proxy > refused_before, "the proxy refused nothing"
+
 
 def _reload(stack: Stack) -> None:
     """A good bundle (version 2), then a corrupt model.onnx the server refuses."""
@@ -180,42 +208,50 @@ def stack(
     env.update(MODEL_DIR=str(model_dir), RELOAD_POLL_S="0.2", QUEUE_MAX="1")
     env.update(BATCH_WINDOW_US="2000")
     car_serve = str(Path(sys.executable).with_name("car-serve"))
-    server = subprocess.Popen(
-        [
-            car_serve,
-            "--port",
-            str(server_port),
-            "--workers",
-            str(WORKERS),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(_prometheus_config(server_port)), encoding="utf-8")
-    log = workdir / "prometheus.log"
-    with log.open("wb") as log_file:
-        prometheus = subprocess.Popen(
+    with contextlib.ExitStack() as cleanup:  # stops Prometheus, the proxy, then the server
+        server = subprocess.Popen(
             [
-                prometheus_binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                "--log.level=warn",
+                car_serve,
+                "--port",
+                str(server_port),
+                "--workers",
+                str(WORKERS),
+                "--log-level",
+                "warning",
             ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    running = Stack(
-        server_url=f"http://127.0.0.1:{server_port}",
-        model_dir=model_dir,
-        bundle_writer=bundle_writer,
-        prometheus=Prometheus(f"http://127.0.0.1:{prometheus_port}", log),
-    )
-    try:
+        cleanup.callback(stop, server)
+        # One request in flight: a burst of 16 through it is mostly the proxy's own 503s.
+        proxy_url = cleanup.enter_context(
+            haproxy(f"127.0.0.1:{server_port}", workdir / "haproxy.log", max_in_flight=1)
+        )
+        config = workdir / "prometheus.yml"
+        prometheus_config = _prometheus_config(server_port, int(proxy_url.rsplit(":", 1)[1]))
+        config.write_text(yaml.safe_dump(prometheus_config), encoding="utf-8")
+        log = workdir / "prometheus.log"
+        with log.open("wb") as log_file:
+            prometheus = subprocess.Popen(
+                [
+                    prometheus_binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                    "--log.level=warn",
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        cleanup.callback(stop, prometheus)
+        running = Stack(
+            server_url=f"http://127.0.0.1:{server_port}",
+            proxy_url=proxy_url,
+            model_dir=model_dir,
+            bundle_writer=bundle_writer,
+            prometheus=Prometheus(f"http://127.0.0.1:{prometheus_port}", log),
+        )
 
         def up(url: str, process: subprocess.Popen[bytes]) -> bool:
             assert process.poll() is None, f"{process.args[0]} exited early; {log.read_text()}"
@@ -236,9 +272,6 @@ def stack(
         _send_traffic(running, singles=60)
         _reload(running)
         yield running
-    finally:
-        stop(prometheus)
-        stop(server)
 
 
 def _scraped_counts(prometheus: Prometheus) -> dict[tuple[str, str], float]:
@@ -259,7 +292,7 @@ def settled(stack: Stack) -> Stack:
     wait_for(lambda: _scraped_counts(stack.prometheus) == expected, "the counters to be scraped")
     records = [rule["record"] for rule in _rules() if "record" in rule]
     deadline = time.monotonic() + 20
-    while missing := [r for r in records if not stack.prometheus.query(f'{r}{{job="{JOB}"}}')]:
+    while missing := [r for r in records if not stack.prometheus.query(f'{r}{{job=~"{JOB}.*"}}')]:
         # A rule reading a metric the server does not export (renamed?) never gets data.
         assert time.monotonic() < deadline, f"recording rules without data: {missing}"
         time.sleep(0.2)
@@ -307,12 +340,18 @@ def test_every_rule_is_healthy_and_every_recording_rule_has_data(settled: Stack)
 
 
 def test_every_metric_the_rules_and_dashboard_read_exists(settled: Stack) -> None:
-    """Each carprice_* metric a rule or the dashboard names has series scraped from the server."""
+    """Each carprice_* and haproxy_* metric a rule or the dashboard names has scraped series.
+
+    The carprice_* from the server, the haproxy_* from the proxy's exporter with the scopes
+    monitoring/prometheus.yml asks for, and each with the labels the rules select.
+    """
     text = DASHBOARD.read_text(encoding="utf-8") + "".join(rule["expr"] for rule in _rules())
     names = set(re.findall(r"\bcarprice_[a-z_]+\b", text))
     assert len(names) >= 10
-    missing = {name for name in names if not settled.prometheus.query(f"count({name})")}
-    assert missing == set(), "metrics the monitoring reads but the server does not export"
+    selectors = set(re.findall(r"\bhaproxy_[a-z_]+\{[^}]*\}", text))
+    assert len(selectors) >= 3
+    missing = {name for name in names | selectors if not settled.prometheus.query(f"count({name})")}
+    assert missing == set(), "metrics the monitoring reads but the server and proxy do not export"
     # The check can fail: a name the server does not export has no series.
     assert settled.prometheus.query("count(carprice_http_requests_totals)") == []
 
@@ -335,3 +374,18 @@ def test_failed_reload_fires_its_alert(settled: Stack) -> None:
     (alert,) = settled.prometheus.query(query)
     assert alert["metric"]["severity"] == "ticket"
     assert alert["metric"]["job"] == JOB
+
+
+def test_proxy_refusals_are_counted_and_fire_their_alert(settled: Stack) -> None:
+    """The proxy's own 503s reach Prometheus (not the server's counters) and page."""
+    refused = settled.prometheus.query(
+        f'sum(haproxy_backend_http_responses_total{{job="{PROXY_JOB}", proxy="granian",'
+        ' code="5xx"}) - sum(haproxy_server_http_responses_total{job="car-price-proxy",'
+        ' proxy="granian", code="5xx"})'
+    )
+    assert float(refused[0]["value"][1]) == settled.refused_by_proxy
+    query = 'ALERTS{alertname="CarPriceProxyRefusing", alertstate="firing"}'
+    wait_for(lambda: bool(settled.prometheus.query(query)), "the proxy-refusal alert", 15)
+    (alert,) = settled.prometheus.query(query)
+    assert alert["metric"]["severity"] == "page"
+    assert alert["metric"]["job"] == PROXY_JOB

@@ -135,7 +135,7 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
     # does not leave its slots idle). Its CPU is the measure more than its rate against
     # `capacity`: the capacity's four closed-loop clients send in lockstep, so the worker
     # batches four at a time, while the proxy hands it requests as they arrive and slots free.
-    # Over eight runs here it was busy 0.84-0.98 cores and served 61-111 % of that capacity
+    # Over nine runs here it was busy 0.80-0.98 cores and served 61-111 % of that capacity
     # (unpinned, in one CI run, 38 %); a proxy refusing most of what it could pass falls far
     # below both floors.
     assert worker_cores > 0.6

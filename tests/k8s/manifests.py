@@ -22,7 +22,7 @@ from inference.app import create_app, drain_seconds
 from inference.settings import Settings
 from k8s import render
 
-from ..proxy_bound import HAPROXY_CFG, max_in_flight_problem
+from ..proxy_bound import HAPROXY_CFG, exporter_path, max_in_flight_problem
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 K8S: Final = ROOT / "k8s"
@@ -302,13 +302,14 @@ def scrape_config() -> dict[str, Any]:
 
 
 def _kept(source_label: str) -> re.Pattern[str]:
-    (job,) = scrape_config()["scrape_configs"]
-    (relabel,) = [
-        r
+    """The regex every scrape job keeps `source_label` by (the server's and the proxy's)."""
+    (regex,) = {
+        r["regex"]
+        for job in scrape_config()["scrape_configs"]
         for r in job["relabel_configs"]
         if r.get("action") == "keep" and r["source_labels"] == [source_label]
-    ]
-    return re.compile(relabel["regex"])
+    }
+    return re.compile(regex)
 
 
 def ops_paths(config: str) -> set[str]:
@@ -343,15 +344,18 @@ def scrape_problems(objects: Objects) -> list[str]:
     if not any(app.fullmatch(labels.get("app", "")) for labels in pod_labels(objects)):
         problems.append(f"no pod label app matches {app.pattern}")
     config = proxy_config(objects)
-    paths = {scrape_config()["scrape_configs"][0]["metrics_path"]} | {
+    paths = {job["metrics_path"] for job in scrape_config()["scrape_configs"]} | {
         endpoint["path"]
         for monitor in by_kind(objects, "PodMonitor")
         for endpoint in monitor["spec"]["podMetricsEndpoints"]
     }
-    if config is not None and not paths <= ops_paths(config):
-        problems.append(
-            f"proxy: scrape paths {sorted(paths - ops_paths(config))} wait in its bound"
-        )
+    if config is not None:
+        # Scraped round the bound: the server's /metrics, or the proxy's own exporter.
+        served = ops_paths(config) | {exporter_path(config)}
+        if not paths <= served:
+            problems.append(
+                f"proxy: scrape paths {sorted(paths - served)} wait in its bound or are not served"
+            )
     return problems
 
 

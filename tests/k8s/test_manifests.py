@@ -151,8 +151,14 @@ def test_podmonitor_scrapes_like_the_plain_prometheus_config() -> None:
         (RULES.parent / "prometheus-kubernetes.yml").read_text(encoding="utf-8")
     )
     (monitor,) = by_kind(rendered("prod"), "PodMonitor")
-    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-    assert endpoint["interval"] == config["global"]["scrape_interval"]
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    assert [endpoint["interval"] for endpoint in endpoints] == [
+        config["global"]["scrape_interval"]
+    ] * len(config["scrape_configs"])
+    # The same paths and exporter scopes as the plain config's jobs.
+    assert [(e["path"], e.get("params")) for e in endpoints] == [
+        (job["metrics_path"], job.get("params")) for job in config["scrape_configs"]
+    ]
 
 
 # --- bad input: each fails with the name of the problem ---------------------------------------
@@ -264,6 +270,19 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
     assert scrape_problems(objects) == ["Service/car-price: port name 'api' is not http"]
     (grace,) = pod_problems(objects, newest_benchmark())
     assert grace.startswith("terminationGracePeriodSeconds 10 <= preStop 5 s")
+
+
+def test_scrape_path_the_proxy_does_not_serve_is_named(tmp_path: Path) -> None:
+    """A PodMonitor path that is neither round the bound nor the proxy's exporter is reported."""
+    k8s_dir, rules_dir = broken_copy(tmp_path)
+    edit(
+        k8s_dir / "components" / "prometheus-operator" / "podmonitor.yaml",
+        "path: /metrics/proxy",
+        "path: /proxy-metrics",
+    )
+    assert scrape_problems(render_overlay("prod", k8s_dir, rules_dir)) == [
+        "proxy: scrape paths ['/proxy-metrics'] wait in its bound or are not served"
+    ]
 
 
 def test_proxy_upstream_off_the_server_port_is_named(tmp_path: Path) -> None:

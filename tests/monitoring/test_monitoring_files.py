@@ -9,7 +9,7 @@ import yaml
 
 from inference.metrics import Metrics
 
-from ..proxy_bound import max_in_flight_problem
+from ..proxy_bound import HAPROXY_CFG, exporter_path, max_in_flight_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
@@ -90,9 +90,9 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
             source = volume.split(":")[0]
             if source.startswith(("./monitoring", "./inference")):
                 assert (ROOT / source).is_file() or (ROOT / source).is_dir(), volume
-    (job,) = _load(MONITORING / "prometheus.yml")["scrape_configs"]
-    (static,) = job["static_configs"]
-    assert static["targets"] == ["server:8000"]
+    jobs = {job["job_name"]: job for job in _load(MONITORING / "prometheus.yml")["scrape_configs"]}
+    assert set(jobs) == {"car-price", "car-price-proxy"}
+    assert jobs["car-price"]["static_configs"] == [{"targets": ["server:8000"]}]
     assert "8000" in services["server"]["expose"]
     assert "ports" not in services["server"]  # only through the proxy
     proxy = services["proxy"]
@@ -103,6 +103,13 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
     )
     assert proxy["environment"]["PROXY_UPSTREAM"] == "server:8000"
     assert f"8000:{proxy['environment']['PROXY_PORT']}" in proxy["ports"]
+    # The proxy's own counters, on the path its config serves them.
+    assert jobs["car-price-proxy"]["static_configs"] == [
+        {"targets": [f"proxy:{proxy['environment']['PROXY_PORT']}"]}
+    ]
+    assert jobs["car-price-proxy"]["metrics_path"] == exporter_path(
+        HAPROXY_CFG.read_text(encoding="utf-8")
+    )
     workers = services["server"]["environment"]["WORKERS"]
     bound = proxy["environment"]["PROXY_MAX_IN_FLIGHT"]
     assert max_in_flight_problem(bound, workers, "docker-compose proxy") is None
