@@ -6,13 +6,14 @@ One store per module; the tests run in order and build on each other.
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from training.cli import main
-from training.config import Params, load_params
+from training.config import Params, RegistryParams, load_params
 from training.io import registry, splits, tracking
 
 from ..conftest import merged, relocated, write_params
@@ -202,3 +203,37 @@ def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: P
     assert manifest["model_version"] == "3"
     exported = json.loads((params.paths.exported_bundle / "manifest.json").read_text("utf-8"))
     assert manifest["sha256"] == exported["sha256"]
+
+
+def _registry_at(root: Path) -> RegistryParams:
+    return RegistryParams(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_dir=root / "artifacts",
+        experiment="car-price",
+        model_name="car-price",
+        promote_tolerance=0.0,
+    )
+
+
+def test_configure_follows_each_projects_store_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second project's store is used, not the first's URI MLflow left in the environment.
+
+    MLflow writes every URI it is given into MLFLOW_TRACKING_URI; read back by the next
+    `configure` as an operator's override, it sent a second project to the first one's store.
+    """
+    import mlflow
+
+    first, second = _registry_at(tmp_path / "first"), _registry_at(tmp_path / "second")
+    assert tracking.configure(first) == first.tracking_uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    assert "MLFLOW_EXPERIMENT_ID" not in os.environ
+    assert tracking.configure(second) == second.tracking_uri
+    assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == second.tracking_uri
+    # An operator's override still wins, and stays as the operator set it.
+    operator = f"sqlite:///{tmp_path / 'operator.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", operator)
+    assert tracking.configure(first) == operator
+    assert os.environ["MLFLOW_TRACKING_URI"] == operator

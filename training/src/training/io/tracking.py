@@ -16,6 +16,9 @@ from typing import Any, Final
 from training.config import RegistryParams
 from training.errors import PipelineError
 
+#: What `mlflow.set_tracking_uri`, `set_registry_uri` and `set_experiment` write into this
+#: process's environment.
+_MLFLOW_WRITES: Final = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
 #: Tag of the run that trained a model: `training.io.pipeline_files.fingerprint` of it.
 PIPELINE_TAG: Final = "pipeline_sha256"
 #: Tag of the run that exported a bundle: the sha256 of its `model.onnx`.
@@ -36,13 +39,27 @@ def configure(params: RegistryParams) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(params.experiment) is None:
-        artifacts = params.artifact_dir.resolve()
-        artifacts.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(params.experiment, artifact_location=artifacts.as_uri())
-    mlflow.set_experiment(params.experiment)
+    # MLflow also writes what it is given into the environment (MLFLOW_TRACKING_URI,
+    # _REGISTRY_URI, _EXPERIMENT_ID) for subprocesses. Left there, its own write would read as
+    # an operator's override to the next `configure` in this process, which then used the first
+    # store whatever its params said (a test reading the registry after another project's, or
+    # any long-lived process), and a subprocess would inherit another store's experiment id.
+    # The environment is put back as it was; MLflow keeps all three in memory.
+    saved = {name: os.environ.get(name) for name in _MLFLOW_WRITES}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        if mlflow.get_experiment_by_name(params.experiment) is None:
+            artifacts = params.artifact_dir.resolve()
+            artifacts.mkdir(parents=True, exist_ok=True)
+            mlflow.create_experiment(params.experiment, artifact_location=artifacts.as_uri())
+        mlflow.set_experiment(params.experiment)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return uri
 
 
