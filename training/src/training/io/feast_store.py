@@ -4,7 +4,6 @@ Where Feast keeps its registry is the repo's own `feature_store.yaml`; the featu
 source is `paths.features` (the repo's `features.py` reads params.yaml).
 """
 
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -15,6 +14,7 @@ import pandas as pd
 
 from training.core.dataset import frame_problems
 from training.errors import PipelineError
+from training.io import environment
 
 
 def apply(repo_path: Path) -> None:
@@ -92,15 +92,8 @@ def _import_feast() -> None:
     """
     import prometheus_client  # noqa: F401
 
-    saved = {name: os.environ.get(name) for name in _FEAST_SETS}
-    try:
+    with environment.restored(_FEAST_SETS):
         import feast.metrics  # noqa: F401  heavy, only when a store is used
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _store(repo_path: Path):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from training.config import RegistryParams
 from training.errors import PipelineError
+from training.io import environment
 
 #: What `mlflow.set_tracking_uri`, `set_registry_uri` and `set_experiment` write into this
 #: process's environment.
@@ -45,8 +46,7 @@ def configure(params: RegistryParams) -> str:
     # store whatever its params said (a test reading the registry after another project's, or
     # any long-lived process), and a subprocess would inherit another store's experiment id.
     # The environment is put back as it was; MLflow keeps all three in memory.
-    saved = {name: os.environ.get(name) for name in _MLFLOW_WRITES}
-    try:
+    with environment.restored(_MLFLOW_WRITES):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         if mlflow.get_experiment_by_name(params.experiment) is None:
@@ -54,12 +54,6 @@ def configure(params: RegistryParams) -> str:
             artifacts.mkdir(parents=True, exist_ok=True)
             mlflow.create_experiment(params.experiment, artifact_location=artifacts.as_uri())
         mlflow.set_experiment(params.experiment)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return uri
 
 
