@@ -380,7 +380,7 @@ def test_proxy_refusals_are_counted_and_fire_their_alert(settled: Stack) -> None
     """The proxy's own 503s reach Prometheus (not the server's counters) and page."""
     refused = settled.prometheus.query(
         f'sum(haproxy_backend_http_responses_total{{job="{PROXY_JOB}", proxy="granian",'
-        ' code="5xx"}) - sum(haproxy_server_http_responses_total{job="car-price-proxy",'
+        f' code="5xx"}}) - sum(haproxy_server_http_responses_total{{job="{PROXY_JOB}",'
         ' proxy="granian", code="5xx"})'
     )
     assert float(refused[0]["value"][1]) == settled.refused_by_proxy
