@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps run train serve test lint format bench drift-demo manifests
+.PHONY: help uv setup system-deps run train serve test lint format bench drift-demo manifests manifests-generate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,3 +63,9 @@ drift-demo: train  ## The drift loop on the real data: replay 2020 and 2022, dri
 OVERLAY ?= dev
 manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), rules included.
 	@$(UV) run --frozen python -m k8s.render k8s/overlays/$(OVERLAY)
+
+# After any change to inference/haproxy/haproxy.cfg, monitoring/rules/*.yml or the PodMonitor's
+# labels: kustomize reads only inside k8s/, so these copies are committed (tests/k8s fails on a
+# stale one).
+manifests-generate: setup  ## Write k8s/'s generated copies of haproxy.cfg and the rules (PrometheusRule).
+	@$(UV) run --frozen python -m k8s.generate

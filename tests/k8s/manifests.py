@@ -20,13 +20,13 @@ import yaml
 from car_price.settings import Settings as DagSettings
 from inference.app import create_app, drain_seconds
 from inference.settings import Settings
-from k8s import render
+from k8s import generate, render
 
 from ..proxy_bound import HAPROXY_CFG, exporter_path, max_in_flight_problem
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 K8S: Final = ROOT / "k8s"
-RULES: Final = render.RULES_DIR
+RULES: Final = ROOT / generate.RULES_SOURCE
 #: The Kubernetes version every built-in object is validated against: the oldest the manifests
 #: need (the preStop `sleep` action is GA from 1.34).
 KUBERNETES_VERSION: Final = "1.34.0"
@@ -49,9 +49,9 @@ def overlays(k8s_dir: Path = K8S) -> list[str]:
     )
 
 
-def render_overlay(name: str, k8s_dir: Path = K8S, rules_dir: Path = RULES) -> list[Manifest]:
-    """One overlay as `make manifests` renders it."""
-    return render.render(k8s_dir / "overlays" / name, rules_dir)
+def render_overlay(name: str, k8s_dir: Path = K8S) -> list[Manifest]:
+    """One overlay as `make manifests` (plain `kubectl kustomize`) renders it."""
+    return render.render(k8s_dir / "overlays" / name)
 
 
 @cache
@@ -89,15 +89,12 @@ def ref(obj: Manifest) -> str:
 
 
 def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
-    """Copies of k8s/ and monitoring/rules/ to break; returns (k8s dir, rules dir).
+    """Copies of k8s/ (its generated copies included) and monitoring/rules/ to break.
 
-    The proxy's config goes along, where the base's relative path finds it.
+    Returns (k8s dir, rules dir).
     """
     k8s_dir = tmp_path / "k8s"
     shutil.copytree(K8S, k8s_dir, ignore=shutil.ignore_patterns("__pycache__"))
-    config = tmp_path / HAPROXY_CFG.relative_to(ROOT)
-    config.parent.mkdir(parents=True)
-    shutil.copy(HAPROXY_CFG, config)
     rules_dir = tmp_path / "rules"
     shutil.copytree(RULES, rules_dir)
     return k8s_dir, rules_dir
@@ -600,7 +597,7 @@ def _proxy_config_problems(objects: Objects, proxy: Manifest) -> list[str]:
     if mount is not None and config is None:
         name = volumes[mount["name"]].get("configMap", {}).get("name")
         problems.append(f"proxy: {path} is not a key of a rendered ConfigMap (mounts {name})")
-    elif config is not None and config != HAPROXY_CFG.read_text(encoding="utf-8"):
+    elif config is not None and config != generate.haproxy_copy(ROOT):
         problems.append(f"proxy: the config at {path} differs from {HAPROXY_CFG.relative_to(ROOT)}")
     return problems
 

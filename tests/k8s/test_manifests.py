@@ -166,14 +166,14 @@ def test_podmonitor_scrapes_like_the_plain_prometheus_config() -> None:
 
 def test_missing_resource_fails_the_render_naming_it(tmp_path: Path) -> None:
     """An overlay listing a file that is not there fails to render, naming the file."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(
         k8s_dir / "overlays" / "prod" / "kustomization.yaml",
         "  - ../../base\n",
         "  - ../../base\n  - gone.yaml\n",
     )
     with pytest.raises(render.RenderError, match=r"gone\.yaml"):
-        render_overlay("prod", k8s_dir, rules_dir)
+        render_overlay("prod", k8s_dir)
 
 
 def test_hpa_metric_no_adapter_rule_serves_is_named(tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_hpa_metric_no_adapter_rule_serves_is_named(tmp_path: Path) -> None:
         "name: carprice_request_duration_seconds_p99_per_pod",
     )
     problems = metric_problems(
-        render_overlay("prod", k8s_dir, rules_dir), adapter_rules(k8s_dir), recorded(rules_dir)
+        render_overlay("prod", k8s_dir), adapter_rules(k8s_dir), recorded(rules_dir)
     )
     assert problems
     assert all("carprice_request_duration_seconds_p99_per_pod" in p for p in problems)
@@ -201,7 +201,7 @@ def test_hpa_metric_whose_series_no_rule_records_is_named(tmp_path: Path) -> Non
     )
     for overlay in ("prod", "keda"):
         problems = metric_problems(
-            render_overlay(overlay, k8s_dir, rules_dir), adapter_rules(k8s_dir), recorded(rules_dir)
+            render_overlay(overlay, k8s_dir), adapter_rules(k8s_dir), recorded(rules_dir)
         )
         assert problems, overlay
         assert all("carprice:request_duration_seconds:p95_per_pod" in p for p in problems)
@@ -209,21 +209,21 @@ def test_hpa_metric_whose_series_no_rule_records_is_named(tmp_path: Path) -> Non
 
 def test_probe_path_the_app_does_not_serve_is_named(tmp_path: Path) -> None:
     """A readiness probe on a path the app has no GET route for is reported with the path."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(k8s_dir / "base" / "deployment.yaml", "path: /ready\n", "path: /readyz\n")
-    problems = probe_problems(render_overlay("prod", k8s_dir, rules_dir))
+    problems = probe_problems(render_overlay("prod", k8s_dir))
     assert problems == ["server readinessProbe: path /readyz is not a GET route of the app"]
 
 
 def test_setting_the_server_does_not_have_is_named(tmp_path: Path) -> None:
     """A ConfigMap key that is no server setting, or repeats a default, is reported by name."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(
         k8s_dir / "base" / "server.env",
         "WORKERS=1\n",
         "WORKERS=1\nWORKER_COUNT=2\nBATCH_LIMIT=1000\n",
     )
-    problems = settings_problems(render_overlay("prod", k8s_dir, rules_dir))
+    problems = settings_problems(render_overlay("prod", k8s_dir))
     assert len(problems) == 2
     assert any("WORKER_COUNT is not a server setting" in p for p in problems)
     assert any("BATCH_LIMIT=1000 is already the default" in p for p in problems)
@@ -231,12 +231,12 @@ def test_setting_the_server_does_not_have_is_named(tmp_path: Path) -> None:
 
 def test_object_breaking_its_schema_is_named(tmp_path: Path) -> None:
     """A misspelt field fails schema validation, built-in or custom, naming the object."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(k8s_dir / "base" / "pdb.yaml", "maxUnavailable: 1", "maxUnavailble: 1")
     edit(
         k8s_dir / "components" / "prometheus-operator" / "podmonitor.yaml", "interval:", "intervl:"
     )
-    objects = render_overlay("prod", k8s_dir, rules_dir)
+    objects = render_overlay("prod", k8s_dir)
     problems = [problem for obj in objects for problem in schema_problems(obj)]
     assert len(problems) == 2
     assert problems[0].startswith("PodDisruptionBudget/car-price:")
@@ -247,7 +247,7 @@ def test_object_breaking_its_schema_is_named(tmp_path: Path) -> None:
 
 def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
     """A Service selecting no pod or naming ports wrongly, a too-short grace period: named."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(
         k8s_dir / "base" / "service.yaml",
         "  selector:\n    app: car-price",
@@ -260,7 +260,7 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
         "terminationGracePeriodSeconds: 30",
         "terminationGracePeriodSeconds: 10",
     )
-    objects = render_overlay("prod", k8s_dir, rules_dir)
+    objects = render_overlay("prod", k8s_dir)
     assert selector_problems(objects) == [
         "Service/car-price: selector {'app': 'car-prices'} matches no pod template"
     ]
@@ -274,37 +274,35 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
 
 def test_scrape_path_the_proxy_does_not_serve_is_named(tmp_path: Path) -> None:
     """A PodMonitor path that is neither round the bound nor the proxy's exporter is reported."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(
         k8s_dir / "components" / "prometheus-operator" / "podmonitor.yaml",
         "path: /metrics/proxy",
         "path: /proxy-metrics",
     )
-    assert scrape_problems(render_overlay("prod", k8s_dir, rules_dir)) == [
+    assert scrape_problems(render_overlay("prod", k8s_dir)) == [
         "proxy: scrape paths ['/proxy-metrics'] wait in its bound or are not served"
     ]
 
 
 def test_proxy_upstream_off_the_server_port_is_named(tmp_path: Path) -> None:
     """A proxy forwarding to a port the server does not listen on is reported with the address."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(k8s_dir / "base" / "deployment.yaml", "value: 127.0.0.1:8000", "value: 127.0.0.1:8001")
-    assert proxy_problems(render_overlay("prod", k8s_dir, rules_dir)) == [
+    assert proxy_problems(render_overlay("prod", k8s_dir)) == [
         "proxy: PROXY_UPSTREAM 127.0.0.1:8001 is not the server container's port 127.0.0.1:8000"
     ]
 
 
 def test_proxy_config_map_missing_is_named(tmp_path: Path) -> None:
     """Without the generated ConfigMap, the proxy's mount is reported with the name it wants."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(
         k8s_dir / "base" / "kustomization.yaml",
-        "  - name: car-price-proxy\n"
-        "    files:\n"
-        "      - haproxy.cfg=../../inference/haproxy/haproxy.cfg\n",
+        "  - name: car-price-proxy\n    files:\n      - haproxy.cfg\n",
         "",
     )
-    assert proxy_problems(render_overlay("prod", k8s_dir, rules_dir)) == [
+    assert proxy_problems(render_overlay("prod", k8s_dir)) == [
         "proxy: /usr/local/etc/haproxy/haproxy.cfg is not a key of a rendered ConfigMap "
         "(mounts car-price-proxy)"
     ]
@@ -312,7 +310,7 @@ def test_proxy_config_map_missing_is_named(tmp_path: Path) -> None:
 
 def test_proxy_bound_not_following_workers_is_named(tmp_path: Path) -> None:
     """Two workers with the one-worker bound: PROXY_MAX_IN_FLIGHT is reported with the rule."""
-    k8s_dir, rules_dir = broken_copy(tmp_path)
+    k8s_dir, _ = broken_copy(tmp_path)
     edit(k8s_dir / "base" / "server.env", "WORKERS=1\n", "WORKERS=2\n")
-    problems = proxy_problems(render_overlay("prod", k8s_dir, rules_dir))
+    problems = proxy_problems(render_overlay("prod", k8s_dir))
     assert problems == ["proxy: PROXY_MAX_IN_FLIGHT=4, not 4 per worker x WORKERS=2 = 8"]

@@ -1,0 +1,94 @@
+"""Plain kustomize renders every kustomization; k8s/'s generated copies match their sources."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from k8s import generate, render
+
+from .manifests import ADAPTER, K8S, ROOT, by_kind, edit, overlays
+
+KUSTOMIZATIONS = [K8S / "overlays" / name for name in overlays()] + [K8S / ADAPTER]
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=lambda p: p.name)
+def test_plain_kubectl_kustomize_renders_with_the_default_load_restrictor(path: Path) -> None:
+    """`kubectl kustomize PATH`, no flags (as `apply -k`, Argo CD and Flux run it), succeeds."""
+    text = render.kustomize_text(path)
+    assert "kind:" in text
+
+
+@pytest.mark.parametrize("name", ["prod", "keda"])
+def test_operator_overlays_carry_the_prometheus_rule_of_every_rule_group(name: str) -> None:
+    """Where a PodMonitor is rendered, the PrometheusRule is too, in its namespace and labels."""
+    objects = render.kustomize(K8S / "overlays" / name)
+    (monitor,) = by_kind(objects, "PodMonitor")
+    (rule,) = by_kind(objects, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == monitor["metadata"]["namespace"]
+    assert rule["metadata"]["labels"] == monitor["metadata"]["labels"]
+    assert rule["spec"]["groups"]
+
+
+def test_committed_copies_are_what_the_generator_writes() -> None:
+    """Each generated file in k8s/ equals `make manifests-generate`'s output for its source."""
+    assert generate.stale() == []
+
+
+def test_every_generated_copy_names_its_source_and_the_command() -> None:
+    """A generated file says it is generated, from what, and how to regenerate it."""
+    for target in generate.GENERATED:
+        lines = (ROOT / target).read_text(encoding="utf-8").splitlines()[:3]
+        assert lines[0] == "# GENERATED, DO NOT EDIT.", target
+        assert lines[1].startswith("# source: "), target
+        assert lines[2] == f"# regenerate with: {generate.COMMAND}", target
+
+
+# --- bad input: each fails with the name of the problem ---------------------------------------
+
+
+def _sources(tmp_path: Path) -> Path:
+    """A checkout of what the generator reads and writes, to break."""
+    for folder in (Path("k8s"), generate.RULES_SOURCE):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__py*"))
+    (tmp_path / generate.HAPROXY_SOURCE).parent.mkdir(parents=True)
+    shutil.copy(ROOT / generate.HAPROXY_SOURCE, tmp_path / generate.HAPROXY_SOURCE)
+    return tmp_path
+
+
+def test_a_source_changed_without_regenerating_names_the_copy_and_the_difference(
+    tmp_path: Path,
+) -> None:
+    """An edited rule or proxy config left unregenerated: the stale copy and its diff are named."""
+    root = _sources(tmp_path)
+    edit(root / generate.RULES_SOURCE / "recording.yml", "p95_per_pod", "p95_by_pod")
+    edit(root / generate.HAPROXY_SOURCE, "nbthread 1", "nbthread 2")
+    problems = generate.stale(root)
+    assert [p.split(" ", 1)[0] for p in problems] == [
+        str(generate.HAPROXY_COPY),
+        str(generate.RULE_COPY),
+    ]
+    assert "-    nbthread 1\n+    nbthread 2" in problems[0]
+    assert "+    - record: carprice:request_duration_seconds:p95_by_pod" in problems[1]
+    assert generate.generate(root) == [generate.HAPROXY_COPY, generate.RULE_COPY]
+    assert generate.stale(root) == []
+
+
+def test_a_hand_edited_copy_is_named(tmp_path: Path) -> None:
+    """Editing the generated copy instead of its source fails, naming the copy."""
+    root = _sources(tmp_path)
+    edit(root / generate.HAPROXY_COPY, "nbthread 1", "nbthread 4")
+    (problem,) = generate.stale(root)
+    assert problem.startswith(f"{generate.HAPROXY_COPY} differs from `make manifests-generate`")
+
+
+def test_a_file_outside_the_kustomization_is_refused_naming_it(tmp_path: Path) -> None:
+    """The base reading the proxy's config from inference/ again fails as plain kustomize does."""
+    root = _sources(tmp_path)
+    edit(
+        root / "k8s" / "base" / "kustomization.yaml",
+        "      - haproxy.cfg\n",
+        "      - haproxy.cfg=../../inference/haproxy/haproxy.cfg\n",
+    )
+    with pytest.raises(render.RenderError, match=r"haproxy\.cfg' is not in or below"):
+        render.kustomize(root / "k8s" / "overlays" / "prod")
