@@ -1,8 +1,10 @@
 """The DAG files as the DAG processor sees them, and every step's pod in Kubernetes mode."""
 
+import copy
 import itertools
 import json
 import os
+import posixpath
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from car_price import steps
+from k8s import render
+
+from ..pod_security import restricted_problems
 from ..training.conftest import REPO_ROOT
 from .conftest import DAGS, RUNNER
 
@@ -149,3 +155,106 @@ def test_kubernetes_mode_renders_a_valid_pod_per_step(pods: dict[str, Any]) -> N
     ]
     outcome = pods["car_price_drift.drift_outcome"]["spec"]["containers"][0]["args"]
     assert outcome[-2:] == ["--out", "/airflow/xcom/return.json"]
+
+
+# --- Kubernetes mode as the namespace admits it ----------------------------------------------
+
+
+def pod_security_problems(pods: dict[str, Any]) -> list[str]:
+    """Each task pod's breaches of Pod Security "restricted", named by task and control."""
+    return [
+        f"{task}: {problem}"
+        for task, pod in pods.items()
+        for p in [pod]
+        for problem in restricted_problems(p)
+    ]
+
+
+def mount_problems(pods: dict[str, Any], claims: set[str]) -> list[str]:
+    """Each path a step reads that its container does not mount from a rendered claim.
+
+    The paths: params.yaml's `data.raw_dir` and every `paths.*` entry, seen from the image's
+    project directory, and the prediction log a step is given (`--log`).
+    """
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    project = steps.POD_PROJECT_DIR
+    read = {"data.raw_dir": posixpath.normpath(posixpath.join(project, params["data"]["raw_dir"]))}
+    read |= {
+        f"paths.{key}": posixpath.normpath(posixpath.join(project, value))
+        for key, value in params["paths"].items()
+    }
+    problems = []
+    for task, pod in pods.items():
+        spec = pod["spec"]
+        claim_of = {
+            v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in spec["volumes"]
+        }
+        container = spec["containers"][0]
+        args = container.get("args") or []
+        wanted = dict(read)
+        if "--log" in args:
+            wanted["--log"] = args[args.index("--log") + 1]
+        for what, path in wanted.items():
+            mounts = [
+                m
+                for m in container.get("volumeMounts") or []
+                if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")
+            ]
+            if not mounts:
+                problems.append(f"{task}: {what} ({path}) is not mounted")
+            elif claim_of[mounts[-1]["name"]] not in claims:
+                problems.append(
+                    f"{task}: {what} ({path}) mounts claim {claim_of[mounts[-1]['name']]}, "
+                    "which k8s/ does not render"
+                )
+    return problems
+
+
+def rendered_claims() -> set[str]:
+    """The claims the prod overlay creates in the DAGs' namespace (plain `kubectl kustomize`)."""
+    objects = render.kustomize(REPO_ROOT / "k8s" / "overlays" / "prod")
+    return {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
+
+
+def test_every_task_pod_passes_pod_security_restricted(pods: dict[str, Any]) -> None:
+    """Each pod as KPO builds it, XCom sidecar included, is one "restricted" admits."""
+    sidecars = [
+        c for pod in pods.values() for c in pod["spec"]["containers"] if c["name"] != "base"
+    ]
+    assert sidecars
+    assert {c["name"] for c in sidecars} == {"airflow-xcom-sidecar"}
+    assert pod_security_problems(pods) == []
+
+
+def test_every_path_a_step_reads_is_mounted_from_a_rendered_claim(pods: dict[str, Any]) -> None:
+    """Raw data, data/ and the prediction log are mounts of claims k8s/ creates, in every pod."""
+    assert mount_problems(pods, rendered_claims()) == []
+
+
+def test_a_pod_breaking_restricted_names_the_task_and_the_control(pods: dict[str, Any]) -> None:
+    """The XCom sidecar without its securityContext (KPO's default) fails, naming both."""
+    broken = copy.deepcopy(pods)
+    task = "car_price_drift.drift_outcome"
+    (sidecar,) = [c for c in broken[task]["spec"]["containers"] if c["name"] != "base"]
+    del sidecar["securityContext"]
+    del broken[task]["spec"]["securityContext"]["seccompProfile"]
+    problems = pod_security_problems({task: broken[task]})
+    where = "containers[airflow-xcom-sidecar]"
+    assert (
+        f"{task}: Privilege Escalation: {where} does not set allowPrivilegeEscalation: false"
+        in problems
+    )
+    assert f"{task}: Capabilities: {where} does not drop ALL" in problems
+    assert f"{task}: Seccomp: {where} has no seccompProfile, nor has the pod" in problems
+
+
+def test_a_path_not_mounted_is_named_with_the_task(pods: dict[str, Any]) -> None:
+    """Without the raw-data mount, `data.raw_dir` is reported for each task by its path."""
+    broken = copy.deepcopy(pods)
+    for pod in broken.values():
+        container = pod["spec"]["containers"][0]
+        container["volumeMounts"] = [
+            m for m in container["volumeMounts"] if m["mountPath"] != steps.POD_RAW_DIR
+        ]
+    problems = mount_problems(broken, rendered_claims())
+    assert problems == [f"{task}: data.raw_dir (/shared/data) is not mounted" for task in broken]

@@ -51,12 +51,13 @@ class Settings:
     #: How often a DAG waiting for another one looks at it.
     poke_interval_s: int = 30
     #: Kubernetes execution: the training image (training/Dockerfile), its namespace, the
-    #: claims holding the project's data/ and the server's prediction log, and one pod's
-    #: resources.
+    #: claims holding the project's data/, the server's prediction log and the raw data files
+    #: (params.yaml `data.raw_dir`, read-only), and one pod's resources.
     image: str = "car-price-training:latest"
     namespace: str = "car-price"
     data_claim: str = "car-price-data"
     log_claim: str = "car-price-prediction-log"
+    raw_claim: str = "car-price-raw-data"
     cpu: str = "2"
     memory: str = "4Gi"
 

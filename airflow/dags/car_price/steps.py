@@ -27,6 +27,11 @@ LONG: Final = timedelta(hours=3)
 POD_PROJECT_DIR: Final = "/app"
 POD_DATA_DIR: Final = f"{POD_PROJECT_DIR}/data"
 POD_LOG_DIR: Final = "/var/log/car-price"
+#: params.yaml's `data.raw_dir` (../shared/data) seen from POD_PROJECT_DIR, as in
+#: training/Dockerfile; tests/airflow resolves every path a step reads against the mounts.
+POD_RAW_DIR: Final = "/shared/data"
+#: The training image's `app` user (training/Dockerfile).
+POD_UID: Final = 10001
 #: Where KubernetesPodOperator's sidecar reads a pod's XCom.
 POD_XCOM_FILE: Final = "/airflow/xcom/return.json"
 
@@ -129,23 +134,52 @@ def _pod(
                     claim_name=settings.log_claim, read_only=True
                 ),
             ),
+            # The raw auto.ru files `ingest` reads (never written by a step).
+            k8s.V1Volume(
+                name="raw-data",
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                    claim_name=settings.raw_claim, read_only=True
+                ),
+            ),
         ],
         volume_mounts=[
             k8s.V1VolumeMount(name="data", mount_path=POD_DATA_DIR),
             k8s.V1VolumeMount(name="prediction-log", mount_path=POD_LOG_DIR, read_only=True),
+            k8s.V1VolumeMount(name="raw-data", mount_path=POD_RAW_DIR, read_only=True),
         ],
+        # The namespace enforces Pod Security "restricted" (k8s/base/namespace.yaml): non-root,
+        # seccomp RuntimeDefault for every container (the XCom sidecar inherits both), no
+        # privilege escalation, no capabilities.
         security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=10001, fs_group=10001
+            run_as_non_root=True,
+            run_as_user=POD_UID,
+            run_as_group=POD_UID,
+            fs_group=POD_UID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
-        container_security_context=k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        ),
+        container_security_context=_restricted_container(),
+        # KPO's sidecar (alpine, `sleep` until Airflow reads the XCom) gets no securityContext of
+        # its own unless given one; alpine's user is root, so it runs as the pod's POD_UID.
+        xcom_sidecar_container_security_context=_restricted_container(read_only_root=True),
         labels={"app": "car-price-training", "step": task_id.replace("_", "-")},
         do_xcom_push=xcom,
         get_logs=True,
         on_finish_action="delete_pod",
         **task_args,
+    )
+
+
+def _restricted_container(*, read_only_root: bool = False) -> Any:
+    """A container securityContext the "restricted" profile admits (no escalation, no caps)."""
+    from kubernetes.client import models as k8s
+
+    return k8s.V1SecurityContext(
+        allow_privilege_escalation=False,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        run_as_non_root=True,
+        # The step writes to its root filesystem (DVC's state under /app/.dvc); the sidecar
+        # writes nothing.
+        read_only_root_filesystem=read_only_root,
     )
 
 
