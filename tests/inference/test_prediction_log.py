@@ -205,6 +205,32 @@ def test_an_unwritable_directory_drops_counts_and_logs_once(
     assert WRITE_ERROR in messages[0]
 
 
+def test_an_unwritable_directory_is_reported_at_start_before_any_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer says at start, with its uid and gids, that it cannot write the log dir."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    log, metrics = make_log(blocker / "log", prediction_log_flush_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="inference.prediction_log"):
+        run_log(log, [])
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1, messages
+    assert f"{blocker / 'log'}: {WRITE_ERROR}: not writable by uid {os.getuid()}" in messages[0]
+    assert counts(metrics)[WRITE_ERROR] == 0  # nothing recorded, nothing lost yet
+
+
+def test_a_writable_directory_reports_nothing_and_keeps_no_probe(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writable log dir starts silently and holds no leftover of the writability probe."""
+    log, _ = make_log(tmp_path, prediction_log_flush_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="inference.prediction_log"):
+        run_log(log, [])
+    assert caplog.records == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_serving_answers_while_the_log_cannot_write(
     make_client: MakeClient, model_bundle: Path, tmp_path: Path, car_payload: dict[str, Any]
 ) -> None:

@@ -21,6 +21,7 @@ import os
 import random
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -138,6 +139,13 @@ class PredictionLog:
         self._task = None
 
     async def _run(self) -> None:
+        # Said at start, not at the first flush: on a ReadWriteMany volume whose CSI driver
+        # ignores the pod's fsGroup (the default fsGroupPolicy, ReadWriteOnceWithFSType), the
+        # directory may belong to another user, and every record would be dropped unseen until
+        # traffic came. Drops are still counted per record as they happen.
+        problem = await asyncio.to_thread(self._unwritable)
+        if problem is not None:
+            self._report(WRITE_ERROR, problem)
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval_s):
@@ -155,6 +163,21 @@ class PredictionLog:
             await asyncio.to_thread(self.writer.close)
         except OSError as error:
             self._report("close", f"cannot close the open segment, it stays .open: {error}")
+
+    def _unwritable(self) -> str | None:
+        """Why this process cannot create files in the log directory, or None if it can."""
+        directory = self.writer.directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".writable-", dir=directory)
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as error:
+            return (
+                f"not writable by uid {os.getuid()} gid {os.getgid()} "
+                f"(groups {os.getgroups()}), every record will be dropped: {error}"
+            )
+        return None
 
     async def _flush(self) -> None:
         entries, self._buffer = self._buffer, []
