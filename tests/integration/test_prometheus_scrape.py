@@ -276,11 +276,10 @@ def stack(
 
 def _scraped_counts(prometheus: Prometheus) -> dict[tuple[str, str], float]:
     samples = prometheus.query(
-        f'sum by (endpoint, status) (carprice_http_requests_total{{job="{JOB}",'
-        ' endpoint=~"/predict.*"})'
+        f'sum by (route, status) (carprice_http_requests_total{{job="{JOB}", route=~"/predict.*"}})'
     )
     return {
-        (sample["metric"]["endpoint"], sample["metric"]["status"]): float(sample["value"][1])
+        (sample["metric"]["route"], sample["metric"]["status"]): float(sample["value"][1])
         for sample in samples
     }
 
@@ -311,7 +310,7 @@ def test_request_counters_match_what_was_sent(settled: Stack) -> None:
 def test_p95_recording_rules_return_latencies(settled: Stack) -> None:
     """The job p95 and the per-pod p95 (the HPA's signal) of /predict hold real latencies."""
     job_p95 = settled.prometheus.query(
-        f'carprice:request_duration_seconds:p95{{job="{JOB}", endpoint="/predict"}}'
+        f'carprice:request_duration_seconds:p95{{job="{JOB}", route="/predict"}}'
     )
     per_pod = settled.prometheus.query(
         f'carprice:request_duration_seconds:p95_per_pod{{job="{JOB}"}}'

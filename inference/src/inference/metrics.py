@@ -42,6 +42,12 @@ PREDICTION_LOG_RECORDS: Final = "carprice_prediction_log_records_total"
 PREDICTION_LOG_DROPPED: Final = "carprice_prediction_log_dropped_total"
 PREDICTION_LOG_SAMPLED_OUT: Final = "carprice_prediction_log_sampled_out_total"
 
+#: The request metrics' route template label. Not `endpoint`: the Prometheus Operator gives
+#: every PodMonitor target an `endpoint` label (the port's name) and, without honorLabels, renames
+#: ours to `exported_endpoint`, so every rule selecting it would find nothing. The labels the
+#: Operator owns are listed in tests/monitoring/test_operator_labels.py.
+ROUTE_LABEL: Final = "route"
+
 
 # 0.01 must stay a bucket edge: the latency SLO (monitoring/rules/recording.yml) reads le="0.01".
 LATENCY_BUCKETS: Final = (
@@ -79,15 +85,15 @@ class Metrics:
         registry = self.registry
         self.request_duration = Histogram(
             REQUEST_DURATION,
-            "HTTP request latency per endpoint.",
-            ["endpoint"],
+            "HTTP request latency per route.",
+            [ROUTE_LABEL],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.requests = Counter(
             REQUESTS,
-            "HTTP requests per endpoint and status code.",
-            ["endpoint", "status"],
+            "HTTP requests per route and status code.",
+            [ROUTE_LABEL, "status"],
             registry=registry,
         )
         self.batch_rows = Histogram(
@@ -231,7 +237,7 @@ def _alive(pid: int) -> bool:
 def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
     """ASGI middleware recording latency and status per route template.
 
-    Requests that match no route or method are recorded under the endpoint `unmatched`: their
+    Requests that match no route or method are recorded under the route `unmatched`: their
     paths are the client's choice, and a label per path would let a scan grow the series
     without bound.
     """
@@ -253,9 +259,9 @@ def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
             try:
                 await app(scope, receive, send_with_status)
             finally:
-                endpoint = scope.get("path_template") or "unmatched"
-                metrics.request_duration.labels(endpoint).observe(time.perf_counter() - start)
-                metrics.requests.labels(endpoint, str(status)).inc()
+                route = scope.get("path_template") or "unmatched"
+                metrics.request_duration.labels(route).observe(time.perf_counter() - start)
+                metrics.requests.labels(route, str(status)).inc()
 
         return middleware
 
