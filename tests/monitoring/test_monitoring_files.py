@@ -92,7 +92,6 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
                 assert (ROOT / source).is_file() or (ROOT / source).is_dir(), volume
     jobs = {job["job_name"]: job for job in _load(MONITORING / "prometheus.yml")["scrape_configs"]}
     assert set(jobs) == {"car-price", "car-price-proxy"}
-    assert jobs["car-price"]["static_configs"] == [{"targets": ["server:8000"]}]
     assert "8000" in services["server"]["expose"]
     assert "ports" not in services["server"]  # only through the proxy
     proxy = services["proxy"]
@@ -103,10 +102,11 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
     )
     assert proxy["environment"]["PROXY_UPSTREAM"] == "server:8000"
     assert f"8000:{proxy['environment']['PROXY_PORT']}" in proxy["ports"]
-    # The proxy's own counters, on the path its config serves them.
-    assert jobs["car-price-proxy"]["static_configs"] == [
-        {"targets": [f"proxy:{proxy['environment']['PROXY_PORT']}"]}
-    ]
+    # Both jobs on the proxy's metrics port, which no host port publishes.
+    metrics_port = proxy["environment"]["PROXY_METRICS_PORT"]
+    for job in jobs.values():
+        assert job["static_configs"] == [{"targets": [f"proxy:{metrics_port}"]}]
+    assert not any(port.endswith(f":{metrics_port}") for port in proxy["ports"])
     assert jobs["car-price-proxy"]["metrics_path"] == exporter_path(
         HAPROXY_CFG.read_text(encoding="utf-8")
     )
