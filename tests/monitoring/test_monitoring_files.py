@@ -117,3 +117,20 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
     assert max_in_flight_problem(bound, workers, "docker-compose proxy") is None
     datasources = _load(MONITORING / "grafana/provisioning/datasources/prometheus.yml")
     assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_no_rule_reads_raw_series_over_more_than_an_hour() -> None:
+    """Windows beyond 1 h read recorded rates, not every pod's raw samples at each evaluation.
+
+    The price-shift alert's 1 h rate of yesterday (`offset 1d`) is an hour of raw samples too.
+    """
+    seconds = {"m": 60, "h": 3600, "d": 86400}
+    long_reads = [
+        (rule.get("record") or rule["alert"], metric, window)
+        for rule in _rules()
+        for metric, window in re.findall(
+            r"\b(carprice_[a-z_]+)\{[^}]*\}\[(\d+[mhd])\]", rule["expr"]
+        )
+        if int(window[:-1]) * seconds[window[-1]] > 3600
+    ]
+    assert long_reads == []
