@@ -1,8 +1,10 @@
 """The server's metrics: what a request records, and no global state touched by `Metrics`."""
 
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,12 @@ def test_workers_started_with_the_dir_share_their_samples(tmp_path: Path) -> Non
     multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
     sample = ("carprice_http_requests_total", {"route": "/predict", "status": "200"})
     assert registry.get_sample_value(*sample) == 2.0
+
+
+def test_model_creation_time_is_exported(client: Client) -> None:
+    """The served bundle's created_at is exported as Unix seconds (the age alert's input)."""
+    text = client.get("/metrics").text
+    found = re.search(r"^carprice_model_created_timestamp_seconds (\S+)$", text, re.MULTILINE)
+    assert found is not None
+    # tests/conftest.py's write_bundle stamps 2026-01-01T00:00:00+00:00.
+    assert float(found.group(1)) == datetime(2026, 1, 1, tzinfo=UTC).timestamp()

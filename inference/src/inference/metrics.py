@@ -11,6 +11,7 @@ process) samples live in the app's own registry.
 import os
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Final
 
 from litestar.enums import ScopeType
@@ -41,6 +42,7 @@ MODEL_LOADS: Final = "carprice_model_loads_total"
 PREDICTION_LOG_RECORDS: Final = "carprice_prediction_log_records_total"
 PREDICTION_LOG_DROPPED: Final = "carprice_prediction_log_dropped_total"
 PREDICTION_LOG_SAMPLED_OUT: Final = "carprice_prediction_log_sampled_out_total"
+MODEL_CREATED: Final = "carprice_model_created_timestamp_seconds"
 
 #: The request metrics' route template label. Not `endpoint`: the Prometheus Operator gives
 #: every PodMonitor target an `endpoint` label (the port's name) and, without honorLabels, renames
@@ -151,6 +153,15 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        # livemax: during a rolling reload the newest bundle's time; 0 while no worker knows it
+        # (a manifest without created_at), which the age alert leaves alone.
+        self.model_created = Gauge(
+            MODEL_CREATED,
+            "Creation time of the served bundle (its manifest's created_at), Unix seconds; "
+            "0 when unknown.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.model_loads = Counter(
             MODEL_LOADS,
             "Model bundle loads and reloads by outcome (success, failure).",
@@ -175,6 +186,17 @@ class Metrics:
             PREDICTION_LOG_SAMPLED_OUT,
             "Answered cars left out of the prediction log by PREDICTION_LOG_SAMPLE.",
             registry=registry,
+        )
+
+    def model_served(self, created_at: str | None) -> None:
+        """Record the served bundle's creation time: its manifest's ISO 8601 `created_at`."""
+        if created_at is None:
+            self.model_created.set(0)
+            return
+        created = datetime.fromisoformat(created_at)
+        # A time without an offset is read as UTC, as the exporters write it.
+        self.model_created.set(
+            (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
         )
 
     def observe_run(self, prices: Sequence[float], unknown_categories: dict[str, int]) -> None:
