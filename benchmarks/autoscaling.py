@@ -62,7 +62,7 @@ HPA = REPO / "k8s" / "base" / "hpa.yaml"
 RULES = REPO / "monitoring" / "rules"
 PROMETHEUS = REPO / "monitoring" / "prometheus-kubernetes.yml"
 #: The recording rules that define the latency SLI and the HPA's p95 signal.
-SLI_RULE = "carprice:sli_latency:ratio_rate5m"
+SLI_RULE = "carprice:sli_latency_good:rate5m"
 AUTOSCALING_GROUP = "carprice-autoscaling"
 SLOW_BURN_ALERT = "CarPriceLatencyBudgetSlowBurn"
 #: Pod quantities a metric can read; the Pods metrics are recognised by name.

@@ -68,5 +68,5 @@ def test_lagging_worker_answers_predictions_503_and_serves_probes(
     assert health.status_code == 200
     assert after.status_code == 200
     assert 'carprice_rejected_total{reason="lagging"} 2.0' in metrics
-    assert 'carprice_http_requests_total{endpoint="/predict",status="503"} 1.0' in metrics
-    assert 'carprice_http_requests_total{endpoint="/predict/batch",status="503"} 1.0' in metrics
+    assert 'carprice_http_requests_total{route="/predict",status="503"} 1.0' in metrics
+    assert 'carprice_http_requests_total{route="/predict/batch",status="503"} 1.0' in metrics

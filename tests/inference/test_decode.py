@@ -250,5 +250,5 @@ def test_bad_input_is_a_4xx_json_error(
         assert response.headers["content-type"].startswith("application/json")
         assert needle in response.json()["detail"]
         metrics = test_client.get("/metrics").text
-        assert f'carprice_http_requests_total{{endpoint="{path}",status="{status}"}} 1.0' in metrics
+        assert f'carprice_http_requests_total{{route="{path}",status="{status}"}} 1.0' in metrics
         assert 'status="5' not in metrics

@@ -1,8 +1,10 @@
 """The server's metrics: what a request records, and no global state touched by `Metrics`."""
 
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,9 @@ def test_metrics_exposition(client: Client, car_payload: dict[str, Any]) -> None
     client.post("/predict", json={**car_payload, "brand": "LADA"})
     client.post("/predict", json={**car_payload, "mileage": -1})
     text = client.get("/metrics").text
-    assert 'carprice_http_requests_total{endpoint="/predict",status="200"} 2.0' in text
-    assert 'carprice_http_requests_total{endpoint="/predict",status="422"} 1.0' in text
-    assert 'carprice_http_request_duration_seconds_bucket{endpoint="/predict",le="0.01"}' in text
+    assert 'carprice_http_requests_total{route="/predict",status="200"} 2.0' in text
+    assert 'carprice_http_requests_total{route="/predict",status="422"} 1.0' in text
+    assert 'carprice_http_request_duration_seconds_bucket{le="0.01",route="/predict"}' in text
     assert 'carprice_unknown_category_total{field="brand"} 1.0' in text
     assert "carprice_predicted_price_rub_count 2.0" in text  # warm-up runs are not counted
     assert 'carprice_model_loads_total{outcome="success"} 1.0' in text
@@ -39,9 +41,9 @@ def test_unrouted_requests_are_counted(client: Client) -> None:
     assert client.get("/predict").status_code == 405
     assert client.delete("/health").status_code == 405
     text = client.get("/metrics").text
-    assert 'carprice_http_requests_total{endpoint="unmatched",status="404"} 1.0' in text
-    assert 'carprice_http_requests_total{endpoint="unmatched",status="405"} 2.0' in text
-    assert 'carprice_http_request_duration_seconds_count{endpoint="unmatched"} 3.0' in text
+    assert 'carprice_http_requests_total{route="unmatched",status="404"} 1.0' in text
+    assert 'carprice_http_requests_total{route="unmatched",status="405"} 2.0' in text
+    assert 'carprice_http_request_duration_seconds_count{route="unmatched"} 3.0' in text
 
 
 def _global_state() -> tuple[object, set[str]]:
@@ -55,7 +57,7 @@ def test_constructing_metrics_leaves_global_state_alone() -> None:
     first.requests.labels("/predict", "200").inc()
     assert _global_state() == before
     assert first.multiprocess is second.multiprocess is False
-    sample = ("carprice_http_requests_total", {"endpoint": "/predict", "status": "200"})
+    sample = ("carprice_http_requests_total", {"route": "/predict", "status": "200"})
     assert first.registry.get_sample_value(*sample) == 1.0
     assert second.registry.get_sample_value(*sample) is None
 
@@ -87,5 +89,14 @@ def test_workers_started_with_the_dir_share_their_samples(tmp_path: Path) -> Non
         subprocess.run([sys.executable, "-c", WORKER], env=env, check=True, timeout=60)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
-    sample = ("carprice_http_requests_total", {"endpoint": "/predict", "status": "200"})
+    sample = ("carprice_http_requests_total", {"route": "/predict", "status": "200"})
     assert registry.get_sample_value(*sample) == 2.0
+
+
+def test_model_creation_time_is_exported(client: Client) -> None:
+    """The served bundle's created_at is exported as Unix seconds (the age alert's input)."""
+    text = client.get("/metrics").text
+    found = re.search(r"^carprice_model_created_timestamp_seconds (\S+)$", text, re.MULTILINE)
+    assert found is not None
+    # tests/conftest.py's write_bundle stamps 2026-01-01T00:00:00+00:00.
+    assert float(found.group(1)) == datetime(2026, 1, 1, tzinfo=UTC).timestamp()

@@ -159,13 +159,16 @@ def listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def haproxy(upstream: str, log: Path, *, max_in_flight: int) -> Iterator[str]:
+def haproxy(
+    upstream: str, log: Path, *, max_in_flight: int, metrics_port: int | None = None
+) -> Iterator[str]:
     """Run HAProxy with the repository's config in front of `upstream`; yield its URL.
 
     Args:
         upstream: The server's address, host:port.
         log: File that receives HAProxy's log (errors and 503s only, see the config).
         max_in_flight: `PROXY_MAX_IN_FLIGHT`, the bound on prediction requests in flight.
+        metrics_port: `PROXY_METRICS_PORT`, where Prometheus scrapes (a free port if None).
     """
     binary = shutil.which("haproxy")
     if binary is None:
@@ -177,6 +180,7 @@ def haproxy(upstream: str, log: Path, *, max_in_flight: int) -> Iterator[str]:
         "PROXY_PORT": str(port),
         "PROXY_UPSTREAM": upstream,
         "PROXY_MAX_IN_FLIGHT": str(max_in_flight),
+        "PROXY_METRICS_PORT": str(metrics_port or free_port()),
     }
     with log.open("wb") as output:
         # -db: in the foreground, as in a container.

@@ -19,7 +19,7 @@ from .load import CAR, describe, h2load, rss_mib
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PREDICT_200 = 'carprice_http_requests_total{endpoint="/predict",status="200"}'
+PREDICT_200 = 'carprice_http_requests_total{route="/predict",status="200"}'
 
 
 def test_overload_sheds_fast_503s_and_keeps_accepted_latency(
@@ -208,7 +208,7 @@ def test_sigterm_under_load_drains_without_losing_accepted_requests(
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
     served = registry.get_sample_value(
-        "carprice_http_requests_total", {"endpoint": "/predict", "status": "200"}
+        "carprice_http_requests_total", {"route": "/predict", "status": "200"}
     )
     answered, dropped, refused = (clients.count(kind) for kind in (200, "dropped", "refused"))
     print(

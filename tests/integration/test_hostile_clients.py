@@ -61,7 +61,7 @@ def test_urllib_gets_413_for_a_body_over_the_limit(server: ServerProcess) -> Non
 
 def test_slow_bodies_are_answered_408_and_closed(server: ServerProcess) -> None:
     """Connections trickling a body a byte at a time get 408 and are closed after the timeout."""
-    before = server.metric('carprice_http_requests_total{endpoint="/predict",status="408"}')
+    before = server.metric('carprice_http_requests_total{route="/predict",status="408"}')
     clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
     answers = dict.fromkeys(clients, b"")
     closed_after: dict[socket.socket, float] = {}
@@ -97,7 +97,7 @@ def test_slow_bodies_are_answered_408_and_closed(server: ServerProcess) -> None:
     assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers.values())
     wait_for(
         lambda: (
-            server.metric('carprice_http_requests_total{endpoint="/predict",status="408"}')
+            server.metric('carprice_http_requests_total{route="/predict",status="408"}')
             == before + len(clients)
         ),
         "the 408s to be counted",
@@ -127,7 +127,7 @@ def test_slow_headers_are_closed_after_the_body_timeout(server: ServerProcess) -
 
 def test_hanging_up_mid_body_is_the_clients_499_not_a_5xx(server: ServerProcess) -> None:
     """A client that hangs up mid-body is counted with status 499, never as a server error."""
-    sample = 'carprice_http_requests_total{endpoint="/predict",status="499"}'
+    sample = 'carprice_http_requests_total{route="/predict",status="499"}'
     before = server.metric(sample)
     for _ in range(10):
         with socket.create_connection(("127.0.0.1", server.port)) as client:

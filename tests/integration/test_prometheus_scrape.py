@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from .conftest import free_port, haproxy, stop
+from .prometheus import Prometheus, fast_config, running
 
 pytestmark = pytest.mark.integration
 
@@ -53,25 +53,10 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> N
 
 
 @dataclass
-class Prometheus:
-    url: str
-    log: Path
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """The instant vector (or scalar, as one sample) of `promql`; fails on a query error."""
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
-        body = response.json()
-        assert body["status"] == "success", f"{promql!r}: {body.get('error')}"
-        data = body["data"]
-        if data["resultType"] in {"scalar", "string"}:
-            return [{"metric": {}, "value": data["result"]}]
-        return list(data["result"])
-
-
-@dataclass
 class Stack:
     server_url: str
     proxy_url: str
+    metrics_url: str
     model_dir: Path
     bundle_writer: Callable[..., Path]
     prometheus: Prometheus
@@ -118,15 +103,16 @@ def _dashboard_queries() -> list[tuple[str, str]]:
     return expanded
 
 
-def _prometheus_config(server_port: int, proxy_port: int) -> dict[str, Any]:
-    """monitoring/prometheus.yml with 1 s intervals, absolute rule paths, the test's targets."""
-    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text(encoding="utf-8"))
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(MONITORING / path) for path in config["rule_files"]]
+def _prometheus_config(metrics_port: int) -> dict[str, Any]:
+    """monitoring/prometheus.yml with 1 s intervals, absolute rule paths, the proxy's metrics port.
+
+    Both jobs scrape the proxy's metrics port, as in compose and Kubernetes.
+    """
+    config = fast_config(yaml.safe_load((MONITORING / "prometheus.yml").read_text("utf-8")))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {JOB, PROXY_JOB}
-    jobs[JOB]["static_configs"] = [{"targets": [f"127.0.0.1:{server_port}"]}]
-    jobs[PROXY_JOB]["static_configs"] = [{"targets": [f"127.0.0.1:{proxy_port}"]}]
+    for job in jobs.values():
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
     return config
 
 
@@ -198,12 +184,9 @@ def _reload(stack: Stack) -> None:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, bundle_writer: Callable[..., Path]
 ) -> Iterator[Stack]:
-    prometheus_binary = shutil.which("prometheus")
-    if prometheus_binary is None:
-        pytest.fail("prometheus not found: install Debian's 'prometheus' package")
     workdir = tmp_path_factory.mktemp("prometheus-scrape")
     model_dir = bundle_writer(workdir / "model")
-    server_port, prometheus_port = free_port(), free_port()
+    server_port, metrics_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(MODEL_DIR=str(model_dir), RELOAD_POLL_S="0.2", QUEUE_MAX="1")
     env.update(BATCH_WINDOW_US="2000")
@@ -226,61 +209,49 @@ def stack(
         cleanup.callback(stop, server)
         # One request in flight: a burst of 16 through it is mostly the proxy's own 503s.
         proxy_url = cleanup.enter_context(
-            haproxy(f"127.0.0.1:{server_port}", workdir / "haproxy.log", max_in_flight=1)
-        )
-        config = workdir / "prometheus.yml"
-        prometheus_config = _prometheus_config(server_port, int(proxy_url.rsplit(":", 1)[1]))
-        config.write_text(yaml.safe_dump(prometheus_config), encoding="utf-8")
-        log = workdir / "prometheus.log"
-        with log.open("wb") as log_file:
-            prometheus = subprocess.Popen(
-                [
-                    prometheus_binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                    "--log.level=warn",
-                ],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
+            haproxy(
+                f"127.0.0.1:{server_port}",
+                workdir / "haproxy.log",
+                max_in_flight=1,
+                metrics_port=metrics_port,
             )
-        cleanup.callback(stop, prometheus)
-        running = Stack(
+        )
+        prometheus = cleanup.enter_context(running(_prometheus_config(metrics_port), workdir))
+        stack = Stack(
             server_url=f"http://127.0.0.1:{server_port}",
             proxy_url=proxy_url,
+            metrics_url=f"http://127.0.0.1:{metrics_port}",
             model_dir=model_dir,
             bundle_writer=bundle_writer,
-            prometheus=Prometheus(f"http://127.0.0.1:{prometheus_port}", log),
+            prometheus=prometheus,
         )
 
-        def up(url: str, process: subprocess.Popen[bytes]) -> bool:
-            assert process.poll() is None, f"{process.args[0]} exited early; {log.read_text()}"
+        def server_ready() -> bool:
+            assert server.poll() is None, "car-serve exited early"
             try:
-                return httpx.get(url, timeout=1).status_code == 200
+                return httpx.get(f"{stack.server_url}/ready", timeout=1).status_code == 200
             except httpx.TransportError:
                 return False
 
-        wait_for(lambda: up(f"{running.server_url}/ready", server), "the server", timeout=60)
-        wait_for(lambda: up(f"{running.prometheus.url}/-/ready", prometheus), "Prometheus")
+        wait_for(server_ready, "the server", timeout=60)
         # A counter series first scraped at its final value shows no rate: create every series
         # (including the 503s) first, let Prometheus scrape them, then send the traffic.
-        _send_traffic(running, singles=1)
+        _send_traffic(stack, singles=1)
         wait_for(
-            lambda: bool(running.prometheus.query(f'carprice_rejected_total{{job="{JOB}"}}')),
+            lambda: bool(stack.prometheus.query(f'carprice_rejected_total{{job="{JOB}"}}')),
             "Prometheus to scrape the warm-up",
         )
-        _send_traffic(running, singles=60)
-        _reload(running)
-        yield running
+        _send_traffic(stack, singles=60)
+        _reload(stack)
+        yield stack
 
 
 def _scraped_counts(prometheus: Prometheus) -> dict[tuple[str, str], float]:
     samples = prometheus.query(
-        f'sum by (endpoint, status) (carprice_http_requests_total{{job="{JOB}",'
-        ' endpoint=~"/predict.*"})'
+        f'sum by (route, status) (carprice_http_requests_total{{job="{JOB}", route=~"/predict.*"}})'
     )
     return {
-        (sample["metric"]["endpoint"], sample["metric"]["status"]): float(sample["value"][1])
+        (sample["metric"]["route"], sample["metric"]["status"]): float(sample["value"][1])
         for sample in samples
     }
 
@@ -311,7 +282,7 @@ def test_request_counters_match_what_was_sent(settled: Stack) -> None:
 def test_p95_recording_rules_return_latencies(settled: Stack) -> None:
     """The job p95 and the per-pod p95 (the HPA's signal) of /predict hold real latencies."""
     job_p95 = settled.prometheus.query(
-        f'carprice:request_duration_seconds:p95{{job="{JOB}", endpoint="/predict"}}'
+        f'carprice:request_duration_seconds:p95{{job="{JOB}", route="/predict"}}'
     )
     per_pod = settled.prometheus.query(
         f'carprice:request_duration_seconds:p95_per_pod{{job="{JOB}"}}'
@@ -389,3 +360,15 @@ def test_proxy_refusals_are_counted_and_fire_their_alert(settled: Stack) -> None
     (alert,) = settled.prometheus.query(query)
     assert alert["metric"]["severity"] == "page"
     assert alert["metric"]["job"] == PROXY_JOB
+
+
+def test_metrics_are_served_on_the_metrics_port_only(settled: Stack) -> None:
+    """The proxy's API port answers 404 to both scrape paths; its metrics port serves both."""
+    for path in ("/metrics", "/metrics/proxy", "/metrics/anything"):
+        assert httpx.get(f"{settled.proxy_url}{path}", timeout=5).status_code == 404, path
+    server = httpx.get(f"{settled.metrics_url}/metrics", timeout=5)
+    assert "carprice_http_requests_total" in server.text
+    own = httpx.get(f"{settled.metrics_url}/metrics/proxy", timeout=5)
+    assert "haproxy_backend_http_requests_total" in own.text
+    # Nothing else of the server is reachable from the metrics port.
+    assert httpx.get(f"{settled.metrics_url}/ready", timeout=5).status_code == 404

@@ -63,7 +63,7 @@ def test_server_runs_with_read_only_repository_model_dir_and_home(
     print(f"\nread-only: written under /tmp {written_while_serving}, left {left_behind}")
     assert predicted.status_code == 200, predicted.text
     assert reloaded.status_code == 200, reloaded.text
-    assert 'carprice_http_requests_total{endpoint="/predict",status="200"} 1.0' in metrics
+    assert 'carprice_http_requests_total{route="/predict",status="200"} 1.0' in metrics
     assert all(name.startswith("carprice-metrics-") for name in written_while_serving)
     assert left_behind == []  # the metrics dir is removed at exit
     for trouble in ("Read-only file system", "Permission denied", "Traceback"):

@@ -117,7 +117,7 @@ def test_predictions_over_http(server: Server) -> None:
 
 def test_metrics_aggregate_across_workers(server: Server) -> None:
     """/metrics counts the requests served by every worker, whichever worker answers."""
-    sample = 'carprice_http_requests_total{endpoint="/predict",status="200"}'
+    sample = 'carprice_http_requests_total{route="/predict",status="200"}'
     before = server.metric(sample)
     sent = 40
     for _ in range(sent):  # a new connection each time, so the kernel spreads them

@@ -309,17 +309,22 @@ def _kept(source_label: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
-def ops_paths(config: str) -> set[str]:
-    """The paths the proxy's config passes round its bound (`acl ops path ...`)."""
-    found = re.search(r"^\s*acl ops path (.+)$", config, re.MULTILINE)
-    return set(found.group(1).split()) if found else set()
+def metrics_paths(config: str) -> set[str]:
+    """The paths the proxy's `metrics` frontend serves: its exporter and the server's /metrics."""
+    section = re.search(r"^frontend metrics\n((?:[ \t].*\n|\n)*)", config, re.MULTILINE)
+    if section is None:
+        return set()
+    body = section.group(1)
+    passed = re.findall(r"deny_status 404 unless \{ path (\S+) \}", body)
+    return {*passed, *filter(None, [exporter_path(body)])}
 
 
 def scrape_problems(objects: Objects) -> list[str]:
-    """The pods and the Service carry the label and port name prometheus-kubernetes.yml keeps.
+    """The pods carry the label and port name prometheus-kubernetes.yml keeps; no Service has it.
 
-    One port of the pod matches (one target per pod): the proxy's, whose config passes the
-    scrape path round its bound.
+    One port of the pod matches (one target per pod): the proxy's, whose `metrics` frontend
+    serves the scrape paths on slots of their own. The Service does not expose that port and
+    the NetworkPolicy admits only Prometheus' pods to it.
     """
     problems = []
     port_name = _kept("__meta_kubernetes_pod_container_port_name")
@@ -333,9 +338,14 @@ def scrape_problems(objects: Objects) -> list[str]:
         problems.append(f"container ports matching {port_name.pattern}: {scraped}, not the proxy's")
     for service in by_kind(objects, "Service"):
         for port in service["spec"]["ports"]:
-            if not port_name.fullmatch(port["name"]):
+            if port_name.fullmatch(port["name"]) or port_name.fullmatch(str(port["targetPort"])):
+                problems.append(f"{ref(service)}: exposes the scraped port {port_name.pattern}")
+    for policy in by_kind(objects, "NetworkPolicy"):
+        for rule in policy["spec"].get("ingress", []):
+            scraped_here = any(port_name.fullmatch(str(p["port"])) for p in rule.get("ports", []))
+            if scraped_here and any("podSelector" not in peer for peer in rule.get("from", [])):
                 problems.append(
-                    f"{ref(service)}: port name {port['name']!r} is not {port_name.pattern}"
+                    f"{ref(policy)}: admits more than Prometheus' pods to the scraped port"
                 )
     app = _kept("__meta_kubernetes_pod_label_app")
     if not any(app.fullmatch(labels.get("app", "")) for labels in pod_labels(objects)):
@@ -347,11 +357,11 @@ def scrape_problems(objects: Objects) -> list[str]:
         for endpoint in monitor["spec"]["podMetricsEndpoints"]
     }
     if config is not None:
-        # Scraped round the bound: the server's /metrics, or the proxy's own exporter.
-        served = ops_paths(config) | {exporter_path(config)}
+        # Served by the metrics frontend: the server's /metrics, or the proxy's own exporter.
+        served = metrics_paths(config)
         if not paths <= served:
             problems.append(
-                f"proxy: scrape paths {sorted(paths - served)} wait in its bound or are not served"
+                f"proxy: scrape paths {sorted(paths - served)} are not served on its metrics port"
             )
     return problems
 
@@ -619,6 +629,10 @@ def proxy_problems(objects: Objects) -> list[str]:
     ports = {port["name"]: port["containerPort"] for port in proxy.get("ports", [])}
     if env.get("PROXY_PORT") != str(ports.get("http")):
         problems.append(f"proxy: PROXY_PORT {env.get('PROXY_PORT')} is not its port http")
+    if env.get("PROXY_METRICS_PORT") != str(ports.get("metrics")):
+        problems.append(
+            f"proxy: PROXY_METRICS_PORT {env.get('PROXY_METRICS_PORT')} is not its port metrics"
+        )
     server = Settings.from_env(server_env(objects))
     server_ports = [port["containerPort"] for port in pod["server"].get("ports", [])]
     upstream = f"127.0.0.1:{server.port}"

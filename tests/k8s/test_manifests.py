@@ -254,7 +254,7 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
         "  selector:\n    app: car-prices",
     )
     edit(k8s_dir / "base" / "service.yaml", "targetPort: http", "targetPort: web")
-    edit(k8s_dir / "base" / "service.yaml", "- name: http", "- name: api")
+    edit(k8s_dir / "base" / "service.yaml", "- name: http", "- name: metrics")
     edit(
         k8s_dir / "base" / "deployment.yaml",
         "terminationGracePeriodSeconds: 30",
@@ -267,7 +267,7 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
     assert port_problems(objects) == [
         "Service/car-price: port 'web' is not a port of the proxy container"
     ]
-    assert scrape_problems(objects) == ["Service/car-price: port name 'api' is not http"]
+    assert scrape_problems(objects) == ["Service/car-price: exposes the scraped port metrics"]
     (grace,) = pod_problems(objects, newest_benchmark())
     assert grace.startswith("terminationGracePeriodSeconds 10 <= preStop 5 s")
 
@@ -281,7 +281,7 @@ def test_scrape_path_the_proxy_does_not_serve_is_named(tmp_path: Path) -> None:
         "path: /proxy-metrics",
     )
     assert scrape_problems(render_overlay("prod", k8s_dir)) == [
-        "proxy: scrape paths ['/proxy-metrics'] wait in its bound or are not served"
+        "proxy: scrape paths ['/proxy-metrics'] are not served on its metrics port"
     ]
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .manifests import adapter_rules, by_kind, rendered
+from inference.metrics import LATENCY_BUCKETS
+
+from .manifests import adapter_rules, by_kind, quantity, rendered
 
 BUSY_P95 = 0.004
 
@@ -77,3 +79,21 @@ def test_keda_query_averages_idle_pods_as_zero(tmp_path: Path) -> None:
     _promtool_test(
         tmp_path, trigger["metadata"]["query"], [{"labels": "{}", "value": BUSY_P95 / 2}]
     )
+
+
+def test_autoscaler_targets_are_latency_bucket_edges() -> None:
+    """The HPA's p95 target and KEDA's threshold are edges of the server's latency histogram.
+
+    Between edges histogram_quantile interpolates linearly: a target inside a bucket compares
+    the HPA with a p95 that is a guess exactly where it decides.
+    """
+    (hpa,) = by_kind(rendered("prod"), "HorizontalPodAutoscaler")
+    (pods,) = [m for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    (scaled,) = by_kind(rendered("keda"), "ScaledObject")
+    (trigger,) = [t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"]
+    targets = {
+        quantity(pods["pods"]["target"]["averageValue"]),
+        float(trigger["metadata"]["threshold"]),
+    }
+    assert len(targets) == 1  # the HPA and KEDA agree
+    assert targets <= set(LATENCY_BUCKETS), f"{targets} not in {LATENCY_BUCKETS}"

@@ -14,6 +14,8 @@ from ..proxy_bound import HAPROXY_CFG, exporter_path, max_in_flight_problem
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
+#: Where a pager opens an alert's runbook: README.md as the repository host renders it.
+RUNBOOK_BASE = "https://github.com/carprice/car-price/blob/main/README.md"
 # Sample-name suffixes of each metric type in the text exposition.
 SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total",), "gauge": ("",)}
 
@@ -58,12 +60,12 @@ def test_alerts_and_dashboard_read_only_defined_recording_rules() -> None:
 
 
 def test_every_alert_has_severity_and_a_runbook_entry() -> None:
-    """Each alert routes as page or ticket and links a README runbook heading that exists."""
+    """Each alert routes as page or ticket and links, by absolute URL, a README runbook heading."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     headings = set(re.findall(r"^#+ (\S+)$", readme, re.MULTILINE))
     for rule in (rule for rule in _rules() if "alert" in rule):
         assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
-        assert rule["annotations"]["runbook_url"] == f"README.md#{rule['alert'].lower()}"
+        assert rule["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}#{rule['alert'].lower()}"
         assert rule["alert"] in headings, f"README.md has no runbook heading for {rule['alert']}"
 
 
@@ -92,7 +94,6 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
                 assert (ROOT / source).is_file() or (ROOT / source).is_dir(), volume
     jobs = {job["job_name"]: job for job in _load(MONITORING / "prometheus.yml")["scrape_configs"]}
     assert set(jobs) == {"car-price", "car-price-proxy"}
-    assert jobs["car-price"]["static_configs"] == [{"targets": ["server:8000"]}]
     assert "8000" in services["server"]["expose"]
     assert "ports" not in services["server"]  # only through the proxy
     proxy = services["proxy"]
@@ -103,10 +104,11 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
     )
     assert proxy["environment"]["PROXY_UPSTREAM"] == "server:8000"
     assert f"8000:{proxy['environment']['PROXY_PORT']}" in proxy["ports"]
-    # The proxy's own counters, on the path its config serves them.
-    assert jobs["car-price-proxy"]["static_configs"] == [
-        {"targets": [f"proxy:{proxy['environment']['PROXY_PORT']}"]}
-    ]
+    # Both jobs on the proxy's metrics port, which no host port publishes.
+    metrics_port = proxy["environment"]["PROXY_METRICS_PORT"]
+    for job in jobs.values():
+        assert job["static_configs"] == [{"targets": [f"proxy:{metrics_port}"]}]
+    assert not any(port.endswith(f":{metrics_port}") for port in proxy["ports"])
     assert jobs["car-price-proxy"]["metrics_path"] == exporter_path(
         HAPROXY_CFG.read_text(encoding="utf-8")
     )
@@ -115,3 +117,20 @@ def test_compose_wires_proxy_server_prometheus_and_grafana() -> None:
     assert max_in_flight_problem(bound, workers, "docker-compose proxy") is None
     datasources = _load(MONITORING / "grafana/provisioning/datasources/prometheus.yml")
     assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_no_rule_reads_raw_series_over_more_than_an_hour() -> None:
+    """Windows beyond 1 h read recorded rates, not every pod's raw samples at each evaluation.
+
+    The price-shift alert's 1 h rate of yesterday (`offset 1d`) is an hour of raw samples too.
+    """
+    seconds = {"m": 60, "h": 3600, "d": 86400}
+    long_reads = [
+        (rule.get("record") or rule["alert"], metric, window)
+        for rule in _rules()
+        for metric, window in re.findall(
+            r"\b(carprice_[a-z_]+)\{[^}]*\}\[(\d+[mhd])\]", rule["expr"]
+        )
+        if int(window[:-1]) * seconds[window[-1]] > 3600
+    ]
+    assert long_reads == []

@@ -80,6 +80,7 @@ class ModelHolder:
         if previous is not None:
             metrics.model_info.labels(*_info_labels(previous)).set(0)
         metrics.model_info.labels(*_info_labels(model)).set(1)
+        metrics.model_served(model.manifest.created_at)
         metrics.model_ready.set(1)
         metrics.model_loads.labels("success").inc()
         logger.info(
