@@ -189,7 +189,8 @@ def stack(
     server_port, metrics_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(MODEL_DIR=str(model_dir), RELOAD_POLL_S="0.2", QUEUE_MAX="1")
-    env.update(BATCH_WINDOW_US="2000")
+    # With its prediction log, as the Deployment runs it: the drop counters the alerts read.
+    env.update(BATCH_WINDOW_US="2000", PREDICTION_LOG_DIR=str(workdir / "prediction-log"))
     car_serve = str(Path(sys.executable).with_name("car-serve"))
     with contextlib.ExitStack() as cleanup:  # stops Prometheus, the proxy, then the server
         server = subprocess.Popen(

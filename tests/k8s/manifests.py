@@ -30,8 +30,8 @@ RULES: Final = ROOT / generate.RULES_SOURCE
 #: The Kubernetes version every built-in object is validated against: the oldest the manifests
 #: need (the preStop `sleep` action is GA from 1.34).
 KUBERNETES_VERSION: Final = "1.34.0"
-#: The folder of prometheus-adapter's rules ConfigMap, a kustomization of its own.
-ADAPTER: Final = "prometheus-adapter"
+#: prometheus-adapter's rule, as values to merge into the platform's adapter release.
+ADAPTER_VALUES: Final = K8S / "prometheus-adapter" / "values.yaml"
 #: The per-pod proxy's container, and its service in docker-compose.yml.
 PROXY: Final = "proxy"
 
@@ -56,15 +56,14 @@ def render_overlay(name: str, k8s_dir: Path = K8S) -> list[Manifest]:
 
 @cache
 def rendered(name: str) -> tuple[Manifest, ...]:
-    """The repository's overlay `name` (or the adapter's folder), rendered once per session."""
-    path = K8S / ADAPTER if name == ADAPTER else K8S / "overlays" / name
-    return tuple(render.render(path))
+    """The repository's overlay `name`, rendered once per session."""
+    return tuple(render.render(K8S / "overlays" / name))
 
 
 def adapter_rules(k8s_dir: Path = K8S) -> list[dict[str, Any]]:
-    """prometheus-adapter's rules, from the ConfigMap its kustomization renders."""
-    (config_map,) = render.kustomize(k8s_dir / ADAPTER)
-    return list(yaml.safe_load(config_map["data"]["config.yaml"])["rules"])
+    """prometheus-adapter's rules: `rules.custom` of the chart values in prometheus-adapter/."""
+    path = k8s_dir / ADAPTER_VALUES.relative_to(K8S)
+    return list(yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]["custom"])
 
 
 def recorded(rules_dir: Path = RULES) -> set[str]:

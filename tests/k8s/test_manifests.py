@@ -11,7 +11,7 @@ import yaml
 from k8s import render
 
 from .manifests import (
-    ADAPTER,
+    ADAPTER_VALUES,
     K8S,
     PROXY,
     RULES,
@@ -51,7 +51,7 @@ def test_the_overlays_are_the_documented_ones() -> None:
         assert f"overlays/{name}" in readme
 
 
-@pytest.mark.parametrize("name", [*OVERLAYS, ADAPTER])
+@pytest.mark.parametrize("name", OVERLAYS)
 def test_every_object_validates_against_its_schema(name: str) -> None:
     """Built-in kinds against Kubernetes' schemas, custom ones against the vendored CRDs."""
     objects = rendered(name)
@@ -314,3 +314,19 @@ def test_proxy_bound_not_following_workers_is_named(tmp_path: Path) -> None:
     edit(k8s_dir / "base" / "server.env", "WORKERS=1\n", "WORKERS=2\n")
     problems = proxy_problems(render_overlay("prod", k8s_dir))
     assert problems == ["proxy: PROXY_MAX_IN_FLIGHT=4, not 4 per worker x WORKERS=2 = 8"]
+
+
+def test_adapter_rule_merges_into_the_platforms_adapter() -> None:
+    """The adapter's values add our rule to rules.custom and set nothing else.
+
+    prometheus-community/prometheus-adapter appends rules.custom to its default rules; any
+    other key (rules.default: false, rules.existing, a ConfigMap of our own) would replace or
+    drop the platform's rules for every other HPA in the cluster.
+    """
+    values = yaml.safe_load(ADAPTER_VALUES.read_text(encoding="utf-8"))
+    assert list(values) == ["rules"]
+    assert list(values["rules"]) == ["custom"]
+    assert [rule["name"]["as"] for rule in values["rules"]["custom"]] == [
+        "carprice_request_duration_seconds_p95_per_pod"
+    ]
+    assert not (ADAPTER_VALUES.parent / "kustomization.yaml").exists()
