@@ -8,15 +8,22 @@ comes from its documentation (docs/kubernetes_support.md, podman-kube-play(1)) a
   is skipped with an info log (`IGNORED_KINDS` lists the ones the overlay renders);
 - volumeMounts.subPath is ignored: the whole volume is mounted at mountPath;
 - a PVC's claimName is a podman named volume; a PVC document creates it (an error if it exists);
+  podman gives an empty volume to the user of the first container mounting it (so uid 10001
+  can write the prediction log, as the kubelet's fsGroup would let it);
+- a configMap volume becomes a named volume of its keys' files; with subPath ignored, the proxy's
+  /usr/local/etc/haproxy/haproxy.cfg is a directory holding haproxy.cfg, which `haproxy -f`
+  reads as a config directory;
 - pod and container securityContext runAsUser/runAsGroup, readOnlyRootFilesystem,
   allowPrivilegeEscalation, privileged and capabilities apply; fsGroup, runAsNonRoot and
   seccompProfile do not (podman's default seccomp profile applies anyway);
 - livenessProbe becomes a podman healthcheck (run by a systemd timer, absent here); readiness and
   startup probes, lifecycle.preStop and terminationGracePeriodSeconds are ignored;
-- resources.limits become cgroup limits; ports are not published without a hostPort.
+- resources.limits become cgroup limits; every containerPort is published on the host.
 """
 
+import copy
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,6 +41,13 @@ PLAYED_KINDS: Final = frozenset({"Pod", "Deployment", "PersistentVolumeClaim", "
 
 #: The manifest's image (repository, without tag) → the attribute of `Images` built here.
 LOCAL_IMAGE: Final = {"car-price-api": "api", "haproxy": "proxy"}
+
+
+def free_port() -> int:
+    """A TCP port on the host's loopback that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def render(overlay: str = "dev") -> list[Doc]:
@@ -116,6 +130,11 @@ def claims(docs: list[Doc]) -> list[Doc]:
     ]
 
 
+def config_maps(docs: list[Doc]) -> list[Doc]:
+    """The ConfigMaps of the overlay (podman makes a named volume of each one a pod mounts)."""
+    return [doc for doc in docs if doc["kind"] == "ConfigMap"]
+
+
 def claim_of(docs: list[Doc], volume_name: str) -> str | None:
     """The claimName behind a pod volume, or None if it is not a claim."""
     for volume in pod_spec(docs)["volumes"]:
@@ -126,11 +145,17 @@ def claim_of(docs: list[Doc], volume_name: str) -> str | None:
 
 def playable(docs: list[Doc], images: object) -> list[Doc]:
     """The ConfigMaps and the Deployment, each container's image replaced by the local one."""
-    played = [doc for doc in docs if doc["kind"] in {"ConfigMap", "Deployment"}]
+    played = copy.deepcopy([doc for doc in docs if doc["kind"] in {"ConfigMap", "Deployment"}])
     for container_ in pod_spec(played)["containers"]:
         container_["image"] = getattr(images, image_role(container_))
         # The local tags exist only in podman's storage: never ask a registry.
         container_["imagePullPolicy"] = "Never"
+        # podman publishes every containerPort on the host, at the same number without a
+        # hostPort: on a free loopback port instead, so a busy 8000 or 8080 here breaks nothing.
+        # The tests talk to the pod's own IP, as a Service would.
+        for port_ in container_.get("ports", []):
+            port_["hostIP"] = "127.0.0.1"
+            port_["hostPort"] = free_port()
     return played
 
 

@@ -7,7 +7,6 @@ picked up through the mount, and SIGTERM (`podman stop`) must drain and exit 0.
 """
 
 import concurrent.futures
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from .conftest import Images, host_uids, inspect, logs, podman, wait_until, write_to_root
+from .pod import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,13 +33,6 @@ class Running:
     name: str
     url: str
     model_dir: Path
-
-
-def free_port() -> int:
-    """A TCP port on the host's loopback that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def ready(url: str) -> bool:

@@ -9,7 +9,6 @@ and ignores: tests/containers/pod.py.
 
 import concurrent.futures
 import itertools
-import os
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,6 +24,10 @@ from . import pod
 from .conftest import Images, host_uids, logs, podman, wait_until, write_to_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+#: The pod's address on podman's kube network (the infra container holds the pod's netns).
+IP_TEMPLATE = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,6 @@ def image_env(image: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines.splitlines() if "=" in line)
 
 
-def grant_fs_group(docs: list[pod.Doc], claim: str) -> None:
-    """Give a claim's volume to the pod's fsGroup, as the kubelet does and podman 4.3 does not."""
-    group = pod.pod_spec(docs).get("securityContext", {}).get("fsGroup")
-    if group is not None:
-        path = volume_path(claim)
-        os.chown(path, -1, int(group))
-        path.chmod(0o2775)
-
-
 @pytest.fixture(scope="module")
 def played(images: Images, bundle_writer: Callable[..., Path]) -> Iterator[Pod]:
     """The dev pod, played with its claims, serving a test bundle; removed afterwards."""
@@ -72,9 +66,10 @@ def played(images: Images, bundle_writer: Callable[..., Path]) -> Iterator[Pod]:
         pod_yaml = Path(scratch) / "pod.yaml"
         claims_yaml.write_text(yaml.safe_dump_all(claims))
         pod_yaml.write_text(yaml.safe_dump_all(pod.playable(docs, images)))
+        volumes = [doc["metadata"]["name"] for doc in [*claims, *pod.config_maps(docs)]]
         podman("kube", "down", str(pod_yaml), check=False)
-        for claim in claims:
-            podman("volume", "rm", "--force", claim["metadata"]["name"], check=False)
+        for volume in volumes:
+            podman("volume", "rm", "--force", volume, check=False)
         # The claims first, as their own play: podman makes each a named volume.
         podman("kube", "play", str(claims_yaml))
         server = pod.container(docs, "api")
@@ -82,28 +77,27 @@ def played(images: Images, bundle_writer: Callable[..., Path]) -> Iterator[Pod]:
         pod.publish_model(
             docs, model_dir, volume_path, lambda d: bundle_writer(d, model_version="1")
         )
-        for mount in server["volumeMounts"]:
-            claim_name = pod.claim_of(docs, mount["name"])
-            if claim_name is not None and not mount.get("readOnly", False):
-                grant_fs_group(docs, claim_name)
         report = podman("kube", "play", str(pod_yaml), timeout=300)
         try:
             pod_id = report.split("Pod:\n", 1)[1].split()[0]
             pod_name = podman("pod", "inspect", "--format", "{{.Name}}", pod_id).strip()
             infra = podman("pod", "inspect", "--format", "{{.InfraContainerID}}", pod_id).strip()
-            ip = podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", infra).strip()
+            ip = podman("inspect", "--format", IP_TEMPLATE, infra).strip()
             names = {
                 role: f"{pod_name}-{pod.container(docs, role)['name']}" for role in ("api", "proxy")
             }
             running = Pod(docs, ip, names)
-            wait_until(
-                lambda: ready(running.url("proxy", "http")), "the pod's /ready through the proxy"
-            )
+            try:
+                wait_until(lambda: ready(running.url("proxy", "http")), "/ready through the proxy")
+            except BaseException:
+                print("\n".join(f"{name}:\n{logs(name)}" for name in names.values()))
+                raise
             yield running
         finally:
             podman("kube", "down", str(pod_yaml), check=False)
-            for claim in claims:
-                podman("volume", "rm", "--force", claim["metadata"]["name"], check=False)
+            # The claims' volumes and the ones podman made for the ConfigMaps.
+            for volume in volumes:
+                podman("volume", "rm", "--force", volume, check=False)
 
 
 def ready(url: str) -> bool:
