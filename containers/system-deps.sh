@@ -4,7 +4,7 @@
 # changes the system only as root, otherwise prints what is missing.
 set -euo pipefail
 
-PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap containernetworking-plugins mmdebstrap)
+PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap containernetworking-plugins mmdebstrap catatonit)
 CONF=/etc/containers/containers.conf
 # runc: crun rejects this machine's cgroup layout. The ulimits: the default (raising nofile to
 # 1048576) needs CAP_SYS_RESOURCE, which the sandbox lacks.
@@ -30,7 +30,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # With recommends: netavark (the network podman uses here), catatonit (the pause image of
+    # `kube play`, built locally, since no registry serves one) and iptables come with them.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if $conf_stale; then
     [ ! -e "$CONF" ] || cp "$CONF" "$CONF.before-car-price"

@@ -7,6 +7,8 @@ picked up through the mount, and SIGTERM (`podman stop`) must drain and exit 0.
 """
 
 import concurrent.futures
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +116,7 @@ def test_image_reloads_a_bundle_written_into_the_mount(
     assert before == "1"
 
 
-def test_image_outputno_onnxruntime_telemetry(api: Running) -> None:
+def test_image_logs_no_onnxruntime_telemetry(api: Running) -> None:
     """Read-only as uid 10001, onnxruntime never reports on its telemetry (it is off)."""
     output = logs(api.name)
     assert "serving model" in output  # the server's own log, with its model loaded
@@ -145,13 +147,16 @@ def test_image_drains_on_sigterm_and_exits_0(
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             answers = pool.map(ask, range(200))
+            stopping = time.monotonic()
             podman("stop", "--time", "30", name)
-            statuses = set(answers)
+            stopped_in = time.monotonic() - stopping
+            statuses = sorted(answers)
         exit_code = inspect(name, "{{.State.ExitCode}}")
         output = logs(name)
     finally:
         podman("rm", "--force", "--time", "0", name)
+    print(f"\nSIGTERM under load: stopped in {stopped_in:.1f} s; answers {Counter(statuses)}")
     assert exit_code == "0", output
-    assert statuses <= {200, 0}, statuses
+    assert set(statuses) <= {200, 0}, statuses
     assert 200 in statuses
     assert "Traceback" not in output
