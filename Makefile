@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps run train serve test lint format bench drift-demo manifests manifests-generate
+.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ help:  ## List the targets.
 uv:  ## Install uv with pip if it is missing.
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
-system-deps:  ## Install Debian packages the tests need (prometheus: promtool; nghttp2-client: h2load; haproxy) when missing.
+system-deps:  ## Install Debian packages the tests need (promtool, h2load, haproxy; podman and mmdebstrap for the images) when missing.
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
@@ -22,6 +22,12 @@ system-deps:  ## Install Debian packages the tests need (prometheus: promtool; n
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "install the Debian packages$$missing to run the monitoring and load tests" >&2; fi; fi
+	containers/system-deps.sh
+
+# No registry needed: a Debian base from this machine's apt mirror, the local uv binary; the
+# Dockerfiles' defaults stay the public images (containers/images.sh, k8s/README.md).
+images: system-deps  ## Build the inference, training and HAProxy images with podman (IMAGES="api proxy" for some).
+	containers/images.sh $(IMAGES)
 
 # Bytecode is compiled once here, as in the images (UV_COMPILE_BYTECODE): where
 # PYTHONDONTWRITEBYTECODE is set (CI, this workplace) every process would otherwise compile all it

@@ -27,6 +27,7 @@ class Recorder:
         seen["prometheus_client_imported"] = "prometheus_client" in sys.modules
         seen["multiproc_dir"] = os.environ.get(sys.argv[1])
         seen["env"] = {name: os.environ.get(name) for name in ("PORT", "WORKERS", "MODEL_DIR")}
+        seen["ort_telemetry_off"] = os.environ.get("ORT_DISABLE_TELEMETRY")
 
 granian.Granian = Recorder
 from inference.cli import main
@@ -94,3 +95,9 @@ def test_invalid_setting_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A bad flag fails before anything starts, naming its variable."""
     assert main(["--port", "eighty"]) == 2
     assert "invalid server setting: PORT='eighty'" in capsys.readouterr().err
+
+
+def test_workers_inherit_onnxruntime_telemetry_off_even_when_asked_on() -> None:
+    """The workers' environment turns onnxruntime's uploader off, whatever the caller set."""
+    seen = run_cli(ORT_DISABLE_TELEMETRY="0")
+    assert seen["ort_telemetry_off"] == "1"

@@ -4,6 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import onnxruntime as ort
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
@@ -49,6 +50,9 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # The events onnxruntime would send later (sessions, errors) stay off however the app
+        # was started; the uploader itself is kept from starting by car-serve (cli.py).
+        ort.disable_telemetry_events()
         for pid in metrics.reap_dead_workers():
             logger.warning("dropped the live metrics of worker %d, which died unannounced", pid)
         metrics.model_ready.set(0)

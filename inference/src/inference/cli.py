@@ -13,6 +13,9 @@ from inference.settings import Settings, SettingsError
 #: Granian imports this factory in every worker; it reads the settings from the environment.
 APP_FACTORY: Final = "inference.app:create_app_from_env"
 
+#: onnxruntime's switch for its telemetry uploader (read once, when it is imported).
+ORT_TELEMETRY_SWITCH: Final = "ORT_DISABLE_TELEMETRY"
+
 #: The settings that also have a flag, each overriding its environment variable.
 FLAGS: Final = {
     "model_dir": "bundle directory",
@@ -76,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in overrides.items():
         if value is not None:
             os.environ[name.upper()] = str(value)
+    # A price server sends no telemetry. onnxruntime starts its uploader when it is imported (in
+    # each worker, with the app), before any API call could stop it; only this variable, in the
+    # environment the workers inherit, keeps it from starting. Forced, not defaulted.
+    os.environ[ORT_TELEMETRY_SWITCH] = "1"
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
