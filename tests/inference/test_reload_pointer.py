@@ -169,3 +169,14 @@ def test_a_corrupt_pointer_is_a_counted_failure_naming_it(
         assert metric(client, FAILURES) == 1
         assert served(client) == "1"
     assert f"pointer {folder / CURRENT} is not a valid pointer" in caplog.text
+
+
+def test_a_server_started_before_the_first_publish_serves_it(
+    make_client: MakeClient, tmp_path: Path, bundle_publisher: Publish
+) -> None:
+    """No serving folder yet (a pod before the first publish): unready, then the first publish."""
+    folder = tmp_path / "model"
+    with make_client(folder, reload_poll_s=POLL) as client:
+        assert client.get("/ready").status_code == 503
+        bundle_publisher(folder, model_version="1")
+        wait_until(lambda: served(client) == "1", "the first publish")
