@@ -76,12 +76,15 @@ def resolve(bundle: Path | None, pipeline: Path | None, rows: Path | None) -> tu
     if bundle is not None and rows is not None:
         return Champion(bundle, pipeline), rows
     from inference.settings import Settings
+    from shared_schema import serving_folder
     from training.config import load_params
     from training.io.splits import split_file
 
     params = load_params()
     if bundle is None:
-        bundle, pipeline = Path(Settings().model_dir), Path(params.paths.trained_pipeline)
+        # The bundle the served folder's `current` pointer names (or the folder, if plain).
+        served = serving_folder.resolve(Path(Settings().model_dir)).directory
+        bundle, pipeline = served, Path(params.paths.trained_pipeline)
     return Champion(bundle, pipeline), rows or split_file(params.paths.splits, "test")
 
 

@@ -9,6 +9,7 @@ formula and exponentiates, so prices land in a realistic rouble range.
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from shared_schema.bundle import (
     UPPER_OUTPUT,
     IntervalInfo,
     Manifest,
+    decode_manifest,
     manifest_inputs,
 )
+from shared_schema.serving_folder import Pointer
 
 #: Known categories per field written to the manifest; other values encode as 0.
 TEST_VOCABULARY: dict[str, list[str]] = {
@@ -215,6 +218,30 @@ def _write_atomically(path: Path, content: bytes) -> None:
 def bundle_writer() -> Callable[..., Path]:
     """`write_bundle` itself, for tests that write several bundles (see its docstring)."""
     return write_bundle
+
+
+def publish_bundle(folder: Path, **bundle: Any) -> Pointer:
+    """Publish a test bundle into the serving folder `folder` with the one publisher.
+
+    `write_bundle(**bundle)` into a scratch directory, then `training.io.serving.publish`, as
+    `car-train fetch-model` does with a registry's bundle.
+
+    Returns:
+        The pointer `current` holds afterwards.
+    """
+    from training.io import serving
+
+    with tempfile.TemporaryDirectory(prefix="test-bundle-") as scratch:
+        plain = write_bundle(Path(scratch), **bundle)
+        model_bytes = (plain / MODEL_FILE).read_bytes()
+        manifest = decode_manifest((plain / MANIFEST_FILE).read_bytes())
+    return serving.publish(folder, model_bytes, manifest).pointer
+
+
+@pytest.fixture(scope="session")
+def bundle_publisher() -> Callable[..., Pointer]:
+    """`publish_bundle` itself: `bundle_publisher(folder, model_version="2", ...)`."""
+    return publish_bundle
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,12 @@ day's prediction log: `car-train drift --log DIR --since <start> --until <end>`.
 - no retrain: every later task is skipped, with the reasons (none) in `retrain_needed`'s log;
 - retrain: `car_price_training` is triggered in mode `retrain` and waited for; its gate
   (`gate_outcome`) either refused the challenger (the rest is skipped, the reason logged) or
-  promoted it; then the champion's bundle is written to the serving directory (`publish`) and
-  the running server must answer `/ready` with the new version (`verify_serving`), or the run
-  fails naming the URL and what it answered.
+  promoted it; then the champion's bundle is published into the serving folder (`publish`,
+  `car-train fetch-model`: `car-train retrain` already published it, so this changes nothing
+  unless that publish failed) and every running server must serve the new version
+  (`verify_serving`): every target of the scrape job up, per Prometheus' `carprice_model_info`,
+  or, with no Prometheus configured, the one server's `/ready`. Otherwise the run fails naming
+  the job or URL and what it last saw.
 
 An empty or missing log window fails `drift` with the CLI's message naming the folder and the
 counts; a failed training run fails `retrain` and nothing is published.
@@ -46,6 +49,10 @@ with DAG(
             steps.log_dir_default(SETTINGS), type="string", description="prediction log"
         ),
         "serving_url": Param(SETTINGS.serving_url, type="string", description="car-serve"),
+        "prometheus_url": Param(
+            SETTINGS.prometheus_url, type="string", description="Prometheus; empty: /ready"
+        ),
+        "prometheus_job": Param(SETTINGS.prometheus_job, type="string", description="scrape job"),
         "model_dir": Param(
             SETTINGS.model_dir, type="string", description="served bundle; empty: params"
         ),
@@ -130,14 +137,20 @@ with DAG(
 
     @task(retries=SETTINGS.retries)
     def verify_serving() -> str:
-        """The running server answers `/ready` with the promoted version, or this fails."""
+        """Every running server serves the promoted version (Prometheus), or this fails."""
         context = get_current_context()
-        version = context["ti"].xcom_pull(task_ids="promoted", key="champion_version")
+        version = str(context["ti"].xcom_pull(task_ids="promoted", key="champion_version"))
         params = context["params"]
-        serving.wait_for_version(
-            params["serving_url"], str(version), timeout_s=float(params["verify_timeout_s"])
-        )
-        print(f"{params['serving_url']} serves model version {version}")
-        return str(version)
+        timeout_s = float(params["verify_timeout_s"])
+        if params["prometheus_url"]:
+            job = params["prometheus_job"]
+            serving.wait_for_version_everywhere(
+                params["prometheus_url"], job, version, timeout_s=timeout_s
+            )
+            print(f"every target of job {job} serves model version {version}")
+        else:
+            serving.wait_for_version(params["serving_url"], version, timeout_s=timeout_s)
+            print(f"{params['serving_url']} serves model version {version}")
+        return version
 
     chain(drift, drift_outcome, retrain_needed(), retrain, promoted(), publish, verify_serving())

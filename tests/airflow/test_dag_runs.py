@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared_schema.serving_folder import resolve
 from training.config import load_params
 from training.io import registry, tracking
 
@@ -68,7 +69,9 @@ def _run(
         "gate": project.xcom(TRAINING, "gate_outcome"),
         "mlflow_run_id": project.xcom(TRAINING, "gate_outcome", "mlflow_run_id"),
         "served": _served(server),
-        "manifest": json.loads((project.root / "served_model" / "manifest.json").read_text()),
+        "manifest": json.loads(
+            (resolve(project.root / "served_model").directory / "manifest.json").read_text()
+        ),
         "log": project.log_text(name),
     }
 

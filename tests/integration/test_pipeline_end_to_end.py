@@ -24,6 +24,7 @@ import pytest
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE
+from shared_schema.serving_folder import resolve
 from training.config import Params, load_params
 from training.io.splits import split_file
 
@@ -116,7 +117,7 @@ def test_repro_trains_a_model_of_minimum_quality(project: Path, params: Params) 
     test = _json(project / params.paths.test_metrics)["test"]
     assert test["mape"] < 0.14
     assert test["r2_log"] > 0.9
-    manifest = _json(project / params.paths.serving_bundle / MANIFEST_FILE)
+    manifest = _json(resolve(project / params.paths.serving_bundle).directory / MANIFEST_FILE)
     assert manifest["parity_max_rel_diff"] <= 1e-4
     assert manifest["model_version"] == "1"
     assert _json(project / params.paths.promotion)["promote"] is True
@@ -144,7 +145,9 @@ def test_served_champion_answers_real_test_rows_like_the_graph(
     singles = [httpx.post(f"{served}/predict", json=car, timeout=10).json() for car in cars[:10]]
     assert [s["price_rub"] for s in singles] == prices[:10]
 
-    session = ort.InferenceSession(str(project / params.paths.serving_bundle / MODEL_FILE))
+    session = ort.InferenceSession(
+        str(resolve(project / params.paths.serving_bundle).directory / MODEL_FILE)
+    )
     feeds = {
         name: (
             np.array([[car[name]] for car in cars], dtype=object)

@@ -513,10 +513,17 @@ def volume_problems(objects: Objects) -> list[str]:
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    # The data claim holds the project's data/ (the training image's /app/data volume).
-    bundle = Path(params["paths"]["serving_bundle"]).relative_to("data").as_posix()
+    # The data claim holds the project's data/ (the training image's /app/data volume). It is
+    # mounted whole (no subPath: that would pin a directory's inode at start), and MODEL_DIR is
+    # the serving folder inside it.
+    folder = Path(params["paths"]["serving_bundle"]).relative_to("data")
+    model_mount = Path(settings.model_dir)
+    for _ in folder.parts:
+        model_mount = model_mount.parent
+    if model_mount / folder != Path(settings.model_dir):
+        problems.append(f"server: MODEL_DIR {settings.model_dir} does not end in {folder}")
     expected = [
-        (settings.model_dir, dags.data_claim, bundle, True),
+        (model_mount, dags.data_claim, None, True),
         (settings.prediction_log_dir, dags.log_claim, None, False),
     ]
     claims = {c["metadata"]["name"] for c in by_kind(objects, "PersistentVolumeClaim")}

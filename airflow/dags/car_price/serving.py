@@ -1,12 +1,25 @@
-"""Is the running server serving the version we published? Polls its `/ready`."""
+"""Is every running server serving the version we published?
+
+With a Prometheus that scrapes the servers (`wait_for_version_everywhere`), every target of the
+scrape job must report the version in `carprice_model_info`, and as many targets must report
+it as are up: one pod left on the old bundle (a stale mount, a failed reload) fails the check.
+Without one (`wait_for_version`), the one URL's `/ready` is polled: behind a Service that is
+whichever pod answered, so it is the fallback for a single server (local runs, compose).
+"""
 
 import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from typing import Any, Final
 
 log = logging.getLogger(__name__)
+
+#: The server's model gauge (inference.metrics.MODEL_INFO; the DAGs do not import the server):
+#: 1 per served version while any worker serves it, labelled `model_version`.
+MODEL_INFO: Final = "carprice_model_info"
 
 
 class ServingCheckError(RuntimeError):
@@ -55,3 +68,71 @@ def _served_version(ready: str) -> tuple[str | None, str]:
         return None, f"not JSON ({exc})"
     version = body.get("model_version") if isinstance(body, dict) else None
     return (None if version is None else str(version)), f"model_version {version}"
+
+
+def wait_for_version_everywhere(
+    prometheus_url: str, job: str, version: str, *, timeout_s: float, poll_s: float = 5.0
+) -> None:
+    """Wait until every target of `job` that is up serves `version`, and only it.
+
+    Asks Prometheus `count by (model_version) (carprice_model_info{job=...} == 1)` and
+    `count(up{job=...} == 1)`: done when the only version served is `version`, by as many
+    targets as are up (at least one). A pod mid-reload reports both versions and is waited for.
+
+    Args:
+        prometheus_url: Prometheus' base URL (its HTTP API under /api/v1).
+        job: The scrape job of the servers (its `job` label).
+        version: The model version that must be served.
+        timeout_s: How long to wait in all; allow a scrape interval beyond the reload.
+        poll_s: Seconds between queries.
+
+    Raises:
+        ServingCheckError: Not within `timeout_s`; the message names the job, the targets up
+            and the versions they last served (or why Prometheus could not answer).
+    """
+    selector = f'{{job="{job}"}}'
+    served_query = f"count by (model_version) ({MODEL_INFO}{selector} == 1)"
+    up_query = f"count(up{selector} == 1)"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            served = {
+                str(sample["metric"].get("model_version")): int(float(sample["value"][1]))
+                for sample in _query(prometheus_url, served_query)
+            }
+            up = sum(int(float(sample["value"][1])) for sample in _query(prometheus_url, up_query))
+            last = f"{up} targets up, serving {dict(sorted(served.items())) or 'nothing'}"
+            if up > 0 and served == {version: up}:
+                log.info("every target of job %s (%d) serves model version %s", job, up, version)
+                return
+        except PrometheusError as exc:
+            last = str(exc)
+        if time.monotonic() >= deadline:
+            raise ServingCheckError(
+                f"job {job} did not serve model version {version} on every target within "
+                f"{timeout_s:g} s ({prometheus_url}); last: {last}"
+            )
+        time.sleep(poll_s)
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus could not be asked, or answered with an error."""
+
+
+def _query(prometheus_url: str, promql: str) -> list[dict[str, Any]]:
+    """An instant query's vector."""
+    url = prometheus_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (URL from settings)
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise PrometheusError(f"Prometheus answered HTTP {exc.code} to {promql}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise PrometheusError(f"Prometheus unreachable ({reason})") from exc
+    except ValueError as exc:
+        raise PrometheusError(f"Prometheus answered no JSON ({exc})") from exc
+    if body.get("status") != "success" or body["data"]["resultType"] != "vector":
+        raise PrometheusError(f"Prometheus refused {promql}: {body.get('error', body)}")
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result

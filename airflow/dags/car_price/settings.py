@@ -1,7 +1,8 @@
 """The DAGs' settings: environment variables read once per parse, each with a local default.
 
 Every setting has its default here and nowhere else. Values a run may change (the params file,
-the prediction log, the serving URL and model directory, the verify timeout) become DAG params
+the prediction log, the serving URL, Prometheus and its job, the model directory, the verify
+timeout) become DAG params
 with these defaults, so a run's conf or the trigger form overrides them; the rest shape the
 tasks (how a step runs, retries, resources) and are fixed per deployment. They are environment
 variables rather than Airflow Variables: the choice of operator is made when the file is
@@ -35,8 +36,16 @@ class Settings:
     dvc: str = "dvc"
     #: The server's prediction log directory (its `PREDICTION_LOG_DIR`).
     prediction_log_dir: str = str(_CHECKOUT / "data" / "prediction_log")
-    #: The running server to verify after a publish (its `/ready` answers `model_version`).
+    #: The running server to verify after a publish (its `/ready` answers `model_version`),
+    #: used when no Prometheus is configured.
     serving_url: str = "http://127.0.0.1:8000"
+    #: The Prometheus that scrapes every server: when set, `verify_serving` waits until every
+    #: target of `prometheus_job` that is up serves the published version (`carprice_model_info`)
+    #: instead of asking `serving_url` alone. Empty: the `/ready` poll of one server.
+    prometheus_url: str = ""
+    #: The servers' scrape job: `car-price` (monitoring/prometheus.yml), `car-price-kubernetes`
+    #: (prometheus-kubernetes.yml), `<namespace>/<PodMonitor>` under the Prometheus Operator.
+    prometheus_job: str = "car-price"
     #: The directory the server serves (its `MODEL_DIR`); empty: `paths.serving_bundle`.
     model_dir: str = ""
     #: How long the server may take to answer with the new version (its reload poll + warm-up).

@@ -22,6 +22,7 @@ from shared_schema.bundle import (
     decode_manifest,
     feeds_from_cars,
 )
+from shared_schema.serving_folder import CURRENT, PointerError, Resolved, resolve
 
 # A plausible car for the warm-up run: every value inside the schema's ranges.
 WARMUP_CAR: Final = Car(
@@ -48,28 +49,63 @@ class BundleError(Exception):
     """A bundle that must not be served: missing files, bad manifest, wrong graph, bad warm-up."""
 
 
+class PendingBundleError(BundleError):
+    """A bundle a pointer names, not whole yet as seen from here: missing, or a hash disagreeing.
+
+    Only the pointer layout has it: a named bundle never changes once renamed into place, so a
+    disagreement can only be a view that has not caught up. On a network filesystem a reader
+    can see a new pointer before the bundle it names, or a manifest before its model, for as
+    long as its attribute cache lasts: the holder treats this as pending for
+    `Settings.reload_grace_s`, and only then as a failure.
+    """
+
+
+Stat = tuple[int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class BundleSignature:
-    """What identifies the files on disk cheaply: sizes and modification times."""
+    """What identifies the served files cheaply: the pointer, the bundle dir, sizes and times.
 
-    manifest: tuple[int, int]
-    model: tuple[int, int]
+    `manifest` and `model` are None when a pointer names a bundle whose files are not there.
+    """
+
+    pointer: Stat | None
+    directory: str
+    manifest: Stat | None
+    model: Stat | None
+
+
+def _stat(path: Path) -> Stat | None:
+    try:
+        result = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (result.st_mtime_ns, result.st_size)
+
+
+def signature_of(model_dir: Path, resolved: Resolved) -> BundleSignature | None:
+    """The signature of what `resolved` names; None when nothing is there to load.
+
+    A plain bundle dir with a file missing (a deploy swapping it, say) is nothing to load; a
+    pointer naming missing files is something to load (and to report, once pending too long).
+    """
+    pointer = None if resolved.pointer is None else _stat(model_dir / CURRENT)
+    manifest = _stat(resolved.directory / MANIFEST_FILE)
+    model = _stat(resolved.directory / MODEL_FILE)
+    if resolved.pointer is None and (manifest is None or model is None):
+        return None
+    return BundleSignature(pointer, str(resolved.directory), manifest, model)
 
 
 def read_signature(model_dir: Path) -> BundleSignature | None:
-    """Stat the bundle files; None when either is missing (a deploy swapping it, say).
+    """Stat what the model dir serves (`shared_schema.serving_folder.resolve`).
 
     Raises:
         OSError: The files are there but cannot be looked at (permissions, a symlink loop).
+        PointerError: The `current` pointer is there but unreadable as a pointer.
     """
-    try:
-        manifest = (model_dir / MANIFEST_FILE).stat()
-        model = (model_dir / MODEL_FILE).stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return BundleSignature(
-        manifest=(manifest.st_mtime_ns, manifest.st_size), model=(model.st_mtime_ns, model.st_size)
-    )
+    return signature_of(model_dir, resolve(model_dir))
 
 
 class Prediction(msgspec.Struct, frozen=True):
@@ -173,27 +209,56 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
     is the served file even if the directory changes meanwhile.
 
     Args:
-        model_dir: Directory with `model.onnx` and `manifest.json`.
+        model_dir: A serving folder (the bundle its `current` pointer names) or a plain
+            bundle directory with `model.onnx` and `manifest.json`.
         intra_op_threads: ORT intra-op threads.
 
     Returns:
         The model, ready to serve.
 
     Raises:
-        BundleError: Anything that makes the bundle unfit to serve.
+        PendingBundleError: The bundle is not whole as seen from here (it may be yet).
+        BundleError: Anything else that makes the bundle unfit to serve.
     """
     try:
-        signature = read_signature(model_dir)
-        manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
-        model_bytes = (model_dir / MODEL_FILE).read_bytes()
+        resolved = resolve(model_dir)
+    except PointerError as error:
+        raise BundleError(str(error)) from error
     except OSError as error:
-        raise BundleError(f"cannot read bundle in {model_dir}: {error}") from error
+        raise BundleError(f"cannot read the pointer in {model_dir}: {error}") from error
+    directory, pointer = resolved.directory, resolved.pointer
+    try:
+        signature = signature_of(model_dir, resolved)
+        manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
+        model_bytes = (directory / MODEL_FILE).read_bytes()
+    except (FileNotFoundError, NotADirectoryError) as error:
+        if pointer is not None:
+            raise PendingBundleError(
+                f"pointer {model_dir / CURRENT} names {pointer.bundle} (version "
+                f"{pointer.model_version}), which is not there (yet): {error}"
+            ) from error
+        raise BundleError(f"cannot read bundle in {directory}: {error}") from error
+    except OSError as error:
+        raise BundleError(f"cannot read bundle in {directory}: {error}") from error
     try:
         manifest = decode_manifest(manifest_bytes)
         manifest_raw: dict[str, Any] = msgspec.json.decode(manifest_bytes)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise BundleError(f"invalid {MANIFEST_FILE}: {error}") from error
-    _check_manifest(manifest, hashlib.sha256(model_bytes).hexdigest())
+        raise BundleError(f"invalid {MANIFEST_FILE} in {directory}: {error}") from error
+    if pointer is not None and pointer.sha256 != manifest.sha256:
+        raise PendingBundleError(
+            f"pointer {model_dir / CURRENT} expects model sha256 {pointer.sha256}, "
+            f"{directory / MANIFEST_FILE} says {manifest.sha256}"
+        )
+    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+    if pointer is not None and model_sha256 != manifest.sha256:
+        # A named bundle is immutable once renamed into place: a disagreement is a view that
+        # has not caught up yet. In a plain dir it is a copy caught half-way (a failure).
+        raise PendingBundleError(
+            f"{directory / MODEL_FILE} sha256 {model_sha256} does not match the manifest's "
+            f"{manifest.sha256} (yet)"
+        )
+    _check_manifest(manifest, model_sha256)
     try:
         session = ort.InferenceSession(
             model_bytes,

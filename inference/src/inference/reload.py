@@ -2,11 +2,21 @@
 
 import asyncio
 import logging
+import time
 
 from inference.background import cancel
 from inference.metrics import Metrics
-from inference.model import BundleError, BundleSignature, LoadedModel, load_bundle, read_signature
+from inference.model import (
+    BundleError,
+    BundleSignature,
+    LoadedModel,
+    PendingBundleError,
+    Stat,
+    load_bundle,
+    read_signature,
+)
 from inference.settings import Settings
+from shared_schema.serving_folder import PointerError
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +30,10 @@ class ModelHolder:
 
     Runs already started keep the `LoadedModel` they read, so they finish on the old session;
     the next run reads the new one. A bundle that fails validation never becomes current.
+
+    A bundle that is not whole yet as seen from here (`PendingBundleError`) is pending, not
+    failed, for `Settings.reload_grace_s` from the first time this holder saw it so: logged,
+    not counted. Past the grace it is a counted failure like any other.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
@@ -27,6 +41,9 @@ class ModelHolder:
         self._metrics = metrics
         self._lock = asyncio.Lock()
         self._rejected: BundleSignature | None = None
+        # The bundle pending since when (monotonic s): its dir and pointer, not its file stats,
+        # which change as a network filesystem catches up.
+        self._pending: tuple[tuple[str, Stat | None], float] | None = None
         self._poller: asyncio.Task[None] | None = None
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
@@ -56,15 +73,39 @@ class ModelHolder:
                 model = await asyncio.to_thread(
                     load_bundle, self._settings.model_path, self._settings.ort_threads
                 )
+            except PendingBundleError as error:
+                if self._still_pending():
+                    message = f"model bundle pending, keeping the current model: {error}"
+                    self.last_error = message
+                    logger.warning("%s", message)
+                    raise
+                self._reject(f"model bundle still pending after the grace, rejected: {error}")
+                raise
             except BundleError as error:
-                try:
-                    self._rejected = read_signature(self._settings.model_path)
-                except OSError:
-                    self._rejected = None
-                self._fail(f"model bundle rejected, keeping the current model: {error}")
+                self._reject(f"model bundle rejected, keeping the current model: {error}")
                 raise
             self._swap(model)
             return model
+
+    def _still_pending(self) -> bool:
+        """Whether the bundle now named is within its grace (starting it if new)."""
+        try:
+            signature = read_signature(self._settings.model_path)
+        except (OSError, PointerError):
+            return False
+        key = (signature.directory, signature.pointer) if signature is not None else ("", None)
+        now = time.monotonic()
+        if self._pending is None or self._pending[0] != key:
+            self._pending = (key, now)
+        return now - self._pending[1] < self._settings.reload_grace_s
+
+    def _reject(self, message: str) -> None:
+        """Remember the files that failed (not retried until they change), count, log."""
+        try:
+            self._rejected = read_signature(self._settings.model_path)
+        except (OSError, PointerError):
+            self._rejected = None
+        self._fail(message)
 
     def _fail(self, message: str) -> None:
         """Record a bundle that could not be loaded: logged, counted, kept for /ready."""
@@ -75,6 +116,7 @@ class ModelHolder:
     def _swap(self, model: LoadedModel) -> None:
         previous, self.current = self.current, model
         self._rejected = None
+        self._pending = None
         self.last_error = None
         metrics = self._metrics
         if previous is not None:
@@ -111,7 +153,7 @@ class ModelHolder:
             await asyncio.sleep(self._settings.reload_poll_s)
             try:
                 signature = read_signature(self._settings.model_path)
-            except OSError as error:
+            except (OSError, PointerError) as error:
                 # Counted once per episode (the reload alert fires), not once per poll.
                 if not unreadable:
                     self._fail(f"model dir unreadable, keeping the current model: {error}")

@@ -29,7 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     docker-compose pass settings through without defaults of their own.
 
     Attributes:
-        model_dir: Bundle directory holding `model.onnx` and `manifest.json` (`MODEL_DIR`).
+        model_dir: The serving folder, whose `current` pointer names the bundle to serve, or a
+            plain bundle directory holding `model.onnx` and `manifest.json` (`MODEL_DIR`;
+            `shared_schema.serving_folder`).
         host: Address Granian binds to (`HOST`).
         port: Port Granian binds to (`PORT`).
         workers: Granian worker processes (`WORKERS`), default one per available CPU.
@@ -59,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             (`RELOAD_TOKEN`).
         reload_poll_s: Seconds between checks of the model dir for a new bundle; 0 disables
             polling (`RELOAD_POLL_S`).
+        reload_grace_s: Seconds a bundle that is not whole yet as seen from here (its pointer
+            names a bundle not there, or its manifest's sha256 is not its model's) stays
+            pending before it counts as a failed load (`RELOAD_GRACE_S`). 90: longer than the
+            60 s an NFS client caches directory attributes at most by default (`acdirmax`).
         log_level: Level of the server's and Granian's logs (`LOG_LEVEL`).
         prediction_log_dir: Directory of the prediction log's segment files; unset turns the
             log off (`PREDICTION_LOG_DIR`). Format: `shared_schema.prediction_log`.
@@ -91,6 +97,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     body_timeout_s: Annotated[float, Meta(gt=0.0, le=300.0)] = 10.0
     reload_token: Annotated[str, Meta(min_length=16)] | None = None
     reload_poll_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
+    reload_grace_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 90.0
     log_level: Literal["debug", "info", "warning"] = "info"
     prediction_log_dir: Annotated[str, Meta(min_length=1)] | None = None
     prediction_log_sample: Annotated[float, Meta(ge=0.0, le=1.0)] = 1.0
@@ -101,7 +108,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     @property
     def model_path(self) -> Path:
-        """The bundle directory as a path."""
+        """The serving folder (or plain bundle directory) as a path."""
         return Path(self.model_dir)
 
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared_schema.serving_folder import resolve
 from training.cli import main
 from training.config import Params, RegistryParams, load_params
 from training.io import registry, splits, tracking
@@ -77,8 +78,8 @@ def _promotion(params: Params) -> dict[str, Any]:
 
 
 def _served(params: Params) -> dict[str, Any]:
-    """The manifest of the bundle `publish` left in the serving dir."""
-    path = params.paths.serving_bundle / "manifest.json"
+    """The manifest of the bundle `publish` left in the serving folder (`current` names it)."""
+    path = resolve(params.paths.serving_bundle).directory / "manifest.json"
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
 
@@ -194,12 +195,13 @@ def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
 
 
 def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: Path) -> None:
-    """fetch-model writes the champion's bundle; its sha256 matches model.onnx."""
+    """fetch-model publishes the champion's bundle; its sha256 matches model.onnx."""
     path, params = _params(store, 60)
     out = tmp_path / "served"
     assert main(["--params", path, "fetch-model", "--alias", "champion", "--out", str(out)]) == 0
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
+    served = resolve(out).directory
+    manifest = json.loads((served / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["sha256"] == hashlib.sha256((served / "model.onnx").read_bytes()).hexdigest()
     assert manifest["model_version"] == "3"
     exported = json.loads((params.paths.exported_bundle / "manifest.json").read_text("utf-8"))
     assert manifest["sha256"] == exported["sha256"]

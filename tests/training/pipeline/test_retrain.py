@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from shared_schema.serving_folder import resolve
 from training.cli import main
 from training.config import Params, load_params
 from training.core.retrain import ORDER, slice_key
@@ -128,8 +129,13 @@ def _champion(params: Params) -> str:
     return str(registry.require_alias(client, params.registry.model_name, "champion").version)
 
 
+def _served_manifest(params: Params) -> str:
+    """The manifest of the bundle the serving folder's `current` names."""
+    return (resolve(params.paths.serving_bundle).directory / "manifest.json").read_text("utf-8")
+
+
 def _served_version(params: Params) -> str:
-    manifest = json.loads((params.paths.serving_bundle / "manifest.json").read_text("utf-8"))
+    manifest = json.loads(_served_manifest(params))
     return str(manifest["model_version"])
 
 
@@ -182,7 +188,7 @@ def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) 
     version = record["challenger"]["version"]
     assert record["champion_version_after"] == version != record["champion_version_before"]
     assert _champion(params) == _served_version(params) == version
-    manifest = json.loads((params.paths.serving_bundle / "manifest.json").read_text("utf-8"))
+    manifest = json.loads(_served_manifest(params))
     assert manifest["registry_alias"] == "champion"
 
 

@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("training.jobs.export", "One ONNX graph + manifest, parity-checked."),
     "register": ("training.jobs.register", "Register the exported bundle as `challenger`."),
     "promote": ("training.jobs.promote", "Move `champion` to the challenger if not worse."),
-    "fetch-model": ("training.jobs.fetch_model", "Write the serving bundle of a registry alias."),
+    "fetch-model": (
+        "training.jobs.fetch_model",
+        "Publish the bundle of an alias into the serving folder.",
+    ),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
@@ -82,7 +85,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
 def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
     parser.add_argument(
-        "--out", help="bundle directory to write (absent or empty: paths.serving_bundle)"
+        "--out", help="serving folder to publish into (absent or empty: paths.serving_bundle)"
     )
 
 

@@ -8,7 +8,7 @@ import msgspec
 
 from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, Manifest
 from training.errors import PipelineError
-from training.io import bundle
+from training.io import bundle, serving
 
 CHALLENGER: Final = "challenger"
 CHAMPION: Final = "champion"
@@ -153,15 +153,16 @@ def fetch_bundle(version: Any) -> tuple[bytes, Manifest]:
         return download_bundle(version, Path(tmp))
 
 
-def publish(client: Any, model_name: str, alias: str, out: Path) -> Manifest:
-    """Write the bundle an alias points to into `out`, verified (a server hot-reloads it).
+def publish(client: Any, model_name: str, alias: str, out: Path) -> serving.Publication:
+    """Publish the bundle an alias points to into the serving folder `out`, verified.
 
     The manifest's `model_version` becomes the registry version (the export only knew a
     hash-based development version); the sha256 still covers `model.onnx`, byte for byte.
-    `training.io.bundle.write` replaces the model first and the manifest last, each by rename.
+    `training.io.serving.publish` writes it (the one publisher: its own bundle directory, then
+    the `current` pointer); publishing what `current` already names changes nothing.
 
     Returns:
-        The written manifest.
+        What was published, and whether anything changed.
 
     Raises:
         PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
@@ -171,5 +172,4 @@ def publish(client: Any, model_name: str, alias: str, out: Path) -> Manifest:
     manifest = msgspec.structs.replace(
         manifest, model_version=str(version.version), registry_alias=alias
     )
-    bundle.write(out, model_bytes, manifest)
-    return manifest
+    return serving.publish(out, model_bytes, manifest)

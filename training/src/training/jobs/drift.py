@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from shared_schema import FIELD_NAMES
+from shared_schema.serving_folder import resolve
 from training.config import Params
 from training.core import drift
 from training.core.labels import LabelJoin, join_labels
@@ -123,7 +124,8 @@ def run(
     if not _RUN_NAME.match(name):
         raise PipelineError(f"run name {name!r}: letters, digits, '.', '_' and '-' only")
     rules = params.drift
-    model_bytes, manifest = bundle.read(params.paths.serving_bundle)
+    # The bundle the serving folder's `current` names (or the folder itself, a plain bundle).
+    model_bytes, manifest = bundle.read(resolve(params.paths.serving_bundle).directory)
 
     def score(frame: pd.DataFrame) -> np.ndarray:
         return onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))

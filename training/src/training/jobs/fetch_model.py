@@ -1,12 +1,14 @@
-"""`car-train fetch-model`: the serving bundle of a registry alias (how a deployment gets it).
+"""`car-train fetch-model`: publish the bundle of a registry alias (how a deployment gets it).
 
-The pipeline's `publish` stage runs it for `champion` into `paths.serving_bundle`.
+The pipeline's `publish` stage and the drift DAG's `publish` task run it for `champion` into
+`paths.serving_bundle`, a serving folder (`shared_schema.serving_folder`): the bundle in its own
+directory, then the `current` pointer (`training.io.serving`, the one publisher).
 """
 
 import logging
 from pathlib import Path
 
-from shared_schema.bundle import Manifest
+from shared_schema.serving_folder import Pointer
 from training.config import Params
 from training.io import registry, tracking
 
@@ -15,21 +17,30 @@ log = logging.getLogger(__name__)
 
 def run(
     params: Params, *, alias: str = registry.CHAMPION, out: str | Path | None = None
-) -> Manifest:
-    """Download the bundle the alias points to, verify it, and write it to `out`.
+) -> Pointer:
+    """Download the bundle the alias points to, verify it, and publish it into `out`.
 
     `out` absent or empty means `paths.serving_bundle` (what `car-serve` serves by default).
 
     Returns:
-        The written manifest (`model_version` = the registry version).
+        The pointer `current` holds now (`model_version` = the registry version).
 
     Raises:
         PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
     """
     out = Path(out) if out else params.paths.serving_bundle
     client = tracking.client(params.registry)
-    manifest = registry.publish(client, params.registry.model_name, alias, out)
-    log.info(
-        "wrote %s version %s (%s) to %s", manifest.model_name, manifest.model_version, alias, out
-    )
-    return manifest
+    name = params.registry.model_name
+    published = registry.publish(client, name, alias, out)
+    pointer = published.pointer
+    if published.changed:
+        log.info("published %s version %s (%s) in %s", name, pointer.model_version, alias, out)
+    else:
+        log.info(
+            "%s already serves %s version %s (%s): nothing changed",
+            out,
+            name,
+            pointer.model_version,
+            alias,
+        )
+    return pointer

@@ -1,0 +1,204 @@
+"""The one publisher: a bundle into the serving folder (`shared_schema.serving_folder`).
+
+Every writer of the served model goes through `publish`: the `publish` stage (`fetch-model`),
+`car-train retrain` and the drift DAG's `publish` task (both through `registry.publish`).
+
+The order makes every moment servable: the bundle directory is written under a temporary name
+and renamed whole, then `previous`, then `current`, each pointer by temporary file, fsync and
+rename; the folder itself is never removed or replaced, so a pod's mount or a bind mount of it
+keeps seeing every publish. A publish stopped before `current` changes leaves a bundle no
+pointer names: the server never looks at it, and the next publish reuses or collects it.
+
+Publishing the bundle `current` already names changes nothing on disk (no file is written, so
+no server reloads). Publishers take an exclusive lock on `.publish.lock` in the folder, so two
+of them never interleave their pointer writes or collect each other's bundle in progress.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, encode_manifest
+from shared_schema.serving_folder import (
+    BUNDLES_DIR,
+    CURRENT,
+    PREVIOUS,
+    Pointer,
+    PointerError,
+    bundle_ref,
+    decode_pointer,
+    encode_pointer,
+    read_pointer,
+)
+from training.errors import PipelineError
+from training.io import bundle
+
+log = logging.getLogger(__name__)
+
+#: The publishers' lock file (a dot file: neither a pointer nor a bundle).
+LOCK_FILE: Final = ".publish.lock"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What `publish` did: the pointer `current` holds, and whether anything changed."""
+
+    pointer: Pointer
+    changed: bool
+    #: Bundles removed because no pointer named them any more (`bundles/<digest>`).
+    collected: tuple[str, ...] = ()
+
+
+def publish(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication:
+    """Publish a bundle: its own directory under `bundles/`, then the pointers, then collect.
+
+    Args:
+        folder: The serving folder (`paths.serving_bundle`); created if missing, never removed.
+        model_bytes: The serialized ONNX graph.
+        manifest: Its manifest; `sha256` must match `model_bytes`.
+
+    Returns:
+        The pointer now in `current`, and whether this call changed it.
+
+    Raises:
+        PipelineError: The manifest does not match the model, or an existing bundle directory
+            of the same digest holds other bytes; `current` is left as it was.
+    """
+    if manifest.sha256 != hashlib.sha256(model_bytes).hexdigest():
+        raise PipelineError("manifest sha256 does not match the model bytes")
+    manifest_bytes = encode_manifest(manifest)
+    ref = bundle_ref(hashlib.sha256(manifest_bytes).hexdigest())
+    pointer = Pointer(bundle=ref, model_version=manifest.model_version, sha256=manifest.sha256)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder):
+        current = _current_or_none(folder)
+        target = folder / ref
+        if target.is_dir():
+            _check_existing(target, manifest_bytes)
+            if current != pointer:
+                log.info("%s is already written (a publish stopped before its pointer)", target)
+        else:
+            _write_bundle(target, model_bytes, manifest_bytes)
+        changed = current != pointer
+        if changed:
+            if current is not None and current.bundle != pointer.bundle:
+                _write_pointer(folder, PREVIOUS, current)
+            _write_pointer(folder, CURRENT, pointer)
+        collected = collect(folder)
+    return Publication(pointer, changed, collected)
+
+
+def collect(folder: Path) -> tuple[str, ...]:
+    """Remove the bundles (and stale temporaries) no pointer file in `folder` names.
+
+    Every regular file directly in the folder whose name does not start with a dot and is not a
+    plain bundle's file counts as a pointer. If one of them is not a valid pointer, nothing is
+    removed: a pointer this code cannot read may still name a bundle someone serves. Call it
+    with the publishers' lock held (`publish` does).
+
+    Returns:
+        The removed bundles, as `bundles/<name>`.
+    """
+    named = set()
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name in (MODEL_FILE, MANIFEST_FILE):
+            continue
+        if not entry.is_file():
+            continue
+        try:
+            named.add(decode_pointer(entry.read_bytes(), entry).bundle)
+        except PointerError as error:
+            log.warning("collecting no bundle in %s: %s", folder, error)
+            return ()
+    bundles = folder / BUNDLES_DIR
+    removed = []
+    for entry in sorted(bundles.iterdir()) if bundles.is_dir() else ():
+        ref = f"{BUNDLES_DIR}/{entry.name}"
+        if ref in named:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        log.info("removed %s: no pointer names it", ref)
+        removed.append(ref)
+    for entry in folder.glob(".*.tmp"):
+        entry.unlink(missing_ok=True)  # a pointer write that stopped before its rename
+    return tuple(removed)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    with (folder / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _current_or_none(folder: Path) -> Pointer | None:
+    try:
+        return read_pointer(folder, CURRENT)
+    except PointerError as error:
+        # The publish about to write `current` is the repair; say what it replaces.
+        log.warning("replacing an unreadable pointer: %s", error)
+        return None
+
+
+def _check_existing(target: Path, manifest_bytes: bytes) -> None:
+    """A directory of this digest must hold exactly this bundle (verified, never rewritten)."""
+    bundle.read(target)
+    if (target / MANIFEST_FILE).read_bytes() != manifest_bytes:
+        raise PipelineError(f"{target}: holds another manifest than its digest names")
+
+
+def _write_bundle(target: Path, model_bytes: bytes, manifest_bytes: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}.", suffix=".tmp", dir=target.parent))
+    try:
+        for name, data in ((MODEL_FILE, model_bytes), (MANIFEST_FILE, manifest_bytes)):
+            _write_synced(tmp / name, data)
+        # mkdtemp makes the directory private (0700); the server's non-root user reads it.
+        tmp.chmod(0o755)
+        _fsync_dir(tmp)
+        tmp.rename(target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _write_pointer(folder: Path, name: str, pointer: Pointer) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        _write_synced(tmp_path, encode_pointer(pointer))
+        tmp_path.chmod(0o644)
+        tmp_path.replace(folder / name)
+        _fsync_dir(folder)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.chmod(0o644)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename itself is durable only once the directory holding the entry is synced.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
