@@ -82,6 +82,19 @@ def image_role(container: Doc) -> str:
     return LOCAL_IMAGE[repository]
 
 
+def scrape_endpoints(overlay: str = "prod") -> list[tuple[str, str]]:
+    """(port name, path) of every PodMonitor endpoint the overlay renders (dev has none).
+
+    The pod is the same in every overlay; the PodMonitor comes with the Operator component.
+    """
+    return [
+        (endpoint["port"], endpoint["path"])
+        for doc in render(overlay)
+        if doc["kind"] == "PodMonitor"
+        for endpoint in doc["spec"]["podMetricsEndpoints"]
+    ]
+
+
 def container(docs: list[Doc], role: str) -> Doc:
     """The pod's container whose image is the `api` or the `proxy` image."""
     containers: list[Doc] = pod_spec(docs)["containers"]
@@ -167,12 +180,11 @@ def publish_model(
 ) -> Path:
     """Put a bundle where the server, as podman mounts the model claim, finds it; return that dir.
 
-    The one place that assumes the model's layout on its claim. Today the server reads a plain
-    bundle (model.onnx + manifest.json) from MODEL_DIR, mounted from the `model` folder of the
-    claim by subPath; podman 4.3 ignores subPath and mounts the claim's root at mountPath, so the
-    bundle goes to MODEL_DIR's path below mountPath, inside the claim's volume. When publishing
-    changes (a `current` pointer beside `bundles/<digest>/`), write it here the way the publisher
-    does.
+    The one place that assumes the model's layout on its claim: the serving folder MODEL_DIR
+    lies inside a claim mounted whole (no subPath), and `write` publishes into it the way the
+    publisher does (`bundles/<digest>/` + the `current` pointer). podman 4.3 ignores subPath
+    anyway and mounts a claim's root at mountPath, so MODEL_DIR's path below mountPath is the
+    folder inside the claim's volume.
     """
     server = container(docs, "api")
     for mount in server["volumeMounts"]:

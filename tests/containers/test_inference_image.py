@@ -96,7 +96,7 @@ def test_image_is_ready_prices_a_car_and_counts_it(
     health = podman("healthcheck", "run", api.name, check=False)
     assert answer.status_code == 200, answer.text
     assert 100_000 < answer.json()["price_rub"] < 10_000_000
-    assert 'carprice_http_requests_total{endpoint="/predict",status="200"}' in metrics
+    assert 'carprice_http_requests_total{route="/predict",status="200"}' in metrics
     assert inspect(api.name, "{{.State.Health.Status}}") == "healthy", health
 
 

@@ -11,7 +11,7 @@ import concurrent.futures
 import itertools
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from ..conftest import publish_bundle
 from . import pod
 from .conftest import Images, host_uids, logs, podman, wait_until, write_to_root
 
@@ -57,7 +58,7 @@ def image_env(image: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def played(images: Images, bundle_writer: Callable[..., Path]) -> Iterator[Pod]:
+def played(images: Images) -> Iterator[Pod]:
     """The dev pod, played with its claims, serving a test bundle; removed afterwards."""
     docs = pod.render("dev")
     claims = pod.claims(docs)
@@ -75,7 +76,7 @@ def played(images: Images, bundle_writer: Callable[..., Path]) -> Iterator[Pod]:
         server = pod.container(docs, "api")
         model_dir = (image_env(images.api) | pod.env(docs, server))["MODEL_DIR"]
         pod.publish_model(
-            docs, model_dir, volume_path, lambda d: bundle_writer(d, model_version="1")
+            docs, model_dir, volume_path, lambda d: publish_bundle(d, model_version="1")
         )
         report = podman("kube", "play", str(pod_yaml), timeout=300)
         try:
@@ -135,6 +136,18 @@ def test_pod_probe_paths_answer(played: Pod) -> None:
                     asked.append((role, kind, f"{played.ip}:{port}", "open"))
     print(f"\nprobes: {asked}")
     assert {role for role, *_ in asked} == {"api", "proxy"}
+
+
+def test_pod_serves_metrics_on_the_scraped_port_only(played: Pod) -> None:
+    """Each PodMonitor endpoint answers on its port, and the API port refuses the same paths."""
+    endpoints = pod.scrape_endpoints()
+    assert endpoints, "the prod overlay renders no PodMonitor endpoint"
+    for port_name, path in endpoints:
+        scraped = httpx.get(f"{played.url('proxy', port_name)}{path}", timeout=10)
+        assert scraped.status_code == 200, (port_name, path, scraped.status_code)
+        assert "# TYPE" in scraped.text, (port_name, path)
+        public = httpx.get(f"{played.url('proxy', 'http')}{path}", timeout=10)
+        assert public.status_code == 404, (path, public.status_code)
 
 
 def test_pod_processes_run_as_the_manifests_uids(played: Pod) -> None:
