@@ -13,8 +13,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
 
 from inference.metrics import Metrics
 from inference.multiprocess import MULTIPROC_ENV
+from shared_schema.bundle import MANIFEST_FILE
 
-from .conftest import Client
+from ..conftest import publish_bundle
+from .conftest import Client, MakeClient
 
 
 def test_metrics_exposition(client: Client, car_payload: dict[str, Any]) -> None:
@@ -100,3 +102,16 @@ def test_model_creation_time_is_exported(client: Client) -> None:
     assert found is not None
     # tests/conftest.py's write_bundle stamps 2026-01-01T00:00:00+00:00.
     assert float(found.group(1)) == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+
+def test_model_age_without_created_at_is_when_the_publisher_wrote_it(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A published bundle without created_at is dated by its manifest's write (the age alert)."""
+    pointer = publish_bundle(tmp_path, created_at=None)
+    written = (tmp_path / pointer.bundle / MANIFEST_FILE).stat().st_mtime_ns / 1e9
+    with make_client(tmp_path) as test_client:
+        text = test_client.get("/metrics").text
+    found = re.search(r"^carprice_model_created_timestamp_seconds (\S+)$", text, re.MULTILINE)
+    assert found is not None
+    assert float(found.group(1)) == pytest.approx(written, abs=1e-3)

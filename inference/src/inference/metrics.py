@@ -153,12 +153,12 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
-        # livemax: during a rolling reload the newest bundle's time; 0 while no worker knows it
-        # (a manifest without created_at), which the age alert leaves alone.
+        # livemax: during a rolling reload the newest bundle's time; 0 while no worker knows it,
+        # which the age alert leaves alone.
         self.model_created = Gauge(
             MODEL_CREATED,
-            "Creation time of the served bundle (its manifest's created_at), Unix seconds; "
-            "0 when unknown.",
+            "Creation time of the served bundle (its manifest's created_at, else when its "
+            "manifest was written), Unix seconds; 0 when unknown.",
             registry=registry,
             multiprocess_mode="livemax",
         )
@@ -188,10 +188,18 @@ class Metrics:
             registry=registry,
         )
 
-    def model_served(self, created_at: str | None) -> None:
-        """Record the served bundle's creation time: its manifest's ISO 8601 `created_at`."""
+    def model_served(self, created_at: str | None, written_s: float | None = None) -> None:
+        """Record the served bundle's age: its manifest's `created_at`, else when it was written.
+
+        Args:
+            created_at: The manifest's ISO 8601 `created_at`, when the exporter stamped one.
+            written_s: When the bundle's manifest file was written (Unix seconds): for a
+                published bundle, when the publisher put it in its own directory, which a
+                republish never touches. The pipeline's bundles carry no `created_at` (they
+                are DVC outputs, the same bytes for the same model), so this is their age.
+        """
         if created_at is None:
-            self.model_created.set(0)
+            self.model_created.set(written_s or 0)
             return
         created = datetime.fromisoformat(created_at)
         # A time without an offset is read as UTC, as the exporters write it.

@@ -122,7 +122,10 @@ class ModelHolder:
         if previous is not None:
             metrics.model_info.labels(*_info_labels(previous)).set(0)
         metrics.model_info.labels(*_info_labels(model)).set(1)
-        metrics.model_served(model.manifest.created_at)
+        written = None if model.signature is None else model.signature.manifest
+        metrics.model_served(
+            model.manifest.created_at, None if written is None else written[0] / 1e9
+        )
         metrics.model_ready.set(1)
         metrics.model_loads.labels("success").inc()
         logger.info(
