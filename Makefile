@@ -26,7 +26,7 @@ system-deps:  ## Install Debian packages the tests need (promtool, h2load, hapro
 
 # No registry needed: a Debian base from this machine's apt mirror, the local uv binary; the
 # Dockerfiles' defaults stay the public images (containers/images.sh, k8s/README.md).
-images: system-deps  ## Build the inference, training and HAProxy images with podman (IMAGES="api proxy" for some).
+images: uv system-deps  ## Build the inference, training and HAProxy images with podman (IMAGES="api proxy" for some).
 	containers/images.sh $(IMAGES)
 
 # Bytecode is compiled once here, as in the images (UV_COMPILE_BYTECODE): where

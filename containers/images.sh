@@ -33,6 +33,8 @@ sources() {
 }
 
 if ! podman image exists "$BASE"; then
+    # Package lists cleaned after an install leave indextargets empty: fetch them first.
+    [ -n "$(sources)" ] || apt-get update -qq
     if [ -z "$(sources)" ]; then
         echo "no apt source for Debian $SUITE in /etc/apt/sources.list(.d)" >&2; exit 1
     fi
@@ -48,20 +50,24 @@ fi
 
 # The uv that `make setup` uses (the pip-installed one when it exists), so image and checkout
 # lock-read with one version.
-uv_binary="$(python3 -c 'import uv; print(uv.find_uv_bin())' 2>/dev/null || command -v uv)"
+uv_binary="$(python3 -c 'import uv; print(uv.find_uv_bin())' 2>/dev/null || command -v uv || true)"
+[ -n "$uv_binary" ] || { echo "uv is missing: run \`make uv\` (or \`make setup\`)" >&2; exit 1; }
 uv_context="$(mktemp -d)"
 trap 'rm -rf "$uv_context"' EXIT
 cp "$uv_binary" "$uv_context/uv"
 printf 'FROM scratch\nCOPY uv /uv\n' >"$uv_context/Containerfile"
 podman build --quiet --tag "$UV_IMAGE" "$uv_context" >/dev/null
 
+# Without the host's bundle (no ca-certificates), the build keeps the images' own TLS defaults.
+ca_args=()
+[ ! -f "$HOST_CA" ] || ca_args=(--build-arg "SSL_CERT_FILE=/run/host-ca.crt" --volume "$HOST_CA:/run/host-ca.crt:ro")
+
 build() {  # build <tag> <Dockerfile>
     local started=$SECONDS
     # docker format: OCI images have no HEALTHCHECK, and podman would drop the inference one.
     podman build --quiet --format docker --tag "$1" --file "$2" \
         --build-arg "BASE_IMAGE=$BASE" --build-arg "UV_IMAGE=$UV_IMAGE" \
-        --build-arg "SSL_CERT_FILE=/run/host-ca.crt" \
-        --volume "$HOST_CA:/run/host-ca.crt:ro" . >/dev/null
+        "${ca_args[@]}" . >/dev/null
     echo "$1: $((SECONDS - started)) s, $(podman image inspect --format '{{.Size}}' "$1") bytes" >&2
 }
 

@@ -4,7 +4,7 @@
 # changes the system only as root, otherwise prints what is missing.
 set -euo pipefail
 
-PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap containernetworking-plugins mmdebstrap catatonit)
+PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap containernetworking-plugins mmdebstrap catatonit ca-certificates)
 CONF=/etc/containers/containers.conf
 # runc: crun rejects this machine's cgroup layout. The ulimits: the default (raising nofile to
 # 1048576) needs CAP_SYS_RESOURCE, which the sandbox lacks.

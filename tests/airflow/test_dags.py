@@ -231,6 +231,17 @@ def test_every_path_a_step_reads_is_mounted_from_a_rendered_claim(pods: dict[str
     assert mount_problems(pods, rendered_claims()) == []
 
 
+def test_every_task_pod_changes_volume_ownership_only_on_a_root_mismatch(
+    pods: dict[str, Any],
+) -> None:
+    """Every step pod sets fsGroupChangePolicy OnRootMismatch (no re-own of the data claim)."""
+    policies = {
+        task: pod["spec"]["securityContext"].get("fsGroupChangePolicy")
+        for task, pod in pods.items()
+    }
+    assert {task for task, policy in policies.items() if policy != "OnRootMismatch"} == set()
+
+
 def test_a_pod_breaking_restricted_names_the_task_and_the_control(pods: dict[str, Any]) -> None:
     """The XCom sidecar without its securityContext (KPO's default) fails, naming both."""
     broken = copy.deepcopy(pods)

@@ -79,6 +79,10 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) ->
         time.sleep(0.2)
 
 
+#: The longest the three builds may take together (a cold training image is most of it).
+IMAGE_BUILD_S = 1800
+
+
 @pytest.fixture(scope="session")
 def images() -> Images:
     """The three images, built (or found current in podman's cache) once per session."""
@@ -87,7 +91,7 @@ def images() -> Images:
             pytest.fail(f"{tool} is missing: run `make system-deps` (as root) to build the images")
     started = time.monotonic()
     built = subprocess.run(
-        [str(IMAGES_SH)], capture_output=True, text=True, timeout=1800, check=False
+        [str(IMAGES_SH)], capture_output=True, text=True, timeout=IMAGE_BUILD_S, check=False
     )
     if built.returncode != 0:
         pytest.fail(f"{IMAGES_SH} exited {built.returncode}:\n{built.stderr[-4000:]}")

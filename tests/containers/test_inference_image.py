@@ -17,10 +17,22 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Images, host_uids, inspect, logs, podman, wait_until, write_to_root
+from .conftest import (
+    IMAGE_BUILD_S,
+    Images,
+    host_uids,
+    inspect,
+    logs,
+    podman,
+    wait_until,
+    write_to_root,
+)
 from .pod import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The session's image builds run in the setup of whichever test comes first, and pytest-timeout
+# counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
+# tests get the build's own limit (images.sh: 1,800 s) and room to run, not the suite's 900 s.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_S + 600)]
 
 #: The image's `app` user (inference/Dockerfile), which the Deployment's securityContext names.
 APP_UID = 10001

@@ -22,9 +22,12 @@ import yaml
 
 from ..conftest import publish_bundle
 from . import pod
-from .conftest import Images, host_uids, logs, podman, wait_until, write_to_root
+from .conftest import IMAGE_BUILD_S, Images, host_uids, logs, podman, wait_until, write_to_root
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The session's image builds run in the setup of whichever test comes first, and pytest-timeout
+# counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
+# tests get the build's own limit (images.sh: 1,800 s) and room to run, not the suite's 900 s.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_S + 600)]
 
 
 #: The pod's address on podman's kube network (the infra container holds the pod's netns).

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from ..training.pipeline.conftest import synthetic_2020, synthetic_2022, write_raw
-from .conftest import Images, host_dir_for, podman
+from .conftest import IMAGE_BUILD_S, Images, host_dir_for, podman
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The session's image builds run in the setup of whichever test comes first, and pytest-timeout
+# counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
+# tests get the build's own limit (images.sh: 1,800 s) and room to run, not the suite's 900 s.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_S + 600)]
 
 #: The image's `app` user (training/Dockerfile).
 APP_UID = 10001

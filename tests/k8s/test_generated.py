@@ -7,9 +7,9 @@ import pytest
 
 from k8s import generate, render
 
-from .manifests import ADAPTER, K8S, ROOT, by_kind, edit, overlays
+from .manifests import K8S, ROOT, by_kind, edit, overlays
 
-KUSTOMIZATIONS = [K8S / "overlays" / name for name in overlays()] + [K8S / ADAPTER]
+KUSTOMIZATIONS = [K8S / "overlays" / name for name in overlays()]
 
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=lambda p: p.name)

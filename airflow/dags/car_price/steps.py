@@ -155,6 +155,9 @@ def _pod(
             run_as_user=POD_UID,
             run_as_group=POD_UID,
             fs_group=POD_UID,
+            # As the Deployment: without it the kubelet re-owns the whole data claim (MLflow,
+            # DVC outputs) recursively at every step's start wherever the driver applies fsGroup.
+            fs_group_change_policy="OnRootMismatch",
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
         container_security_context=_restricted_container(),

@@ -69,6 +69,9 @@ class ModelHolder:
             BundleError: The bundle is unfit; the previous model stays current.
         """
         async with self._lock:
+            # The files as they were before the load: a failure is remembered against these, so
+            # a publish landing while the load fails is still retried (it differs from them).
+            seen = self._signature()
             try:
                 model = await asyncio.to_thread(
                     load_bundle, self._settings.model_path, self._settings.ort_threads
@@ -79,10 +82,10 @@ class ModelHolder:
                     self.last_error = message
                     logger.warning("%s", message)
                     raise
-                self._reject(f"model bundle still pending after the grace, rejected: {error}")
+                self._reject(seen, f"model bundle still pending after the grace, rejected: {error}")
                 raise
             except BundleError as error:
-                self._reject(f"model bundle rejected, keeping the current model: {error}")
+                self._reject(seen, f"model bundle rejected, keeping the current model: {error}")
                 raise
             self._swap(model)
             return model
@@ -99,12 +102,16 @@ class ModelHolder:
             self._pending = (key, now)
         return now - self._pending[1] < self._settings.reload_grace_s
 
-    def _reject(self, message: str) -> None:
-        """Remember the files that failed (not retried until they change), count, log."""
+    def _signature(self) -> BundleSignature | None:
+        """The model dir's signature now; None when it cannot be read."""
         try:
-            self._rejected = read_signature(self._settings.model_path)
+            return read_signature(self._settings.model_path)
         except (OSError, PointerError):
-            self._rejected = None
+            return None
+
+    def _reject(self, seen: BundleSignature | None, message: str) -> None:
+        """Remember the files that failed (not retried until they change), count, log."""
+        self._rejected = seen
         self._fail(message)
 
     def _fail(self, message: str) -> None:
