@@ -25,7 +25,7 @@ def test_not_ready_without_bundle(
         ready = test_client.get("/ready")
         assert ready.status_code == 503
         assert ready.headers["retry-after"] == "1"
-        assert "cannot read bundle" in ready.json()["detail"]
+        assert "no model published in" in ready.json()["detail"]
         predict = test_client.post("/predict", json=car_payload)
         assert predict.status_code == 503
         assert predict.headers["retry-after"] == "1"

@@ -174,9 +174,13 @@ def test_a_corrupt_pointer_is_a_counted_failure_naming_it(
 def test_a_server_started_before_the_first_publish_serves_it(
     make_client: MakeClient, tmp_path: Path, bundle_publisher: Publish
 ) -> None:
-    """No serving folder yet (a pod before the first publish): unready, then the first publish."""
+    """No serving folder yet (a pod before the first publish): unready, uncounted, then served."""
     folder = tmp_path / "model"
     with make_client(folder, reload_poll_s=POLL) as client:
-        assert client.get("/ready").status_code == 503
+        not_ready = client.get("/ready")
+        assert not_ready.status_code == 503
+        assert f"no model published in {folder} yet" in not_ready.text
         bundle_publisher(folder, model_version="1")
         wait_until(lambda: served(client) == "1", "the first publish")
+        # Waiting for the first publish is a new deployment's normal state, not a failed load.
+        assert metric(client, FAILURES) == 0

@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> Litestar:
             logger.warning("dropped the live metrics of worker %d, which died unannounced", pid)
         metrics.model_ready.set(0)
         try:
-            await holder.reload()
+            await holder.load_at_start()
         except BundleError:
             # Stay up and unready: the poller picks the bundle up once a valid one appears.
             logger.exception("no servable model in %s at start-up", settings.model_dir)

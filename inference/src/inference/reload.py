@@ -90,6 +90,22 @@ class ModelHolder:
             self._swap(model)
             return model
 
+    async def load_at_start(self) -> None:
+        """Load the bundle at start-up, if anything is published; else wait for the poller.
+
+        A serving folder with nothing in it yet (a pod started before the first publish) is
+        the expected state of a new deployment, not a failed load: it is logged and shown by
+        `/ready`, but not counted, so the reload-failure alert does not fire on every new pod.
+
+        Raises:
+            BundleError: Something is published and it is unfit (counted, as any reload).
+        """
+        if self._signature() is None:
+            self.last_error = f"no model published in {self._settings.model_path} yet"
+            logger.warning("%s; unready until one appears", self.last_error)
+            return
+        await self.reload()
+
     def _still_pending(self) -> bool:
         """Whether the bundle now named is within its grace (starting it if new)."""
         try:
