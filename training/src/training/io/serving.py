@@ -186,7 +186,6 @@ def _write_pointer(folder: Path, name: str, pointer: Pointer) -> None:
     tmp_path = Path(tmp)
     try:
         _write_synced(tmp_path, encode_pointer(pointer))
-        tmp_path.chmod(0o644)
         tmp_path.replace(folder / name)
         _fsync_dir(folder)
     finally:
