@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any, Final
 
 log = logging.getLogger(__name__)
@@ -40,18 +41,35 @@ def wait_for_version(url: str, version: str, *, timeout_s: float, poll_s: float 
             answered (a version, a status, or why it could not be reached).
     """
     ready = url.rstrip("/") + "/ready"
+
+    def served() -> tuple[bool, str]:
+        answered, last = _served_version(ready)
+        return answered == version, last
+
+    _poll(
+        served,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        failure=f"{ready} did not serve model version {version} within {timeout_s:g} s",
+    )
+    log.info("%s serves model version %s", ready, version)
+
+
+def _poll(
+    check: Callable[[], tuple[bool, str]], *, timeout_s: float, poll_s: float, failure: str
+) -> None:
+    """Call `check` every `poll_s` until it says done; past `timeout_s` raise `failure`.
+
+    Raises:
+        ServingCheckError: `failure`, then what `check` last described.
+    """
     deadline = time.monotonic() + timeout_s
-    last = "no answer yet"
     while True:
-        served, last = _served_version(ready)
-        if served == version:
-            log.info("%s serves model version %s", ready, version)
+        done, last = check()
+        if done:
             return
         if time.monotonic() >= deadline:
-            raise ServingCheckError(
-                f"{ready} did not serve model version {version} within {timeout_s:g} s; "
-                f"last: {last}"
-            )
+            raise ServingCheckError(f"{failure}; last: {last}")
         time.sleep(poll_s)
 
 
@@ -93,26 +111,29 @@ def wait_for_version_everywhere(
     selector = f'{{job="{job}"}}'
     served_query = f"count by (model_version) ({MODEL_INFO}{selector} == 1)"
     up_query = f"count(up{selector} == 1)"
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def everywhere() -> tuple[bool, str]:
         try:
             served = {
                 str(sample["metric"].get("model_version")): int(float(sample["value"][1]))
                 for sample in _query(prometheus_url, served_query)
             }
             up = sum(int(float(sample["value"][1])) for sample in _query(prometheus_url, up_query))
-            last = f"{up} targets up, serving {dict(sorted(served.items())) or 'nothing'}"
-            if up > 0 and served == {version: up}:
-                log.info("every target of job %s (%d) serves model version %s", job, up, version)
-                return
         except PrometheusError as exc:
-            last = str(exc)
-        if time.monotonic() >= deadline:
-            raise ServingCheckError(
-                f"job {job} did not serve model version {version} on every target within "
-                f"{timeout_s:g} s ({prometheus_url}); last: {last}"
-            )
-        time.sleep(poll_s)
+            return False, str(exc)
+        last = f"{up} targets up, serving {dict(sorted(served.items())) or 'nothing'}"
+        return up > 0 and served == {version: up}, last
+
+    _poll(
+        everywhere,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        failure=(
+            f"job {job} did not serve model version {version} on every target within "
+            f"{timeout_s:g} s ({prometheus_url})"
+        ),
+    )
+    log.info("every target of job %s serves model version %s", job, version)
 
 
 class PrometheusError(RuntimeError):
