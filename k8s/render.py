@@ -44,11 +44,6 @@ def kustomize(path: Path) -> list[Manifest]:
     return [doc for doc in yaml.safe_load_all(kustomize_text(path)) if doc]
 
 
-def render(path: Path) -> list[Manifest]:
-    """The kustomization's objects (the name `make manifests` and the tests know)."""
-    return kustomize(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Print the rendered objects as kustomize prints them."""
     parser = argparse.ArgumentParser(prog="python -m k8s.render", description=__doc__)

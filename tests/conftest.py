@@ -10,6 +10,7 @@ formula and exponentiates, so prices land in a realistic rouble range.
 import hashlib
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,13 @@ SAMPLE_CAR: dict[str, Any] = json.loads(
 def car_payload() -> dict[str, Any]:
     """A valid car as a JSON-ready dict (a fresh copy of tests/data/car.json)."""
     return dict(SAMPLE_CAR)
+
+
+def wait_for(
+    condition: Callable[[], bool], what: str, timeout: float = 20, poll_s: float = 0.1
+) -> None:
+    """Poll `condition` every `poll_s` until it holds; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(poll_s)

@@ -8,7 +8,6 @@ the first cheap. No registry is needed.
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,15 +67,6 @@ def logs(name: str) -> str:
 def inspect(name: str, template: str) -> str:
     """`podman inspect --format template name`, stripped."""
     return podman("inspect", "--format", template, name).strip()
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll `condition` every 0.2 s; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 #: The longest the three builds may take together (a cold training image is most of it).

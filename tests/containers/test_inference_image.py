@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..conftest import wait_for
 from .conftest import (
     IMAGE_BUILD_S,
     Images,
@@ -24,7 +25,6 @@ from .conftest import (
     inspect,
     logs,
     podman,
-    wait_until,
     write_to_root,
 )
 from .pod import free_port
@@ -72,7 +72,7 @@ def run_api(images: Images, name: str, model_dir: Path) -> Running:
         images.api,
     )  # fmt: skip
     running = Running(name, f"http://127.0.0.1:{port}", model_dir)
-    wait_until(lambda: ready(running.url), f"{name} /ready")
+    wait_for(lambda: ready(running.url), f"{name} /ready", timeout=60, poll_s=0.2)
     return running
 
 
@@ -124,7 +124,7 @@ def test_image_reloads_a_bundle_written_into_the_mount(
 
     before = version()
     bundle_writer(api.model_dir, model_version="2", bias=-127.0)
-    wait_until(lambda: version() == "2", "the reloaded bundle (version 2)", timeout=30)
+    wait_for(lambda: version() == "2", "the reloaded bundle (version 2)", timeout=30, poll_s=0.2)
     assert before == "1"
 
 

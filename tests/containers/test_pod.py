@@ -20,9 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from ..conftest import publish_bundle
+from ..conftest import publish_bundle, wait_for
 from . import pod
-from .conftest import IMAGE_BUILD_S, Images, host_uids, logs, podman, wait_until, write_to_root
+from .conftest import IMAGE_BUILD_S, Images, host_uids, logs, podman, write_to_root
 
 # The session's image builds run in the setup of whichever test comes first, and pytest-timeout
 # counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
@@ -92,7 +92,12 @@ def played(images: Images) -> Iterator[Pod]:
             }
             running = Pod(docs, ip, names)
             try:
-                wait_until(lambda: ready(running.url("proxy", "http")), "/ready through the proxy")
+                wait_for(
+                    lambda: ready(running.url("proxy", "http")),
+                    "/ready through the proxy",
+                    timeout=60,
+                    poll_s=0.2,
+                )
             except BaseException:
                 print("\n".join(f"{name}:\n{logs(name)}" for name in names.values()))
                 raise

@@ -39,6 +39,13 @@ from .conftest import MakeClient
 CARS: list[Car] = [msgspec.structs.replace(WARMUP_CAR, mileage=1000 * i) for i in range(8)]
 
 
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A log directory that cannot be created, even by root: its parent is a file."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    return blocker / "log"
+
+
 def make_log(directory: Path, **settings: Any) -> tuple[PredictionLog, Metrics]:
     metrics = Metrics()
     options = Settings(model_dir="unused", prediction_log_dir=str(directory), **settings)
@@ -188,9 +195,8 @@ def test_an_unwritable_directory_drops_counts_and_logs_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A log dir that cannot be created loses every car as write_error, logged once only."""
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    log, metrics = make_log(blocker / "log", prediction_log_flush_s=0.01)
+    directory = unwritable_dir(tmp_path)
+    log, metrics = make_log(directory, prediction_log_flush_s=0.01)
     with caplog.at_level(logging.ERROR, logger="inference.prediction_log"):
         run_log(log, [CARS[:3]] * 5, pause=0.03)
     assert counts(metrics) == {
@@ -209,14 +215,13 @@ def test_an_unwritable_directory_is_reported_at_start_before_any_record(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The writer says at start, with its uid and gids, that it cannot write the log dir."""
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    log, metrics = make_log(blocker / "log", prediction_log_flush_s=0.01)
+    directory = unwritable_dir(tmp_path)
+    log, metrics = make_log(directory, prediction_log_flush_s=0.01)
     with caplog.at_level(logging.ERROR, logger="inference.prediction_log"):
         run_log(log, [])
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 1, messages
-    assert f"{blocker / 'log'}: {WRITE_ERROR}: not writable by uid {os.getuid()}" in messages[0]
+    assert f"{directory}: {WRITE_ERROR}: not writable by uid {os.getuid()}" in messages[0]
     assert counts(metrics)[WRITE_ERROR] == 0  # nothing recorded, nothing lost yet
 
 
@@ -235,9 +240,7 @@ def test_serving_answers_while_the_log_cannot_write(
     make_client: MakeClient, model_bundle: Path, tmp_path: Path, car_payload: dict[str, Any]
 ) -> None:
     """With an unwritable log dir, every prediction is still answered."""
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    settings = {"prediction_log_dir": str(blocker / "log"), "prediction_log_flush_s": 0.01}
+    settings = {"prediction_log_dir": str(unwritable_dir(tmp_path)), "prediction_log_flush_s": 0.01}
     with make_client(model_bundle, **settings) as client:
         statuses = {client.post("/predict", json=car_payload).status_code for _ in range(20)}
         batch = client.post("/predict/batch", json={"cars": [car_payload] * 3})

@@ -11,6 +11,7 @@ import pytest
 from shared_schema.bundle import MODEL_FILE
 from shared_schema.serving_folder import CURRENT, Pointer, bundle_ref, encode_pointer
 
+from ..conftest import wait_for
 from .conftest import Client, MakeClient
 
 Publish = Callable[..., Pointer]
@@ -25,12 +26,9 @@ def metric(client: Client, sample: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    """Poll `condition` until it holds; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(POLL)
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """`wait_for` at this module's poll interval, 10 s at most."""
+    wait_for(condition, what, timeout=10, poll_s=POLL)
 
 
 def served(client: Client) -> str | None:
@@ -44,6 +42,16 @@ def write_pointer(folder: Path, pointer: Pointer) -> None:
     tmp = folder / ".current.test"
     tmp.write_bytes(encode_pointer(pointer))
     tmp.replace(folder / CURRENT)
+
+
+def name_a_stale_view(folder: Path, whole: Path, pointer: Pointer) -> None:
+    """Point `current` at a copy of `whole` whose model has not caught up with its manifest.
+
+    What a network client may see for a moment: the new manifest, the model not yet.
+    """
+    shutil.copytree(whole, folder / pointer.bundle)
+    (folder / pointer.bundle / MODEL_FILE).write_bytes(b"stale view")
+    write_pointer(folder, pointer)
 
 
 def test_poller_follows_the_pointer(
@@ -122,10 +130,7 @@ def test_a_sha_mismatch_is_pending_and_loads_once_the_view_catches_up(
     new = bundle_publisher(tmp_path / "scratch", model_version="2", bias=-127.0)
     whole = tmp_path / "scratch" / new.bundle
     with make_client(folder, reload_poll_s=POLL, reload_grace_s=30.0) as client:
-        # What a network client may see for a moment: the new manifest, the model not yet.
-        shutil.copytree(whole, folder / new.bundle)
-        (folder / new.bundle / MODEL_FILE).write_bytes(b"stale view")
-        write_pointer(folder, new)
+        name_a_stale_view(folder, whole, new)
         wait_until(lambda: "model bundle pending" in caplog.text, "the pending bundle's log")
         shutil.copyfile(whole / MODEL_FILE, folder / new.bundle / MODEL_FILE)
         wait_until(lambda: served(client) == "2", "version 2")
@@ -143,9 +148,7 @@ def test_a_sha_mismatch_past_the_grace_is_a_counted_failure(
     bundle_publisher(folder, model_version="1")
     new = bundle_publisher(tmp_path / "scratch", model_version="2")
     with make_client(folder, reload_poll_s=POLL, reload_grace_s=0.5) as client:
-        shutil.copytree(tmp_path / "scratch" / new.bundle, folder / new.bundle)
-        (folder / new.bundle / MODEL_FILE).write_bytes(b"stale view")
-        write_pointer(folder, new)
+        name_a_stale_view(folder, tmp_path / "scratch" / new.bundle, new)
         wait_until(lambda: metric(client, FAILURES) == 1, "the counted failure")
         assert served(client) == "1"
     assert "still pending after the grace, rejected" in caplog.text

@@ -7,14 +7,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ..conftest import wait_for
 from ..proxy_bound import HAPROXY_CFG
 
 #: The installed `car-serve` of the environment running the tests.
@@ -36,14 +36,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    """Poll `condition` every 0.1 s until it holds; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @dataclass

@@ -26,6 +26,7 @@ import httpx
 import pytest
 import yaml
 
+from ..conftest import wait_for as shared_wait_for
 from .conftest import free_port, haproxy, stop
 from .prometheus import Prometheus, fast_config, running
 
@@ -46,10 +47,8 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$job": JOB}
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    """The shared `wait_for`, 30 s by default and every 0.2 s: scrapes and rules take seconds."""
+    shared_wait_for(condition, what, timeout=timeout, poll_s=0.2)
 
 
 @dataclass

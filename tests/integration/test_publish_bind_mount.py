@@ -25,6 +25,7 @@ from training.config import Params, load_params
 from training.io import registry, tracking
 
 from ..training.conftest import REPO_ROOT
+from ..training.model.conftest import FAST_SECTIONS
 from ..training.pipeline.conftest import champion_project, synthetic_2020, synthetic_2022
 from .conftest import ServerProcess, serve
 
@@ -42,12 +43,7 @@ pytestmark = [
 
 BIN = Path(sys.executable).parent
 FAST: dict[str, dict[str, Any]] = {
-    "train": {
-        "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
-        "num_boost_round": 20,
-        "early_stopping_rounds": 20,
-        "use_tuned_params": False,
-    },
+    "train": FAST_SECTIONS["train"],
     # 60 validation rows of 200: the interval calibrates on at least 50.
     "split": {"val_fraction": 0.3, "test_fraction": 0.2},
 }

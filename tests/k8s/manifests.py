@@ -51,13 +51,13 @@ def overlays(k8s_dir: Path = K8S) -> list[str]:
 
 def render_overlay(name: str, k8s_dir: Path = K8S) -> list[Manifest]:
     """One overlay as `make manifests` (plain `kubectl kustomize`) renders it."""
-    return render.render(k8s_dir / "overlays" / name)
+    return render.kustomize(k8s_dir / "overlays" / name)
 
 
 @cache
 def rendered(name: str) -> tuple[Manifest, ...]:
     """The repository's overlay `name`, rendered once per session."""
-    return tuple(render.render(K8S / "overlays" / name))
+    return tuple(render.kustomize(K8S / "overlays" / name))
 
 
 def adapter_rules(k8s_dir: Path = K8S) -> list[dict[str, Any]]:
