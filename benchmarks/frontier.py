@@ -42,11 +42,12 @@ CANDIDATES = Path(__file__).parent / "frontier.toml"
 # training freed; prints one JSON object.
 _MEASURE = r"""
 import json, resource, sys, time
-import numpy as np, onnxruntime as ort, pandas as pd, psutil
-from shared_schema.bundle import PRICE_OUTPUT
-from training.io.onnx_scoring import graph_inputs
+import msgspec, numpy as np, onnxruntime as ort, pandas as pd, psutil
+from shared_schema.bundle import PRICE_OUTPUT, ManifestInput
+from training.io.onnx_scoring import frame_feeds
 graph, rows_file, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
-feeds = graph_inputs(pd.read_parquet(rows_file))
+inputs = msgspec.json.decode(sys.argv[4], type=list[ManifestInput])
+feeds = frame_feeds(pd.read_parquet(rows_file), inputs)
 model = open(graph, "rb").read()
 process = psutil.Process()
 rss = process.memory_info().rss
@@ -146,7 +147,8 @@ def fit_and_export(
     forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble")
     attributes = {a.name: a for a in forest.attribute}
     nodes = len(attributes["nodes_featureids"].ints) + len(attributes["leaf_targetids"].ints)
-    graph_price = onnx_scoring.run_graph(out.read_bytes(), onnx_scoring.graph_inputs(val))
+    feeds = onnx_scoring.frame_feeds(val, onnx_graph.input_spec(graph))
+    graph_price = onnx_scoring.run_graph(out.read_bytes(), feeds)
     expected = pipeline.predict_price(val)
     price = val["price"].to_numpy(np.float64)
     return {
@@ -159,6 +161,12 @@ def fit_and_export(
 
 
 def _measure_graph(graph: Path, rows: Path, calls: int) -> dict[str, float]:
+    import onnx
+
+    from training.io.onnx_graph import input_spec
+
+    # The graph's own inputs, read here: the measuring interpreter imports no exporter.
+    inputs = msgspec.json.encode(input_spec(onnx.load_model(graph))).decode()
     command = [
         "taskset",
         "-c",
@@ -169,6 +177,7 @@ def _measure_graph(graph: Path, rows: Path, calls: int) -> dict[str, float]:
         str(graph),
         str(rows),
         str(calls),
+        inputs,
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result: dict[str, float] = json.loads(output)

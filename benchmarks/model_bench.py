@@ -23,7 +23,8 @@ import pytest
 
 from benchmarks.champion import NO_BOOSTER, Champion, car_dicts, take
 from shared_schema import Car
-from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, feeds_from_cars
+from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT
+from shared_schema.feeds import feeds_from_cars
 
 VARIANTS: Final = {
     "onnx": "(a) ONNX graph in onnxruntime, 1 thread, raw strings in",
@@ -84,7 +85,7 @@ class Runtimes:
         self.session = ort.InferenceSession(
             str(graph), sess_options=session_options(1), providers=["CPUExecutionProvider"]
         )
-        self.inputs = [item.name for item in champion.manifest.inputs]
+        self.inputs = champion.manifest.inputs
         self.notes: dict[str, dict[str, Any]] = {"onnx": {"note": graph_note(graph)}}
         self.lleaves: Any = None
         if champion.pipeline_dir is None:

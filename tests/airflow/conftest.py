@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from shared_schema import FIELD_NAMES, SCHEMA_VERSION, Car
-from shared_schema.bundle import MODEL_FILE
+from shared_schema.bundle import read_verified
 from shared_schema.prediction_log import LOG_FORMAT, PredictionRecord, encode_records, segment_name
 from shared_schema.serving_folder import resolve
 from training.config import load_params
@@ -131,8 +131,9 @@ def _shifted_cars(reference: pd.DataFrame, n: int) -> pd.DataFrame:
 
 def _log_day(log_dir: Path, day: datetime, cars: pd.DataFrame, bundle: Path, tag: str) -> None:
     """One closed log segment of `cars` priced by `bundle`, spread over `day`."""
-    model_bytes = (resolve(bundle).directory / MODEL_FILE).read_bytes()
-    prices = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(cars))
+    served = read_verified(resolve(bundle).directory)
+    feeds = onnx_scoring.frame_feeds(cars, served.manifest.inputs)
+    prices = onnx_scoring.run_graph(served.model_bytes, feeds)
     step = timedelta(days=1) / (len(cars) + 1)
     records = [
         PredictionRecord(

@@ -70,13 +70,13 @@ def _remove_model(directory: Path) -> None:
         (_corrupt_model, {}, "sha256"),
         (_garbage_with_matching_sha, {}, "onnxruntime cannot open"),
         (_drop_manifest_key, {}, "model_version"),
-        (_remove_model, {}, "cannot read bundle"),
+        (_remove_model, {}, "model.onnx: bundle file not found"),
         (None, {"schema_version": "2.0.0"}, "major versions differ"),
         (None, {"output": "prediction"}, "output"),
         (None, {"inputs": [{"name": "brand", "type": "string"}]}, "differ from the manifest"),
         (None, {"inputs": [{"name": "brand", "type": "float"}]}, "the schema says"),
         (None, {"schema_version": "1.99.0"}, "newer than"),
-        (None, {"sha256": "not-hex"}, "invalid manifest.json"),
+        (None, {"sha256": "not-hex"}, "manifest.json: invalid manifest"),
     ],
 )
 def test_bad_bundles_are_rejected(

@@ -114,7 +114,8 @@ def test_a_pointer_to_a_missing_bundle_is_pending_then_a_counted_failure(
         time.sleep(10 * POLL)
         assert metric(client, FAILURES) == 1  # counted once, not once per poll
         assert served(client) == "1"
-    assert f"names {missing.bundle} (version 2), which is not there (yet)" in caplog.text
+    assert f"names {missing.bundle} (version 2), not whole here (yet)" in caplog.text
+    assert "manifest.json: bundle file not found" in caplog.text
     assert "still pending after the grace, rejected" in caplog.text
 
 

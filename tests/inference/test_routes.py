@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pytest
 
 from shared_schema import FIELD_NAMES, Car
-from shared_schema.bundle import feeds_from_cars
+from shared_schema.bundle import read_verified
+from shared_schema.feeds import feeds_from_cars
 
 from ..conftest import INTERVAL_FACTORS
 from .conftest import Client, MakeClient
@@ -27,8 +28,9 @@ def cars_variety(base: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def onnxruntime_prices(bundle: Path, cars: list[dict[str, Any]]) -> list[float]:
-    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    feeds = feeds_from_cars([msgspec.convert(car, Car) for car in cars])
+    served = read_verified(bundle)
+    session = ort.InferenceSession(served.model_bytes, providers=["CPUExecutionProvider"])
+    feeds = feeds_from_cars([msgspec.convert(car, Car) for car in cars], served.manifest.inputs)
     (prices,) = session.run(["price"], feeds)
     return [float(price) for price in np.asarray(prices).reshape(-1)]
 

@@ -95,15 +95,14 @@ def test_predictions_over_http(server: Server) -> None:
     import msgspec
 
     from shared_schema import Car
-    from shared_schema.bundle import feeds_from_cars
+    from shared_schema.bundle import read_verified
+    from shared_schema.feeds import feeds_from_cars
 
     cars = [CAR, {**CAR, "mileage": 10_000}, {**CAR, "engine_displacement": None}]
-    session = ort.InferenceSession(
-        str(server.model_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    (expected,) = session.run(
-        ["price"], feeds_from_cars([msgspec.convert(car, Car) for car in cars])
-    )
+    served = read_verified(server.model_dir)
+    session = ort.InferenceSession(served.model_bytes, providers=["CPUExecutionProvider"])
+    decoded = [msgspec.convert(car, Car) for car in cars]
+    (expected,) = session.run(["price"], feeds_from_cars(decoded, served.manifest.inputs))
     expected_prices = np.asarray(expected).reshape(-1).tolist()
     with httpx.Client(base_url=server.url) as client:
         singles = [client.post("/predict", json=car).json() for car in cars]

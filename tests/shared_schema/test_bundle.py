@@ -1,22 +1,26 @@
-"""The bundle contract: the manifest round trip, the schema-version rule, the feed builder."""
+"""The bundle contract: the manifest round trip, the schema-version rule, the one reader."""
 
-import math
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
 
 import msgspec
-import numpy as np
 import pytest
 
-from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION, Car
+from shared_schema import SCHEMA_VERSION
 from shared_schema.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
     IncompatibleBundleError,
+    IncompleteBundleError,
+    InvalidBundleError,
     Manifest,
     ManifestInput,
-    build_feeds,
     check_compatible,
     decode_manifest,
     encode_manifest,
-    feeds_from_cars,
     manifest_inputs,
+    read_verified,
     schema_version_refusal,
 )
 
@@ -122,33 +126,75 @@ def test_inputs_and_output_must_match_the_schema(
         check_compatible(_manifest(inputs=inputs, output=output))
 
 
-def test_feeds_are_columns_of_the_graph_inputs_only() -> None:
-    """Strings become object [N, 1], numbers float32 [N, 1] with NaN; only asked fields."""
-    car = Car(
-        brand="BMW",
-        model_name="5ER",
-        body_type="седан",
-        color="чёрный",
-        fuel_type="бензин",
-        model_year=2010,
-        production_year=2012,
-        n_doors=4,
-        vehicle_transmission="автомат",
-        engine_power=245.0,
-        engine_displacement=None,
-        mileage=120_000,
-        drive_type="задний",
-        n_owners="2",
-        is_original_techpass=1,
-        is_lefthand_drive=1,
-    )
-    feeds = feeds_from_cars([car, car])
-    assert list(feeds) == list(FIELD_NAMES)
-    for name, array in feeds.items():
-        assert array.shape == (2, 1)
-        assert array.dtype == (object if name in CATEGORICAL_FIELDS else np.float32)
-    assert math.isnan(feeds["engine_displacement"][0, 0])
-    assert feeds["brand"][1, 0] == "BMW"
-    some = feeds_from_cars([car], names=("brand", "mileage"))
-    assert list(some) == ["brand", "mileage"]
-    assert build_feeds({"mileage": [1.0, None]}, names=("mileage",))["mileage"].dtype == np.float32
+MODEL_BYTES = b"not parsed by the reader: only hashed"
+
+
+def _write(directory: Path, model: bytes = MODEL_BYTES, **changes: object) -> Path:
+    """A bundle of `model` whose manifest hashes it (or says `changes`) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MODEL_FILE).write_bytes(model)
+    manifest = _manifest(sha256=hashlib.sha256(model).hexdigest(), **changes)
+    (directory / MANIFEST_FILE).write_bytes(encode_manifest(manifest))
+    return directory
+
+
+def test_read_verified_returns_the_bytes_it_checked(tmp_path: Path) -> None:
+    """A whole, compatible bundle reads as the files' exact bytes and the decoded manifest."""
+    bundle = read_verified(_write(tmp_path))
+    assert bundle.model_bytes == MODEL_BYTES
+    assert bundle.manifest_bytes == (tmp_path / MANIFEST_FILE).read_bytes()
+    assert bundle.manifest == decode_manifest(bundle.manifest_bytes)
+
+
+def _no_model(directory: Path) -> None:
+    (directory / MODEL_FILE).unlink()
+
+
+def _model_is_a_directory(directory: Path) -> None:
+    (directory / MODEL_FILE).unlink()
+    (directory / MODEL_FILE).mkdir()
+
+
+def _other_model(directory: Path) -> None:
+    (directory / MODEL_FILE).write_bytes(b"a copy stopped half-way")
+
+
+def _not_json(directory: Path) -> None:
+    (directory / MANIFEST_FILE).write_bytes(b"{")
+
+
+def _future_major(directory: Path) -> None:
+    _write(directory, schema_version="2.0.0")
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "message"),
+    [
+        (_no_model, IncompleteBundleError, f"{MODEL_FILE}: bundle file not found"),
+        (_model_is_a_directory, InvalidBundleError, f"{MODEL_FILE}: cannot read: Is a directory"),
+        (_other_model, IncompleteBundleError, f"{MODEL_FILE}: sha256 [0-9a-f]{{64}} does not"),
+        (
+            _not_json,
+            InvalidBundleError,
+            f"{MANIFEST_FILE}: invalid manifest: Input data was truncated",
+        ),
+        (_future_major, IncompatibleBundleError, f"{MANIFEST_FILE}: bundle schema version 2.0.0"),
+    ],
+    ids=["no_model", "unreadable_model", "other_model", "manifest_not_json", "future_major"],
+)
+def test_read_verified_refuses_naming_file_and_fault(
+    tmp_path: Path, damage: Callable[[Path], None], error: type[Exception], message: str
+) -> None:
+    """Each broken bundle raises its kind of InvalidBundleError naming the file and the fault."""
+    _write(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(error, match=message) as raised:
+        read_verified(tmp_path)
+    assert isinstance(raised.value, InvalidBundleError)
+    assert str(tmp_path) in str(raised.value)
+
+
+def test_a_missing_bundle_directory_is_incomplete(tmp_path: Path) -> None:
+    """No directory at all is a bundle not there (yet), naming the manifest it looked for."""
+    with pytest.raises(IncompleteBundleError, match=f"{MANIFEST_FILE}: bundle file not found"):
+        read_verified(tmp_path / "absent")

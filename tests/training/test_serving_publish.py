@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, decode_manifest
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, IncompleteBundleError, decode_manifest
 from shared_schema.serving_folder import (
     BUNDLES_DIR,
     CURRENT,
@@ -18,7 +18,6 @@ from shared_schema.serving_folder import (
     read_pointer,
     resolve,
 )
-from training.errors import PipelineError
 from training.io import serving
 
 Publish = Callable[..., Pointer]
@@ -137,7 +136,7 @@ def test_a_bundle_dir_holding_other_bytes_is_refused(
     damaged = bundle_publisher(scratch, model_version="2")
     shutil.copytree(scratch / damaged.bundle, folder / damaged.bundle)
     (folder / damaged.bundle / MODEL_FILE).write_bytes(b"not the model")
-    with pytest.raises(PipelineError, match="differs from the manifest's"):
+    with pytest.raises(IncompleteBundleError, match="does not match the manifest's"):
         bundle_publisher(folder, model_version="2")
     assert read_pointer(folder) == old
 

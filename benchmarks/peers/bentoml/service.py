@@ -32,7 +32,8 @@ import numpy as np
 import onnxruntime as ort
 
 from shared_schema import Car
-from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, decode_manifest, feeds_from_cars
+from shared_schema.bundle import read_verified
+from shared_schema.feeds import feeds_from_cars
 
 
 @bentoml.service(
@@ -46,15 +47,15 @@ class CarPrice:
     """One ORT session on the bundle our server serves."""
 
     def __init__(self) -> None:
-        bundle = Path(os.environ["PEER_BUNDLE_DIR"])
-        manifest = decode_manifest((bundle / MANIFEST_FILE).read_bytes())
+        bundle = read_verified(Path(os.environ["PEER_BUNDLE_DIR"]))
+        manifest = bundle.manifest
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
-            str(bundle / MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+            bundle.model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self.inputs = [item.name for item in manifest.inputs]
+        self.inputs = manifest.inputs
         self.outputs = list(manifest.outputs())
         self.version = manifest.model_version
 

@@ -1,6 +1,5 @@
-"""The model: validate a bundle (`shared_schema.bundle`), open and warm its ORT session, run it."""
+"""The model: a verified bundle (`shared_schema.bundle`), its ORT session opened and warmed, run."""
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,12 @@ from shared_schema.bundle import (
     MANIFEST_FILE,
     MODEL_FILE,
     ORT_TYPES,
-    IncompatibleBundleError,
+    IncompleteBundleError,
+    InvalidBundleError,
     Manifest,
-    check_compatible,
-    decode_manifest,
-    feeds_from_cars,
+    read_verified,
 )
+from shared_schema.feeds import feeds_from_cars
 from shared_schema.serving_folder import CURRENT, PointerError, Resolved, resolve
 
 # A plausible car for the warm-up run: every value inside the schema's ranges.
@@ -152,7 +151,6 @@ class LoadedModel:
         self.manifest_raw = manifest_raw
         self.signature = signature
         self.version = manifest.model_version
-        self.input_names = tuple(item.name for item in manifest.inputs)
         self.output_names = list(manifest.outputs())
         self.vocabulary: dict[str, frozenset[str]] = {
             field: frozenset(values)
@@ -166,7 +164,7 @@ class LoadedModel:
         Args:
             cars: Decoded cars, at least one.
         """
-        outputs = self.session.run(self.output_names, feeds_from_cars(cars, self.input_names))
+        outputs = self.session.run(self.output_names, feeds_from_cars(cars, self.manifest.inputs))
         prices, *bounds = (
             np.asarray(out, dtype=np.float64).reshape(-1).tolist() for out in outputs
         )
@@ -203,10 +201,10 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
 
 
 def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
-    """Read, validate, open and warm a bundle.
+    """Read and verify a bundle (`shared_schema.bundle.read_verified`), then open and warm it.
 
-    The model bytes are hashed and handed to ORT from the same buffer, so the checked file
-    is the served file even if the directory changes meanwhile.
+    ORT opens the very bytes that were verified, so the checked file is the served file even
+    if the directory changes meanwhile.
 
     Args:
         model_dir: A serving folder (the bundle its `current` pointer names) or a plain
@@ -218,7 +216,8 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
 
     Raises:
         PendingBundleError: The bundle is not whole as seen from here (it may be yet).
-        BundleError: Anything else that makes the bundle unfit to serve.
+        BundleError: Anything else that makes the bundle unfit to serve; a bundle that
+            `read_verified` refuses carries its message unchanged (as `car-train` reports it).
     """
     try:
         resolved = resolve(model_dir)
@@ -229,59 +228,41 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
     directory, pointer = resolved.directory, resolved.pointer
     try:
         signature = signature_of(model_dir, resolved)
-        manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
-        model_bytes = (directory / MODEL_FILE).read_bytes()
-    except (FileNotFoundError, NotADirectoryError) as error:
-        if pointer is not None:
-            raise PendingBundleError(
-                f"pointer {model_dir / CURRENT} names {pointer.bundle} (version "
-                f"{pointer.model_version}), which is not there (yet): {error}"
-            ) from error
-        raise BundleError(f"cannot read bundle in {directory}: {error}") from error
     except OSError as error:
         raise BundleError(f"cannot read bundle in {directory}: {error}") from error
     try:
-        manifest = decode_manifest(manifest_bytes)
-        manifest_raw: dict[str, Any] = msgspec.json.decode(manifest_bytes)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise BundleError(f"invalid {MANIFEST_FILE} in {directory}: {error}") from error
+        bundle = read_verified(directory)
+    except IncompleteBundleError as error:
+        if pointer is not None:
+            # A named bundle is immutable once renamed into place: a missing file or a model
+            # the manifest does not hash is a view that has not caught up yet. In a plain dir
+            # it is a copy caught half-way (a failure).
+            raise PendingBundleError(
+                f"pointer {model_dir / CURRENT} names {pointer.bundle} (version "
+                f"{pointer.model_version}), not whole here (yet): {error}"
+            ) from error
+        raise BundleError(str(error)) from error
+    except InvalidBundleError as error:
+        raise BundleError(str(error)) from error
+    manifest = bundle.manifest
     if pointer is not None and pointer.sha256 != manifest.sha256:
         raise PendingBundleError(
             f"pointer {model_dir / CURRENT} expects model sha256 {pointer.sha256}, "
             f"{directory / MANIFEST_FILE} says {manifest.sha256}"
         )
-    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-    if pointer is not None and model_sha256 != manifest.sha256:
-        # A named bundle is immutable once renamed into place: a disagreement is a view that
-        # has not caught up yet. In a plain dir it is a copy caught half-way (a failure).
-        raise PendingBundleError(
-            f"{directory / MODEL_FILE} sha256 {model_sha256} does not match the manifest's "
-            f"{manifest.sha256} (yet)"
-        )
-    _check_manifest(manifest, model_sha256)
     try:
         session = ort.InferenceSession(
-            model_bytes,
+            bundle.model_bytes,
             sess_options=session_options(intra_op_threads),
             providers=["CPUExecutionProvider"],
         )
     except Exception as error:  # ORT raises its own untyped exception classes
         raise BundleError(f"onnxruntime cannot open {MODEL_FILE}: {error}") from error
     _check_graph(session, manifest)
+    manifest_raw: dict[str, Any] = msgspec.json.decode(bundle.manifest_bytes)
     model = LoadedModel(session, manifest, manifest_raw, signature)
     _warm_up(model)
     return model
-
-
-def _check_manifest(manifest: Manifest, model_sha256: str) -> None:
-    if manifest.sha256 != model_sha256:
-        raise BundleError(
-            f"{MODEL_FILE} sha256 {model_sha256} does not match the manifest's {manifest.sha256}"
-        )
-    try:
-        check_compatible(manifest)
-    except IncompatibleBundleError as error:
-        raise BundleError(str(error)) from error
 
 
 def _check_graph(session: ort.InferenceSession, manifest: Manifest) -> None:

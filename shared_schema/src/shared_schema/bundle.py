@@ -1,8 +1,8 @@
 """The serving bundle, defined once: its files, the graph's inputs and outputs, the manifest.
 
-Training writes a bundle (`training.io.bundle`), the server reads it (`inference`), tests and
-benchmarks build and score it: all of them import the names, the `Manifest` Struct and the one
-feed builder from here.
+Training writes a bundle (`training.io.bundle`); the server, the drift job and the registry
+steps read it with the one reader here (`read_verified`); everything that scores a graph feeds
+it by the one rule of `shared_schema.feeds` (the graph's own inputs, typed as the manifest says).
 
 A bundle is a directory with two files:
 
@@ -17,21 +17,22 @@ Compatibility across schema versions (`SCHEMA_VERSION` is MAJOR.MINOR.PATCH):
 
 * a bundle loads when its schema **major equals** the reader's and its **minor is not newer**.
   Minor versions only add `Car` fields with defaults, so a reader knows every input an older
-  graph asks for and feeds exactly the graph's own inputs (`build_feeds(..., names=)`);
+  graph asks for and feeds exactly the graph's own inputs (`shared_schema.feeds`);
 * a newer minor may ask for a field this reader cannot decode, and a different major means the
   fields changed meaning: both are refused with `IncompatibleBundleError`;
 * the patch part never matters.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Final, Literal
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Final, Literal
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 from msgspec import Meta
 
-from shared_schema.car import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION, Car
+from shared_schema.car import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
 
 MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
@@ -51,8 +52,23 @@ INPUT_TYPES: Final[Mapping[str, InputType]] = {
 ORT_TYPES: Final[Mapping[InputType, str]] = {"string": "tensor(string)", "float": "tensor(float)"}
 
 
-class IncompatibleBundleError(ValueError):
+class InvalidBundleError(ValueError):
+    """A bundle `read_verified` refuses; the message names the file and the fault.
+
+    The server and `car-train` both report exactly this message.
+    """
+
+
+class IncompleteBundleError(InvalidBundleError):
+    """A bundle file missing, or a model whose sha256 is not the manifest's: not whole (yet)."""
+
+
+class IncompatibleBundleError(InvalidBundleError):
     """A manifest this reader must not serve: other schema version, unknown input, bad output."""
+
+
+class MissingInputError(ValueError):
+    """Rows to feed a graph lack a column it takes as input (`shared_schema.feeds`), named."""
 
 
 class ManifestInput(msgspec.Struct, frozen=True):
@@ -216,41 +232,55 @@ def check_compatible(manifest: Manifest, reader_version: str = SCHEMA_VERSION) -
         )
 
 
-def build_feeds(
-    columns: Mapping[str, Sequence[Any] | npt.NDArray[Any]], names: Iterable[str] = FIELD_NAMES
-) -> dict[str, npt.NDArray[Any]]:
-    """The graph's feeds from raw field columns: the one conversion every caller uses.
+@dataclass(frozen=True, slots=True)
+class VerifiedBundle:
+    """A bundle's bytes as read once, checked by `read_verified`."""
 
-    Args:
-        columns: One sequence per field, equal lengths: strings for categorical fields, numbers
-            (None or NaN for missing) for numeric ones.
-        names: The graph's inputs (`Manifest.inputs`); all schema fields by default.
+    model_bytes: bytes
+    manifest: Manifest
+    #: `manifest.json` exactly as read (the server answers `/model` with it).
+    manifest_bytes: bytes
 
-    Returns:
-        `{field: array [N, 1]}`: object arrays of `str`, float32 arrays with NaN for missing.
+
+def read_verified(directory: Path) -> VerifiedBundle:
+    """Read a bundle directory and check it: the one reader of the server and of `car-train`.
+
+    Each file is read once and the sha256 is taken of the model bytes returned, so the checked
+    model is the used one even if the directory changes meanwhile. The checks, in order: both
+    files readable, the manifest decodes, the model's sha256 is the manifest's, and the bundle
+    is compatible with this reader (`check_compatible`).
+
+    Raises:
+        IncompleteBundleError: A file is missing, or the model is not the one the manifest
+            hashes (a copy not whole, or not yet visible whole).
+        InvalidBundleError: A file is unreadable, or the manifest does not decode.
+        IncompatibleBundleError: The manifest is one this reader must not serve.
     """
-    feeds: dict[str, npt.NDArray[Any]] = {}
-    for name in names:
-        column = columns[name]
-        if INPUT_TYPES[name] == "string":
-            feeds[name] = np.asarray(column, dtype=object).reshape(-1, 1)
-        else:
-            # float32 conversion turns None into NaN.
-            feeds[name] = np.asarray(column, dtype=np.float32).reshape(-1, 1)
-    return feeds
+    manifest_path, model_path = directory / MANIFEST_FILE, directory / MODEL_FILE
+    manifest_bytes, model_bytes = (_read_file(path) for path in (manifest_path, model_path))
+    try:
+        manifest = decode_manifest(manifest_bytes)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise InvalidBundleError(f"{manifest_path}: invalid manifest: {error}") from error
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if digest != manifest.sha256:
+        raise IncompleteBundleError(
+            f"{model_path}: sha256 {digest} does not match the manifest's {manifest.sha256}"
+        )
+    try:
+        check_compatible(manifest)
+    except IncompatibleBundleError as error:
+        raise IncompatibleBundleError(f"{manifest_path}: {error}") from error
+    return VerifiedBundle(model_bytes, manifest, manifest_bytes)
 
 
-def car_columns(cars: Sequence[Car], names: Iterable[str] = FIELD_NAMES) -> dict[str, list[Any]]:
-    """Decoded cars as field columns for `build_feeds` (None stays None: NaN once fed)."""
-    return {name: [getattr(car, name) for car in cars] for name in names}
-
-
-def feeds_from_cars(
-    cars: Sequence[Car], names: Iterable[str] = FIELD_NAMES
-) -> dict[str, npt.NDArray[Any]]:
-    """`build_feeds` for decoded cars (the server's path)."""
-    names = tuple(names)
-    return build_feeds(car_columns(cars, names), names)
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise IncompleteBundleError(f"{path}: bundle file not found") from error
+    except OSError as error:
+        raise InvalidBundleError(f"{path}: cannot read: {error.strerror or error}") from error
 
 
 __all__ = [
@@ -262,15 +292,17 @@ __all__ = [
     "PRICE_OUTPUT",
     "UPPER_OUTPUT",
     "IncompatibleBundleError",
+    "IncompleteBundleError",
     "IntervalInfo",
+    "InvalidBundleError",
     "Manifest",
     "ManifestInput",
-    "build_feeds",
-    "car_columns",
+    "MissingInputError",
+    "VerifiedBundle",
     "check_compatible",
     "decode_manifest",
     "encode_manifest",
-    "feeds_from_cars",
     "manifest_inputs",
+    "read_verified",
     "schema_version_refusal",
 ]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from shared_schema import FIELD_NAMES, SCHEMA_VERSION, Car
-from shared_schema.bundle import MODEL_FILE
+from shared_schema.bundle import read_verified
 from shared_schema.prediction_log import LOG_FORMAT, PredictionRecord
 from training.config import Params, load_params
 from training.io import onnx_scoring
@@ -66,8 +66,10 @@ def synthetic_cars(n: int, seed: int, *, shifted: bool = False) -> pd.DataFrame:
 
 def bundle_prices(bundle: Path, cars: pd.DataFrame) -> np.ndarray:
     """The test bundle's prices of `cars` (float64)."""
-    model_bytes = (bundle / MODEL_FILE).read_bytes()
-    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(cars))
+    served = read_verified(bundle)
+    price = onnx_scoring.run_graph(
+        served.model_bytes, onnx_scoring.frame_feeds(cars, served.manifest.inputs)
+    )
     return price.astype(np.float64)
 
 

@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
-from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, PRICE_OUTPUT, decode_manifest
+from shared_schema.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PRICE_OUTPUT,
+    ManifestInput,
+    MissingInputError,
+    decode_manifest,
+    manifest_inputs,
+)
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import onnx_graph, onnx_scoring
@@ -20,6 +28,12 @@ from training.io.exporter import export_bundle, parity
 def model_bytes(pipeline: PricePipeline) -> bytes:
     """The serving graph of the session pipeline."""
     return onnx_graph.build_graph(pipeline).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def inputs(model_bytes: bytes) -> list[ManifestInput]:
+    """The graph's own inputs, read from it as the exporter reads them."""
+    return onnx_graph.input_spec(onnx.load_from_string(model_bytes))
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
@@ -40,6 +54,26 @@ def test_inputs_are_the_schema_fields_with_their_types(model_bytes: bytes) -> No
         assert _dims(value) == [None, 1], value.name
 
 
+def test_input_spec_is_the_graphs_inputs_as_the_manifest_records_them(
+    model_bytes: bytes, inputs: list[ManifestInput]
+) -> None:
+    """The exporter's manifest inputs, read from the built graph, are the schema's fields."""
+    assert inputs == manifest_inputs()
+    broken = onnx.load_from_string(model_bytes)
+    broken.graph.input[2].type.tensor_type.elem_type = onnx.TensorProto.INT64
+    with pytest.raises(PipelineError, match="graph input 'body_type' has element type INT64"):
+        onnx_graph.input_spec(broken)
+
+
+def test_a_frame_missing_a_graph_input_is_named(
+    model_bytes: bytes, inputs: list[ManifestInput], cars: dict[str, pd.DataFrame]
+) -> None:
+    """Rows without a column the graph takes are refused naming it, before any run."""
+    rows = cars["test"].head(3).drop(columns=["mileage"])
+    with pytest.raises(MissingInputError, match="no column 'mileage': the graph takes it as a"):
+        onnx_scoring.frame_feeds(rows, inputs)
+
+
 def test_output_is_price_float32_column(model_bytes: bytes) -> None:
     """The only output is `price`, float32, [None, 1]."""
     (output,) = onnx.load_from_string(model_bytes).graph.output
@@ -49,25 +83,34 @@ def test_output_is_price_float32_column(model_bytes: bytes) -> None:
 
 
 def test_graph_matches_pipeline_on_unseen_and_missing_values(
-    model_bytes: bytes, pipeline: PricePipeline, unseen_cars: pd.DataFrame
+    model_bytes: bytes,
+    inputs: list[ManifestInput],
+    pipeline: PricePipeline,
+    unseen_cars: pd.DataFrame,
 ) -> None:
     """Graph and LightGBM pipeline agree within 1e-4 with unseen categories and NaN displacement."""
     assert unseen_cars["engine_displacement"].isna().sum() > 10
-    assert parity(model_bytes, pipeline, unseen_cars) <= 1e-4
+    assert parity(model_bytes, inputs, pipeline, unseen_cars) <= 1e-4
 
 
 def test_graph_matches_pipeline_on_test_rows(
-    model_bytes: bytes, pipeline: PricePipeline, cars: dict[str, pd.DataFrame]
+    model_bytes: bytes,
+    inputs: list[ManifestInput],
+    pipeline: PricePipeline,
+    cars: dict[str, pd.DataFrame],
 ) -> None:
     """Graph and LightGBM pipeline agree within 1e-4 on every synthetic test row."""
-    assert parity(model_bytes, pipeline, cars["test"]) <= 1e-4
+    assert parity(model_bytes, inputs, pipeline, cars["test"]) <= 1e-4
 
 
 def test_unseen_categories_get_a_plausible_price(
-    model_bytes: bytes, cars: dict[str, pd.DataFrame], unseen_cars: pd.DataFrame
+    model_bytes: bytes,
+    inputs: list[ManifestInput],
+    cars: dict[str, pd.DataFrame],
+    unseen_cars: pd.DataFrame,
 ) -> None:
     """Unknown brand/model/colour give a finite price inside the training price range."""
-    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(unseen_cars))
+    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.frame_feeds(unseen_cars, inputs))
     train_price = cars["train"]["price"]
     assert np.isfinite(price).all()
     assert (price >= train_price.min() / 2).all()
@@ -81,11 +124,13 @@ def _vary(frame: pd.DataFrame, field: str, values: list[float]) -> pd.DataFrame:
     return repeated
 
 
-def test_price_never_rises_with_mileage(model_bytes: bytes, cars: dict[str, pd.DataFrame]) -> None:
+def test_price_never_rises_with_mileage(
+    model_bytes: bytes, inputs: list[ManifestInput], cars: dict[str, pd.DataFrame]
+) -> None:
     """For fixed cars, more mileage never gives a higher graph price."""
     mileages = [0, 10_000, 50_000, 100_000, 150_000, 250_000, 400_000, 1_000_000]
     frame = _vary(cars["test"].head(40), "mileage", mileages)
-    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
+    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.frame_feeds(frame, inputs))
     grid = price.reshape(40, len(mileages))
     steps = np.diff(grid, axis=1)
     # Per car, relative to its own price: only float rounding may show as a rise.
@@ -94,12 +139,12 @@ def test_price_never_rises_with_mileage(model_bytes: bytes, cars: dict[str, pd.D
 
 
 def test_price_never_falls_with_production_year(
-    model_bytes: bytes, cars: dict[str, pd.DataFrame]
+    model_bytes: bytes, inputs: list[ManifestInput], cars: dict[str, pd.DataFrame]
 ) -> None:
     """For fixed cars, a later production year never gives a lower graph price."""
     years = list(range(1995, 2021, 3))
     frame = _vary(cars["test"].head(40), "production_year", years)
-    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
+    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.frame_feeds(frame, inputs))
     grid = price.reshape(40, len(years))
     steps = np.diff(grid, axis=1)
     assert (steps >= -1e-6 * grid[:, :-1]).all()

@@ -94,14 +94,15 @@ def test_graph_outputs_the_bounds_in_order_and_in_parity(
 ) -> None:
     """Lower ≤ price ≤ upper on every row, each output equal to the pipeline's (1e-5)."""
     frame = pd.concat([cars["test"], unseen_cars], ignore_index=True)
-    model = onnx_graph.build_graph(with_interval).SerializeToString()
+    graph = onnx_graph.build_graph(with_interval)
+    model, inputs = graph.SerializeToString(), onnx_graph.input_spec(graph)
     price, low, high = onnx_scoring.run_outputs(
-        model, onnx_scoring.graph_inputs(frame), [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
+        model, onnx_scoring.frame_feeds(frame, inputs), [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
     )
     assert np.all(low <= price)
     assert np.all(price <= high)
     assert np.all(low < high)
-    assert parity(model, with_interval, frame) < 1e-5
+    assert parity(model, inputs, with_interval, frame) < 1e-5
     want_low, want_high = with_interval.predict_bounds(frame)
     np.testing.assert_allclose(low, want_low, rtol=1e-5)
     np.testing.assert_allclose(high, want_high, rtol=1e-5)
@@ -114,16 +115,18 @@ def test_parity_sees_a_wrong_interval(
     table = with_interval.interval
     assert table is not None
     shifted = replace(table, upper=tuple(u + 0.01 for u in table.upper))
-    model = onnx_graph.build_graph(replace(with_interval, interval=shifted)).SerializeToString()
-    assert parity(model, with_interval, cars["test"]) > 5e-3
+    graph = onnx_graph.build_graph(replace(with_interval, interval=shifted))
+    inputs = onnx_graph.input_spec(graph)
+    assert parity(graph.SerializeToString(), inputs, with_interval, cars["test"]) > 5e-3
 
 
 def test_one_bin_interval_exports(pipeline: PricePipeline, cars: dict[str, pd.DataFrame]) -> None:
     """A table without edges (one bin) still builds a valid graph with ordered bounds."""
     table = IntervalTable(0.8, (), (-0.2,), (0.25,), 100)
-    model = onnx_graph.build_graph(replace(pipeline, interval=table)).SerializeToString()
+    graph = onnx_graph.build_graph(replace(pipeline, interval=table))
+    feeds = onnx_scoring.frame_feeds(cars["test"], onnx_graph.input_spec(graph))
     price, low, high = onnx_scoring.run_outputs(
-        model, onnx_scoring.graph_inputs(cars["test"]), [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
+        graph.SerializeToString(), feeds, [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
     )
     np.testing.assert_allclose(low, price * np.exp(-0.2), rtol=1e-5)
     np.testing.assert_allclose(high, price * np.exp(0.25), rtol=1e-5)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared_schema.bundle import InvalidBundleError, MissingInputError
 from training.config import load_params
 from training.errors import PipelineError
 
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         runner: Callable[..., object] = module.run
         extra = {k: v for k, v in vars(args).items() if k not in {"params", "verbose", "command"}}
         runner(params, **extra)
-    except PipelineError as exc:
+    # A bundle `read_verified` refuses, and rows that cannot feed a graph, are refused by the
+    # bundle library itself: its message, the server's for the same bundle, is the error.
+    except (PipelineError, InvalidBundleError, MissingInputError) as exc:
         print(f"car-train {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, Car
-from shared_schema.bundle import car_columns
+from shared_schema.feeds import car_columns
 from shared_schema.prediction_log import INVALID_RECORD, read_prediction_log
 from training.errors import PipelineError
 from training.io import raw

@@ -1,4 +1,4 @@
-"""The serving bundle on disk (`shared_schema.bundle` defines it; this writes and reads it).
+"""Writing the serving bundle (`shared_schema.bundle` defines it and reads it: `read_verified`).
 
 Each file is written beside its target and renamed into place, the model first and the
 manifest last: a reader sees whole files only, and a model whose manifest has not caught up yet
@@ -10,17 +10,7 @@ directory, so a bind mount of it (docker-compose, a Kubernetes volume) sees the 
 import hashlib
 from pathlib import Path
 
-import msgspec
-
-from shared_schema.bundle import (
-    MANIFEST_FILE,
-    MODEL_FILE,
-    IncompatibleBundleError,
-    Manifest,
-    check_compatible,
-    decode_manifest,
-    encode_manifest,
-)
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, encode_manifest
 from training.errors import PipelineError
 from training.io import files
 
@@ -47,30 +37,3 @@ def write(directory: Path, model_bytes: bytes, manifest: Manifest) -> Path:
     with files.atomic_path(directory / MANIFEST_FILE) as tmp:
         tmp.write_bytes(encode_manifest(manifest))
     return directory
-
-
-def read(directory: Path) -> tuple[bytes, Manifest]:
-    """Read and verify a bundle: both files present, sha256 equal to the manifest's, compatible.
-
-    Raises:
-        PipelineError: A file is missing or corrupt, the hash does not match, or the bundle
-            is incompatible with this schema version.
-    """
-    model_path, manifest_path = directory / MODEL_FILE, directory / MANIFEST_FILE
-    for path in (model_path, manifest_path):
-        if not path.is_file():
-            raise PipelineError(f"{path}: bundle file not found")
-    try:
-        manifest = decode_manifest(manifest_path.read_bytes())
-        check_compatible(manifest)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise PipelineError(f"{manifest_path}: corrupt manifest: {exc}") from exc
-    except IncompatibleBundleError as exc:
-        raise PipelineError(f"{manifest_path}: {exc}") from exc
-    model_bytes = model_path.read_bytes()
-    digest = hashlib.sha256(model_bytes).hexdigest()
-    if manifest.sha256 != digest:
-        raise PipelineError(
-            f"{model_path}: sha256 {digest} differs from the manifest's {manifest.sha256}"
-        )
-    return model_bytes, manifest

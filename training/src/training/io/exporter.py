@@ -5,6 +5,7 @@ new market data) both build their bundle here, and the model tests build real bu
 """
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from shared_schema.bundle import (
     UPPER_OUTPUT,
     IntervalInfo,
     Manifest,
-    manifest_inputs,
+    ManifestInput,
 )
 from training.core.intervals import coverage, mean_relative_width
 from training.core.metrics import regression_metrics
@@ -30,13 +31,19 @@ from training.io import bundle, onnx_graph, onnx_scoring
 EDGE_MARGIN = 1e-5
 
 
-def parity(model_bytes: bytes, pipeline: PricePipeline, frame: pd.DataFrame) -> float:
+def parity(
+    model_bytes: bytes,
+    inputs: Sequence[ManifestInput],
+    pipeline: PricePipeline,
+    frame: pd.DataFrame,
+) -> float:
     """Largest relative difference graph vs pipeline on `frame`, over every graph output.
 
-    The price is compared on every row; the interval's bounds (when the pipeline has one) on
-    every row whose log price is not within `EDGE_MARGIN` of a bin edge.
+    The graph is fed its `inputs` (`onnx_graph.input_spec`). The price is compared on every
+    row; the interval's bounds (when the pipeline has one) on every row whose log price is not
+    within `EDGE_MARGIN` of a bin edge.
     """
-    feeds = onnx_scoring.graph_inputs(frame)
+    feeds = onnx_scoring.frame_feeds(frame, inputs)
     if pipeline.interval is None:
         outputs = onnx_scoring.run_outputs(model_bytes, feeds, [PRICE_OUTPUT])
         expected = [pipeline.predict_price(frame)]
@@ -87,9 +94,14 @@ def export_bundle(
 
     Raises:
         PipelineError: Parity fails (nothing is written then).
+        MissingInputError: `check_frame` lacks a column the graph takes as input.
     """
-    model_bytes = onnx_graph.build_graph(pipeline, opset=opset).SerializeToString()
-    max_rel_diff = parity(model_bytes, pipeline, check_frame)
+    graph = onnx_graph.build_graph(pipeline, opset=opset)
+    # No manifest yet: the graph's own inputs are read from it, fed by the one feed rule and
+    # recorded as the manifest's `inputs`.
+    inputs = onnx_graph.input_spec(graph)
+    model_bytes = graph.SerializeToString()
+    max_rel_diff = parity(model_bytes, inputs, pipeline, check_frame)
     if not max_rel_diff <= parity_tolerance:
         raise PipelineError(
             f"ONNX parity failed: max relative difference {max_rel_diff:.3g} on "
@@ -97,14 +109,13 @@ def export_bundle(
         )
     sha256 = hashlib.sha256(model_bytes).hexdigest()
     price = check_frame["price"].to_numpy(np.float64)
-    graph_price = onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(check_frame))
+    feeds = onnx_scoring.frame_feeds(check_frame, inputs)
+    graph_price = onnx_scoring.run_graph(model_bytes, feeds)
     metrics = regression_metrics(price, graph_price)
     interval = None
     if pipeline.interval is not None:
         _, low, high = onnx_scoring.run_outputs(
-            model_bytes,
-            onnx_scoring.graph_inputs(check_frame),
-            [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT],
+            model_bytes, feeds, [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
         )
         interval = IntervalInfo(
             nominal=pipeline.interval.nominal,
@@ -117,7 +128,7 @@ def export_bundle(
         schema_version=SCHEMA_VERSION,
         model_name=model_name,
         model_version=model_version or f"dev-{sha256[:12]}",
-        inputs=manifest_inputs(),
+        inputs=inputs,
         output=PRICE_OUTPUT,
         metrics={**metrics, **(extra_metrics or {})},
         training_data_hash=training_data_hash,

@@ -19,16 +19,26 @@ rounding it to float32 keeps each input on its side. The export's parity check m
 """
 
 import logging
+from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
-from shared_schema.bundle import LOWER_OUTPUT, PRICE_OUTPUT, UPPER_OUTPUT
+from shared_schema.bundle import (
+    LOWER_OUTPUT,
+    PRICE_OUTPUT,
+    UPPER_OUTPUT,
+    InputType,
+    ManifestInput,
+    manifest_inputs,
+)
 from training.core.encoding import UNKNOWN_CODE
 from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline
+from training.errors import PipelineError
 from training.io import tree_ensemble
 
 log = logging.getLogger(__name__)
@@ -36,6 +46,11 @@ log = logging.getLogger(__name__)
 _ML_DOMAIN = "ai.onnx.ml"
 _TREE_INPUT = "features"
 _TREE_OUTPUT = "log_price_raw"
+#: The graph input's element type per manifest input type, both ways (`input_spec`).
+_TENSOR_TYPES: Final[Mapping[InputType, int]] = {
+    "string": TensorProto.STRING,
+    "float": TensorProto.FLOAT,
+}
 
 
 def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
@@ -63,12 +78,8 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
         back += interval_nodes
         outputs += [LOWER_OUTPUT, UPPER_OUTPUT]
     inputs = [
-        helper.make_tensor_value_info(
-            name,
-            TensorProto.STRING if name in CATEGORICAL_FIELDS else TensorProto.FLOAT,
-            [None, 1],
-        )
-        for name in FIELD_NAMES
+        helper.make_tensor_value_info(item.name, _TENSOR_TYPES[item.type], [None, 1])
+        for item in manifest_inputs()
     ]
     graph = helper.make_graph(
         [*front, *trees.graph.node, *back],
@@ -93,6 +104,25 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
     model.ir_version = min(model.ir_version, 9)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def input_spec(model: onnx.ModelProto) -> list[ManifestInput]:
+    """The graph's own inputs, as the manifest records them and the feed rule takes them.
+
+    Raises:
+        PipelineError: An input of an element type no manifest input type has (named).
+    """
+    input_types = {tensor: name for name, tensor in _TENSOR_TYPES.items()}
+    spec = []
+    for value in model.graph.input:
+        elem_type = value.type.tensor_type.elem_type
+        if elem_type not in input_types:
+            raise PipelineError(
+                f"graph input {value.name!r} has element type "
+                f"{TensorProto.DataType.Name(elem_type)}, not STRING or FLOAT"
+            )
+        spec.append(ManifestInput(value.name, input_types[elem_type]))
+    return spec
 
 
 def _interval(table: IntervalTable) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:

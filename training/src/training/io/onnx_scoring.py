@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
-from shared_schema.bundle import PRICE_OUTPUT, build_feeds
+from shared_schema.bundle import PRICE_OUTPUT, ManifestInput
+from shared_schema.feeds import build_feeds
 
 
 def run_outputs(
@@ -35,12 +35,22 @@ def run_graph(model_bytes: bytes, frame_inputs: dict[str, np.ndarray]) -> np.nda
     return price
 
 
-def graph_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Raw schema columns of a DataFrame as the graph's feeds (`shared_schema.bundle`)."""
+def frame_feeds(frame: pd.DataFrame, inputs: Sequence[ManifestInput]) -> dict[str, np.ndarray]:
+    """A DataFrame's raw columns as the graph's feeds, by the one rule (`shared_schema.feeds`).
+
+    Args:
+        frame: Rows with (at least) a column per graph input.
+        inputs: The graph's own inputs: `Manifest.inputs`, or at export the built graph's
+            (`onnx_graph.input_spec`).
+
+    Raises:
+        MissingInputError: `frame` has no column for one of `inputs` (named).
+    """
     columns = {
-        name: frame[name].astype(str).to_numpy(dtype=object)
-        if name in CATEGORICAL_FIELDS
-        else pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-        for name in FIELD_NAMES
+        item.name: frame[item.name].astype(str).to_numpy(dtype=object)
+        if item.type == "string"
+        else pd.to_numeric(frame[item.name], errors="coerce").to_numpy(dtype=np.float64)
+        for item in inputs
+        if item.name in frame.columns
     }
-    return build_feeds(columns)
+    return build_feeds(inputs, columns)

@@ -6,9 +6,9 @@ from typing import Any, Final
 
 import msgspec
 
-from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, Manifest
+from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, Manifest, read_verified
 from training.errors import PipelineError
-from training.io import bundle, serving
+from training.io import serving
 
 CHALLENGER: Final = "challenger"
 CHAMPION: Final = "champion"
@@ -30,7 +30,7 @@ def log_bundle(bundle_dir: Path, example: dict[str, Any]) -> str:
 
     Args:
         bundle_dir: Directory with model.onnx and manifest.json.
-        example: Feeds of a few rows (`onnx_scoring.graph_inputs`), the input example.
+        example: Feeds of a few rows (`onnx_scoring.frame_feeds`), the input example.
 
     Returns:
         The logged ONNX model's URI, also set as the run's `MODEL_URI_TAG`.
@@ -132,7 +132,8 @@ def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
     """Download and verify the serving bundle logged with a model version's run.
 
     Raises:
-        PipelineError: The bundle is missing or its sha256 does not match its manifest.
+        PipelineError: The run has no bundle artifact.
+        InvalidBundleError: The bundle fails `read_verified` (its message names the fault).
     """
     import mlflow
 
@@ -144,7 +145,8 @@ def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
         raise PipelineError(
             f"model version {version.version}: bundle artifact not found in run {version.run_id}"
         ) from exc
-    return bundle.read(Path(local))
+    verified = read_verified(Path(local))
+    return verified.model_bytes, verified.manifest
 
 
 def fetch_bundle(version: Any) -> tuple[bytes, Manifest]:
@@ -165,7 +167,8 @@ def publish(client: Any, model_name: str, alias: str, out: Path) -> serving.Publ
         What was published, and whether anything changed.
 
     Raises:
-        PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
+        PipelineError: The alias is unset, or the run has no bundle.
+        InvalidBundleError: The bundle fails `read_verified`.
     """
     version = require_alias(client, model_name, alias)
     model_bytes, manifest = fetch_bundle(version)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, encode_manifest
+from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, encode_manifest, read_verified
 from shared_schema.serving_folder import (
     BUNDLES_DIR,
     CURRENT,
@@ -39,7 +39,6 @@ from shared_schema.serving_folder import (
     read_pointer,
 )
 from training.errors import PipelineError
-from training.io import bundle
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,9 @@ def publish(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication
 
     Raises:
         PipelineError: The manifest does not match the model, or an existing bundle directory
-            of the same digest holds other bytes; `current` is left as it was.
+            of the same digest holds another manifest; `current` is left as it was.
+        InvalidBundleError: An existing bundle directory of the same digest fails
+            `read_verified`; `current` is left as it was.
     """
     if manifest.sha256 != hashlib.sha256(model_bytes).hexdigest():
         raise PipelineError("manifest sha256 does not match the model bytes")
@@ -159,8 +160,7 @@ def _current_or_none(folder: Path) -> Pointer | None:
 
 def _check_existing(target: Path, manifest_bytes: bytes) -> None:
     """A directory of this digest must hold exactly this bundle (verified, never rewritten)."""
-    bundle.read(target)
-    if (target / MANIFEST_FILE).read_bytes() != manifest_bytes:
+    if read_verified(target).manifest_bytes != manifest_bytes:
         raise PipelineError(f"{target}: holds another manifest than its digest names")
 
 

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from shared_schema import FIELD_NAMES
+from shared_schema.bundle import read_verified
 from shared_schema.serving_folder import resolve
 from training.config import Params
 from training.core import drift
 from training.core.labels import LabelJoin, join_labels
 from training.core.metrics import regression_metrics
 from training.errors import PipelineError
-from training.io import analysis_window, bundle, files, nannyml_drift, onnx_scoring, splits
+from training.io import analysis_window, files, nannyml_drift, onnx_scoring, splits
 from training.io.analysis_window import REQUEST_ID, Y_PRED, WindowRead
 from training.records import RetrainRecord
 
@@ -125,10 +126,11 @@ def run(
         raise PipelineError(f"run name {name!r}: letters, digits, '.', '_' and '-' only")
     rules = params.drift
     # The bundle the serving folder's `current` names (or the folder itself, a plain bundle).
-    model_bytes, manifest = bundle.read(resolve(params.paths.serving_bundle).directory)
+    served = read_verified(resolve(params.paths.serving_bundle).directory)
+    model_bytes, manifest = served.model_bytes, served.manifest
 
     def score(frame: pd.DataFrame) -> np.ndarray:
-        return onnx_scoring.run_graph(model_bytes, onnx_scoring.graph_inputs(frame))
+        return onnx_scoring.run_graph(model_bytes, onnx_scoring.frame_feeds(frame, manifest.inputs))
 
     if log_dir is not None:
         window, read = analysis_window.read_log(log_dir, since, until, include_open=not closed_only)

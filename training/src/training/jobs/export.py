@@ -45,7 +45,8 @@ def run(params: Params) -> Manifest:
     with tracking.run(params.registry, run_id=run_id):
         mlflow.log_metric("parity_max_rel_diff", manifest.parity_max_rel_diff)
         mlflow.set_tag(tracking.MODEL_SHA_TAG, manifest.sha256)
-        registry.log_bundle(paths.exported_bundle, onnx_scoring.graph_inputs(test.head(3)))
+        example = onnx_scoring.frame_feeds(test.head(3), manifest.inputs)
+        registry.log_bundle(paths.exported_bundle, example)
     log.info(
         "exported %s (sha256 %s…): test MAPE %.4f, parity max rel diff %.2e",
         paths.exported_bundle,

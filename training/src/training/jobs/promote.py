@@ -36,11 +36,11 @@ def run(params: Params) -> PromotionRecord:
         champion = registry.version_by_alias(client, name, registry.CHAMPION)
         test = splits.read(paths.splits, "test")
         price = test["price"].to_numpy(np.float64)
-        inputs = onnx_scoring.graph_inputs(test)
 
         def test_mape(version: Any) -> float:
-            model_bytes, _ = registry.fetch_bundle(version)
-            predicted = onnx_scoring.run_graph(model_bytes, inputs)
+            model_bytes, manifest = registry.fetch_bundle(version)
+            feeds = onnx_scoring.frame_feeds(test, manifest.inputs)
+            predicted = onnx_scoring.run_graph(model_bytes, feeds)
             return regression_metrics(price, predicted)["mape"]
 
         challenger_mape = test_mape(challenger)

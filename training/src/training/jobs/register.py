@@ -6,8 +6,9 @@ champion's bundle where it is served.
 
 import logging
 
+from shared_schema.bundle import read_verified
 from training.config import Params
-from training.io import bundle, files, registry, tracking
+from training.io import files, registry, tracking
 from training.records import Registration
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def run(params: Params) -> Registration:
     """
     paths, name = params.paths, params.registry.model_name
     with files.all_or_nothing(paths.registration):
-        _, manifest = bundle.read(paths.exported_bundle)
+        manifest = read_verified(paths.exported_bundle).manifest
         run_id = tracking.find_run(
             params.registry, tracking.MODEL_SHA_TAG, manifest.sha256, "car-train export"
         )

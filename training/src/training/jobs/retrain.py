@@ -226,7 +226,8 @@ def _train_and_register(params: Params, client: Any, rows: RetrainRows, through:
             }
         )
         mlflow.set_tag(tracking.MODEL_SHA_TAG, manifest.sha256)
-        registry.log_bundle(paths.retrain_bundle, onnx_scoring.graph_inputs(holdout.head(3)))
+        example = onnx_scoring.frame_feeds(holdout.head(3), manifest.inputs)
+        registry.log_bundle(paths.retrain_bundle, example)
         run_id = str(active.info.run_id)
     version = registry.register(
         client,
@@ -260,16 +261,17 @@ def _gate(  # noqa: PLR0917 (a private helper of `run`, called once)
     """
     name, tolerance = params.registry.model_name, params.retrain.old_market_tolerance
     frames = {"holdout": holdout, "test_2020": test_2020}
-    feeds = {key: onnx_scoring.graph_inputs(f) for key, f in frames.items()}
 
     def scores(version: Any) -> MarketScores:
-        model_bytes, _ = registry.fetch_bundle(version)
+        model_bytes, manifest = registry.fetch_bundle(version)
         mape = {
             key: regression_metrics(
-                frames[key]["price"].to_numpy(np.float64),
-                onnx_scoring.run_graph(model_bytes, feeds[key]),
+                frame["price"].to_numpy(np.float64),
+                onnx_scoring.run_graph(
+                    model_bytes, onnx_scoring.frame_feeds(frame, manifest.inputs)
+                ),
             )["mape"]
-            for key in frames
+            for key, frame in frames.items()
         }
         return MarketScores(
             version=str(version.version),
