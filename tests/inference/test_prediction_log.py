@@ -17,7 +17,6 @@ from inference.metrics import Metrics
 from inference.model import WARMUP_CAR
 from inference.prediction_log import (
     BUFFER_FULL,
-    REQUEST_ID_HEADER,
     SHUTDOWN,
     WRITE_ERROR,
     PredictionLog,
@@ -28,6 +27,7 @@ from shared_schema import SCHEMA_VERSION, Car
 from shared_schema.prediction_log import (
     LOG_FORMAT,
     OPEN_SUFFIX,
+    REQUEST_ID_HEADER,
     PredictionRecord,
     encode_records,
     read_prediction_log,

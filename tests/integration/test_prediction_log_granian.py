@@ -17,7 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
-from shared_schema.prediction_log import OPEN_SUFFIX, read_prediction_log, segment_paths
+from shared_schema.prediction_log import (
+    OPEN_SUFFIX,
+    REQUEST_ID_HEADER,
+    read_prediction_log,
+    segment_paths,
+)
 
 from .conftest import ServerProcess, serve, wait_for
 
@@ -69,7 +74,7 @@ def load(url: str, threads: int, requests: int) -> dict[str, list[float]]:
                     response = http.post("/predict", json={**CAR, "mileage": index * 1000})
                     prices = [response.json()["price_rub"]] if response.is_success else []
                 if response.status_code == 200:
-                    answered[response.headers["x-request-id"]] = prices
+                    answered[response.headers[REQUEST_ID_HEADER]] = prices
                 elif response.status_code != 503:  # load shedding is an answer, not a bug
                     failures.append(f"{response.status_code} {response.text[:200]}")
 

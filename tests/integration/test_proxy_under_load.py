@@ -14,6 +14,7 @@ import pytest
 
 from inference.encode import ErrorResponse
 from inference.errors import RETRY_AFTER_S
+from shared_schema.prediction_log import REQUEST_ID_HEADER
 
 from ..proxy_bound import in_flight_per_worker
 from .conftest import free_port, haproxy, pod_layout, serve
@@ -82,8 +83,8 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
         echoed = httpx.post(
             f"{proxy}/predict",
             content=CAR.read_bytes(),
-            headers={"content-type": "application/json", "x-request-id": "proxy-passes-it-1"},
-        ).headers.get("x-request-id")
+            headers={"content-type": "application/json", REQUEST_ID_HEADER: "proxy-passes-it-1"},
+        ).headers.get(REQUEST_ID_HEADER)
         url = f"{proxy}/predict"
         (worker,) = server.worker_pids()
         capacity = h2load(url, tmp_path / "capacity.log", clients=IN_FLIGHT_PER_WORKER, seconds=2)

@@ -36,6 +36,7 @@ from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
 from shared_schema.prediction_log import (
     LOG_FORMAT,
+    REQUEST_ID_HEADER,
     REQUEST_ID_PATTERN,
     PredictionRecord,
     encode_records,
@@ -43,7 +44,6 @@ from shared_schema.prediction_log import (
 
 logger = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER: Final = "X-Request-ID"
 #: Drop reasons (label values of `carprice_prediction_log_dropped_total`).
 BUFFER_FULL: Final = "buffer_full"
 WRITE_ERROR: Final = "write_error"

@@ -29,10 +29,11 @@ from inference.metrics import Metrics
 from inference.model import BundleError
 from inference.openapi import error_responses, json_body_operation
 from inference.predict import Predictor
-from inference.prediction_log import REQUEST_ID_HEADER, request_id
+from inference.prediction_log import request_id
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
+from shared_schema.prediction_log import REQUEST_ID_HEADER
 
 PREDICT_PATH: Final = "/predict"
 BATCH_PATH: Final = "/predict/batch"
@@ -46,8 +47,8 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     id_header = ResponseHeader(
         name=REQUEST_ID_HEADER,
         documentation_only=True,
-        description="The request's id in the prediction log: the client's X-Request-ID if it "
-        "sent a valid one (1-64 of A-Z a-z 0-9 . _ : -), else 32 random hex digits.",
+        description=f"The request's id in the prediction log: the client's {REQUEST_ID_HEADER} if "
+        "it sent a valid one (1-64 of A-Z a-z 0-9 . _ : -), else 32 random hex digits.",
     )
     # Every status a prediction route answers besides 200 (decode's 4xx, errors' 503).
     prediction_errors = error_responses(400, 408, 413, 415, 422, 503)

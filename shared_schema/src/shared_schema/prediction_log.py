@@ -42,7 +42,10 @@ OPEN_SUFFIX: Final = ".open"
 #: `datetime.strftime` format of `<start>` in segment names.
 SEGMENT_TIME_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 
-#: Request ids the server accepts from `X-Request-ID` and writes: letters, digits, `._:-`.
+#: The HTTP header carrying a request's id: the client's (the replay sends the listing id), the
+#: server's answer, and the `request_id` a record is joined to its label by.
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+#: Request ids the server accepts from `REQUEST_ID_HEADER` and writes: letters, digits, `._:-`.
 REQUEST_ID_PATTERN: Final = r"^[A-Za-z0-9._:\-]{1,64}$"
 
 # Why a reader skipped a line (keys of `PredictionLogRead.skipped`).
@@ -286,6 +289,7 @@ __all__ = [
     "LOG_FORMAT",
     "MALFORMED",
     "OPEN_SUFFIX",
+    "REQUEST_ID_HEADER",
     "REQUEST_ID_PATTERN",
     "SCHEMA_VERSION_SKIP",
     "SEGMENT_PREFIX",

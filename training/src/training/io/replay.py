@@ -20,6 +20,7 @@ import msgspec
 import pandas as pd
 
 from shared_schema import FIELD_NAMES
+from shared_schema.prediction_log import REQUEST_ID_HEADER
 from training.errors import PipelineError
 
 #: Times a request turned away with 503 (the server shedding load) is sent again.
@@ -97,7 +98,7 @@ class _Replayer:
 
     def post(self, item: tuple[str, bytes]) -> None:
         request_id, body = item
-        headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
+        headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id}
         outcome, retried = "transport", 0
         for attempt in range(_RETRIES_503 + 1):
             conn = self._connection()
