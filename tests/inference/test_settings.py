@@ -3,12 +3,13 @@
 import pytest
 
 from inference.settings import Settings, SettingsError, available_cpus
+from shared_schema.serving_folder import DEFAULT_SERVING_FOLDER
 
 
 def test_defaults_from_empty_environment() -> None:
     """With no variables set, the documented defaults apply (workers: the available CPUs)."""
     settings = Settings.from_env({})
-    assert settings.model_dir == "data/model"
+    assert settings.model_dir == DEFAULT_SERVING_FOLDER
     assert settings.port == 8000
     assert settings.ort_threads == 1
     assert settings.batch_enabled is True

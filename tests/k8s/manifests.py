@@ -21,6 +21,7 @@ from car_price.settings import Settings as DagSettings
 from inference.app import create_app, drain_seconds
 from inference.settings import Settings
 from k8s import generate, render
+from shared_schema.serving_folder import DEFAULT_SERVING_FOLDER
 
 from ..proxy_bound import HAPROXY_CFG, exporter_path, max_in_flight_problem
 
@@ -512,11 +513,10 @@ def volume_problems(objects: Objects) -> list[str]:
     deployment, container = server_container(objects)
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     # The data claim holds the project's data/ (the training image's /app/data volume). It is
     # mounted whole (no subPath: that would pin a directory's inode at start), and MODEL_DIR is
-    # the serving folder inside it.
-    folder = Path(params["paths"]["serving_bundle"]).relative_to("data")
+    # the serving folder inside it (params.yaml's paths.serving_bundle, this default).
+    folder = Path(DEFAULT_SERVING_FOLDER).relative_to("data")
     model_mount = Path(settings.model_dir)
     for _ in folder.parts:
         model_mount = model_mount.parent

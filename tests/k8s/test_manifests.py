@@ -215,6 +215,14 @@ def test_probe_path_the_app_does_not_serve_is_named(tmp_path: Path) -> None:
     assert problems == ["server readinessProbe: path /readyz is not a GET route of the app"]
 
 
+def test_model_dir_off_the_default_serving_folder_is_named(tmp_path: Path) -> None:
+    """MODEL_DIR not ending in the default serving folder (below data/) is named with both."""
+    k8s_dir, _ = broken_copy(tmp_path)
+    edit(k8s_dir / "base" / "server.env", "MODEL_DIR=/data/model\n", "MODEL_DIR=/data/served\n")
+    problems = volume_problems(render_overlay("prod", k8s_dir))
+    assert "server: MODEL_DIR /data/served does not end in model" in problems
+
+
 def test_setting_the_server_does_not_have_is_named(tmp_path: Path) -> None:
     """A ConfigMap key that is no server setting, or repeats a default, is reported by name."""
     k8s_dir, _ = broken_copy(tmp_path)

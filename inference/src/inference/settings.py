@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from shared_schema.serving_folder import DEFAULT_SERVING_FOLDER
+
 PositiveInt = Annotated[int, Meta(ge=1)]
 
 
@@ -31,7 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     Attributes:
         model_dir: The serving folder, whose `current` pointer names the bundle to serve, or a
             plain bundle directory holding `model.onnx` and `manifest.json` (`MODEL_DIR`;
-            `shared_schema.serving_folder`).
+            `shared_schema.serving_folder`, whose `DEFAULT_SERVING_FOLDER` is the default).
         host: Address Granian binds to (`HOST`).
         port: Port Granian binds to (`PORT`).
         workers: Granian worker processes (`WORKERS`), default one per available CPU.
@@ -80,7 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             sooner when half the buffer fills (`PREDICTION_LOG_FLUSH_S`).
     """
 
-    model_dir: str = "data/model"
+    model_dir: str = DEFAULT_SERVING_FOLDER
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
     workers: PositiveInt = msgspec.field(default_factory=available_cpus)

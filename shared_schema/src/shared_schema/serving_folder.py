@@ -26,6 +26,14 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
+#: The serving folder's default place, relative to the project root: the server's `MODEL_DIR`
+#: default (`inference.settings`) imports it, and the files that cannot import it are checked
+#: against it (tests/shared_schema/test_serving_folder.py): params.yaml's `paths.serving_bundle`
+#: (where the pipeline publishes), docker-compose's bind mount, the image's and k8s' `MODEL_DIR`.
+#: Its home is here, in the contract both the publisher (training) and the server (inference)
+#: import: params.yaml is the pipeline's, which the server never reads, and the server's
+#: settings are not importable by training.
+DEFAULT_SERVING_FOLDER: Final = "data/model"
 #: The folder of content-addressed bundles inside the serving folder.
 BUNDLES_DIR: Final = "bundles"
 #: The pointer the server follows.
@@ -126,6 +134,7 @@ __all__ = [
     "BUNDLES_DIR",
     "BUNDLE_REF_PATTERN",
     "CURRENT",
+    "DEFAULT_SERVING_FOLDER",
     "PREVIOUS",
     "Pointer",
     "PointerError",
