@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from shared_schema import FIELD_NAMES, Car
-from shared_schema.bundle import MANIFEST_FILE, Manifest, decode_manifest
+from shared_schema.bundle import Manifest, read_verified
 
 NO_BOOSTER = "no LightGBM pipeline given (--pipeline)"
 
@@ -38,7 +38,7 @@ class Champion:
 
     @cached_property
     def manifest(self) -> Manifest:
-        return decode_manifest((self.bundle_dir / MANIFEST_FILE).read_bytes())
+        return read_verified(self.bundle_dir).manifest
 
     @property
     def label(self) -> str:
