@@ -232,8 +232,8 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
         raise BundleError(f"cannot read bundle in {directory}: {error}") from error
     try:
         bundle = read_verified(directory)
-    except IncompleteBundleError as error:
-        if pointer is not None:
+    except InvalidBundleError as error:
+        if pointer is not None and isinstance(error, IncompleteBundleError):
             # A named bundle is immutable once renamed into place: a missing file or a model
             # the manifest does not hash is a view that has not caught up yet. In a plain dir
             # it is a copy caught half-way (a failure).
@@ -241,8 +241,6 @@ def load_bundle(model_dir: Path, intra_op_threads: int = 1) -> LoadedModel:
                 f"pointer {model_dir / CURRENT} names {pointer.bundle} (version "
                 f"{pointer.model_version}), not whole here (yet): {error}"
             ) from error
-        raise BundleError(str(error)) from error
-    except InvalidBundleError as error:
         raise BundleError(str(error)) from error
     manifest = bundle.manifest
     if pointer is not None and pointer.sha256 != manifest.sha256:
