@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate
+.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate dvc-deps
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -75,3 +75,9 @@ manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), 
 # stale one).
 manifests-generate: setup  ## Write k8s/'s generated copies of haproxy.cfg and the rules (PrometheusRule).
 	@$(UV) run --frozen python -m k8s.generate
+
+# After a change to what a stage imports, or to a module it runs that leaves its outputs the same
+# (training/README.md, "Code deps"): the lines are generated, tests/training/pipeline fails on a
+# stale or hand-edited copy. A change to what a stage computes needs `make train` instead.
+dvc-deps: setup  ## Write dvc.yaml's code deps (each stage's import closure) and dvc.lock's md5s of them.
+	@$(UV) run --frozen python -m scripts.dvc_deps
