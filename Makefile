@@ -61,8 +61,10 @@ format: setup  ## Apply ruff's fixes and formatting.
 bench: setup  ## Run the benchmarks (model-level, Locust side by side, the peers MLServer and BentoML).
 	$(UV) run --frozen python -m benchmarks.run
 
-drift-demo: train  ## The drift loop on the real data: replay 2020 and 2022, drift, retrain, reload.
-	$(UV) run --frozen python scripts/drift_demo.py
+# The retrain moves the registry's aliases and publishes, as in production; the demo puts both
+# back at the end, on failure too (scripts/demo_restore.py), so `make train` is unchanged after it.
+drift-demo: train  ## The drift loop on the real data (replay, drift, retrain, reload); restores the registry's aliases and serving folder after.
+	$(UV) run --frozen python -m scripts.drift_demo
 
 # OVERLAY: a folder of k8s/overlays (dev, prod, keda); `make -s manifests OVERLAY=prod | kubectl apply -f -`
 # (-s: make's own echo of the setup step would go into the pipe).
