@@ -93,9 +93,9 @@ def with_code_deps(yaml_text: str, code: Mapping[str, list[str]], root: Path = R
             "their code deps into"
         )
     new_text = "".join(out)
-    for stage_ in _stages(new_text, root):
-        if workspace_deps(stage_.deps, root) != code[stage_.name]:
-            raise LayoutError(f"{DVC_YAML}: stage {stage_.name}'s deps did not take the rewrite")
+    for parsed in _stages(new_text, root):
+        if workspace_deps(parsed.deps, root) != code[parsed.name]:
+            raise LayoutError(f"{DVC_YAML}: stage {parsed.name}'s deps did not take the rewrite")
     return new_text
 
 
@@ -170,8 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(problem, file=sys.stderr)
             return 1 if problems else 0
-        for name in generate():
+        written = generate()
+        for name in written:
             print(f"wrote {name}")
+        if not written:
+            print(f"{DVC_YAML} and {DVC_LOCK} already match the code")
     except ValueError as exc:  # LayoutError, or a stage that is not a car-train command
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
