@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate
+.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate dvc-deps
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,8 +61,10 @@ format: setup  ## Apply ruff's fixes and formatting.
 bench: setup  ## Run the benchmarks (model-level, Locust side by side, the peers MLServer and BentoML).
 	$(UV) run --frozen python -m benchmarks.run
 
-drift-demo: train  ## The drift loop on the real data: replay 2020 and 2022, drift, retrain, reload.
-	$(UV) run --frozen python scripts/drift_demo.py
+# The retrain moves the registry's aliases and publishes, as in production; the demo puts both
+# back at the end, on failure too (scripts/demo_restore.py), so `make train` is unchanged after it.
+drift-demo: train  ## The drift loop on the real data (replay, drift, retrain, reload); restores the registry's aliases and serving folder after.
+	$(UV) run --frozen python -m scripts.drift_demo
 
 # OVERLAY: a folder of k8s/overlays (dev, prod, keda); `make -s manifests OVERLAY=prod | kubectl apply -f -`
 # (-s: make's own echo of the setup step would go into the pipe).
@@ -75,3 +77,9 @@ manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), 
 # stale one).
 manifests-generate: setup  ## Write k8s/'s generated copies of haproxy.cfg and the rules (PrometheusRule).
 	@$(UV) run --frozen python -m k8s.generate
+
+# After a change to what a stage imports, or to a module it runs that leaves its outputs the same
+# (training/README.md, "Code deps"): the lines are generated, tests/training/pipeline fails on a
+# stale or hand-edited copy. A change to what a stage computes needs `make train` instead.
+dvc-deps: setup  ## Write dvc.yaml's code deps (each stage's import closure) and dvc.lock's md5s of them.
+	@$(UV) run --frozen python -m scripts.dvc_deps

@@ -16,12 +16,17 @@ prediction log on and drives it only through the installed CLIs, as the Airflow 
    labelled with the slice only (`2022-slice-before`: only its realized MAPE is of use, the
    rest of that run compares the old champion's traffic with the new one's reference).
 
-The retrain moves the registry's `champion` alias, as it would in production: afterwards
-`make train` publishes that champion (the retrained one) and records it in `dvc.lock`.
+The project is left as the demo found it (`restored`): the retrain moves the registry's
+`champion` and `challenger` aliases and publishes into the serving folder, as it would in
+production; at the end, and on failure too, the aliases go back to the versions they named and
+the serving folder and the retrain's files (`paths.retrain_*`) to the bytes they held, so
+`make train` afterwards publishes and records what it did before. Left behind: the demo's
+results under `paths.drift/demo*`, and the retrain's MLflow run and registered version
+(history, with no alias: nothing that `make train` or `make serve` reads).
 
 Each window's summary is `paths.drift/demo-<window>/summary.json`; the headline figures go to
 `paths.drift/demo.json` and are printed as a table.
-Usage: `python scripts/drift_demo.py [--root DIR]`.
+Usage: `python -m scripts.drift_demo [--root DIR]` from the repository root.
 """
 
 import argparse
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scripts.demo_restore import restored
 
 from shared_schema import FIELD_NAMES
 from training.config import Params, load_params
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = params.paths
     log_dir = root / paths.drift / "demo-log"
     results: dict[str, Any] = {"started_at": _now()}
-    with serving(root, params, log_dir) as url:
+    with restored(root, params), serving(root, params, log_dir) as url:
         demo = Demo(root, url, log_dir)
         test_2020 = root / paths.splits / "test.parquet"
         demo.replay("2020", test_2020)

@@ -174,15 +174,15 @@ def test_drift_loop_catches_the_2022_market_and_a_retrain_recovers(
 ) -> None:
     """`scripts/drift_demo.py` on the pipeline's champion (README, "Drift loop").
 
-    Runs last: the retrain it drives moves the registry's champion. Over HTTP through a real
+    Runs last, though the demo puts the registry's aliases back. Over HTTP through a real
     `car-serve` with the prediction log on: the 2020 test split raises no alarm; the 2022
     listings drift and their realized error rises; the retrain passes the gate and the server
     hot-reloads it; on the newest 2022 slice, served by the new champion, the realized error
     falls against the old champion's on the same cars.
     """
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "drift_demo.py"), "--root", str(project)],
-        cwd=project,
+        [sys.executable, "-m", "scripts.drift_demo", "--root", str(project)],
+        cwd=REPO_ROOT,
         env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
         capture_output=True,
         text=True,

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from training.cli import main
+from scripts.stage_code import Stage, covered
 
-from .dvc_stages import Stage, covered
+from training.cli import main
 
 
 def _files(root: Path, skip: Iterable[str]) -> dict[str, tuple[int, int]]:

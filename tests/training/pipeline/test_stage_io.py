@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from scripts import stage_code
 
 from . import dvc_stages, stage_sandbox
 from .conftest import synthetic_2020, synthetic_2022, write_raw
 
-REPO_ROOT = dvc_stages.REPO_ROOT
+REPO_ROOT = stage_code.REPO_ROOT
 
 pytestmark = [
     pytest.mark.slow,
@@ -52,14 +53,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     other test shares it.
     """
     project = tmp_path_factory.mktemp("wiring") / "project"
-    repo = dvc_stages.read_yaml("params.yaml")["feature_store"]["repo_path"]
+    repo = stage_code.read_yaml("params.yaml")["feature_store"]["repo_path"]
     shutil.copytree(
         REPO_ROOT / repo,
         project / repo,
         ignore=shutil.ignore_patterns("__pycache__", "data"),
     )
     shutil.copy2(REPO_ROOT / "dvc.yaml", project / "dvc.yaml")
-    raw = dvc_stages.read_yaml("params.yaml")
+    raw = stage_code.read_yaml("params.yaml")
     raw["data"]["raw_dir"] = "raw"
     store = Path(raw["registry"]["tracking_uri"].removeprefix("sqlite:///"))
     raw["registry"]["tracking_uri"] = f"sqlite:///{project / store}"
@@ -74,7 +75,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         yield {
             "project": project,
             "params": raw,
-            "stages": dvc_stages.load_stages(dvc_stages.read_yaml("dvc.yaml"), raw),
+            "stages": stage_code.load_stages(stage_code.read_yaml("dvc.yaml"), raw),
             "stores": stage_sandbox.store_dirs(project, raw),
         }
 
@@ -93,7 +94,7 @@ def test_an_undeclared_input_is_reported(sandbox: dict[str, Any], dvc_yaml: dict
     """Without its listings dep, `features` fails in the sandbox; the report names both."""
     _prepare(sandbox, "features")
     broken_yaml = dvc_stages.without(dvc_yaml, "features", "deps", "${paths.listings}")
-    broken = dvc_stages.named(dvc_stages.load_stages(broken_yaml, sandbox["params"]), "features")
+    broken = dvc_stages.named(stage_code.load_stages(broken_yaml, sandbox["params"]), "features")
     (problem,) = stage_sandbox.sandbox_problems(sandbox["project"], broken, sandbox["stores"])
     assert problem.startswith("stage features: `car-train features` failed with only its")
     assert "listings.parquet: listings not found" in problem
@@ -105,7 +106,7 @@ def test_an_undeclared_output_is_reported(
     """Without its labels out, the report names `features` and the file it wrote."""
     _prepare(sandbox, "features")
     broken_yaml = dvc_stages.without(dvc_yaml, "features", "outs", "${paths.labels}")
-    broken = dvc_stages.named(dvc_stages.load_stages(broken_yaml, sandbox["params"]), "features")
+    broken = dvc_stages.named(stage_code.load_stages(broken_yaml, sandbox["params"]), "features")
     labels = sandbox["params"]["paths"]["labels"]
     assert stage_sandbox.sandbox_problems(sandbox["project"], broken, sandbox["stores"]) == [
         f"stage features: wrote {labels}, which it does not declare as an output"
