@@ -22,11 +22,13 @@ from typing import Any, Final
 import psutil
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
+from benchmarks.figures import recommended_workers
+from benchmarks.goals import load_goals
 from benchmarks.load import LOCUST_ARRIVALS, SETUP, StagePlan, run_plan, set_cars
 from benchmarks.openloop import ARRIVALS
 from benchmarks.openloop_runs import FLOOR_RATE, OpenLoopProcess
 from benchmarks.peers.compare import measure_peers
-from benchmarks.report import load_goals, markdown, recommended_workers
+from benchmarks.report import markdown
 from benchmarks.servers import (
     LOADGEN_CORE,
     SERVER_CORE,

@@ -17,8 +17,10 @@ import msgspec
 import pandas as pd
 import pytest
 from benchmarks.champion import NO_BOOSTER
+from benchmarks.figures import PEERS, figures, goal_rows
+from benchmarks.goals import load_goals
 from benchmarks.model_bench import VARIANTS
-from benchmarks.report import PEERS, figures, goal_rows, load_goals, markdown
+from benchmarks.report import markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CAR = json.loads((REPO_ROOT / "tests" / "data" / "car.json").read_text("utf-8"))
@@ -150,7 +152,7 @@ def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_goals_name_only_figures_the_report_computes(with_baseline: dict[str, Any]) -> None:
-    """Every figure goals.toml names is one `report.figures` computes."""
+    """Every figure goals.toml names is one `figures.figures` computes."""
     known = figures(with_baseline)
     for goal in load_goals().goal:
         for name in filter(None, (goal.figure, goal.over)):
