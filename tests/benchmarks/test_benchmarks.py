@@ -17,6 +17,7 @@ import msgspec
 import pandas as pd
 import pytest
 from benchmarks.champion import NO_BOOSTER
+from benchmarks.contract import CapacityCurve
 from benchmarks.figures import PEERS, figures, goal_rows
 from benchmarks.goals import load_goals
 from benchmarks.model_bench import VARIANTS
@@ -193,31 +194,6 @@ def test_peers_are_servers_with_an_open_loop_ladder_only(with_baseline: dict[str
     locust = text.split("## Locust single-car ladder")[1].split("## ")[0]
     assert "| mlserver" in open_loop
     assert "mlserver" not in locust
-
-
-class CurveStep(msgspec.Struct, forbid_unknown_fields=True):
-    """One step of `capacity_curve`, as the autoscaler simulation reads it."""
-
-    share: float
-    offered_rps: float
-    achieved_rps: float
-    requests: int
-    failures: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    server_cpu_cores: float
-    in_flight_mean: float
-
-
-class CapacityCurve(msgspec.Struct, forbid_unknown_fields=True):
-    """`servers.ours.capacity_curve`: the contract with the autoscaler simulation."""
-
-    arrivals: str
-    workers: int
-    cores: int
-    capacity_rps: float
-    steps: list[CurveStep]
 
 
 def test_capacity_curve_keeps_its_contract(results: dict[str, Any]) -> None:
