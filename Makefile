@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate
+.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests generate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -70,8 +70,9 @@ OVERLAY ?= dev
 manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), rules included.
 	@$(UV) run --frozen python -m k8s.render k8s/overlays/$(OVERLAY)
 
-# After any change to inference/haproxy/haproxy.cfg, monitoring/rules/*.yml or the PodMonitor's
-# labels: kustomize reads only inside k8s/, so these copies are committed (tests/k8s fails on a
-# stale one).
-manifests-generate: setup  ## Write k8s/'s generated copies of haproxy.cfg and the rules (PrometheusRule).
+# After any change to inference/haproxy/haproxy.cfg, monitoring/rules/*.yml, the PodMonitor's
+# labels or the SLO (inference/src/inference/slo.py): kustomize reads only inside k8s/, so its
+# copies are committed, and the SLO's values are written into the files that state them
+# (tests/k8s/test_generated.py fails on a stale one, naming it and the difference).
+generate: setup  ## Write the generated files: k8s/'s copies (haproxy.cfg, the rules) and the SLO's values.
 	@$(UV) run --frozen python -m k8s.generate

@@ -8,8 +8,8 @@ Inputs, each read from where it lives:
   (`servers.ours.cold_starts_s`, median);
 * the HPA: an autoscaling/v2 HorizontalPodAutoscaler YAML (`k8s/base/hpa.yaml`, or `--hpa`),
   run by `studies.autoscaling.hpa` (the controller's algorithm);
-* the latency SLO: the `le` bucket of the latency SLI's recording rule and the error budget of
-  the 1x burn alert (`monitoring/rules/`); the p95 metric's lag: Prometheus' scrape and rule
+* the latency SLO's threshold and budget: their one home, `inference.slo` (the recording rules
+  and alerts are written from it); the p95 metric's lag: Prometheus' scrape and rule
   intervals (`monitoring/prometheus-kubernetes.yml`) and the rate window of the autoscaling
   recording rule; the overload behaviour: the server's `Settings`;
 * the scenarios: `studies/autoscaling/scenarios.toml` (profiles, signals, what is not
@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 from benchmarks.contract import RESULTS_DIR
 
+from inference import slo as objectives
 from studies.autoscaling.curve import MissingCurveError, PodCurve, find_results, load_curve
 from studies.autoscaling.hpa import HpaSpec
 from studies.autoscaling.report import describe, markdown, plot
@@ -46,10 +47,8 @@ SCENARIOS = Path(__file__).parent / "scenarios.toml"
 HPA = REPO / "k8s" / "base" / "hpa.yaml"
 RULES = REPO / "monitoring" / "rules"
 PROMETHEUS = REPO / "monitoring" / "prometheus-kubernetes.yml"
-#: The recording rules that define the latency SLI and the HPA's p95 signal.
-SLI_RULE = "carprice:sli_latency_good:rate5m"
+#: The recording rules of the HPA's p95 signal.
 AUTOSCALING_GROUP = "carprice-autoscaling"
-SLOW_BURN_ALERT = "CarPriceLatencyBudgetSlowBurn"
 
 
 def _rules(path: Path) -> list[dict[str, Any]]:
@@ -57,13 +56,9 @@ def _rules(path: Path) -> list[dict[str, Any]]:
     return [dict(rule, group=g["name"]) for g in groups for rule in g["rules"]]
 
 
-def slo(rules_dir: Path = RULES) -> tuple[float, float]:
-    """(latency threshold in seconds, error budget) of the latency SLO, from the rules."""
-    sli = next(r for r in _rules(rules_dir / "recording.yml") if r.get("record") == SLI_RULE)
-    (threshold,) = set(re.findall(r'le="([^"]+)"', sli["expr"]))
-    alert = next(r for r in _rules(rules_dir / "alerts.yml") if r.get("alert") == SLOW_BURN_ALERT)
-    (budget,) = set(re.findall(r"\(1 \* ([0-9.]+)\)", alert["expr"]))
-    return float(threshold), float(budget)
+def slo() -> tuple[float, float]:
+    """(threshold in seconds, error budget) of the latency SLO, read at call time from its home."""
+    return objectives.LATENCY_THRESHOLD_S, objectives.LATENCY_BUDGET
 
 
 def _seconds(duration: str) -> float:

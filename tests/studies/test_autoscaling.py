@@ -5,7 +5,6 @@ benchmark writes it; nothing here reads measured figures.
 """
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from studies.autoscaling import run
 from studies.autoscaling.curve import MissingCurveError, PodCurve, find_results, load_curve
 from studies.autoscaling.hpa import CPU, Controller, Fleet, HpaSpec, metric_replicas, quantity
 from studies.autoscaling.simulate import Timing, simulate
+
+from inference import slo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 P95 = "carprice_request_duration_seconds_p95_per_pod"
@@ -212,14 +213,11 @@ def test_metric_lag_delays_the_reaction(tmp_path: Path) -> None:
     assert first_scale_up(75) - first_scale_up(15) == pytest.approx(60, abs=15)
 
 
-def test_slo_threshold_and_budget_come_from_the_rules(tmp_path: Path) -> None:
-    """The 10 ms bucket and the 1 % budget are read from monitoring/rules, not copied."""
+def test_slo_threshold_and_budget_come_from_their_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 10 ms threshold and the 1 % budget are read from inference.slo, not copied."""
     assert run.slo() == (0.01, 0.01)
-    rules = tmp_path / "rules"
-    shutil.copytree(REPO_ROOT / "monitoring" / "rules", rules)
-    recording = rules / "recording.yml"
-    recording.write_text(recording.read_text().replace('le="0.01"', 'le="0.025"'))
-    assert run.slo(rules) == (0.025, 0.01)
+    monkeypatch.setattr(slo, "LATENCY_THRESHOLD_S", 0.025)
+    assert run.slo() == (0.025, 0.01)
 
 
 def test_missing_curve_is_an_error_naming_what_is_missing(
