@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests manifests-generate dvc-deps
+.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests generate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -72,14 +72,14 @@ OVERLAY ?= dev
 manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), rules included.
 	@$(UV) run --frozen python -m k8s.render k8s/overlays/$(OVERLAY)
 
-# After any change to inference/haproxy/haproxy.cfg, monitoring/rules/*.yml or the PodMonitor's
-# labels: kustomize reads only inside k8s/, so these copies are committed (tests/k8s fails on a
-# stale one).
-manifests-generate: setup  ## Write k8s/'s generated copies of haproxy.cfg and the rules (PrometheusRule).
-	@$(UV) run --frozen python -m k8s.generate
-
+# After any change to inference/haproxy/haproxy.cfg, monitoring/rules/*.yml, the PodMonitor's
+# labels or the SLO (inference/src/inference/slo.py): kustomize reads only inside k8s/, so its
+# copies are committed, and the SLO's values are written into the files that state them
+# (tests/k8s/test_generated.py fails on a stale one, naming it and the difference).
 # After a change to what a stage imports, or to a module it runs that leaves its outputs the same
-# (training/README.md, "Code deps"): the lines are generated, tests/training/pipeline fails on a
-# stale or hand-edited copy. A change to what a stage computes needs `make train` instead.
-dvc-deps: setup  ## Write dvc.yaml's code deps (each stage's import closure) and dvc.lock's md5s of them.
+# (training/README.md, "Code deps"): dvc.yaml's code deps and dvc.lock's records of them are
+# generated too (tests/training/pipeline fails on a stale or hand-edited copy). A change to what a
+# stage computes needs `make train` instead.
+generate: setup  ## Write the generated files: k8s/'s copies, the SLO's values, dvc.yaml's code deps.
+	@$(UV) run --frozen python -m k8s.generate
 	@$(UV) run --frozen python -m scripts.dvc_deps

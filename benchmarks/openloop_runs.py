@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 
+from benchmarks.goals import GeneratorLimited, load_goals
 from benchmarks.openloop import (
     ARRIVALS,
     HEALTH,
@@ -40,11 +41,6 @@ if TYPE_CHECKING:  # at run time this module is the generator's process: no serv
 #: /health requests per second beside every ladder step: the framework floor under that load,
 #: a small share of any step, so it does not move the server's capacity.
 FLOOR_RATE: Final = 10.0
-#: A step whose median send left later than this share of its median latency, or whose
-#: generator used this much of its core, measured this process as much as the server: it is
-#: flagged `generator_limited`.
-MAX_LAG_SHARE: Final = 0.25
-MAX_LOADGEN_CPU: Final = 0.9
 #: Fewest expected arrivals of a step: a low-rate step runs longer than the step time.
 MIN_ARRIVALS: Final = 20
 
@@ -84,6 +80,7 @@ async def step(
     seconds: float,
     *,
     server_pid: int | None,
+    limited: GeneratorLimited,
     floor: Target = HEALTH,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -91,7 +88,8 @@ async def step(
 
     The schedule lasts at least long enough for `MIN_ARRIVALS` of `target`. The target's
     figures, plus the CPU (in cores) the server, this process and all others used, the
-    floor's percentiles and whether the generator rather than the server was the limit.
+    floor's percentiles and whether the generator rather than the server was the limit
+    (`limited`, goals.toml's rule).
     """
     await settle(server_pid)
     cpu, busy, started = server_cpu_seconds(server_pid), cpu_busy(), time.perf_counter()
@@ -107,7 +105,7 @@ async def step(
         "loadgen_cpu": loadgen,
         # Other processes meanwhile, in cores: on a shared machine, the co-tenants.
         "others_cpu": (cpu_busy() - busy) / elapsed - server - loadgen,
-        "generator_limited": lag > MAX_LAG_SHARE * p50 or loadgen >= MAX_LOADGEN_CPU,
+        "generator_limited": limited.holds(lag, p50, loadgen),
         "floor": {key: figures[floor.name][key] for key in ("requests", "p50_ms", "p99_ms")},
     }
 
@@ -119,6 +117,7 @@ async def ladder(
     seconds: float,
     *,
     sustained: Callable[[dict[str, Any]], bool],
+    limited: GeneratorLimited,
     server_pid: int | None = None,
     floor: Target = HEALTH,
     refine: int = 2,
@@ -132,7 +131,9 @@ async def ladder(
     steps: list[dict[str, Any]] = []
 
     async def measure(rate: float) -> bool:
-        figures = await step(url, target, rate, seconds, server_pid=server_pid, floor=floor)
+        figures = await step(
+            url, target, rate, seconds, server_pid=server_pid, limited=limited, floor=floor
+        )
         # Achieved against what the schedule sent: a Poisson count is off its mean by about
         # its square root (4 % of 500 arrivals), which is not the server's doing.
         sent = figures["requests"] / figures["seconds"]
@@ -184,21 +185,22 @@ async def plan(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
     floor = HEALTH._replace(path=args.floor_path)
     if args.mode == "floor":
         return await run_schedule(args.url, args.rate, args.seconds, single, floor)
-    from benchmarks.report import load_goals  # the sustained rule's one home
-
-    sustained = load_goals().sustained.holds
+    goals = load_goals()
     result: dict[str, Any] = {"arrivals": ARRIVALS, "floor_rate": FLOOR_RATE}
-    pid = args.server_pid
+    pid, limited = args.server_pid, goals.generator_limited
 
     async def at(rate: float) -> dict[str, Any]:
-        return await step(args.url, single, rate, args.seconds, server_pid=pid, floor=floor)
+        return await step(
+            args.url, single, rate, args.seconds, server_pid=pid, limited=limited, floor=floor
+        )
 
     found = await ladder(
         args.url,
         single,
         args.rates,
         args.seconds,
-        sustained=sustained,
+        sustained=goals.sustained.holds,
+        limited=limited,
         server_pid=pid,
         floor=floor,
         refine=args.refine,

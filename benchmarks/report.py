@@ -1,179 +1,43 @@
 """The Markdown report of one `benchmarks.run` results dict: goals, side by side, ladder, model.
 
-The goals and the rule for a sustained step are data, read from `benchmarks/goals.toml`. The
-peers are servers of the results with an open-loop ladder only: the Locust tables skip them.
+The goals and the rules for a sustained step and for a generator-limited one are data
+(`benchmarks/goals.toml`, read by `benchmarks.goals`); the figures they name and their verdicts
+are `benchmarks.figures`'. The peers are servers of the results with an open-loop ladder only:
+the Locust tables skip them.
 """
 
 import json
-import math
 import statistics
-from pathlib import Path
-from typing import Any, Final, Literal
-
-import msgspec
+from typing import Any, Final
 
 from benchmarks.champion import NO_BOOSTER
+from benchmarks.figures import (
+    OURS_ROWS,
+    PEERS,
+    WORKER_GAIN,
+    Results,
+    Server,
+    at_path,
+    goal_rows,
+    model_cells,
+    number,
+    server_figure,
+    server_rows,
+    step_at,
+)
+from benchmarks.goals import Goals
 from benchmarks.model_bench import VARIANTS
-from benchmarks.openloop_runs import MAX_LAG_SHARE, MAX_LOADGEN_CPU
-from benchmarks.peers.envs import BENTOML, MLSERVER
 
-GOALS_FILE: Final = Path(__file__).with_name("goals.toml")
 COLUMNS: Final = {
     "ours": "ours",
     "ours_unbatched": "ours, no micro-batching",
     "ours_logged": "ours, prediction log on",
     "baseline": "baseline",
 }
-#: The peers' names in the results (`servers.<peer>`), as their environments are named.
-PEERS: Final = (MLSERVER.name, BENTOML.name)
-_LOADGEN_BUSY: Final = 0.9
-#: Two workers per core are recommended only if they sustain this much more than one, and
-#: their p95 at the common rate is at most this much higher: else the second worker's memory
-#: and cold start buy nothing.
-_WORKER_GAIN: Final = 1.1
 #: How far above ours' capacity the open-loop generator must be able to offer.
 _GENERATOR_MARGIN: Final = 1.5
 #: Cores other processes used in a load stage above which the report calls the machine shared.
 _SHARED_CORES: Final = 0.1
-
-Results = dict[str, Any]
-Server = dict[str, Any]
-
-
-class Sustained(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """When a fixed-rate step counts as sustained."""
-
-    min_achieved: float
-    max_failure_rate: float
-    max_p95_ms: float
-
-    def holds(self, step: dict[str, Any]) -> bool:
-        """Whether a fixed-rate step's figures meet every condition."""
-        return bool(
-            step["rps"] >= self.min_achieved * step["offered_rps"]
-            and step["failure_rate"] < self.max_failure_rate
-            and step["p95_ms"] <= self.max_p95_ms
-        )
-
-
-class Goal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One goal: a figure (or its ratio to another) compared with a target."""
-
-    text: str
-    figure: str
-    comparison: Literal[">=", "<="]
-    target: float
-    unit: str
-    over: str | None = None
-
-
-class Goals(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`goals.toml`."""
-
-    sustained: Sustained
-    goal: list[Goal]
-
-
-def load_goals(path: Path = GOALS_FILE) -> Goals:
-    """Read and validate the goals file."""
-    return msgspec.toml.decode(path.read_bytes(), type=Goals)
-
-
-def _num(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
-
-
-def _fig(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def _table(head: list[str], rows: list[list[str]], align: str = "---:") -> list[str]:
-    return [f"| {' | '.join(head)} |", "|---|" + f"{align}|" * (len(head) - 1)] + [
-        f"| {' | '.join(row)} |" for row in rows
-    ]
-
-
-def _step_at(server: Server, rate: float | None) -> dict[str, Any] | None:
-    return next((step for step in server.get("ladder", []) if step["offered_rps"] == rate), None)
-
-
-def stages(server: Server) -> list[dict[str, Any]]:
-    """Every recorded Locust stage of one server (none for a peer)."""
-    if "saturation" not in server:
-        return []
-    return [*server["ladder"], server["saturation"], *server["batch"].values(), server["mixed"]]
-
-
-def baseline_rate(servers: dict[str, Server]) -> float | None:
-    """The highest offered rate the baseline sustained (every server ran it)."""
-    steps = servers.get("baseline", {"ladder": []})["ladder"]
-    return max((step["offered_rps"] for step in steps if step["sustained"]), default=None)
-
-
-def model_cells(results: Results) -> dict[tuple[str, int], dict[str, Any]]:
-    """pytest-benchmark's entries by (variant, rows)."""
-    entries = results["model_bench"]["benchmarks"]
-    return {(e["params"]["variant"], e["params"]["rows"]): e for e in entries}
-
-
-def server_rows(results: Results) -> list[tuple[str, str, int]]:
-    """The side-by-side table: label, figure (see `server_figure`), decimals."""
-    rate, mixed = baseline_rate(results["servers"]), _num(results["setup"]["mixed_rate_rps"])
-    at = f"at {_num(rate)} req/s (baseline's max sustained), ms"
-    loop_rate = _num(results["setup"]["open_loop_rate"])
-    loop_base = servers_rate(results["servers"])
-    loop_at = f"at {_num(loop_base)} req/s (baseline's max sustained), ms"
-    return [
-        ("open loop: max sustained single-car RPS", "open_loop_ladder.max_sustained_rps", 0),
-        ("Locust: max sustained single-car RPS", "max_sustained_rps", 0),
-        *(
-            (f"open loop: {p} {loop_at}", f"open_loop_at_baseline_rate.{p}_ms", 2)
-            for p in ("p50", "p95", "p99")
-            if loop_base
-        ),
-        *((f"Locust: {p} {at}", f"{p}_at_baseline_rate", 2) for p in ("p50", "p95", "p99") if rate),
-        ("Locust: saturation RPS (64 users, no wait)", "saturation.rps", 0),
-        ("Locust: p95 at saturation, ms", "saturation.p95_ms", 2),
-        *((f"batch rows/s, {n}-car requests", f"batch.{n}.rows_per_s", 0) for n in ("100", "1000")),
-        *((f"batch p95, {n}-car requests, ms", f"batch.{n}.p95_ms", 1) for n in ("100", "1000")),
-        (f"mixed at {mixed} req/s: achieved RPS", "mixed.rps", 0),
-        (f"mixed at {mixed} req/s: p95, ms", "mixed.p95_ms", 2),
-        *(
-            (f"open loop, {loop_rate} req/s each: {path} {p}, ms", f"open_loop.{kind}.{p}_ms", 2)
-            for kind, path in (("predict", "/predict"), ("health", "/health"))
-            for p in ("p50", "p99")
-        ),
-        ("cold start (median), s", "cold_start_s", 2),
-        ("cold start (best), s", "best_cold_start_s", 2),
-        ("RSS per worker after load, MB", "memory_after_load.max_worker_rss_mb", 0),
-        ("USS per worker after load, MB", "memory_after_load.max_worker_uss_mb", 0),
-    ]
-
-
-def servers_rate(servers: dict[str, Server]) -> float | None:
-    """The highest offered rate the baseline sustained in the open loop (ours ran it too)."""
-    found = servers.get("baseline", {}).get("open_loop_ladder", {})
-    rate: float | None = found.get("max_sustained_offered_rps")
-    return rate
-
-
-#: Figures of ours alone, beyond the side-by-side table: label, figure, decimals.
-OURS_ROWS: Final = [
-    ("single p50 at 50 req/s, alone, ms", "batch_vs_single.singles_alone.p50_ms", 2),
-    ("single p50 at 50 req/s, with batches, ms", "batch_vs_single.with_batches.single.p50_ms", 2),
-    ("single p99 at 50 req/s, alone, ms", "batch_vs_single.singles_alone.p99_ms", 2),
-    ("single p99 at 50 req/s, with batches, ms", "batch_vs_single.with_batches.single.p99_ms", 2),
-    ("single failures, with batches", "batch_vs_single.with_batches.single.failures", 0),
-    ("batches/s, alone", "batch_vs_single.batches_alone.achieved_rps", 2),
-    ("batches/s, with singles", "batch_vs_single.with_batches.batch.achieved_rps", 2),
-    ("batch p50, alone, ms", "batch_vs_single.batches_alone.p50_ms", 0),
-    ("batch p50, with singles, ms", "batch_vs_single.with_batches.batch.p50_ms", 0),
-]
-#: Figures at each peer's max sustained rate (ours' step there, and the peer's own).
-PEER_ROWS: Final = [
-    (f"open loop: p95 at {peer}'s max sustained rate, ms", f"open_loop_at_{peer}_rate.p95_ms", 2)
-    for peer in PEERS
-]
 WORKER_ROWS: Final = [
     ("max sustained single-car RPS (open loop)", "max_sustained_rps", 0),
     ("achieved RPS at the common rate", "at_common_rate.achieved_rps", 0),
@@ -184,67 +48,17 @@ WORKER_ROWS: Final = [
 ]
 
 
-def _path(found: Any, name: str) -> Any:
-    for key in name.split("."):
-        if not isinstance(found, dict) or key not in found:
-            return None
-        found = found[key]
-    return found
+def _table(head: list[str], rows: list[list[str]], align: str = "---:") -> list[str]:
+    return [f"| {' | '.join(head)} |", "|---|" + f"{align}|" * (len(head) - 1)] + [
+        f"| {' | '.join(row)} |" for row in rows
+    ]
 
 
-def server_figure(results: Results, server: Server, name: str) -> float | None:
-    """A figure of one server: a path into its results, or one of the few computed here.
-
-    None when the server has no such figure (a stage it did not run).
-    """
-    if name.endswith("_at_baseline_rate"):
-        step = _step_at(server, baseline_rate(results["servers"])) or {}
-        return step.get(name.removesuffix("_at_baseline_rate") + "_ms")
-    if name in ("cold_start_s", "best_cold_start_s"):
-        starts = server.get("cold_starts_s")  # none: a peer that could not be started
-        return (statistics.median if name == "cold_start_s" else min)(starts) if starts else None
-    value: float | None = _path(server, name)
-    return value
-
-
-def recommended_workers(workers: dict[str, Any]) -> int:
-    """Granian workers per core: 2 if they beat 1 by `_WORKER_GAIN` in rate, at no p95 cost."""
-    one, two = workers["1"], workers["2"]
-    p95_one, p95_two = (_path(n, "at_common_rate.p95_ms") for n in (one, two))
-    faster = two["max_sustained_rps"] >= _WORKER_GAIN * one["max_sustained_rps"]
-    if p95_one is None or p95_two is None:
-        return 1
-    return 2 if faster and p95_two <= _WORKER_GAIN * p95_one else 1
-
-
-def figures(results: Results) -> dict[str, float | None]:
-    """What goals name: `<server>.<figure>` (see `server_figure`), `model.<variant>.<rows>`."""
-    found = {
-        f"{name}.{key}": server_figure(results, server, key)
-        for name, server in results["servers"].items()
-        for _, key, _ in [*server_rows(results), *OURS_ROWS, *PEER_ROWS]
-    }
-    for (variant, rows), cell in model_cells(results).items():
-        found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6  # µs per row
-    return found
-
-
-def goal_rows(results: Results, goals: Goals) -> list[tuple[str, str, str, bool | None]]:
-    """(goal, target, measured, met; None when not measured) for each goal."""
-    known, rows = figures(results), []
-    for goal in goals.goal:
-        target = f"{goal.comparison.replace('>=', '≥').replace('<=', '≤')} {goal.target:,g}"
-        target += goal.unit if goal.unit == "×" else f" {goal.unit}"
-        value, over = known.get(goal.figure), known.get(goal.over) if goal.over else 1.0
-        if value is None or not over:  # 0: e.g. a baseline that sustained no step
-            missing = [name for name in (goal.figure, goal.over) if name and not known.get(name)]
-            rows.append((goal.text, target, f"not measured: {', '.join(missing)}", None))
-            continue
-        ratio = value / over
-        measured = f"{_fig(value)} vs {_fig(over)} = {ratio:.2f}×" if goal.over else _fig(value)
-        met = ratio >= goal.target if goal.comparison == ">=" else ratio <= goal.target
-        rows.append((goal.text, target, measured, met))
-    return rows
+def stages(server: Server) -> list[dict[str, Any]]:
+    """Every recorded Locust stage of one server (none for a peer)."""
+    if "saturation" not in server:
+        return []
+    return [*server["ladder"], server["saturation"], *server["batch"].values(), server["mixed"]]
 
 
 def _side_by_side(results: Results) -> list[str]:
@@ -254,7 +68,7 @@ def _side_by_side(results: Results) -> list[str]:
         known = {name: server_figure(results, servers[name], key) for name in names}
         ours, base = known["ours"], known.get("baseline")
         ratio = f"{ours / base:.{2 if digits else 1}f}×" if ours and base else "–"
-        rows.append([label, *(_num(value, digits) for value in known.values()), ratio])
+        rows.append([label, *(number(value, digits) for value in known.values()), ratio])
     return _table(["metric", *(COLUMNS[name] for name in names), "ours / baseline"], rows)
 
 
@@ -267,7 +81,7 @@ def _ladder(servers: dict[str, Server]) -> list[str]:
             return "–"
         return f"{step['rps']:,.0f} / {step['p95_ms']:.2f}{'' if step['sustained'] else ' ✗'}"
 
-    rows = [[f"{r:,.0f}", *(cell(_step_at(servers[n], r)) for n in names)] for r in rates]
+    rows = [[f"{r:,.0f}", *(cell(step_at(servers[n], r)) for n in names)] for r in rates]
     return _table(["offered req/s", *(f"{COLUMNS[n]}: achieved / p95 ms" for n in names)], rows)
 
 
@@ -285,13 +99,13 @@ def _open_loop_ladder(servers: dict[str, Server]) -> list[str]:
             rows.append(
                 [
                     COLUMNS.get(name, name) + mark,
-                    *(_num(step[key]) for key in ("offered_rps", "achieved_rps")),
+                    *(number(step[key]) for key in ("offered_rps", "achieved_rps")),
                     f"{step['requests']:,} / {step['failures']:,}",
-                    *(_num(step[f"p{p}_ms"], 2) for p in (50, 95, 99)),
-                    *(_num(step[key], 2) for key in ("server_cpu_cores", "others_cpu")),
-                    _num(step["in_flight_mean"], 1),
-                    f"{_num(step['send_lag_p50_ms'], 2)} / {_num(step['send_lag_p99_ms'], 2)}",
-                    f"{_num(step['floor']['p50_ms'], 2)} / {_num(step['floor']['p99_ms'], 2)}",
+                    *(number(step[f"p{p}_ms"], 2) for p in (50, 95, 99)),
+                    *(number(step[key], 2) for key in ("server_cpu_cores", "others_cpu")),
+                    number(step["in_flight_mean"], 1),
+                    f"{number(step['send_lag_p50_ms'], 2)} / {number(step['send_lag_p99_ms'], 2)}",
+                    f"{number(step['floor']['p50_ms'], 2)} / {number(step['floor']['p99_ms'], 2)}",
                 ]
             )
     head = ["server", "offered", "achieved", "requests / failed", "p50 ms", "p95 ms", "p99 ms"]
@@ -322,11 +136,11 @@ def _capacity_curve(curve: dict[str, Any]) -> list[str]:
     rows = [
         [
             f"{step['share']:.0%}",
-            *(_num(step[key]) for key in ("offered_rps", "achieved_rps")),
+            *(number(step[key]) for key in ("offered_rps", "achieved_rps")),
             f"{step['requests']:,} / {step['failures']:,}",
-            *(_num(step[f"p{p}_ms"], 2) for p in (50, 95, 99)),
-            _num(step["server_cpu_cores"], 2),
-            _num(step["in_flight_mean"], 1),
+            *(number(step[f"p{p}_ms"], 2) for p in (50, 95, 99)),
+            number(step["server_cpu_cores"], 2),
+            number(step["in_flight_mean"], 1),
         ]
         for step in curve["steps"]
     ]
@@ -335,13 +149,13 @@ def _capacity_curve(curve: dict[str, Any]) -> list[str]:
 
 
 def _ours_only(results: Results, rows: list[tuple[str, str, int]], server: Server) -> list[str]:
-    cells = [[label, _num(server_figure(results, server, key), d)] for label, key, d in rows]
+    cells = [[label, number(server_figure(results, server, key), d)] for label, key, d in rows]
     return _table(["figure", "value"], cells)
 
 
 def _workers(workers: dict[str, Any]) -> list[str]:
     rows = [
-        [label, *(_num(_path(workers[n], key), digits) for n in ("1", "2"))]
+        [label, *(number(at_path(workers[n], key), digits) for n in ("1", "2"))]
         for label, key, digits in WORKER_ROWS
     ]
     return _table(["figure", "WORKERS=1", "WORKERS=2"], rows)
@@ -353,7 +167,7 @@ def _model(results: Results) -> list[str]:
     rows, notes, missing = [], [], []
 
     def us_per_row(cell: dict[str, Any] | None, rows: int) -> str:
-        return _num(cell["stats"]["median"] / rows * 1e6, 2) if cell else "–"
+        return number(cell["stats"]["median"] / rows * 1e6, 2) if cell else "–"
 
     for variant, text in VARIANTS.items():
         found = [cells.get((variant, size)) for size in sizes]
@@ -445,10 +259,10 @@ def _ours_sections(results: Results, ours: Server) -> list[str]:
         lines += [
             "## Workers per core (ours, both pinned to one core)",
             "",
-            f"The same open-loop ladder, and one step at {_num(workers['common_rate_rps'])} "
+            f"The same open-loop ladder, and one step at {number(workers['common_rate_rps'])} "
             "req/s (the same schedule) for both. **Recommended: WORKERS = "
             f"{workers['recommended_per_core']} per core** (2 only if they sustain ≥ "
-            f"{_WORKER_GAIN:g}× one worker's rate with p95 at most {_WORKER_GAIN:g}× as high).",
+            f"{WORKER_GAIN:g}× one worker's rate with p95 at most {WORKER_GAIN:g}× as high).",
             "",
             *_workers(workers),
             "",
@@ -471,11 +285,11 @@ def _peers(results: Results) -> list[str]:
         rows.append(
             [
                 peer["title"],
-                *(_num(_path(s, "open_loop_ladder.max_sustained_rps")) for s in (peer, ours)),
-                *(_num(_path(s, at), 2) for s in (peer, ours)),
+                *(number(at_path(s, "open_loop_ladder.max_sustained_rps")) for s in (peer, ours)),
+                *(number(at_path(s, at), 2) for s in (peer, ours)),
                 f"{parity['max_relative_diff']:.1e} over {parity['cars']} cars",
-                _num(server_figure(results, peer, "cold_start_s"), 1),
-                _num(peer["memory_after_load"]["max_worker_rss_mb"]),
+                number(server_figure(results, peer, "cold_start_s"), 1),
+                number(peer["memory_after_load"]["max_worker_rss_mb"]),
             ]
         )
         versions = ", ".join(f"{k} {v}" for k, v in peer["versions"].items())
@@ -499,6 +313,7 @@ def _peers(results: Results) -> list[str]:
 def markdown(results: Results, goals: Goals) -> str:
     """The results as Markdown: goals first, then the side-by-side table and the details."""
     servers, env, rule = results["servers"], results["environment"], goals.sustained
+    limited = goals.generator_limited
     setup, arrivals = results["setup"], results["setup"]["arrivals"]
     ours = servers.get("ours", {})
     goal_table = [
@@ -509,10 +324,10 @@ def markdown(results: Results, goals: Goals) -> str:
         f"{name} {stage['stage']}"
         for name, server in servers.items()
         for stage in stages(server)
-        if stage["loadgen_cpu"] >= _LOADGEN_BUSY
+        if limited.busy(stage["loadgen_cpu"])
     )
-    busy_note = f"Load generator at ≥ 90 % of its core in: {busy}. Where the server's core was "
-    busy_note += "not also busy, the figure is a lower bound set by Locust.\n"
+    busy_note = f"Load generator at ≥ {limited.max_cpu * 100:.0f} % of its core in: {busy}. Where "
+    busy_note += "the server's core was not also busy, the figure is a lower bound set by Locust.\n"
     lines = [
         f"# Benchmarks {results['started_at'][:10]} on {results['host']}",
         "",
@@ -546,8 +361,8 @@ def markdown(results: Results, goals: Goals) -> str:
         "## Open-loop single-car ladder (✗ = not sustained, ⚠ = generator-limited)",
         "",
         "In flight: achieved rate × mean latency (Little's law). Send lag: how late sends left "
-        f"their schedule (⚠ where its median exceeds {MAX_LAG_SHARE:.0%} of the median "
-        f"latency, or the generator used ≥ {MAX_LOADGEN_CPU:.0%} of its core: the figure is "
+        f"their schedule (⚠ where its median exceeds {limited.max_lag_share:.0%} of the median "
+        f"latency, or the generator used ≥ {limited.max_cpu:.0%} of its core: the figure is "
         "partly the generator's). /health: the floor sent beside each step."
         + _ceiling_note(servers),
         "",

@@ -22,11 +22,14 @@ from typing import Any, Final
 import psutil
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
+from benchmarks.contract import RESULTS_DIR, CurveStep
+from benchmarks.figures import recommended_workers
+from benchmarks.goals import load_goals
 from benchmarks.load import LOCUST_ARRIVALS, SETUP, StagePlan, run_plan, set_cars
 from benchmarks.openloop import ARRIVALS
 from benchmarks.openloop_runs import FLOOR_RATE, OpenLoopProcess
 from benchmarks.peers.compare import measure_peers
-from benchmarks.report import load_goals, markdown, recommended_workers
+from benchmarks.report import markdown
 from benchmarks.servers import (
     LOADGEN_CORE,
     SERVER_CORE,
@@ -39,7 +42,6 @@ from benchmarks.servers import (
 
 logger = logging.getLogger("benchmarks")
 
-RESULTS_DIR: Final = Path("benchmarks/results")
 WORK_DIR: Final = Path("data/bench/runs")
 #: In the run's work directory: our servers' one-car bodies, one a line.
 BODIES_FILE: Final = "bodies.jsonl"
@@ -57,19 +59,6 @@ CURVE_SHARES: Final = (*(round(n / 10, 1) for n in range(1, 11)), 1.1, 1.25)
 WORKERS_COMPARED_AT: Final = 0.8
 #: Cars per `/predict/batch` request of the batch-vs-single scenario.
 BATCH_CARS: Final = 1000
-#: The keys of each step of `capacity_curve` (a contract: the autoscaler simulation reads it).
-CURVE_KEYS: Final = (
-    "share",
-    "offered_rps",
-    "achieved_rps",
-    "requests",
-    "failures",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "server_cpu_cores",
-    "in_flight_mean",
-)
 # pytest-benchmark: at least 5 timed calls after 3 warm-up calls, about 0.6 s per cell.
 _TIMING: Final = "--benchmark-min-rounds=5 --benchmark-max-time=0.6 --benchmark-warmup=on"
 _TIMING_ARGS: Final = (*_TIMING.split(), "--benchmark-warmup-iterations=3")
@@ -204,7 +193,10 @@ def ours_open_loop(loop: OpenLoopProcess, others: dict[str, Any]) -> dict[str, A
         "workers": 1,
         "cores": 1,
         "capacity_rps": ladder["max_sustained_rps"],
-        "steps": [{key: step[key] for key in CURVE_KEYS} for step in found["curve"]],
+        # Exactly the contract's fields: the HPA simulation (studies.autoscaling) reads them.
+        "steps": [
+            {key: step[key] for key in CurveStep.__struct_fields__} for step in found["curve"]
+        ],
     }
     result = {
         "open_loop_ladder": ladder,

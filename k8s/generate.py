@@ -1,7 +1,12 @@
-"""Write the copies kustomize needs inside k8s/, from their one home: `make manifests-generate`.
+"""Write every generated file from its one home: `make generate`.
+
+The latency SLO and the HPA's p95 target live in `inference/src/inference/slo.py`; the files
+that state them (the rules, the HPA, KEDA, the dashboard, the READMEs) are written by hand
+except those values, which `k8s/slo_values.py` writes in place.
 
 Kustomize's default load restrictor (the one `kubectl apply -k`, Argo CD and Flux run) lets a
-kustomization read only files in or below its own folder. Two facts live elsewhere:
+kustomization read only files in or below its own folder. Two facts live elsewhere, and are
+copied into k8s/:
 
 - the per-pod proxy's config, `inference/haproxy/haproxy.cfg` (docker-compose and the tests
   run the same file), copied to `k8s/base/haproxy.cfg` for the base's `configMapGenerator`
@@ -11,20 +16,24 @@ kustomization read only files in or below its own folder. Two facts live elsewhe
   the PodMonitor's labels (the Operator's `ruleSelector` matches the same label).
 
 Each copy starts with a header naming its source and this command; nobody edits it by hand.
-`--check` writes nothing and exits 1 naming every copy that differs (tests/k8s does the same).
+`--check` writes nothing and exits 1 naming every file that differs, with the difference
+(tests/k8s does the same).
 """
 
 import argparse
 import difflib
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from k8s import slo_values
+
 ROOT: Final = Path(__file__).resolve().parents[1]
-COMMAND: Final = "make manifests-generate"
+COMMAND: Final = "make generate"
 HAPROXY_SOURCE: Final = Path("inference/haproxy/haproxy.cfg")
 HAPROXY_COPY: Final = Path("k8s/base/haproxy.cfg")
 #: The rule files Prometheus loads (monitoring/prometheus*.yml `rule_files`).
@@ -68,15 +77,21 @@ def prometheus_rule(root: Path) -> str:
     return header(sources) + body
 
 
-#: Each generated copy (relative to the checkout) and what writes it.
-GENERATED: Final[dict[Path, Callable[[Path], str]]] = {
+#: Each copy of a file from outside k8s/ (relative to the checkout) and what writes it.
+COPIES: Final[dict[Path, Callable[[Path], str]]] = {
     HAPROXY_COPY: haproxy_copy,
     RULE_COPY: prometheus_rule,
+}
+#: Every generated file and what writes it. The SLO's values come first: the rules they are
+#: written into are then copied into the PrometheusRule.
+GENERATED: Final[dict[Path, Callable[[Path], str]]] = {
+    **{path: partial(slo_values.stamped, path) for path in slo_values.STAMPS},
+    **COPIES,
 }
 
 
 def stale(root: Path = ROOT) -> list[str]:
-    """Every committed copy that differs from what the generator writes, with the difference."""
+    """Every committed file that differs from what the generator writes, with the difference."""
     problems = []
     for target, write in GENERATED.items():
         path = root / target
@@ -95,7 +110,7 @@ def stale(root: Path = ROOT) -> list[str]:
 
 
 def generate(root: Path = ROOT) -> list[Path]:
-    """Write every generated copy; the ones whose text changed."""
+    """Write every generated file; the ones whose text changed."""
     written = []
     for target, write in GENERATED.items():
         path = root / target
@@ -107,17 +122,21 @@ def generate(root: Path = ROOT) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the copies, or with --check name those that differ."""
+    """Write the generated files, or with --check name those that differ."""
     parser = argparse.ArgumentParser(prog="python -m k8s.generate", description=__doc__)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
     args = parser.parse_args(argv)
-    if args.check:
-        problems = stale()
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        return 1 if problems else 0
-    for target in generate():
-        print(f"wrote {target}")
+    try:
+        if args.check:
+            problems = stale()
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            return 1 if problems else 0
+        for target in generate():
+            print(f"wrote {target}")
+    except slo_values.StampError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

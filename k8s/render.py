@@ -4,7 +4,7 @@
 what `kubectl kustomize k8s/overlays/prod` prints: the same as `kubectl apply -k` applies and
 Argo CD or Flux deploy. No load restrictor is lifted and nothing is added after kustomize: the
 proxy's config and the PrometheusRule are generated copies inside k8s/ (k8s/generate.py,
-`make manifests-generate`).
+`make generate`).
 """
 
 import argparse

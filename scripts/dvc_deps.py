@@ -1,4 +1,4 @@
-"""Write each stage's code deps into dvc.yaml, and dvc.lock's records of them: `make dvc-deps`.
+"""Write each stage's code deps into dvc.yaml, and dvc.lock's records of them: `make generate`.
 
 A stage's code deps are the workspace modules it runs (`scripts.stage_code`), one per line at
 the end of its `deps:` list, sorted. The rest of dvc.yaml (comments, data deps, the Feast repo's
@@ -27,7 +27,7 @@ from typing import Any, Final
 import yaml
 from scripts.stage_code import REPO_ROOT, Stage, is_code, load_stages, stage_code, workspace_deps
 
-COMMAND: Final = "make dvc-deps"
+COMMAND: Final = "make generate"
 DVC_YAML: Final = "dvc.yaml"
 DVC_LOCK: Final = "dvc.lock"
 PARAMS: Final = "params.yaml"
@@ -125,7 +125,7 @@ def with_code_records(lock_text: str, yaml_text: str, root: Path = REPO_ROOT) ->
 
 
 def generated(root: Path = REPO_ROOT) -> dict[str, str]:
-    """{file: the text `make dvc-deps` writes} for dvc.yaml and dvc.lock."""
+    """{file: the text `make generate` writes} for dvc.yaml and dvc.lock."""
     yaml_text = (root / DVC_YAML).read_text(encoding="utf-8")
     new_yaml = with_code_deps(yaml_text, code_deps(yaml_text, root), root)
     lock_text = (root / DVC_LOCK).read_text(encoding="utf-8")
@@ -133,7 +133,7 @@ def generated(root: Path = REPO_ROOT) -> dict[str, str]:
 
 
 def stale(root: Path = REPO_ROOT) -> list[str]:
-    """Each committed file that differs from what `make dvc-deps` writes, with the difference."""
+    """Each committed file that differs from what `make generate` writes, with the difference."""
     problems = []
     for name, wanted in generated(root).items():
         committed = (root / name).read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The code a DVC stage runs: the one import walker behind `make dvc-deps` and its tests.
+"""The code a DVC stage runs: the one import walker behind `make generate` and its tests.
 
 A stage's code is the import closure of the job module its `car-train <command>` runs, walked
 with `ast` (nothing is imported), lazy imports inside functions included, plus what the scripts
@@ -206,7 +206,7 @@ def stage_code(stage: Stage, root: Path = REPO_ROOT) -> dict[str, str]:
 
 
 def workspace_deps(deps: Iterable[str], root: Path = REPO_ROOT) -> list[str]:
-    """The deps that are workspace modules: the ones `make dvc-deps` writes."""
+    """The deps that are workspace modules: the ones `make generate` writes."""
     sources = tuple(f"{name}/src" for name in workspace(root))
     return [dep for dep in deps if dep.endswith(".py") and covered(dep, sources)]
 

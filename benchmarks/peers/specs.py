@@ -21,8 +21,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from benchmarks.champion import Champion, request_bodies
+from benchmarks.goals import load_goals
 from benchmarks.peers.envs import BENTOML, MLSERVER, PEERS_DIR, PeerEnv
-from benchmarks.report import load_goals
 from benchmarks.servers import ServerSpec, free_port
 
 

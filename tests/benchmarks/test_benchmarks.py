@@ -17,8 +17,11 @@ import msgspec
 import pandas as pd
 import pytest
 from benchmarks.champion import NO_BOOSTER
+from benchmarks.contract import CapacityCurve
+from benchmarks.figures import PEERS, figures, goal_rows
+from benchmarks.goals import load_goals
 from benchmarks.model_bench import VARIANTS
-from benchmarks.report import PEERS, figures, goal_rows, load_goals, markdown
+from benchmarks.report import markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CAR = json.loads((REPO_ROOT / "tests" / "data" / "car.json").read_text("utf-8"))
@@ -150,7 +153,7 @@ def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_goals_name_only_figures_the_report_computes(with_baseline: dict[str, Any]) -> None:
-    """Every figure goals.toml names is one `report.figures` computes."""
+    """Every figure goals.toml names is one `figures.figures` computes."""
     known = figures(with_baseline)
     for goal in load_goals().goal:
         for name in filter(None, (goal.figure, goal.over)):
@@ -191,31 +194,6 @@ def test_peers_are_servers_with_an_open_loop_ladder_only(with_baseline: dict[str
     locust = text.split("## Locust single-car ladder")[1].split("## ")[0]
     assert "| mlserver" in open_loop
     assert "mlserver" not in locust
-
-
-class CurveStep(msgspec.Struct, forbid_unknown_fields=True):
-    """One step of `capacity_curve`, as the autoscaler simulation reads it."""
-
-    share: float
-    offered_rps: float
-    achieved_rps: float
-    requests: int
-    failures: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    server_cpu_cores: float
-    in_flight_mean: float
-
-
-class CapacityCurve(msgspec.Struct, forbid_unknown_fields=True):
-    """`servers.ours.capacity_curve`: the contract with the autoscaler simulation."""
-
-    arrivals: str
-    workers: int
-    cores: int
-    capacity_rps: float
-    steps: list[CurveStep]
 
 
 def test_capacity_curve_keeps_its_contract(results: dict[str, Any]) -> None:

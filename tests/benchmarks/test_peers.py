@@ -17,6 +17,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 import pytest
+from benchmarks.figures import goal_rows
+from benchmarks.goals import load_goals
 from benchmarks.peers.compare import parity
 from benchmarks.peers.envs import BENTOML, MLSERVER, PEERS_DIR, PeerEnv
 from benchmarks.peers.specs import (
@@ -25,7 +27,6 @@ from benchmarks.peers.specs import (
     mlserver_bodies,
     mlserver_repository,
 )
-from benchmarks.report import goal_rows, load_goals
 from benchmarks.servers import RunningServer
 
 from inference.model import load_bundle

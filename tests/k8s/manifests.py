@@ -677,5 +677,7 @@ def newest_benchmark() -> dict[str, Any]:
     """The server's figures in the newest benchmark run (benchmarks/results/<date>-<host>.json)."""
     import json
 
-    runs = sorted((ROOT / "benchmarks" / "results").glob("[0-9]*-*.json"))
+    from benchmarks.contract import RESULTS_DIR
+
+    runs = sorted(RESULTS_DIR.glob("[0-9]*-*.json"))
     return dict(json.loads(runs[-1].read_text(encoding="utf-8"))["servers"]["ours"])

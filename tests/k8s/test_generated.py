@@ -1,11 +1,17 @@
-"""Plain kustomize renders every kustomization; k8s/'s generated copies match their sources."""
+"""Plain kustomize renders every kustomization; every generated file matches its one home.
 
+The generated files: k8s/'s copies of the proxy's config and the rules, and the SLO's values
+(`inference.slo`) in the files that state them (`k8s/slo_values.py`).
+"""
+
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from k8s import generate, render
+from inference import slo
+from k8s import generate, render, slo_values
 
 from .manifests import K8S, ROOT, by_kind, edit, overlays
 
@@ -30,14 +36,14 @@ def test_operator_overlays_carry_the_prometheus_rule_of_every_rule_group(name: s
     assert rule["spec"]["groups"]
 
 
-def test_committed_copies_are_what_the_generator_writes() -> None:
-    """Each generated file in k8s/ equals `make manifests-generate`'s output for its source."""
+def test_committed_files_are_what_the_generator_writes() -> None:
+    """Each generated file (copies, SLO values) equals `make generate`'s output for its source."""
     assert generate.stale() == []
 
 
 def test_every_generated_copy_names_its_source_and_the_command() -> None:
-    """A generated file says it is generated, from what, and how to regenerate it."""
-    for target in generate.GENERATED:
+    """A generated copy says it is generated, from what, and how to regenerate it."""
+    for target in generate.COPIES:
         lines = (ROOT / target).read_text(encoding="utf-8").splitlines()[:3]
         assert lines[0] == "# GENERATED, DO NOT EDIT.", target
         assert lines[1].startswith("# source: "), target
@@ -51,8 +57,9 @@ def _sources(tmp_path: Path) -> Path:
     """A checkout of what the generator reads and writes, to break."""
     for folder in (Path("k8s"), generate.RULES_SOURCE):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__py*"))
-    (tmp_path / generate.HAPROXY_SOURCE).parent.mkdir(parents=True)
-    shutil.copy(ROOT / generate.HAPROXY_SOURCE, tmp_path / generate.HAPROXY_SOURCE)
+    for path in [generate.HAPROXY_SOURCE, *slo_values.STAMPS]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
     return tmp_path
 
 
@@ -79,7 +86,7 @@ def test_a_hand_edited_copy_is_named(tmp_path: Path) -> None:
     root = _sources(tmp_path)
     edit(root / generate.HAPROXY_COPY, "nbthread 1", "nbthread 4")
     (problem,) = generate.stale(root)
-    assert problem.startswith(f"{generate.HAPROXY_COPY} differs from `make manifests-generate`")
+    assert problem.startswith(f"{generate.HAPROXY_COPY} differs from `make generate`")
 
 
 def test_a_file_outside_the_kustomization_is_refused_naming_it(tmp_path: Path) -> None:
@@ -92,3 +99,50 @@ def test_a_file_outside_the_kustomization_is_refused_naming_it(tmp_path: Path) -
     )
     with pytest.raises(render.RenderError, match=r"haproxy\.cfg' is not in or below"):
         render.kustomize(root / "k8s" / "overlays" / "prod")
+
+
+def test_a_hand_edited_slo_value_is_named_with_the_difference(tmp_path: Path) -> None:
+    """The SLO's bucket or the HPA's target edited by hand: each file and its difference named."""
+    root = _sources(tmp_path)
+    edit(root / "monitoring/rules/recording.yml", 'le="0.01"}[30m]', 'le="0.025"}[30m]')
+    edit(root / "k8s/base/hpa.yaml", "averageValue: 7m", "averageValue: 8m")
+    problems = generate.stale(root)
+    assert [p.split(" ", 1)[0] for p in problems] == [
+        "monitoring/rules/recording.yml",
+        "k8s/base/hpa.yaml",
+        str(generate.RULE_COPY),  # copied from the edited rules
+    ]
+    bucket = '            rate(carprice_http_request_duration_seconds_bucket{route="/predict", '
+    assert f'-{bucket}le="0.025"}}[30m])\n+{bucket}le="0.01"}}[30m])' in problems[0]
+    assert "-          averageValue: 8m\n+          averageValue: 7m" in problems[1]
+    generate.generate(root)
+    assert generate.stale(root) == []
+
+
+def test_the_slo_changed_in_its_home_is_written_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new threshold and target in inference.slo reach the rules, their copy, HPA, KEDA, docs."""
+    root = _sources(tmp_path)
+    monkeypatch.setattr(slo, "LATENCY_THRESHOLD_S", 0.025)
+    monkeypatch.setattr(slo, "HPA_P95_TARGET_S", 0.018)
+    written = generate.generate(root)
+    assert set(slo_values.STAMPS) | {generate.RULE_COPY} <= set(written)
+    for path in ("monitoring/rules/recording.yml", generate.RULE_COPY):
+        text = (root / path).read_text(encoding="utf-8")
+        assert text.count('le="0.025"') == 3
+        assert 'le="0.01"' not in text
+    assert "averageValue: 18m" in (root / "k8s/base/hpa.yaml").read_text(encoding="utf-8")
+    keda = root / "k8s/overlays/keda/scaledobject/scaledobject.yaml"
+    assert 'threshold: "0.018"' in keda.read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"requests within\s+25 ms \(histogram bucket `le=\"0.025\"`\)", readme)
+    assert generate.stale(root) == []
+
+
+def test_a_rewritten_sentence_an_slo_pattern_no_longer_finds_is_named(tmp_path: Path) -> None:
+    """A statement of the SLO reworded so its pattern finds nothing: the file and pattern named."""
+    root = _sources(tmp_path)
+    edit(root / "README.md", "dashed 10 ms line", "dashed line at the threshold")
+    with pytest.raises(slo_values.StampError, match=r"README\.md: nothing matches .*dashed"):
+        generate.stale(root)

@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 
 from inference.multiprocess import MULTIPROC_ENV, multiprocess_dir
+from inference.slo import HPA_P95_TARGET_S, LATENCY_THRESHOLD_S
 
 REQUEST_DURATION: Final = "carprice_http_request_duration_seconds"
 REQUESTS: Final = "carprice_http_requests_total"
@@ -51,22 +52,17 @@ MODEL_CREATED: Final = "carprice_model_created_timestamp_seconds"
 ROUTE_LABEL: Final = "route"
 
 
-# 0.01 must stay a bucket edge: the latency SLO (monitoring/rules/recording.yml) reads le="0.01".
-# 0.007 is the HPA's p95 target (k8s/base/hpa.yaml, KEDA's threshold): at an edge the p95 the
-# autoscaler compares with it is exact there, not interpolated across 5-10 ms (tests/k8s checks).
-LATENCY_BUCKETS: Final = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.007,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
+# A 1-2.5-5 series from 0.1 to 250 ms, and two edges from `inference.slo`: the latency SLO's
+# threshold (the SLI's recording rules read that bucket) and the HPA's p95 target (at an edge the
+# p95 the autoscaler compares with it is exact there, not interpolated inside a bucket).
+LATENCY_BUCKETS: Final = tuple(
+    sorted(
+        {
+            *(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            LATENCY_THRESHOLD_S,
+            HPA_P95_TARGET_S,
+        }
+    )
 )
 BATCH_ROW_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 PRICE_BUCKETS: Final = (

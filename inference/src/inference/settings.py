@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from inference.slo import LATENCY_THRESHOLD_S
 from shared_schema.serving_folder import DEFAULT_SERVING_FOLDER
 
 PositiveInt = Annotated[int, Meta(ge=1)]
@@ -51,8 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             with Retry-After (`REQUEST_DEADLINE_MS`).
         shed_lag_ms: While a worker's event loop runs this late, new prediction requests get
             an immediate 503 with Retry-After (`SHED_LAG_MS`, see `inference.admission`).
-            2.5 times the 10 ms latency SLO: a worker that far behind misses the SLO on every
-            request it takes on, while a lone 1,000-car batch does not lag it that much.
+            2.5 times the latency SLO's threshold (`inference.slo`): a worker that far behind
+            misses the SLO on every request it takes on, while a lone 1,000-car batch does not
+            lag it that much.
         batch_limit: Most cars in one `/predict/batch` request (`BATCH_LIMIT`).
         offload_rows: A `/predict/batch` request of more cars runs on the worker's batch
             thread, off the event loop (`OFFLOAD_ROWS`, see `inference.predict`).
@@ -92,7 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     batch_window_us: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     queue_max: PositiveInt = 1024
     request_deadline_ms: Annotated[int, Meta(ge=1, le=60_000)] = 500
-    shed_lag_ms: Annotated[int, Meta(ge=1, le=60_000)] = 25
+    shed_lag_ms: Annotated[int, Meta(ge=1, le=60_000)] = round(2.5 * LATENCY_THRESHOLD_S * 1e3)
     batch_limit: Annotated[int, Meta(ge=1, le=100_000)] = 1000
     offload_rows: Annotated[int, Meta(ge=0, le=100_000)] = 64
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 2_000_000

@@ -6,7 +6,7 @@ asserts an empty list and shows the sentences when it is not. Here:
 * `templating_problems`: every data path in dvc.yaml comes from params.yaml (`${...}`);
 * `lock_problems`: dvc.lock records each stage's command, params and code deps as they are now.
 
-Reading the stages and the code each one runs is `scripts.stage_code` (`make dvc-deps` uses it
+Reading the stages and the code each one runs is `scripts.stage_code` (`make generate` uses it
 too); `stage_sandbox` checks what a stage reads and writes.
 """
 

@@ -1,6 +1,6 @@
 """dvc.yaml tells the truth about the code each stage runs, and dvc.lock about the code.
 
-The code deps are written by `make dvc-deps` (`scripts.dvc_deps`) from each stage's import
+The code deps are written by `make generate` (`scripts.dvc_deps`) from each stage's import
 closure (`scripts.stage_code`); these tests are its check, with test_dvc_deps.py (the generator
 on broken copies of the checkout). Each check is shown to fail on a broken copy of the real
 dvc.yaml, dvc.lock or source, so none of them passes vacuously. What each stage reads and

@@ -5,17 +5,18 @@ benchmark writes it; nothing here reads measured figures.
 """
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from benchmarks.autoscaling import MissingCurveError, PodCurve, Timing
-from benchmarks.hpa import CPU, Controller, Fleet, HpaSpec, metric_replicas, quantity
+from studies.autoscaling import run
+from studies.autoscaling.curve import MissingCurveError, PodCurve, find_results, load_curve
+from studies.autoscaling.hpa import CPU, Controller, Fleet, HpaSpec, metric_replicas, quantity
+from studies.autoscaling.simulate import Timing, simulate
 
-from benchmarks import autoscaling
+from inference import slo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 P95 = "carprice_request_duration_seconds_p95_per_pod"
@@ -188,7 +189,7 @@ def test_min_and_max_replicas_clamp(tmp_path: Path) -> None:
 
 def test_curve_interpolates_and_sheds_above_capacity(tmp_path: Path) -> None:
     """Between steps the figures are interpolated; past the capacity the excess fails."""
-    raw, _ = autoscaling.load_curve(curve_json(tmp_path / "r.json"))
+    raw, _ = load_curve(curve_json(tmp_path / "r.json"))
     curve = PodCurve.from_results(raw, overload_s=0.025)
     figures = curve.at(np.array([150.0, 2000.0]))
     expected = (3.0 / (1 - 0.09) + 3.0 / (1 - 0.18)) / 2 / 1e3
@@ -199,27 +200,24 @@ def test_curve_interpolates_and_sheds_above_capacity(tmp_path: Path) -> None:
 
 def test_metric_lag_delays_the_reaction(tmp_path: Path) -> None:
     """The same load step is answered one lag later when the metric lags by 60 s more."""
-    raw, _ = autoscaling.load_curve(curve_json(tmp_path / "r.json"))
+    raw, _ = load_curve(curve_json(tmp_path / "r.json"))
     curve = PodCurve.from_results(raw, overload_s=0.025)
     hpa = spec(tmp_path)
     load = np.where(np.arange(600) < 120, 800.0, 3000.0)
 
     def first_scale_up(lag: float) -> int:
         timing = Timing(1, 15, 10, 2, {"p95": (60, lag), "cpu": (15, lag)}, 1.0)
-        run = autoscaling.simulate(load, hpa, curve, timing, P95)
+        run = simulate(load, hpa, curve, timing, P95)
         return int(np.flatnonzero(run["replicas"] > 2)[0])
 
     assert first_scale_up(75) - first_scale_up(15) == pytest.approx(60, abs=15)
 
 
-def test_slo_threshold_and_budget_come_from_the_rules(tmp_path: Path) -> None:
-    """The 10 ms bucket and the 1 % budget are read from monitoring/rules, not copied."""
-    assert autoscaling.slo() == (0.01, 0.01)
-    rules = tmp_path / "rules"
-    shutil.copytree(REPO_ROOT / "monitoring" / "rules", rules)
-    recording = rules / "recording.yml"
-    recording.write_text(recording.read_text().replace('le="0.01"', 'le="0.025"'))
-    assert autoscaling.slo(rules) == (0.025, 0.01)
+def test_slo_threshold_and_budget_come_from_their_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 10 ms threshold and the 1 % budget are read from inference.slo, not copied."""
+    assert run.slo() == (0.01, 0.01)
+    monkeypatch.setattr(slo, "LATENCY_THRESHOLD_S", 0.025)
+    assert run.slo() == (0.025, 0.01)
 
 
 def test_missing_curve_is_an_error_naming_what_is_missing(
@@ -229,24 +227,36 @@ def test_missing_curve_is_an_error_naming_what_is_missing(
     old = tmp_path / "2026-01-01-x.json"
     old.write_text(json.dumps({"servers": {"ours": {"cold_starts_s": [1.0]}}}))
     with pytest.raises(MissingCurveError, match=r"servers\.ours\.capacity_curve"):
-        autoscaling.find_results(tmp_path)
-    assert autoscaling.main(["--results", str(old), "--out", str(tmp_path / "out")]) != 0
+        find_results(tmp_path)
+    assert run.main(["--results", str(old), "--out", str(tmp_path / "out")]) != 0
     assert "capacity_curve" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     curve_json(tmp_path / "2026-02-01-x.json")
-    assert autoscaling.find_results(tmp_path).name == "2026-02-01-x.json"
+    assert find_results(tmp_path).name == "2026-02-01-x.json"
+
+
+def test_a_curve_breaking_its_contract_is_refused_naming_the_file_and_field(tmp_path: Path) -> None:
+    """A capacity curve whose step lacks a field of the harness's contract is refused, named."""
+    path = curve_json(tmp_path / "r.json")
+    results = json.loads(path.read_text())
+    del results["servers"]["ours"]["capacity_curve"]["steps"][0]["p95_ms"]
+    path.write_text(json.dumps(results))
+    with pytest.raises(MissingCurveError, match=r"r\.json: .*capacity_curve breaks its contract"):
+        load_curve(path)
+    with pytest.raises(MissingCurveError, match="p95_ms"):
+        load_curve(path)
 
 
 @pytest.mark.slow
 def test_run_writes_a_table_and_a_plot_per_profile(tmp_path: Path) -> None:
     """A short run writes the JSON, the Markdown table and one PNG per profile, every signal."""
     scenarios = tmp_path / "scenarios.toml"
-    text = (REPO_ROOT / "benchmarks" / "autoscaling.toml").read_text()
+    text = (REPO_ROOT / "studies" / "autoscaling" / "scenarios.toml").read_text()
     scenarios.write_text(text.replace("minutes = 1440", "minutes = 120"))
     out = tmp_path / "out"
     argv = ["--results", str(curve_json(tmp_path / "r.json")), "--out", str(out)]
     argv += ["--hpa", str(hpa_yaml(tmp_path / "hpa.yaml")), "--scenarios", str(scenarios)]
-    assert autoscaling.main(argv) == 0
+    assert run.main(argv) == 0
     (report_file,) = out.glob("autoscaling-*.json")
     report: dict[str, Any] = json.loads(report_file.read_text())
     assert set(report["profiles"]) == {"ramp", "spike", "daily"}

@@ -63,6 +63,8 @@ class _Camel(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class Policy(_Camel, frozen=True):
+    """One scaling policy: at most `value` pods (or percent) per `period_seconds`."""
+
     type: Literal["Pods", "Percent"]
     value: int
     period_seconds: int
@@ -102,6 +104,8 @@ SCALE_DOWN_DEFAULT = {
 
 @dataclass(frozen=True)
 class HpaSpec:
+    """What decides an HPA's replica counts: bounds, metrics and targets, behaviour."""
+
     min_replicas: int
     max_replicas: int
     metrics: tuple[Metric, ...]
@@ -186,6 +190,7 @@ class Fleet:
 
     @property
     def ready(self) -> int:
+        """Pods neither pending nor starting."""
         return self.replicas - self.pending - self.starting
 
 

@@ -1,7 +1,7 @@
 """The model's accuracy–serving-cost frontier: which forest to ship.
 
-For every candidate in `benchmarks/frontier.toml` (booster parameters over the pipeline's
-own `train.lightgbm`):
+For every candidate in `studies/frontier/candidates.toml` (booster parameters over the
+pipeline's own `train.lightgbm`):
 
 * **accuracy**: 5-fold cross-validation on the train + validation splits (the test split is
   never looked at to choose): in each fold the booster trains on 90 % of the other folds,
@@ -14,8 +14,9 @@ own `train.lightgbm`):
   and the µs of a one-car run back to back ("hot") and with 20 ms of idle between calls ("cold":
   what spread-out traffic sees once other work has evicted the forest from the caches).
 
-Writes `benchmarks/results/frontier-<date>-<host>.{json,md,png}`.
-Run: `uv run --frozen python -m benchmarks.frontier [--folds 5] [--only NAME ...]`.
+It reads no benchmark results: it measures each candidate's graph itself, before anything is
+served. Writes `studies/frontier/results/frontier-<date>-<host>.{json,md,png}`.
+Run: `uv run --frozen python -m studies.frontier.run [--folds 5] [--only NAME ...]`.
 """
 
 import argparse
@@ -35,8 +36,10 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from studies.frontier.report import markdown, plot
+
 RESULTS = Path(__file__).parent / "results"
-CANDIDATES = Path(__file__).parent / "frontier.toml"
+CANDIDATES = Path(__file__).parent / "candidates.toml"
 
 # Runs in a fresh interpreter so the session's memory is not hidden by pages an earlier
 # training freed; prints one JSON object.
@@ -184,63 +187,11 @@ def _measure_graph(graph: Path, rows: Path, calls: int) -> dict[str, float]:
     return result
 
 
-def plot(rows: list[dict[str, Any]], target: Path) -> None:
-    """MAPE (CV) against cold µs per car, one labelled point per candidate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        ax.errorbar(row["cold_us_p50"], row["cv_mape"], yerr=row["cv_sd"], fmt="o", capsize=3)
-        ax.annotate(
-            row["name"],
-            (row["cold_us_p50"], row["cv_mape"]),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
-    ax.set_xlabel("µs per car, 20 ms between calls (p50, one core)")
-    ax.set_ylabel("5-fold CV MAPE (±1 sd over folds)")
-    ax.set_title("Accuracy vs serving cost of the exported graph")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(target, dpi=120)
-    plt.close(fig)
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """The study as a table, best CV MAPE first."""
-    lines = [
-        f"# Accuracy–cost frontier {report['date']} on {report['host']}",
-        "",
-        f"Machine: {report['machine']}. Load average before / after: {report['load_before']} / "
-        f"{report['load_after']}. Commit {report['commit']}. {report['folds']}-fold CV on "
-        f"{report['cv_rows']:,} train + validation rows; cost measured on the exported graph, "
-        f"{report['calls']} one-car calls per figure, one core. "
-        f"Run took {report['seconds']:.0f} s.",
-        "",
-        "| candidate | params | CV MAPE ± sd | Δ vs first (paired) | trees | val MAPE | graph MB | "
-        "session MB | cold start ms | hot µs | cold µs p50 | cold µs p95 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    first = report["candidates"][0]
-    for row in report["candidates"]:
-        delta = np.mean(np.subtract(row["folds"], first["folds"]))
-        lines.append(
-            f"| {row['name']} | {json.dumps(row['params'])} | {row['cv_mape']:.4f} ± "
-            f"{row['cv_sd']:.4f} | {delta:+.4f} | {row['trees']} | {row['val_mape']:.4f} | "
-            f"{row['graph_mb']:.1f} | {row['session_mb']:.0f} | {row['cold_start_ms']:.0f} | "
-            f"{row['hot_us_p50']:.0f} | {row['cold_us_p50']:.0f} | {row['cold_us_p95']:.0f} |"
-        )
-    lines += ["", f"![MAPE vs cold µs]({report['plot']})", ""]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the study and write its results."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m studies.frontier.run", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200)
