@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from scripts import stage_code
 
 from . import dvc_stages, stage_sandbox
