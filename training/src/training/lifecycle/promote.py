@@ -86,20 +86,15 @@ def promote(service: MlflowService, model_name: str, result: GateResult) -> None
     The version and its run get the tags `promotion` (promoted or refused) and
     `promotion_reason`; the run gets the MAPEs as `gate_{challenger,champion}_<rows>_mape`.
     """
-    client, version, run_id = (
-        service.client,
-        str(result.challenger.version),
-        result.challenger.run_id,
-    )
+    client = service.client
+    version, run_id = str(result.challenger.version), result.challenger.run_id
     verdict = "promoted" if result.decision.promote else "refused"
     for key, value in (("promotion", verdict), ("promotion_reason", result.decision.reason)):
         client.set_model_version_tag(model_name, version, key, value)
         client.set_tag(run_id, key, value)
-    for who, scores in (
-        ("challenger", result.challenger_scores),
-        ("champion", result.champion_scores),
-    ):
-        for rows, mape in (scores or {}).items():
+    scores = {"challenger": result.challenger_scores, "champion": result.champion_scores or {}}
+    for who, mapes in scores.items():
+        for rows, mape in mapes.items():
             client.log_metric(run_id, f"gate_{who}_{rows}_mape", mape)
     if result.decision.promote:
         client.set_registered_model_alias(model_name, registry.CHAMPION, version)
