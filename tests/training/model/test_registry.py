@@ -1,4 +1,4 @@
-"""The jobs against a real MLflow SQLite store: the pipeline, the promotion gate, fetch-model.
+"""The jobs against a real MLflow SQLite store: pipeline, gate, fetch-model, the MLflow service.
 
 One store per module; the tests run in order and build on each other.
 """

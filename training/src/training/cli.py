@@ -18,7 +18,7 @@ from training.config import load_params
 from training.errors import PipelineError
 from training.io.mlflow_service import TELEMETRY_OFF, MlflowService
 
-# Subcommand → (job module, help). Each job module has `run(params) -> ...`.
+# Subcommand → (job module, help). Each job module has `run(params[, service], **options)`.
 # Jobs are imported only when their command runs: `car-train --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("training.jobs.ingest", "Validate both raw files into listings + quarantine."),
