@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from training.config import Params
-from training.io import registry, tracking
+from training.io import registry
+from training.io.mlflow_service import MlflowService
 
 #: The registry aliases the retrain moves.
 ALIASES = (registry.CHAMPION, registry.CHALLENGER)
@@ -44,8 +45,8 @@ def restored(root: Path, params: Params) -> Iterator[None]:
     name = params.registry.model_name
     with tempfile.TemporaryDirectory(prefix="drift-demo-") as scratch:
         with contextlib.chdir(root):
-            client = tracking.client(params.registry)
-            aliases = {alias: registry.version_by_alias(client, name, alias) for alias in ALIASES}
+            service = MlflowService.from_params(params.registry)
+            aliases = {alias: registry.version_by_alias(service, name, alias) for alias in ALIASES}
             saved = {
                 path: _save(path, Path(scratch) / str(i))
                 for i, path in enumerate(retrain_writes(params))
@@ -56,12 +57,12 @@ def restored(root: Path, params: Params) -> Iterator[None]:
             with contextlib.chdir(root):
                 for path, copy in saved.items():
                     _put_back(path, copy)
-                client = tracking.client(params.registry)
+                service = MlflowService.from_params(params.registry)
                 for alias, version in aliases.items():
                     if version is not None:
-                        client.set_registered_model_alias(name, alias, version.version)
-                    elif registry.version_by_alias(client, name, alias) is not None:
-                        client.delete_registered_model_alias(name, alias)
+                        service.client.set_registered_model_alias(name, alias, version.version)
+                    elif registry.version_by_alias(service, name, alias) is not None:
+                        service.client.delete_registered_model_alias(name, alias)
 
 
 def _save(path: Path, copy: Path) -> Path | None:

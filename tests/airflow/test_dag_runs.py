@@ -14,7 +14,8 @@ import pytest
 
 from shared_schema.serving_folder import resolve
 from training.config import load_params
-from training.io import registry, tracking
+from training.io import registry
+from training.io.mlflow_service import MlflowService
 
 from ..integration.conftest import ServerProcess, serve
 from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
@@ -164,8 +165,8 @@ def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
     assert promoted["served"] == promoted["manifest"]["model_version"] == "3"
     # The XCom's run id is the MLflow run of the registered version, and it is in the logs.
     params = load_params(project.root / "params.yaml")
-    client = tracking.client(params.registry)
-    version = registry.require_version(client, params.registry.model_name, "3")
+    service = MlflowService.from_params(params.registry)
+    version = registry.require_version(service, params.registry.model_name, "3")
     assert promoted["mlflow_run_id"] == version.run_id
     assert f"gate promoted version 3 (MLflow run {version.run_id})" in promoted["log"]
     assert "serves model version 3" in promoted["log"]

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from training.config import Params, load_params
-from training.io import registry, tracking
+from training.io import registry
+from training.io.mlflow_service import MlflowService
 
 from ..training.conftest import REPO_ROOT
 from ..training.model.conftest import FAST_SECTIONS
@@ -64,11 +65,11 @@ def served(server: ServerProcess) -> str | None:
 
 def make_champion(params: Params) -> str:
     """Register the champion's run as a new registry version and give it the alias."""
-    client = tracking.client(params.registry)
+    service = MlflowService.from_params(params.registry)
     name = params.registry.model_name
-    champion = registry.require_alias(client, name, registry.CHAMPION)
-    version = registry.register(client, name, champion.run_id, {"test": "bind-mount"})
-    client.set_registered_model_alias(name, registry.CHAMPION, version)
+    champion = registry.require_alias(service, name, registry.CHAMPION)
+    version = registry.register(service, name, champion.run_id, {"test": "bind-mount"})
+    service.client.set_registered_model_alias(name, registry.CHAMPION, version)
     return version
 
 

@@ -14,7 +14,8 @@ import pytest
 from scripts.demo_restore import ALIASES, restored, retrain_writes
 
 from training.config import Params, load_params
-from training.io import registry, tracking
+from training.io import registry
+from training.io.mlflow_service import MlflowService
 
 from ..training.conftest import repo_params, write_params
 
@@ -47,7 +48,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     params = _params(root)
     with contextlib.chdir(root):
-        client = tracking.client(params.registry)
+        service = MlflowService.from_params(params.registry)
+        client = service.client
         name = params.registry.model_name
         client.create_registered_model(name)
         for _ in range(2):
@@ -80,11 +82,11 @@ def _write(path: Path, text: str) -> None:
 def _state(root: Path, params: Params) -> dict[str, Any]:
     """The aliases and every file the retrain may rewrite, as bytes."""
     with contextlib.chdir(root):
-        client = tracking.client(params.registry)
+        service = MlflowService.from_params(params.registry)
         name = params.registry.model_name
         aliases = {}
         for alias in ALIASES:
-            version = registry.version_by_alias(client, name, alias)
+            version = registry.version_by_alias(service, name, alias)
             aliases[alias] = None if version is None else str(version.version)
         files = {
             file.as_posix(): file.read_bytes()
@@ -98,7 +100,8 @@ def _state(root: Path, params: Params) -> dict[str, Any]:
 def _retrain_promotes_version_2(root: Path, params: Params) -> None:
     """What `car-train retrain` does to the project when its challenger is promoted."""
     with contextlib.chdir(root):
-        client = tracking.client(params.registry)
+        service = MlflowService.from_params(params.registry)
+        client = service.client
         name = params.registry.model_name
         for alias in (registry.CHALLENGER, registry.CHAMPION):
             client.set_registered_model_alias(name, alias, "2")

@@ -10,6 +10,7 @@ from training.config import load_params
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import pipeline_files, splits, tuned_params
+from training.io.mlflow_service import MlflowService
 from training.jobs import split, train
 
 from ..conftest import merged, repo_params, write_params
@@ -66,7 +67,7 @@ def test_train_with_corrupt_features_fails(make_params: Any, write_splits: Any) 
     write_splits(params)
     (params.paths.splits / "val.parquet").write_bytes(b"not parquet")
     with pytest.raises(PipelineError, match=r"val\.parquet"):
-        train.run(params)
+        train.run(params, MlflowService.from_params(params.registry))
 
 
 def test_train_with_a_missing_feature_column_fails(make_params: Any, write_splits: Any) -> None:
@@ -78,7 +79,7 @@ def test_train_with_a_missing_feature_column_fails(make_params: Any, write_split
     path = params.paths.splits / "train.parquet"
     pd.read_parquet(path).drop(columns="mileage").to_parquet(path)
     with pytest.raises(PipelineError, match="mileage"):
-        train.run(params)
+        train.run(params, MlflowService.from_params(params.registry))
 
 
 def test_tuned_params_with_an_unknown_key_fail(make_params: Any, write_splits: Any) -> None:
@@ -136,5 +137,5 @@ def test_export_of_a_model_no_run_trained_fails_and_writes_nothing(
     pipeline_files.save(pipeline, params.paths.trained_pipeline, record)
     message = r"no MLflow run tagged pipeline_sha256=.*re-run `car-train train`"
     with pytest.raises(PipelineError, match=message):
-        export.run(params)
+        export.run(params, MlflowService.from_params(params.registry))
     assert not params.paths.exported_bundle.exists()

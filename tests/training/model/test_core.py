@@ -1,4 +1,4 @@
-"""Pure parts: splits, encoding, metrics, frame checks, the promotion decision."""
+"""Pure parts: splits, encoding, metrics, frame checks, the promotion gate, version tags."""
 
 from typing import Any
 
@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared_schema import FIELD_NAMES
+from shared_schema import FIELD_NAMES, SCHEMA_VERSION
+from shared_schema.bundle import Manifest, manifest_inputs
 from training.core.dataset import frame_hash, frame_problems
 from training.core.encoding import UNKNOWN_CODE, feature_matrix, fit_vocabulary
 from training.core.metrics import error_by_decile, regression_metrics
 from training.core.model import fit_log_offset
-from training.core.promotion import decide
+from training.core.promotion import BetterOnNewMarket, NotWorse, decide
 from training.core.splits import assign_splits
+from training.io.registry import TRAINED_THROUGH_TAG
+from training.lifecycle.register import version_tags
 
 
 def test_splits_are_reproducible_and_order_independent() -> None:
@@ -112,10 +115,74 @@ def test_frame_hash_changes_with_content(make_cars: Any) -> None:
     assert frame_hash(changed) != frame_hash(frame)
 
 
+def _test(mape: float) -> dict[str, float]:
+    return {"test": mape}
+
+
 def test_promotion_decision() -> None:
     """Better or equal (within tolerance) promotes; worse refuses; no champion promotes."""
-    assert decide(0.12, None, 0.0).promote
-    assert decide(0.12, 0.13, 0.0).promote
-    assert decide(0.12, 0.12, 0.0).promote
-    assert not decide(0.13, 0.12, 0.0).promote
-    assert decide(0.1205, 0.12, 0.001).promote
+    assert decide(_test(0.12), None, NotWorse(0.0)).promote
+    assert decide(_test(0.12), _test(0.13), NotWorse(0.0)).promote
+    assert decide(_test(0.12), _test(0.12), NotWorse(0.0)).promote
+    assert not decide(_test(0.13), _test(0.12), NotWorse(0.0)).promote
+    assert decide(_test(0.1205), _test(0.12), NotWorse(0.001)).promote
+
+
+def test_promotion_reasons_state_the_comparison() -> None:
+    """The pipeline policy's reasons: the two MAPEs, the relation and the tolerance."""
+    assert decide(_test(0.12), None, NotWorse(0.0)).reason == "no champion yet"
+    assert decide(_test(0.12), _test(0.13), NotWorse(0.001)).reason == (
+        "challenger MAPE 0.12000 <= champion 0.13000 + tolerance 0.001"
+    )
+    assert decide(_test(0.14), _test(0.13), NotWorse(0.0)).reason == (
+        "challenger MAPE 0.14000 > champion 0.13000 + tolerance 0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "policy", "missing"),
+    [
+        ({"holdout": 0.1}, {"test": 0.1}, NotWorse(0.0), "the challenger has none on test"),
+        ({"test": 0.1}, {"holdout": 0.1}, NotWorse(0.0), "the champion has none on test"),
+        (
+            {"holdout": 0.1},
+            None,
+            BetterOnNewMarket(0.5),
+            "the challenger has none on test_2020",
+        ),
+    ],
+)
+def test_the_gate_refuses_scores_its_policy_cannot_compare(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    policy: NotWorse | BetterOnNewMarket,
+    missing: str,
+) -> None:
+    """A model not scored on a row set the policy compares is an error naming policy and set."""
+    with pytest.raises(ValueError, match=f"{type(policy).__name__} compares MAPEs on .*{missing}"):
+        decide(challenger, champion, policy)
+
+
+def test_one_tag_builder_for_pipeline_and_retrain_versions() -> None:
+    """A version's tags: its bundle, MAPE named for the rows it was measured on, its lineage."""
+    manifest = Manifest(
+        sha256="ab" * 32,
+        schema_version=SCHEMA_VERSION,
+        model_name="car-price",
+        model_version="dev",
+        inputs=manifest_inputs(),
+        metrics={"mape": 0.1234567},
+        training_data_hash="data",
+        parity_max_rel_diff=0.0,
+    )
+    common = {
+        "sha256": "ab" * 32,
+        "training_data_hash": "data",
+        "schema_version": SCHEMA_VERSION,
+    }
+    assert version_tags(manifest, "test") == {**common, "test_mape": "0.123457"}
+    assert version_tags(manifest, "holdout", "2022-04-01T00:00:00+00:00|new:7") == {
+        **common,
+        "holdout_mape": "0.123457",
+        TRAINED_THROUGH_TAG: "2022-04-01T00:00:00+00:00|new:7",
+    }

@@ -1,4 +1,4 @@
-"""The jobs against a real MLflow SQLite store: the pipeline, the promotion gate, fetch-model.
+"""The jobs against a real MLflow SQLite store: pipeline, gate, fetch-model, the MLflow service.
 
 One store per module; the tests run in order and build on each other.
 """
@@ -7,15 +7,18 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared_schema.bundle import read_verified
 from shared_schema.serving_folder import resolve
 from training.cli import main
-from training.config import Params, RegistryParams, load_params
-from training.io import registry, splits, tracking
+from training.config import Params, load_params
+from training.io import onnx_scoring, registry, splits
+from training.io.mlflow_service import MODEL_SHA_TAG, PIPELINE_TAG, TELEMETRY_OFF, MlflowService
 
 from ..conftest import merged, relocated, write_params
 
@@ -85,8 +88,8 @@ def _served(params: Params) -> dict[str, Any]:
 
 
 def _champion(params: Params) -> str | None:
-    client = tracking.client(params.registry)
-    version = registry.version_by_alias(client, params.registry.model_name, registry.CHAMPION)
+    service = MlflowService.from_params(params.registry)
+    version = registry.version_by_alias(service, params.registry.model_name, registry.CHAMPION)
     return None if version is None else str(version.version)
 
 
@@ -114,11 +117,21 @@ def test_pipeline_reaches_a_champion(store: dict[str, Any]) -> None:
     assert _served(params)["model_version"] == "1"
     best = json.loads(params.paths.tuned_params.read_text(encoding="utf-8"))
     assert best["trials"] == 2
-    client = tracking.client(params.registry)
+    client = MlflowService.from_params(params.registry).client
     run_id = client.get_model_version(params.registry.model_name, "1").run_id
     run = client.get_run(run_id)
     assert "test_mape" in run.data.metrics
     assert run.data.tags["promotion"] == "promoted"
+    tags = client.get_model_version(params.registry.model_name, "1").tags
+    assert set(tags) == {
+        "sha256",
+        "test_mape",
+        "training_data_hash",
+        "schema_version",
+        "promotion",
+        "promotion_reason",
+    }
+    assert tags["promotion_reason"] == "no champion yet"
     artifacts = {a.path for a in client.list_artifacts(run_id, "bundle")}
     assert artifacts == {"bundle/model.onnx", "bundle/manifest.json"}
 
@@ -153,16 +166,16 @@ def test_same_inputs_give_byte_identical_outputs(store: dict[str, Any]) -> None:
     assert _contents(*outputs) == before
     # No run id in the files: evaluate and export logged into the new run of the same model.
     fingerprint = json.loads(paths.train_report.read_text("utf-8"))["pipeline_sha256"]
-    client = tracking.client(params.registry)
+    client = MlflowService.from_params(params.registry).client
     experiment = client.get_experiment_by_name(params.registry.experiment)
     runs = client.search_runs(
         [experiment.experiment_id],
-        f"tags.{tracking.PIPELINE_TAG} = '{fingerprint}'",
+        f"tags.{PIPELINE_TAG} = '{fingerprint}'",
         order_by=["attributes.start_time DESC"],
     )
     assert len(runs) == 2
     assert "test_mape" in runs[0].data.metrics
-    assert runs[0].data.tags[tracking.MODEL_SHA_TAG] == _served(params)["sha256"]
+    assert runs[0].data.tags[MODEL_SHA_TAG] == _served(params)["sha256"]
 
 
 def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
@@ -173,7 +186,7 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     assert decision["promote"] is False
     assert decision["challenger_mape"] > decision["champion_mape"]
     assert _champion(params) == "1"
-    client = tracking.client(params.registry)
+    client = MlflowService.from_params(params.registry).client
     challenger = client.get_model_version_by_alias(params.registry.model_name, "challenger")
     assert str(challenger.version) == "2"
     assert client.get_run(challenger.run_id).data.tags["promotion"] == "refused"
@@ -207,35 +220,116 @@ def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: P
     assert manifest["sha256"] == exported["sha256"]
 
 
-def _registry_at(root: Path) -> RegistryParams:
-    return RegistryParams(
-        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        artifact_dir=root / "artifacts",
-        experiment="car-price",
-        model_name="car-price",
-        promote_tolerance=0.0,
-    )
+class _WatchedEnviron(MutableMapping[str, str]):
+    """`os.environ` that remembers every name written or removed."""
+
+    def __init__(self, real: MutableMapping[str, str]) -> None:
+        self.real, self.written = real, set[str]()
+
+    def __getitem__(self, name: str) -> str:
+        return self.real[name]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.written.add(name)
+        self.real[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        self.written.add(name)
+        del self.real[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.real)
+
+    def __len__(self) -> int:
+        return len(self.real)
+
+    def copy(self) -> dict[str, str]:
+        return dict(self.real)
 
 
-def test_configure_follows_each_projects_store_in_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_jobs_never_write_the_environment(
+    store: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second project's store is used, not the first's URI MLflow left in the environment.
+    """Train → … → publish through the CLI writes nothing into os.environ, MLflow's URIs included.
 
-    MLflow writes every URI it is given into MLFLOW_TRACKING_URI; read back by the next
-    `configure` as an operator's override, it sent a second project to the first one's store.
+    MLflow's URIs left in the environment once sent a second project to the first one's store;
+    MLflow's own global tracking URI is left as it was too.
     """
     import mlflow
 
-    first, second = _registry_at(tmp_path / "first"), _registry_at(tmp_path / "second")
-    assert tracking.configure(first) == first.tracking_uri
-    assert "MLFLOW_TRACKING_URI" not in os.environ
-    assert "MLFLOW_REGISTRY_URI" not in os.environ
-    assert "MLFLOW_EXPERIMENT_ID" not in os.environ
-    assert tracking.configure(second) == second.tracking_uri
-    assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == second.tracking_uri
-    # An operator's override still wins, and stays as the operator set it.
+    path, params = _params(store, 10)
+    for name, value in TELEMETRY_OFF.items():  # `car-train`'s process defaults, already set
+        monkeypatch.setenv(name, value)
+    # MLflow's default store is relative to the working directory: nothing may land there.
+    monkeypatch.chdir(tmp_path)
+    before, tracking_uri = dict(os.environ), mlflow.get_tracking_uri()
+    watched = _WatchedEnviron(os.environ)
+    monkeypatch.setattr(os, "environ", watched)
+    _run(path, "train", "evaluate", "export", "register", "promote", "publish")
+    # MLflow itself sets and removes one flag while it checks a logged model's input example.
+    assert watched.written <= {"_MLFLOW_IS_IN_SERVING_ENVIRONMENT"}
+    assert dict(watched.real) == before
+    assert mlflow.get_tracking_uri() == tracking_uri
+    assert list(tmp_path.iterdir()) == []
+    assert _promotion(params)["challenger_version"] == "4"
+
+
+def test_the_cli_sets_only_the_telemetry_defaults(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`car-train` adds MLflow's telemetry opt-out where unset, and nothing else."""
+    path, _ = _params(store, 10)
+    for name in TELEMETRY_OFF:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DO_NOT_TRACK", "false")  # an operator's choice stays
+    before = dict(os.environ)
+    _run(path, "publish")
+    assert dict(os.environ) == {**TELEMETRY_OFF, **before}
+
+
+def test_an_operators_tracking_uri_wins_and_stays_as_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLFLOW_TRACKING_URI, when set, is the service's store; the environment keeps it as is."""
     operator = f"sqlite:///{tmp_path / 'operator.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", operator)
-    assert tracking.configure(first) == operator
+    params = load_params(write_params(relocated(tmp_path), tmp_path / "params.yaml"))
+    service = MlflowService.from_params(params.registry)
+    assert service.tracking_uri == service.registry_uri == operator
+    assert service.client.tracking_uri == operator
     assert os.environ["MLFLOW_TRACKING_URI"] == operator
+
+
+def test_two_services_in_one_process_keep_to_their_own_stores(
+    store: dict[str, Any], tmp_path: Path
+) -> None:
+    """Interleaved runs, logged bundles and versions of two stores land each in its own."""
+    import mlflow
+
+    _, params = _params(store, 10)
+    inputs = read_verified(params.paths.exported_bundle).manifest.inputs
+    example = onnx_scoring.frame_feeds(splits.read(params.paths.splits, "test").head(3), inputs)
+    services = {}
+    for project in ("first", "second"):
+        raw = relocated(tmp_path / project)
+        services[project] = MlflowService.from_params(
+            load_params(write_params(raw, tmp_path / project / "params.yaml")).registry
+        )
+    first, second = services["first"], services["second"]
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri(), dict(os.environ))
+    with first.run("one") as one, second.run("two") as two:
+        registry.log_bundle(one, params.paths.exported_bundle, example)
+        registry.log_bundle(two, params.paths.exported_bundle, example)
+        one.set_tags({"project": "first"})
+        two.set_tags({"project": "second"})
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri(), dict(os.environ)) == before
+    for project, service, run in (("first", first, one), ("second", second, two)):
+        found = service.client.get_run(run.run_id)
+        assert found.info.status == "FINISHED"
+        assert found.data.tags["project"] == project
+        assert found.info.artifact_uri.startswith((tmp_path / project).as_uri())
+        other = second if service is first else first
+        assert other.client.search_runs([other.experiment_id], f"tags.project = '{project}'") == []
+        version = registry.register(service, "car-price", run.run_id, {"project": project})
+        assert version == "1"
+        assert registry.require_version(service, "car-price", "1").tags == {"project": project}

@@ -9,7 +9,7 @@ import pytest
 
 from training.config import load_params
 from training.core.fitting import fit_pipeline
-from training.core.promotion import decide_retrain
+from training.core.promotion import BetterOnNewMarket, NotWorse, decide
 from training.core.retrain import (
     newest_slice,
     precedes,
@@ -17,7 +17,6 @@ from training.core.retrain import (
     retrain_rows,
     slice_key,
 )
-from training.records import MarketScores
 
 from ..conftest import REPO_ROOT
 
@@ -118,8 +117,8 @@ def test_retrain_rows_keep_the_holdout_out_of_training(make_cars: Any) -> None:
     assert rows.train_weight.max() == 1.0
 
 
-def _scores(holdout: float, test_2020: float) -> MarketScores:
-    return MarketScores(version="v", holdout_mape=holdout, test_2020_mape=test_2020)
+def _scores(holdout: float, test_2020: float) -> dict[str, float]:
+    return {"holdout": holdout, "test_2020": test_2020}
 
 
 @pytest.mark.parametrize(
@@ -136,14 +135,32 @@ def test_gate_needs_better_new_market_and_bounded_old_market_mape(
     challenger: tuple[float, float], champion: tuple[float, float], promote: bool, reason: str
 ) -> None:
     """Promote only when better on the holdout and 2020 MAPE ≤ champion's × (1 + tolerance)."""
-    decision = decide_retrain(_scores(*challenger), _scores(*champion), 0.10)
-    assert decision[0] is promote
-    assert decision[1].startswith(reason)
+    decision = decide(_scores(*challenger), _scores(*champion), BetterOnNewMarket(0.10))
+    assert decision.promote is promote
+    assert decision.reason.startswith(reason)
 
 
 def test_gate_promotes_when_there_is_no_champion() -> None:
     """The first registered model needs no comparison."""
-    assert decide_retrain(_scores(0.5, 0.5), None, 0.1) == (True, "no champion yet")
+    decision = decide(_scores(0.5, 0.5), None, BetterOnNewMarket(0.1))
+    assert (decision.promote, decision.reason) == (True, "no champion yet")
+
+
+def test_gate_states_both_markets_figures() -> None:
+    """The retrain policy's reason carries both MAPEs, the 2020 ceiling and its tolerance."""
+    decision = decide(_scores(0.15, 0.2), _scores(0.3, 0.124), BetterOnNewMarket(0.1))
+    assert decision.reason == (
+        "catastrophically worse on 2020: holdout MAPE 0.15000 < champion 0.30000; "
+        "2020 test MAPE 0.20000 vs ceiling 0.13640 (champion 0.12400 x (1 + 0.1))"
+    )
+
+
+def test_one_gate_two_policies_can_disagree() -> None:
+    """The same scores under each policy: each reads its own row sets and its own rule."""
+    challenger = {"test": 0.13, "holdout": 0.15, "test_2020": 0.13}
+    champion = {"test": 0.12, "holdout": 0.30, "test_2020": 0.12}
+    assert decide(challenger, champion, BetterOnNewMarket(0.5)).promote
+    assert not decide(challenger, champion, NotWorse(0.0)).promote
 
 
 def test_weights_pull_the_fit_towards_the_heavy_market(make_cars: Any) -> None:

@@ -17,7 +17,8 @@ from shared_schema.serving_folder import resolve
 from training.cli import main
 from training.config import Params, load_params
 from training.core.retrain import ORDER, slice_key
-from training.io import registry, tracking
+from training.io import registry
+from training.io.mlflow_service import MlflowService
 
 from ..conftest import merged, write_params
 from .conftest import champion_project, row_2020, row_2022
@@ -125,8 +126,8 @@ def promoted(project: dict[str, Any], refused: Params) -> Params:
 
 
 def _champion(params: Params) -> str:
-    client = tracking.client(params.registry)
-    return str(registry.require_alias(client, params.registry.model_name, "champion").version)
+    service = MlflowService.from_params(params.registry)
+    return str(registry.require_alias(service, params.registry.model_name, "champion").version)
 
 
 def _served_manifest(params: Params) -> str:
@@ -150,10 +151,23 @@ def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) ->
     assert record["challenger"]["test_2020_mape"] > ceiling
     assert (record["champion_version_before"], record["champion_version_after"]) == ("1", "1")
     assert _champion(params) == _served_version(params) == "1"
-    client = tracking.client(params.registry)
-    challenger = registry.require_alias(client, params.registry.model_name, "challenger")
+    service = MlflowService.from_params(params.registry)
+    challenger = registry.require_alias(service, params.registry.model_name, "challenger")
     assert str(challenger.version) == record["challenger"]["version"] == "2"
     assert challenger.tags["promotion"] == "refused"
+    assert challenger.tags["promotion_reason"] == record["reason"]
+    assert set(challenger.tags) == {
+        "sha256",
+        "holdout_mape",
+        "training_data_hash",
+        "schema_version",
+        registry.TRAINED_THROUGH_TAG,
+        "promotion",
+        "promotion_reason",
+    }
+    gate = service.client.get_run(challenger.run_id).data.metrics
+    assert gate["gate_challenger_holdout_mape"] == record["challenger"]["holdout_mape"]
+    assert gate["gate_champion_test_2020_mape"] == record["champion"]["test_2020_mape"]
 
 
 def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Params) -> None:

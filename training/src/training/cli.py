@@ -1,8 +1,14 @@
-"""`car-train`: the one CLI of the training package. DVC stages, Airflow and tests call it."""
+"""`car-train`: the one CLI of the training package. DVC stages, Airflow and tests call it.
+
+A job whose `run` takes a `service` is handed the MLflow service of params.yaml's `registry`
+section (`training.io.mlflow_service.MlflowService`); the others never touch MLflow.
+"""
 
 import argparse
 import importlib
+import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,8 +17,9 @@ from pathlib import Path
 from shared_schema.bundle import InvalidBundleError, MissingInputError
 from training.config import load_params
 from training.errors import PipelineError
+from training.io.mlflow_service import TELEMETRY_OFF, MlflowService
 
-# Subcommand → (job module, help). Each job module has `run(params) -> ...`.
+# Subcommand → (job module, help). Each job module has `run(params[, service], **options)`.
 # Jobs are imported only when their command runs: `car-train --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("training.jobs.ingest", "Validate both raw files into listings + quarantine."),
@@ -60,11 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The process's own settings, before a job imports MLflow (which reads them then).
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
     try:
         params = load_params(args.params)
         module = importlib.import_module(COMMANDS[args.command][0])
         runner: Callable[..., object] = module.run
         extra = {k: v for k, v in vars(args).items() if k not in {"params", "verbose", "command"}}
+        if "service" in inspect.signature(runner).parameters:
+            extra["service"] = MlflowService.from_params(params.registry)
         runner(params, **extra)
     # A bundle `read_verified` refuses, and rows that cannot feed a graph, are refused by the
     # bundle library itself: its message, the server's for the same bundle, is the error.

@@ -2,7 +2,7 @@
 
 Each record is deterministic for the same inputs (no run ids, no timestamps): DVC hashes these
 files into dvc.lock, so a second run must write the same bytes. Run ids and times live in
-MLflow, which finds a model's run by content (`training.io.tracking`).
+MLflow, which finds a model's run by content (`training.io.mlflow_service`).
 """
 
 import msgspec

@@ -1,8 +1,23 @@
-"""The promotion gates: pure decisions from MAPEs of two models measured on the same rows."""
+"""The promotion gate: one decision from two models' MAPEs on the same rows, under a policy.
 
+The gate (`decide`) is one: a challenger with no champion to beat is promoted, otherwise the
+policy judges the two models' scores. There are two policies:
+
+- `NotWorse`, the pipeline's (`car-train promote`): scored on the test split, promoted unless
+  worse than the champion beyond `registry.promote_tolerance`;
+- `BetterOnNewMarket`, the retrain's (`car-train retrain`): scored on the new market's newest
+  slice and the 2020 test split, promoted when better on the first and not catastrophically
+  worse on the second (`retrain.old_market_tolerance`).
+
+Pure: the scores come from `training.lifecycle.promote`, which scores both registered graphs.
+"""
+
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
-from training.records import MarketScores
+#: A model's MAPE on each set of rows a policy scores it on, by the set's name.
+Scores = Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -11,60 +26,90 @@ class Decision:
 
     promote: bool
     reason: str
-    challenger_mape: float
-    champion_mape: float | None
-    tolerance: float
 
 
-def decide(challenger_mape: float, champion_mape: float | None, tolerance: float) -> Decision:
-    """Promote unless the challenger's MAPE is worse than the champion's beyond `tolerance`.
+class Policy(Protocol):
+    """How a gate compares a challenger with the champion."""
 
-    Args:
-        challenger_mape: The challenger's test MAPE.
-        champion_mape: The current champion's MAPE on the same test rows; None if none.
+    #: The row sets both models are scored on: the keys `judge` reads from their scores.
+    scored_on: ClassVar[tuple[str, ...]]
+
+    def judge(self, challenger: Scores, champion: Scores) -> Decision:
+        """The decision between a challenger and an existing champion."""
+        ...
+
+
+@dataclass(frozen=True)
+class NotWorse:
+    """The pipeline's policy: promote unless the test MAPE is worse beyond `tolerance`.
+
+    Attributes:
         tolerance: How much worse (absolute MAPE) still counts as "not worse".
     """
-    if champion_mape is None:
-        return Decision(True, "no champion yet", challenger_mape, None, tolerance)
-    if challenger_mape <= champion_mape + tolerance:
+
+    tolerance: float
+    scored_on: ClassVar[tuple[str, ...]] = ("test",)
+
+    def judge(self, challenger: Scores, champion: Scores) -> Decision:
+        """Promote when the challenger's test MAPE <= the champion's + `tolerance`."""
+        new, old = challenger["test"], champion["test"]
+        promote = new <= old + self.tolerance
+        relation = "<=" if promote else ">"
         reason = (
-            f"challenger MAPE {challenger_mape:.5f} <= champion {champion_mape:.5f} "
-            f"+ tolerance {tolerance:g}"
+            f"challenger MAPE {new:.5f} {relation} champion {old:.5f} "
+            f"+ tolerance {self.tolerance:g}"
         )
-        return Decision(True, reason, challenger_mape, champion_mape, tolerance)
-    reason = (
-        f"challenger MAPE {challenger_mape:.5f} > champion {champion_mape:.5f} "
-        f"+ tolerance {tolerance:g}"
-    )
-    return Decision(False, reason, challenger_mape, champion_mape, tolerance)
+        return Decision(promote, reason)
 
 
-def decide_retrain(
-    challenger: MarketScores, champion: MarketScores | None, old_market_tolerance: float
-) -> tuple[bool, str]:
-    """Promote a retrained challenger that is better on the new market and not much worse on 2020.
+@dataclass(frozen=True)
+class BetterOnNewMarket:
+    """The retrain's policy: better on the new market, not catastrophically worse on 2020.
+
+    Attributes:
+        old_market_tolerance: The challenger's 2020 test MAPE may be at most the champion's
+            × (1 + this): "not catastrophically worse" on the market it was trained for.
+    """
+
+    old_market_tolerance: float
+    scored_on: ClassVar[tuple[str, ...]] = ("holdout", "test_2020")
+
+    def judge(self, challenger: Scores, champion: Scores) -> Decision:
+        """Promote when the holdout MAPE is lower and the 2020 MAPE is under the ceiling."""
+        tolerance = self.old_market_tolerance
+        ceiling = champion["test_2020"] * (1.0 + tolerance)
+        better_new = challenger["holdout"] < champion["holdout"]
+        new = "<" if better_new else ">="
+        figures = (
+            f"holdout MAPE {challenger['holdout']:.5f} {new} champion "
+            f"{champion['holdout']:.5f}; 2020 test MAPE {challenger['test_2020']:.5f} vs "
+            f"ceiling {ceiling:.5f} (champion {champion['test_2020']:.5f} x (1 + {tolerance:g}))"
+        )
+        if not better_new:
+            return Decision(False, f"not better on the new market: {figures}")
+        if challenger["test_2020"] > ceiling:
+            return Decision(False, f"catastrophically worse on 2020: {figures}")
+        return Decision(True, f"better on the new market, not much worse on 2020: {figures}")
+
+
+def decide(challenger: Scores, champion: Scores | None, policy: Policy) -> Decision:
+    """The gate: promote a first model; otherwise the policy judges the two models' scores.
 
     Args:
-        challenger: The challenger's MAPEs on the new market's holdout and the 2020 test split.
+        challenger: The challenger's MAPE on each of `policy.scored_on`.
         champion: The champion's MAPEs on the same rows; None when there is no champion.
-        old_market_tolerance: The challenger's 2020 MAPE may be at most the champion's
-            × (1 + this): "not catastrophically worse" on the market it was trained for.
+        policy: `NotWorse` or `BetterOnNewMarket`.
 
-    Returns:
-        (promote, reason).
+    Raises:
+        ValueError: A model was not scored on a row set the policy compares.
     """
+    for who, scores in (("challenger", challenger), ("champion", champion)):
+        missing = [name for name in policy.scored_on if scores is not None and name not in scores]
+        if missing:
+            raise ValueError(
+                f"{type(policy).__name__} compares MAPEs on {', '.join(policy.scored_on)}; "
+                f"the {who} has none on {', '.join(missing)}"
+            )
     if champion is None:
-        return True, "no champion yet"
-    ceiling = champion.test_2020_mape * (1.0 + old_market_tolerance)
-    better_new = challenger.holdout_mape < champion.holdout_mape
-    new = "<" if better_new else ">="
-    figures = (
-        f"holdout MAPE {challenger.holdout_mape:.5f} {new} champion {champion.holdout_mape:.5f}; "
-        f"2020 test MAPE {challenger.test_2020_mape:.5f} vs ceiling {ceiling:.5f} "
-        f"(champion {champion.test_2020_mape:.5f} x (1 + {old_market_tolerance:g}))"
-    )
-    if not better_new:
-        return False, f"not better on the new market: {figures}"
-    if challenger.test_2020_mape > ceiling:
-        return False, f"catastrophically worse on 2020: {figures}"
-    return True, f"better on the new market, not much worse on 2020: {figures}"
+        return Decision(True, "no champion yet")
+    return policy.judge(challenger, champion)

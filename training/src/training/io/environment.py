@@ -1,9 +1,9 @@
 """Put back what a library writes into this process's environment.
 
-Some libraries set environment variables for their own subprocesses when imported or
-configured (Feast's metrics, MLflow's URIs and experiment id). Left in `os.environ`, such a
-value reaches every later subprocess and reads, to the next caller, as something an operator
-set. The callers name the variables each library writes.
+Some libraries set environment variables for their own subprocesses when imported (Feast's
+metrics). Left in `os.environ`, such a value reaches every later subprocess and reads, to the
+next caller, as something an operator set. The callers name the variables each library writes.
+(MLflow is kept out of the environment altogether: `training.io.mlflow_service`.)
 """
 
 import contextlib

@@ -1,7 +1,7 @@
 """The trained pipeline on disk (`paths.trained_pipeline`): booster text + `TrainedModel` JSON.
 
 Both files are deterministic for the same inputs, so their `fingerprint` identifies the model:
-MLflow's run of the model is tagged with it (`training.io.tracking`).
+MLflow's run of the model is tagged with it (`training.io.mlflow_service`).
 """
 
 import hashlib

@@ -1,14 +1,15 @@
-"""The MLflow Model Registry: logged bundles, versions, the `challenger` / `champion` aliases."""
+"""The MLflow Model Registry: logged bundles, versions, the `challenger` / `champion` aliases.
+
+Every function works on the store of the `MlflowService` it is given (`training.io.mlflow_service`).
+"""
 
 import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
-
 from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, Manifest, read_verified
 from training.errors import PipelineError
-from training.io import serving
+from training.io.mlflow_service import MlflowService, TrackedRun
 
 CHALLENGER: Final = "challenger"
 CHAMPION: Final = "champion"
@@ -22,13 +23,14 @@ BUNDLE_ARTIFACT: Final = "bundle"
 ONNX_ARTIFACT: Final = "model"
 
 
-def log_bundle(bundle_dir: Path, example: dict[str, Any]) -> str:
-    """Log a bundle to the active run: the ONNX flavour (signature + example) and the files.
+def log_bundle(run: TrackedRun, bundle_dir: Path, example: dict[str, Any]) -> str:
+    """Log a bundle to `run`: the ONNX flavour (signature + example) and the files.
 
     The ONNX flavour makes the model loadable with `mlflow.onnx`/pyfunc; the `bundle/`
     artifact keeps the exact bytes and manifest the server needs (`fetch-model` reads it).
 
     Args:
+        run: The model's run (`training.io.mlflow_service.TrackedRun`).
         bundle_dir: Directory with model.onnx and manifest.json.
         example: Feeds of a few rows (`onnx_scoring.frame_feeds`), the input example.
 
@@ -45,20 +47,21 @@ def log_bundle(bundle_dir: Path, example: dict[str, Any]) -> str:
         inputs=Schema([TensorSpec(array.dtype, (-1, 1), name) for name, array in example.items()]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), PRICE_OUTPUT)]),
     )
-    info = mlflow.onnx.log_model(
-        onnx.load_model(str(bundle_dir / MODEL_FILE)),
-        name=ONNX_ARTIFACT,
-        signature=signature,
-        input_example=example,
-        # The graph needs only onnxruntime: skip MLflow's environment inference (uv export).
-        pip_requirements=["onnx", "onnxruntime"],
-    )
-    mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
-    mlflow.set_tag(MODEL_URI_TAG, str(info.model_uri))
+    with run.active():
+        info = mlflow.onnx.log_model(
+            onnx.load_model(str(bundle_dir / MODEL_FILE)),
+            name=ONNX_ARTIFACT,
+            signature=signature,
+            input_example=example,
+            # The graph needs only onnxruntime: skip MLflow's environment inference (uv export).
+            pip_requirements=["onnx", "onnxruntime"],
+        )
+    run.log_artifacts(bundle_dir, BUNDLE_ARTIFACT)
+    run.set_tags({MODEL_URI_TAG: info.model_uri})
     return str(info.model_uri)
 
 
-def register(client: Any, model_name: str, run_id: str, tags: dict[str, str]) -> str:
+def register(service: MlflowService, model_name: str, run_id: str, tags: dict[str, str]) -> str:
     """Register the ONNX model of `run_id` as a new version of `model_name`.
 
     Returns:
@@ -69,6 +72,7 @@ def register(client: Any, model_name: str, run_id: str, tags: dict[str, str]) ->
     """
     import mlflow
 
+    client = service.client
     run = client.get_run(run_id)
     model_uri = run.data.tags.get(MODEL_URI_TAG)
     if not model_uri:
@@ -79,32 +83,34 @@ def register(client: Any, model_name: str, run_id: str, tags: dict[str, str]) ->
         client.create_registered_model(
             model_name, description="Used-car price (RUB) from raw fields; ONNX."
         )
-    version = client.create_model_version(model_name, model_uri, run_id=run_id, tags=tags)
+    # The registry looks the logged model of a `models:/` source up through a default client.
+    with service.as_default():
+        version = client.create_model_version(model_name, model_uri, run_id=run_id, tags=tags)
     return str(version.version)
 
 
-def version_by_alias(client: Any, model_name: str, alias: str) -> Any | None:
+def version_by_alias(service: MlflowService, model_name: str, alias: str) -> Any | None:
     """The model version an alias points to, or None when the alias (or model) is unset."""
     import mlflow
 
     try:
-        return client.get_model_version_by_alias(model_name, alias)
+        return service.client.get_model_version_by_alias(model_name, alias)
     except mlflow.exceptions.MlflowException:
         return None
 
 
-def require_alias(client: Any, model_name: str, alias: str) -> Any:
+def require_alias(service: MlflowService, model_name: str, alias: str) -> Any:
     """Like `version_by_alias`, but an unset alias is a PipelineError naming it."""
-    version = version_by_alias(client, model_name, alias)
+    version = version_by_alias(service, model_name, alias)
     if version is None:
         raise PipelineError(
             f"registered model {model_name!r} has no version with alias {alias!r} "
-            f"in {tracking_uri()}"
+            f"in {service.registry_uri}"
         )
     return version
 
 
-def require_version(client: Any, model_name: str, version: str) -> Any:
+def require_version(service: MlflowService, model_name: str, version: str) -> Any:
     """The model version `version` of `model_name`.
 
     Raises:
@@ -113,22 +119,18 @@ def require_version(client: Any, model_name: str, version: str) -> Any:
     import mlflow
 
     try:
-        return client.get_model_version(model_name, version)
+        return service.client.get_model_version(model_name, version)
     except mlflow.exceptions.MlflowException as exc:
         raise PipelineError(
-            f"registered model {model_name!r} has no version {version} in {tracking_uri()}; "
+            f"registered model {model_name!r} has no version {version} in "
+            f"{service.registry_uri}; "
             "re-run `car-train register`"
         ) from exc
 
 
-def tracking_uri() -> str:
-    """The tracking URI MLflow is using."""
-    import mlflow
-
-    return str(mlflow.get_tracking_uri())
-
-
-def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
+def download_bundle(
+    service: MlflowService, version: Any, directory: Path
+) -> tuple[bytes, Manifest]:
     """Download and verify the serving bundle logged with a model version's run.
 
     Raises:
@@ -138,8 +140,8 @@ def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
     import mlflow
 
     try:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=BUNDLE_ARTIFACT, dst_path=str(directory)
+        local = service.client.download_artifacts(
+            version.run_id, BUNDLE_ARTIFACT, dst_path=str(directory)
         )
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         raise PipelineError(
@@ -149,30 +151,7 @@ def download_bundle(version: Any, directory: Path) -> tuple[bytes, Manifest]:
     return verified.model_bytes, verified.manifest
 
 
-def fetch_bundle(version: Any) -> tuple[bytes, Manifest]:
+def fetch_bundle(service: MlflowService, version: Any) -> tuple[bytes, Manifest]:
     """`download_bundle` into a temporary directory that is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="car-price-bundle-") as tmp:
-        return download_bundle(version, Path(tmp))
-
-
-def publish(client: Any, model_name: str, alias: str, out: Path) -> serving.Publication:
-    """Publish the bundle an alias points to into the serving folder `out`, verified.
-
-    The manifest's `model_version` becomes the registry version (the export only knew a
-    hash-based development version); the sha256 still covers `model.onnx`, byte for byte.
-    `training.io.serving.publish` writes it (the one publisher: its own bundle directory, then
-    the `current` pointer); publishing what `current` already names changes nothing.
-
-    Returns:
-        What was published, and whether anything changed.
-
-    Raises:
-        PipelineError: The alias is unset, or the run has no bundle.
-        InvalidBundleError: The bundle fails `read_verified`.
-    """
-    version = require_alias(client, model_name, alias)
-    model_bytes, manifest = fetch_bundle(version)
-    manifest = msgspec.structs.replace(
-        manifest, model_version=str(version.version), registry_alias=alias
-    )
-    return serving.publish(out, model_bytes, manifest)
+        return download_bundle(service, version, Path(tmp))

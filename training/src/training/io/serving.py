@@ -1,7 +1,7 @@
 """The one publisher: a bundle into the serving folder (`shared_schema.serving_folder`).
 
 Every writer of the served model goes through `publish`: the `publish` stage (`fetch-model`),
-`car-train retrain` and the drift DAG's `publish` task (both through `registry.publish`).
+`car-train retrain` and the drift DAG's `publish` task (all through `training.lifecycle.publish`).
 
 The order makes every moment servable: the bundle directory is written under a temporary name
 and renamed whole, then `previous`, then `current`, each pointer by temporary file, fsync and

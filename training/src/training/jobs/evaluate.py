@@ -10,7 +10,8 @@ from training.config import Params, PathParams
 from training.core.intervals import coverage, mean_relative_width
 from training.core.metrics import error_by_decile, error_by_group, regression_metrics
 from training.core.model import PricePipeline
-from training.io import files, pipeline_files, plots, splits, tracking
+from training.io import files, pipeline_files, plots, splits
+from training.io.mlflow_service import PIPELINE_TAG, MlflowService
 from training.records import EvaluationReport
 
 log = logging.getLogger(__name__)
@@ -50,31 +51,26 @@ def evaluate(pipeline: PricePipeline, test: pd.DataFrame, paths: PathParams) -> 
     return report
 
 
-def run(params: Params) -> EvaluationReport:
+def run(params: Params, service: MlflowService) -> EvaluationReport:
     """Evaluate the trained pipeline on the test split and log everything to its run.
 
     Returns:
         The test metrics.
     """
-    import mlflow
-
     paths = params.paths
     tables = [paths.test_metrics, paths.error_by_brand, paths.error_by_decile]
     with files.all_or_nothing(*tables, paths.plots):
         pipeline, _ = pipeline_files.load(paths.trained_pipeline)
         test = splits.read(paths.splits, "test")
         report = evaluate(pipeline, test, paths)
-        run_id = tracking.find_run(
-            params.registry,
-            tracking.PIPELINE_TAG,
-            pipeline_files.fingerprint(paths.trained_pipeline),
-            "car-train train",
+        run_id = service.find_run(
+            PIPELINE_TAG, pipeline_files.fingerprint(paths.trained_pipeline), "car-train train"
         )
-        with tracking.run(params.registry, run_id=run_id):
-            mlflow.log_metrics({f"test_{k}": v for k, v in report.test.items()})
+        with service.run(run_id=run_id) as tracked:
+            tracked.log_metrics({f"test_{k}": v for k, v in report.test.items()})
             for path in tables:
-                mlflow.log_artifact(str(path), artifact_path="reports")
-            mlflow.log_artifacts(str(paths.plots), artifact_path="reports/plots")
+                tracked.log_artifacts(path, "reports")
+            tracked.log_artifacts(paths.plots, "reports/plots")
     log.info(
         "test split (%d rows): MAPE %.4f, median APE %.4f, R²(log) %.4f",
         len(test),

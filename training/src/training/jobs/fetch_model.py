@@ -2,7 +2,8 @@
 
 The pipeline's `publish` stage and the drift DAG's `publish` task run it for `champion` into
 `paths.serving_bundle`, a serving folder (`shared_schema.serving_folder`): the bundle in its own
-directory, then the `current` pointer (`training.io.serving`, the one publisher).
+directory, then the `current` pointer (`training.lifecycle.publish`, then `training.io.serving`,
+the one publisher).
 """
 
 import logging
@@ -10,13 +11,19 @@ from pathlib import Path
 
 from shared_schema.serving_folder import Pointer
 from training.config import Params
-from training.io import registry, tracking
+from training.io import registry
+from training.io.mlflow_service import MlflowService
+from training.lifecycle.publish import publish
 
 log = logging.getLogger(__name__)
 
 
 def run(
-    params: Params, *, alias: str = registry.CHAMPION, out: str | Path | None = None
+    params: Params,
+    service: MlflowService,
+    *,
+    alias: str = registry.CHAMPION,
+    out: str | Path | None = None,
 ) -> Pointer:
     """Download the bundle the alias points to, verify it, and publish it into `out`.
 
@@ -29,9 +36,8 @@ def run(
         PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
     """
     out = Path(out) if out else params.paths.serving_bundle
-    client = tracking.client(params.registry)
     name = params.registry.model_name
-    published = registry.publish(client, name, alias, out)
+    published = publish(service, name, alias, out)
     pointer = published.pointer
     if published.changed:
         log.info("published %s version %s (%s) in %s", name, pointer.model_version, alias, out)

@@ -18,6 +18,7 @@ import msgspec
 
 from training.config import Params
 from training.errors import PipelineError
+from training.io.mlflow_service import MlflowService
 from training.records import PromotionRecord, RetrainRecord
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class _DriftSummaryView(msgspec.Struct, frozen=True):
 
 def run(
     params: Params,
+    service: MlflowService,
     *,
     step: Step,
     run_name: str | None = None,
@@ -72,6 +74,7 @@ def run(
 
     Args:
         params: The pipeline params (`paths`, `registry`).
+        service: The MLflow store the gates registered their challengers in.
         step: Which step's report to read.
         run_name: The drift run (`car-train drift --run`); drift only.
         out: Also write the line to this file.
@@ -97,7 +100,7 @@ def run(
             run=summary.run, retrain=summary.verdict.retrain, reasons=summary.verdict.reasons
         )
     else:
-        outcome = _gate_outcome(params, step)
+        outcome = _gate_outcome(params, service, step)
     line = msgspec.json.encode(outcome)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,9 +112,11 @@ def run(
     return outcome
 
 
-def _gate_outcome(params: Params, step: Literal["retrain", "promote"]) -> GateOutcome:
+def _gate_outcome(
+    params: Params, service: MlflowService, step: Literal["retrain", "promote"]
+) -> GateOutcome:
     """The gate report of `retrain` or `promote`, with the challenger's MLflow run id."""
-    from training.io import files, registry, tracking
+    from training.io import files, registry
 
     name = params.registry.model_name
     record: RetrainRecord | PromotionRecord
@@ -121,8 +126,7 @@ def _gate_outcome(params: Params, step: Literal["retrain", "promote"]) -> GateOu
     else:
         record = files.read_record(params.paths.promotion, PromotionRecord, "car-train promote")
         challenger = record.challenger_version
-    client = tracking.client(params.registry)
-    version: Any = registry.require_version(client, name, challenger)
+    version: Any = registry.require_version(service, name, challenger)
     return GateOutcome(
         step=step,
         promote=record.promote,

@@ -1,24 +1,20 @@
 """`car-train promote`: move `champion` to the registered challenger only if it is not worse.
 
 Both models are scored here, by their ONNX graphs, on the current test split: the comparison
-is on the same rows whatever split the champion was evaluated on when it was trained.
+is on the same rows whatever split the champion was evaluated on when it was trained. The
+gate and the promotion are the lifecycle's (`training.lifecycle.promote`), under the
+pipeline's policy (`training.core.promotion.NotWorse`).
 """
 
-import logging
-from typing import Any
-
-import numpy as np
-
 from training.config import Params
-from training.core.metrics import regression_metrics
-from training.core.promotion import decide
-from training.io import files, onnx_scoring, registry, splits, tracking
+from training.core.promotion import NotWorse
+from training.io import files, registry, splits
+from training.io.mlflow_service import MlflowService
+from training.lifecycle.promote import gate, promote
 from training.records import PromotionRecord, Registration
 
-log = logging.getLogger(__name__)
 
-
-def run(params: Params) -> PromotionRecord:
+def run(params: Params, service: MlflowService) -> PromotionRecord:
     """Compare `register`'s version with the champion on the test split; promote or refuse.
 
     Returns:
@@ -29,45 +25,29 @@ def run(params: Params) -> PromotionRecord:
             The champion alias is not moved then.
     """
     paths, name = params.paths, params.registry.model_name
+    policy = NotWorse(params.registry.promote_tolerance)
     with files.all_or_nothing(paths.promotion):
         registered = files.read_record(paths.registration, Registration, "car-train register")
-        client = tracking.client(params.registry)
-        challenger = registry.require_version(client, name, registered.version)
-        champion = registry.version_by_alias(client, name, registry.CHAMPION)
+        challenger = registry.require_version(service, name, registered.version)
+        champion = registry.version_by_alias(service, name, registry.CHAMPION)
         test = splits.read(paths.splits, "test")
-        price = test["price"].to_numpy(np.float64)
-
-        def test_mape(version: Any) -> float:
-            model_bytes, manifest = registry.fetch_bundle(version)
-            feeds = onnx_scoring.frame_feeds(test, manifest.inputs)
-            predicted = onnx_scoring.run_graph(model_bytes, feeds)
-            return regression_metrics(price, predicted)["mape"]
-
-        challenger_mape = test_mape(challenger)
-        same = champion is not None and champion.version == challenger.version
-        champion_mape = (
-            None if champion is None else (challenger_mape if same else test_mape(champion))
-        )
-        decision = decide(challenger_mape, champion_mape, params.registry.promote_tolerance)
+        result = gate(service, challenger, champion, {"test": test}, policy)
         before = None if champion is None else str(champion.version)
+        promoted = result.decision.promote
         record = PromotionRecord(
-            promote=decision.promote,
-            reason=decision.reason,
-            challenger_mape=decision.challenger_mape,
-            champion_mape=decision.champion_mape,
-            tolerance=decision.tolerance,
+            promote=promoted,
+            reason=result.decision.reason,
+            challenger_mape=result.challenger_scores["test"],
+            champion_mape=None
+            if result.champion_scores is None
+            else result.champion_scores["test"],
+            tolerance=policy.tolerance,
             model_name=name,
             challenger_version=str(challenger.version),
             champion_version_before=before,
-            champion_version_after=str(challenger.version) if decision.promote else before,
+            champion_version_after=str(challenger.version) if promoted else before,
             test_rows=len(test),
         )
-        if decision.promote:
-            client.set_registered_model_alias(name, registry.CHAMPION, str(challenger.version))
-        verdict = "promoted" if decision.promote else "refused"
-        for key, value in (("promotion", verdict), ("promotion_reason", decision.reason)):
-            client.set_model_version_tag(name, str(challenger.version), key, value)
-            client.set_tag(challenger.run_id, key, value)
+        promote(service, name, result)
         files.write_json(record, paths.promotion)
-    log.info("%s version %s: %s", verdict, challenger.version, decision.reason)
     return record

@@ -15,19 +15,19 @@ from training.config import Params
 from training.core.encoding import fit_vocabulary
 from training.core.model import train_booster
 from training.core.tuning import baseline_point, suggest
-from training.io import files, splits, tracking
+from training.io import files, splits
+from training.io.mlflow_service import MlflowService, TrackedRun
 from training.records import TunedParams
 
 log = logging.getLogger(__name__)
 
 
-def run(params: Params) -> TunedParams:
+def run(params: Params, service: MlflowService) -> TunedParams:
     """Search, log each trial, write the best parameters.
 
     Returns:
         The best parameters and their validation MAPE.
     """
-    import mlflow
     import optuna
 
     target = params.paths.tuned_params
@@ -38,10 +38,10 @@ def run(params: Params) -> TunedParams:
         base = msgspec.to_builtins(params.train.lightgbm)
         price = val["price"].to_numpy(np.float64)
 
-        def objective(trial: optuna.Trial) -> float:
+        def objective(trial: optuna.Trial, search: TrackedRun) -> float:
             candidate = {**base, **suggest(trial), "learning_rate": params.tune.learning_rate}
-            with tracking.run(params.registry, run_name=f"trial-{trial.number}", nested=True):
-                mlflow.log_params(candidate)
+            with service.run(f"trial-{trial.number}", parent=search) as tracked:
+                tracked.log_params(candidate)
                 pipeline, history = train_booster(
                     train,
                     val,
@@ -53,7 +53,7 @@ def run(params: Params) -> TunedParams:
                 )
                 predicted = pipeline.predict_price(val)
                 mape = float(np.mean(np.abs(predicted - price) / price))
-                mlflow.log_metrics({"val_mape": mape, "best_iteration": history.best_iteration})
+                tracked.log_metrics({"val_mape": mape, "best_iteration": history.best_iteration})
             log.info("trial %d: validation MAPE %.5f", trial.number, mape)
             return mape
 
@@ -62,11 +62,11 @@ def run(params: Params) -> TunedParams:
             direction="minimize", sampler=optuna.samplers.TPESampler(seed=params.tune.seed)
         )
         study.enqueue_trial(baseline_point(base))
-        with tracking.run(params.registry, run_name="tune"):
-            mlflow.set_tag("stage", "tune")
-            study.optimize(objective, n_trials=params.tune.n_trials)
-            mlflow.log_params({f"best.{k}": v for k, v in study.best_params.items()})
-            mlflow.log_metric("best_val_mape", study.best_value)
+        with service.run("tune") as search:
+            search.set_tags({"stage": "tune"})
+            study.optimize(lambda trial: objective(trial, search), n_trials=params.tune.n_trials)
+            search.log_params({f"best.{k}": v for k, v in study.best_params.items()})
+            search.log_metrics({"best_val_mape": study.best_value})
         result = TunedParams(
             params=study.best_params,
             val_mape=study.best_value,

@@ -1,0 +1,103 @@
+"""Lifecycle, steps 4 and 5: the gate between two registered models, then the promotion.
+
+`gate` scores both registered graphs (the bundles the registry would serve, run by
+onnxruntime) on the same rows and asks the one gate (`training.core.promotion.decide`) under a
+policy: `NotWorse` for `car-train promote`, `BetterOnNewMarket` for `car-train retrain`.
+`promote` is the one path that records a decision (tags on the challenger's version and run,
+the gate's MAPEs on the run) and moves `champion`.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.core.metrics import regression_metrics
+from training.core.promotion import Decision, Policy, Scores, decide
+from training.io import onnx_scoring, registry
+from training.io.mlflow_service import MlflowService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Both models, their MAPEs on each row set, and the decision.
+
+    Attributes:
+        challenger: The challenger's registry version.
+        champion: The champion's, or None when there is none.
+        challenger_scores: The challenger's MAPE on each row set.
+        champion_scores: The champion's, or None.
+        decision: Whether the challenger is promoted, and why.
+    """
+
+    challenger: Any
+    champion: Any | None
+    challenger_scores: Scores
+    champion_scores: Scores | None
+    decision: Decision
+
+
+def gate(
+    service: MlflowService,
+    challenger: Any,
+    champion: Any | None,
+    frames: Mapping[str, pd.DataFrame],
+    policy: Policy,
+) -> GateResult:
+    """Score both versions' graphs on every frame (raw fields + `price`) and decide.
+
+    Args:
+        service: The MLflow store the versions are registered in.
+        challenger: The challenger's registry version.
+        champion: The champion's (the same version is scored once), or None.
+        frames: The row sets by name: the policy's `scored_on`.
+        policy: How the two are compared.
+
+    Raises:
+        PipelineError: A version's run has no bundle.
+        InvalidBundleError: A version's bundle fails `read_verified`.
+        ValueError: `frames` lacks a row set the policy compares.
+    """
+
+    def scores(version: Any) -> Scores:
+        model_bytes, manifest = registry.fetch_bundle(service, version)
+        return {
+            name: regression_metrics(
+                frame["price"].to_numpy(np.float64),
+                onnx_scoring.run_graph(
+                    model_bytes, onnx_scoring.frame_feeds(frame, manifest.inputs)
+                ),
+            )["mape"]
+            for name, frame in frames.items()
+        }
+
+    new = scores(challenger)
+    same = champion is not None and champion.version == challenger.version
+    old = None if champion is None else (new if same else scores(champion))
+    return GateResult(challenger, champion, new, old, decide(new, old, policy))
+
+
+def promote(service: MlflowService, model_name: str, result: GateResult) -> None:
+    """Record the gate's decision on the challenger; move `champion` to it if promoted.
+
+    The version and its run get the tags `promotion` (promoted or refused) and
+    `promotion_reason`; the run gets the MAPEs as `gate_{challenger,champion}_<rows>_mape`.
+    """
+    client = service.client
+    version, run_id = str(result.challenger.version), result.challenger.run_id
+    verdict = "promoted" if result.decision.promote else "refused"
+    for key, value in (("promotion", verdict), ("promotion_reason", result.decision.reason)):
+        client.set_model_version_tag(model_name, version, key, value)
+        client.set_tag(run_id, key, value)
+    scores = {"challenger": result.challenger_scores, "champion": result.champion_scores or {}}
+    for who, mapes in scores.items():
+        for rows, mape in mapes.items():
+            client.log_metric(run_id, f"gate_{who}_{rows}_mape", mape)
+    if result.decision.promote:
+        client.set_registered_model_alias(model_name, registry.CHAMPION, version)
+    log.info("%s version %s: %s", verdict, version, result.decision.reason)
