@@ -306,8 +306,15 @@ def test_segments_rotate_by_age_even_when_idle(tmp_path: Path) -> None:
     async def scenario() -> list[str]:
         log.start()
         log.record("a", CARS[:1], [1.0], "1")
-        await asyncio.sleep(0.3)  # written, then closed by age with no new records
-        names = [path.name for path in segment_paths(tmp_path)]
+        # Written, then closed by age with no new records: polled rather than slept for a fixed
+        # time, so a busy machine that runs the writer late fails only after 10 s.
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            names = [path.name for path in segment_paths(tmp_path)]
+            closed = bool(names) and not names[0].endswith(OPEN_SUFFIX)
+            if closed or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.02)
         await log.stop()
         return names
 
