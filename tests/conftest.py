@@ -251,6 +251,24 @@ def model_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_bundle(tmp_path_factory.mktemp("bundle"))
 
 
+@pytest.fixture(scope="session")
+def fast_training() -> dict[str, dict[str, Any]]:
+    """params.yaml sections that train and tune small forests in seconds on synthetic rows.
+
+    The one home of the tests' fast training settings; the rest is the repository's params.yaml.
+    Merge it (`tests/training/conftest.py` `merged`, `relocated`, which copy), never modify it.
+    """
+    return {
+        "train": {
+            "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
+            "num_boost_round": 40,
+            "early_stopping_rounds": 40,
+            "use_tuned_params": False,
+        },
+        "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
+    }
+
+
 #: A valid car (hand-written, every category known to the test vocabulary): tests/data/car.json.
 SAMPLE_CAR: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "car.json").read_text("utf-8")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..training.pipeline.conftest import synthetic_2020, synthetic_2022, write_raw
+from ..training.raw_markets import synthetic_2020, synthetic_2022, write_raw
 from .conftest import IMAGE_BUILD_S, Images, host_dir_for, podman
 
 # The session's image builds run in the setup of whichever test comes first, and pytest-timeout

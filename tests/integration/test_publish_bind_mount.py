@@ -25,8 +25,8 @@ from training.config import Params, load_params
 from training.io import registry, tracking
 
 from ..training.conftest import REPO_ROOT
-from ..training.model.conftest import FAST_SECTIONS
-from ..training.pipeline.conftest import champion_project, synthetic_2020, synthetic_2022
+from ..training.jobs.conftest import champion_project
+from ..training.raw_markets import synthetic_2020, synthetic_2022
 from .conftest import ServerProcess, serve
 
 pytestmark = [
@@ -42,11 +42,8 @@ pytestmark = [
 ]
 
 BIN = Path(sys.executable).parent
-FAST: dict[str, dict[str, Any]] = {
-    "train": FAST_SECTIONS["train"],
-    # 60 validation rows of 200: the interval calibrates on at least 50.
-    "split": {"val_fraction": 0.3, "test_fraction": 0.2},
-}
+#: 60 validation rows of 200: the interval calibrates on at least 50.
+SPLIT = {"val_fraction": 0.3, "test_fraction": 0.2}
 # The serving folder bind-mounted read-only at /srv, as compose mounts ./data/model (":ro").
 BIND_MOUNT = """set -e
 mount --bind "$SERVING" /srv && mount -o remount,bind,ro /srv
@@ -95,10 +92,13 @@ def follow(server: ServerProcess, version: str, start: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> tuple[Path, Params]:
     """A synthetic DVC project with champion version 1 published in its serving folder."""
     root = tmp_path_factory.mktemp("publish_project")
-    champion_project(root, (synthetic_2020(200), synthetic_2022()), FAST)
+    markets = (synthetic_2020(200), synthetic_2022())
+    champion_project(root, markets, {**fast_training, "split": SPLIT})
     for package in ("shared_schema", "training"):
         shutil.copytree(
             REPO_ROOT / package / "src",

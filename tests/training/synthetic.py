@@ -1,21 +1,16 @@
-"""Synthetic cars, a small trained pipeline and params in a temporary tree, for the model tests.
+"""Synthetic cars and a small pipeline trained on them, for the training tests.
 
 Every row is generated here from a made-up price formula (log price rises with production year
 and power, falls with mileage, depends on brand), so the tests never read the real data.
 """
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from training.config import Params, load_params
 from training.core.encoding import fit_vocabulary
 from training.core.model import PricePipeline, train_booster
-
-from ..conftest import merged, relocated, write_params
 
 _MODELS = {
     "BMW": ("3ER", "5ER", "X5"),
@@ -25,7 +20,7 @@ _MODELS = {
 }
 _BRAND_LOG_PRICE = {"BMW": 14.3, "TOYOTA": 13.9, "LADA": 13.0, "AUDI": 14.2}
 
-#: Small, fast booster settings for tests.
+#: The booster `train_small` fits: small and fast, for the in-process pipelines of the tests.
 SMALL_LGBM: dict[str, Any] = {
     "objective": "huber",
     "alpha": 1.0,
@@ -36,18 +31,6 @@ SMALL_LGBM: dict[str, Any] = {
     "max_cat_to_onehot": 2,
     "cat_smooth": 1.0,
     "seed": 0,
-}
-
-
-#: Small, fast settings of the training steps (the rest is the repository's params.yaml).
-FAST_SECTIONS: dict[str, dict[str, Any]] = {
-    "train": {
-        "lightgbm": {k: v for k, v in SMALL_LGBM.items() if k != "max_cat_to_onehot"},
-        "num_boost_round": 40,
-        "early_stopping_rounds": 40,
-        "use_tuned_params": False,
-    },
-    "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
 }
 
 
@@ -105,74 +88,3 @@ def train_small(
         early_stopping_rounds=rounds,
     )
     return pipeline
-
-
-@pytest.fixture(scope="session")
-def cars() -> dict[str, pd.DataFrame]:
-    """Synthetic train / val / test frames of 2000 / 400 / 400 rows."""
-    return {
-        "train": synthetic_cars(2000, seed=1),
-        "val": synthetic_cars(400, seed=2),
-        "test": synthetic_cars(400, seed=3),
-    }
-
-
-@pytest.fixture(scope="session")
-def pipeline(cars: dict[str, pd.DataFrame]) -> PricePipeline:
-    """A pipeline trained once per session on the synthetic train split."""
-    return train_small(cars["train"], cars["val"])
-
-
-@pytest.fixture
-def unseen_cars(cars: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Test rows with unseen brands, models and colours, and missing displacement."""
-    frame = cars["test"].head(60).copy()
-    frame.loc[frame.index[:10], "brand"] = "ZAZ"
-    frame.loc[frame.index[5:25], "model_name"] = "NEVER_SEEN"
-    frame.loc[frame.index[20:30], "color"] = "фиолетовый"
-    frame.loc[frame.index[25:60:2], "engine_displacement"] = np.nan
-    return frame
-
-
-@pytest.fixture
-def make_params(tmp_path: Path) -> Any:
-    """Write params.yaml into tmp_path with every output under it; return a loader.
-
-    The repository's params with small, fast training settings; call with `**sections` to
-    override keys, e.g. `make_params(train={"num_boost_round": 5})`.
-    """
-
-    def _make(**sections: dict[str, Any]) -> Params:
-        raw = merged(relocated(tmp_path, **FAST_SECTIONS), **sections)
-        return load_params(write_params(raw, tmp_path / "params.yaml"))
-
-    return _make
-
-
-@pytest.fixture
-def write_splits(cars: dict[str, pd.DataFrame]) -> Any:
-    """Write the synthetic splits where `params.paths.splits` says, as `split` would."""
-    from training.io import splits
-
-    def _write(params: Params) -> None:
-        splits.write(params.paths.splits, cars, "synthetic")
-
-    return _write
-
-
-@pytest.fixture(autouse=True)
-def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep a developer's MLFLOW_TRACKING_URI away from the temporary stores."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
-@pytest.fixture(scope="session")
-def make_cars() -> Any:
-    """`synthetic_cars` itself, for tests that need more or different rows."""
-    return synthetic_cars
-
-
-@pytest.fixture(scope="session")
-def trainer() -> Any:
-    """`train_small` itself, for tests that train models of different quality."""
-    return train_small

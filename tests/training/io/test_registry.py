@@ -32,23 +32,14 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, cars: Any) -> dict[str, Any]:
+def store(
+    tmp_path_factory: pytest.TempPathFactory, cars: Any, fast_training: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """A temporary tree: params with outputs under it, saved synthetic splits, no MLflow yet."""
     root = tmp_path_factory.mktemp("registry")
-    raw = relocated(
-        root,
-        train={
-            "lightgbm": {
-                "learning_rate": 0.1,
-                "num_leaves": 15,
-                "min_child_samples": 5,
-                "num_threads": 1,
-            },
-            "num_boost_round": 10,
-            "early_stopping_rounds": 100,
-            "use_tuned_params": True,
-        },
-        tune={"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
+    raw = merged(
+        relocated(root, **fast_training),
+        train={"num_boost_round": 10, "early_stopping_rounds": 100, "use_tuned_params": True},
     )
     splits.write(Path(raw["paths"]["splits"]), cars, "synthetic")
     return {"root": root, "raw": raw}

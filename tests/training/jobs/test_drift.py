@@ -18,7 +18,7 @@ from training.io import files, splits
 from training.jobs.drift import SUMMARY_FILE, champion_reference
 from training.records import MarketScores, RetrainRecord
 
-from .conftest import (
+from ..drift_windows import (
     REFERENCE_ROWS,
     START,
     bundle_prices,

@@ -13,7 +13,7 @@ from training.config import PathParams, load_params
 from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS, compare_with_table
 from training.io import feast_store, files, splits
 
-from .conftest import row_2020, synthetic_2020, synthetic_2022, write_raw
+from ..raw_markets import row_2020, synthetic_2020, synthetic_2022, write_raw
 
 
 def _paths(workdir: Path) -> PathParams:

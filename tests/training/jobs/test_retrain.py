@@ -20,7 +20,8 @@ from training.core.retrain import ORDER, slice_key
 from training.io import registry, tracking
 
 from ..conftest import merged, write_params
-from .conftest import champion_project, row_2020, row_2022
+from ..raw_markets import row_2020, row_2022
+from .conftest import champion_project
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,14 +38,8 @@ pytestmark = [
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
 
-#: Small, fast settings (the rest is the repository's params.yaml).
-_FAST: dict[str, dict[str, Any]] = {
-    "train": {
-        "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
-        "num_boost_round": 40,
-        "early_stopping_rounds": 40,
-        "use_tuned_params": False,
-    },
+#: This project's settings besides the fast training ones (the rest is params.yaml).
+_PROJECT: dict[str, dict[str, Any]] = {
     "split": {"val_fraction": 0.3},
     "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
 }
@@ -88,10 +83,12 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
     root = tmp_path_factory.mktemp("retrain")
-    raw, _ = champion_project(root, _markets(), _FAST)
+    raw, _ = champion_project(root, _markets(), {**fast_training, **_PROJECT})
     return {"root": root, "raw": raw}
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ..conftest import merged
+from ..raw_markets import synthetic_2020, synthetic_2022, write_raw
 from . import dvc_stages, stage_sandbox
-from .conftest import synthetic_2020, synthetic_2022, write_raw
 
 REPO_ROOT = dvc_stages.REPO_ROOT
 
@@ -33,10 +34,8 @@ pytestmark = [
 ]
 
 
-#: Small, fast settings for the synthetic run (the rest is the repository's params.yaml).
-_FAST = {
-    "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 5},
-    "train": {"num_boost_round": 30, "early_stopping_rounds": 30},
+#: The synthetic run's settings besides the fast training ones (the rest is params.yaml).
+_PROJECT = {
     # A validation split large enough to calibrate the price interval (50 rows at least).
     "split": {"val_fraction": 0.3},
     # synthetic_2020(400) runs its mileage past the schema's 2,000,000 km: half is quarantined.
@@ -45,7 +44,9 @@ _FAST = {
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     """A project on synthetic raw files with the repo's dvc.yaml, params.yaml and Feast repo.
 
     Outputs keep the repository's relative paths; the MLflow store's path is absolute, so no
@@ -64,8 +65,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     store = Path(raw["registry"]["tracking_uri"].removeprefix("sqlite:///"))
     raw["registry"]["tracking_uri"] = f"sqlite:///{project / store}"
     raw["registry"]["artifact_dir"] = str(project / raw["registry"]["artifact_dir"])
-    for section, values in _FAST.items():
-        raw[section].update(values)
+    merged(raw, **fast_training, **_PROJECT)
     (project / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     write_raw(project / "raw", synthetic_2020(400), synthetic_2022(20))
     with pytest.MonkeyPatch.context() as patch:
