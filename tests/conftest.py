@@ -32,6 +32,15 @@ from shared_schema.bundle import (
 )
 from shared_schema.serving_folder import Pointer
 
+from .programs import declare
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test's fixtures: the programs its `needs` markers name are there (programs.py)."""
+    declare(item)
+
+
 #: Known categories per field written to the manifest; other values encode as 0.
 TEST_VOCABULARY: dict[str, list[str]] = {
     "brand": ["BMW", "TOYOTA", "MERCEDES", "AUDI"],

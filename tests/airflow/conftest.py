@@ -31,6 +31,7 @@ from shared_schema.serving_folder import resolve
 from training.config import load_params
 from training.io import onnx_scoring, splits
 
+from ..programs import program
 from ..training.conftest import REPO_ROOT, merged, write_params
 from ..training.jobs.conftest import champion_project
 from ..training.raw_markets import row_2020, row_2022
@@ -278,7 +279,7 @@ def project(
     home.mkdir()
     made = Project(root=root, raw=raw, log_dir=log_dir, airflow_home=home)
     subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
+        [program("airflow"), "db", "migrate"],
         env=made.env(),
         check=True,
         capture_output=True,

@@ -24,14 +24,15 @@ import pytest
 from training.config import Params, load_params
 from training.io import registry, tracking
 
+from ..programs import program
 from ..training.conftest import REPO_ROOT
 from ..training.jobs.conftest import champion_project
 from ..training.raw_markets import synthetic_2020, synthetic_2022
 from .conftest import ServerProcess, serve
 
 pytestmark = [
+    pytest.mark.needs("car-serve", "car-train", "dvc", "unshare"),
     pytest.mark.integration,
-    pytest.mark.slow,
     # MLflow 3.17's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates:
     # third-party, harmless for a local store, and not ours to fix.
     pytest.mark.filterwarnings(
@@ -106,19 +107,19 @@ def project(
             ignore=shutil.ignore_patterns("__pycache__"),
         )
     shutil.copyfile(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
-    run([str(BIN / "dvc"), "init", "--no-scm", "-q"], root)
+    run([program("dvc"), "init", "--no-scm", "-q"], root)
     return root, load_params(root / "params.yaml")
 
 
+@pytest.mark.slow
 def test_server_on_a_bind_mount_follows_fetch_model_and_dvc_repro_publish(
     project: tuple[Path, Params], tmp_path: Path
 ) -> None:
     """Two publishes, the second `dvc repro`: each served through the mount; a rerun: nothing."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed for the bind-mount test")
     root, params = project
-    dvc = str(BIN / "dvc")
-    launcher = ["unshare", "--mount", "--propagation=private", "sh", "-c", BIND_MOUNT, "sh"]
+    dvc = program("dvc")
+    unshare = program("unshare")
+    launcher = [unshare, "--mount", "--propagation=private", "sh", "-c", BIND_MOUNT, "sh"]
     with serve(
         params.paths.serving_bundle,
         tmp_path / "server.log",
@@ -130,7 +131,7 @@ def test_server_on_a_bind_mount_follows_fetch_model_and_dvc_repro_publish(
         assert served(server) == "1"
         second = make_champion(params)
         start = time.monotonic()
-        run([str(BIN / "car-train"), "fetch-model", "--alias", "champion"], root)
+        run([program("car-train"), "fetch-model", "--alias", "champion"], root)
         fetch_s = time.monotonic() - start
         after_fetch = follow(server, second, start)
 

@@ -7,15 +7,15 @@ a read-only mount (EROFS), so this holds for the test's root user too. The serve
 serve, reload and stop cleanly there, and leave nothing behind in `/tmp`.
 """
 
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ..programs import program
 from .conftest import serve
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "unshare")]
 
 TOKEN = "read-only-reload-token"  # noqa: S105 - a test server's, on loopback
 
@@ -29,15 +29,14 @@ exec "$@"
 """
 
 
+@pytest.mark.slow
 def test_server_runs_with_read_only_repository_model_dir_and_home(
     tmp_path: Path, model_bundle: Path, car_payload: dict[str, object]
 ) -> None:
     """Read-only root FS, bundle and HOME: it serves and reloads, writing only under /tmp."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed for the read-only test")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    launcher = ["unshare", "--mount", "--propagation=private", "sh", "-c", READ_ONLY, "sh"]
+    launcher = [program("unshare"), "--mount", "--propagation=private", "sh", "-c", READ_ONLY, "sh"]
     with serve(
         model_bundle,
         tmp_path / "server.log",

@@ -20,7 +20,6 @@ from training.io import registry, splits, tracking
 from ..conftest import merged, relocated, write_params
 
 pytestmark = [
-    pytest.mark.slow,
     # MLflow 3.17's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates:
     # third-party, harmless for a local store, and not ours to fix.
     pytest.mark.filterwarnings(
@@ -81,6 +80,7 @@ def _champion(params: Params) -> str | None:
     return None if version is None else str(version.version)
 
 
+@pytest.mark.slow
 def test_fetch_without_champion_fails_clearly(
     store: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -91,6 +91,7 @@ def test_fetch_without_champion_fails_clearly(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_pipeline_reaches_a_champion(store: dict[str, Any]) -> None:
     """Tune → … → register → promote → publish through the CLI serves version 1 as champion."""
     path, params = _params(store, 10)
@@ -124,6 +125,7 @@ def _contents(*paths: Path) -> dict[str, bytes]:
     return found
 
 
+@pytest.mark.slow
 def test_same_inputs_give_byte_identical_outputs(store: dict[str, Any]) -> None:
     """Tune, train, evaluate and export again: every output the same bytes, runs found by tag."""
     path, params = _params(store, 10)
@@ -156,6 +158,7 @@ def test_same_inputs_give_byte_identical_outputs(store: dict[str, Any]) -> None:
     assert runs[0].data.tags[tracking.MODEL_SHA_TAG] == _served(params)["sha256"]
 
 
+@pytest.mark.slow
 def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     """A 2-round model becomes challenger but not champion; the refusal is recorded."""
     path, params = _params(store, 2)
@@ -174,6 +177,7 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     assert _served(params)["sha256"] != exported["sha256"]
 
 
+@pytest.mark.slow
 def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     """A 60-round model beats the 10-round champion and takes the alias."""
     path, params = _params(store, 60)
@@ -185,6 +189,7 @@ def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     assert _served(params)["model_version"] == "3"
 
 
+@pytest.mark.slow
 def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: Path) -> None:
     """fetch-model publishes the champion's bundle; its sha256 matches model.onnx."""
     path, params = _params(store, 60)
@@ -208,6 +213,7 @@ def _registry_at(root: Path) -> RegistryParams:
     )
 
 
+@pytest.mark.slow
 def test_configure_follows_each_projects_store_in_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -165,6 +165,7 @@ def test_features_write_feature_and_label_tables(workdir: Path) -> None:
     assert len(cars) == len(labels) == 60
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -194,6 +195,7 @@ def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
     assert rows == (0,)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -208,6 +210,7 @@ def test_split_needs_no_registry_left_by_another_step(workdir: Path) -> None:
     assert summary.train.rows + summary.val.rows + summary.test.rows == 60
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")

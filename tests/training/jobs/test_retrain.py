@@ -24,7 +24,6 @@ from ..raw_markets import row_2020, row_2022
 from .conftest import champion_project
 
 pytestmark = [
-    pytest.mark.slow,
     # Feast's own dependencies.
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
@@ -136,6 +135,7 @@ def _served_version(params: Params) -> str:
     return str(manifest["model_version"])
 
 
+@pytest.mark.slow
 def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) -> None:
     """Better on the newest 2022 slice, far worse on 2020: refused, champion and serving kept."""
     params = refused
@@ -153,6 +153,7 @@ def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) ->
     assert challenger.tags["promotion"] == "refused"
 
 
+@pytest.mark.slow
 def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Params) -> None:
     """The holdout: the newest fifth of 2022, never trained on; the reference: older rows."""
     params = refused
@@ -177,6 +178,7 @@ def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Para
     assert reference["price"].notna().all()
 
 
+@pytest.mark.slow
 def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) -> None:
     """With a loose 2020 tolerance the challenger becomes champion and is served."""
     params = promoted
@@ -189,6 +191,7 @@ def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) 
     assert manifest["registry_alias"] == "champion"
 
 
+@pytest.mark.slow
 def test_refuses_a_holdout_the_champion_trained_on(
     project: dict[str, Any],
     promoted: Params,
@@ -215,6 +218,7 @@ def _without_2022(project: dict[str, Any]) -> dict[str, Any]:
     return {"labels": str(target)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sections", "message"),
     [

@@ -20,7 +20,6 @@ from . import dvc_stages, stage_sandbox
 REPO_ROOT = dvc_stages.REPO_ROOT
 
 pytestmark = [
-    pytest.mark.slow,
     # The steps run in this process: warnings of the third-party code they run, as in the job
     # tests. Feast's own dependencies:
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -79,6 +78,7 @@ def sandbox(
         }
 
 
+@pytest.mark.slow
 def test_each_stage_reads_and_writes_only_what_it_declares(sandbox: dict[str, Any]) -> None:
     """Every stage, in order, runs with only its declared deps present and writes only its outs."""
     problems = []
@@ -89,6 +89,7 @@ def test_each_stage_reads_and_writes_only_what_it_declares(sandbox: dict[str, An
     assert problems == []
 
 
+@pytest.mark.slow
 def test_an_undeclared_input_is_reported(sandbox: dict[str, Any], dvc_yaml: dict[str, Any]) -> None:
     """Without its listings dep, `features` fails in the sandbox; the report names both."""
     _prepare(sandbox, "features")
@@ -99,6 +100,7 @@ def test_an_undeclared_input_is_reported(sandbox: dict[str, Any], dvc_yaml: dict
     assert "listings.parquet: listings not found" in problem
 
 
+@pytest.mark.slow
 def test_an_undeclared_output_is_reported(
     sandbox: dict[str, Any], dvc_yaml: dict[str, Any]
 ) -> None:
