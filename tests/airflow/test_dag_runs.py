@@ -22,13 +22,6 @@ from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
 pytestmark = [
     pytest.mark.needs("airflow", "car-serve"),
     pytest.mark.integration,
-    # The project fixture runs the pipeline in this process: Feast's and MLflow's warnings.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
 ]
 
 DRIFT, TRAINING = "car_price_drift", "car_price_training"

@@ -33,13 +33,6 @@ from .conftest import ServerProcess, serve
 pytestmark = [
     pytest.mark.needs("car-serve", "car-train", "dvc", "unshare"),
     pytest.mark.integration,
-    # MLflow 3.17's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates:
-    # third-party, harmless for a local store, and not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
 ]
 
 BIN = Path(sys.executable).parent

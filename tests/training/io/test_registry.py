@@ -19,16 +19,6 @@ from training.io import registry, splits, tracking
 
 from ..conftest import merged, relocated, write_params
 
-pytestmark = [
-    # MLflow 3.17's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates:
-    # third-party, harmless for a local store, and not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
-]
-
 
 @pytest.fixture(scope="module")
 def store(

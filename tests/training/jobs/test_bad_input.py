@@ -111,10 +111,6 @@ def test_split_without_labels_fails_and_writes_nothing(make_params: Any) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings(
-    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
-    "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-)
 def test_export_of_a_model_no_run_trained_fails_and_writes_nothing(
     make_params: Any, write_splits: Any, pipeline: PricePipeline, cars: dict[str, Any]
 ) -> None:

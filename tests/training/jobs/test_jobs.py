@@ -166,9 +166,6 @@ def test_features_write_feature_and_label_tables(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
     """Through Feast (apply, point-in-time join) the frame equals the table; nothing online."""
     params = str(workdir / "params.yaml")
@@ -196,9 +193,6 @@ def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_split_needs_no_registry_left_by_another_step(workdir: Path) -> None:
     """Split applies the Feast repo itself: it runs with no Feast registry on disk."""
     params = str(workdir / "params.yaml")
@@ -211,9 +205,6 @@ def test_split_needs_no_registry_left_by_another_step(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_feast_source_must_be_the_features_path(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,19 +19,6 @@ from . import dvc_stages, stage_sandbox
 
 REPO_ROOT = dvc_stages.REPO_ROOT
 
-pytestmark = [
-    # The steps run in this process: warnings of the third-party code they run, as in the job
-    # tests. Feast's own dependencies:
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
-]
-
 
 #: The synthetic run's settings besides the fast training ones (the rest is params.yaml).
 _PROJECT = {
