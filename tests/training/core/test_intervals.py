@@ -1,23 +1,9 @@
-"""The price interval: conformal calibration, its ONNX outputs, order, coverage and parity."""
-
-from dataclasses import replace
-from pathlib import Path
+"""The price interval's conformal calibration: finite-sample quantiles, bins, coverage."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from shared_schema.bundle import LOWER_OUTPUT, PRICE_OUTPUT, UPPER_OUTPUT
-from training.core.intervals import (
-    MIN_BIN_ROWS,
-    IntervalTable,
-    conformal_quantile,
-    coverage,
-    fit_intervals,
-)
-from training.core.model import PricePipeline
-from training.io import onnx_graph, onnx_scoring
-from training.io.exporter import export_bundle, parity
+from training.core.intervals import MIN_BIN_ROWS, conformal_quantile, coverage, fit_intervals
 
 
 def _noisy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,14 +12,6 @@ def _noisy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     log_pred = rng.uniform(11.0, 16.0, n)
     price = np.exp(log_pred + rng.normal(0.0, 0.05 + 0.05 * (log_pred - 11.0), n))
     return log_pred, price
-
-
-@pytest.fixture(scope="module")
-def with_interval(pipeline: PricePipeline, cars: dict[str, pd.DataFrame]) -> PricePipeline:
-    """The session pipeline with an 80 % interval calibrated on the validation rows."""
-    val = cars["val"]
-    table = fit_intervals(pipeline.predict_log(val), val["price"].to_numpy(float), bins=4)
-    return replace(pipeline, interval=table)
 
 
 def test_conformal_quantile_is_finite_sample_corrected() -> None:
@@ -87,59 +65,3 @@ def test_bad_calibration_is_refused(rows: int, nominal: float, message: str) -> 
     log_pred, price = _noisy(rows, seed=0)
     with pytest.raises(ValueError, match=message):
         fit_intervals(log_pred, price, nominal=nominal)
-
-
-def test_graph_outputs_the_bounds_in_order_and_in_parity(
-    with_interval: PricePipeline, cars: dict[str, pd.DataFrame], unseen_cars: pd.DataFrame
-) -> None:
-    """Lower ≤ price ≤ upper on every row, each output equal to the pipeline's (1e-5)."""
-    frame = pd.concat([cars["test"], unseen_cars], ignore_index=True)
-    model = onnx_graph.build_graph(with_interval).SerializeToString()
-    price, low, high = onnx_scoring.run_outputs(
-        model, onnx_scoring.graph_inputs(frame), [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
-    )
-    assert np.all(low <= price)
-    assert np.all(price <= high)
-    assert np.all(low < high)
-    assert parity(model, with_interval, frame) < 1e-5
-    want_low, want_high = with_interval.predict_bounds(frame)
-    np.testing.assert_allclose(low, want_low, rtol=1e-5)
-    np.testing.assert_allclose(high, want_high, rtol=1e-5)
-
-
-def test_parity_sees_a_wrong_interval(
-    with_interval: PricePipeline, cars: dict[str, pd.DataFrame]
-) -> None:
-    """A graph whose offsets differ from the pipeline's fails the parity measure."""
-    table = with_interval.interval
-    assert table is not None
-    shifted = replace(table, upper=tuple(u + 0.01 for u in table.upper))
-    model = onnx_graph.build_graph(replace(with_interval, interval=shifted)).SerializeToString()
-    assert parity(model, with_interval, cars["test"]) > 5e-3
-
-
-def test_one_bin_interval_exports(pipeline: PricePipeline, cars: dict[str, pd.DataFrame]) -> None:
-    """A table without edges (one bin) still builds a valid graph with ordered bounds."""
-    table = IntervalTable(0.8, (), (-0.2,), (0.25,), 100)
-    model = onnx_graph.build_graph(replace(pipeline, interval=table)).SerializeToString()
-    price, low, high = onnx_scoring.run_outputs(
-        model, onnx_scoring.graph_inputs(cars["test"]), [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
-    )
-    np.testing.assert_allclose(low, price * np.exp(-0.2), rtol=1e-5)
-    np.testing.assert_allclose(high, price * np.exp(0.25), rtol=1e-5)
-
-
-def test_manifest_records_nominal_and_measured_coverage(
-    tmp_path: Path, with_interval: PricePipeline, cars: dict[str, pd.DataFrame]
-) -> None:
-    """The exported manifest names the bounds' outputs and the coverage measured on its rows."""
-    manifest = export_bundle(
-        with_interval, cars["test"], tmp_path, training_data_hash="t", model_name="car-price"
-    )
-    assert manifest.interval is not None
-    assert manifest.interval.nominal == 0.8
-    assert manifest.outputs() == (PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT)
-    low, high = with_interval.predict_bounds(cars["test"])
-    measured = coverage(cars["test"]["price"].to_numpy(float), low, high)
-    assert manifest.interval.coverage == pytest.approx(measured, abs=0.01)
-    assert 0.6 <= manifest.interval.coverage <= 0.95
