@@ -260,6 +260,10 @@ def model_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_bundle(tmp_path_factory.mktemp("bundle"))
 
 
+#: The size of the tests' forests: small trees, few rows per leaf, a fast learning rate.
+SMALL_FOREST: dict[str, Any] = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5}
+
+
 @pytest.fixture(scope="session")
 def fast_training() -> dict[str, dict[str, Any]]:
     """params.yaml sections that train and tune small forests in seconds on synthetic rows.
@@ -269,7 +273,7 @@ def fast_training() -> dict[str, dict[str, Any]]:
     """
     return {
         "train": {
-            "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
+            "lightgbm": dict(SMALL_FOREST),
             "num_boost_round": 40,
             "early_stopping_rounds": 40,
             "use_tuned_params": False,

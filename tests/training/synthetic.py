@@ -12,6 +12,8 @@ import pandas as pd
 from training.core.encoding import fit_vocabulary
 from training.core.model import PricePipeline, train_booster
 
+from ..conftest import SMALL_FOREST
+
 _MODELS = {
     "BMW": ("3ER", "5ER", "X5"),
     "TOYOTA": ("CAMRY", "COROLLA", "RAV_4"),
@@ -20,13 +22,11 @@ _MODELS = {
 }
 _BRAND_LOG_PRICE = {"BMW": 14.3, "TOYOTA": 13.9, "LADA": 13.0, "AUDI": 14.2}
 
-#: The booster `train_small` fits: small and fast, for the in-process pipelines of the tests.
+#: The booster `train_small` fits: the tests' small forest, for in-process pipelines.
 SMALL_LGBM: dict[str, Any] = {
+    **SMALL_FOREST,
     "objective": "huber",
     "alpha": 1.0,
-    "learning_rate": 0.1,
-    "num_leaves": 15,
-    "min_child_samples": 5,
     "num_threads": 1,
     "max_cat_to_onehot": 2,
     "cat_smooth": 1.0,
