@@ -105,11 +105,23 @@ def _json(path: Path) -> Any:
 
 @pytest.mark.slow
 def test_repro_reports_every_row_and_an_equal_feast_frame(project: Path, params: Params) -> None:
-    """Ingest accounts for every real row; the Feast frame equals the feature table."""
+    """Ingest accounts for every real row of both files; the Feast frame equals the table."""
     ingest = _json(project / params.paths.ingest_report)
-    for counts in ingest["sources"].values():
+    primary = ingest["sources"]["autoru_2020_moscow"]
+    market = ingest["sources"]["autoru_2022_msk_spb"]
+    assert primary["rows_in"] == 78_221
+    assert market["rows_in"] == 26_751
+    for counts in (primary, market):
         total = counts["accepted"] + counts["duplicates_collapsed"] + counts["quarantined"]
         assert total == counts["rows_in"]
+        assert sum(counts["quarantined_by_reason"].values()) == counts["quarantined"]
+        assert counts["accepted"] > 0.9 * counts["rows_in"]
+    quarantine = (project / params.paths.quarantine).read_text(encoding="utf-8").splitlines()
+    assert len(quarantine) == primary["quarantined"] + market["quarantined"]
+    cars = pd.read_parquet(project / params.paths.features)
+    assert len(cars) == ingest["listings"]
+    assert cars["listing_id"].is_unique
+    assert set(cars["source"]) == {"autoru_2020_moscow", "autoru_2022_msk_spb"}
     feast = _json(project / params.paths.feature_store_report)
     assert feast["equals_feature_table"] is True
     assert feast["rows"] == ingest["listings"]
