@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps images run train serve test lint format bench drift-demo manifests generate
+.PHONY: help uv setup system-deps images run train serve test test-fast lint format bench drift-demo manifests generate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,11 @@ serve: setup  ## Serve the model with car-serve (settings: env vars, see `car-se
 test: lint system-deps  ## Lint and types, then the whole test suite (what CI runs).
 	$(UV) run --frozen pytest
 
+# The markers are registered (and explained) in pyproject.toml; tests/programs.py lists the
+# programs `needs` may name. -n auto: one worker per core.
+test-fast: setup  ## The edit loop: the unit tests (no slow, integration or outside programs), in parallel.
+	$(UV) run --frozen pytest -n auto -m "not slow and not integration and not needs"
+
 lint: setup  ## ruff (lint + format check) and mypy.
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
@@ -78,7 +83,7 @@ manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), 
 # (tests/k8s/test_generated.py fails on a stale one, naming it and the difference).
 # After a change to what a stage imports, or to a module it runs that leaves its outputs the same
 # (training/README.md, "Code deps"): dvc.yaml's code deps and dvc.lock's records of them are
-# generated too (tests/training/pipeline fails on a stale or hand-edited copy). A change to what a
+# generated too (tests/training/jobs fails on a stale or hand-edited copy). A change to what a
 # stage computes needs `make train` instead.
 generate: setup  ## Write the generated files: k8s/'s copies, the SLO's values, dvc.yaml's code deps.
 	@$(UV) run --frozen python -m k8s.generate

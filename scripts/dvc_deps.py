@@ -12,7 +12,7 @@ same (a moved helper, a refactor). A change to what a stage computes needs `make
 end-to-end test's fresh `dvc repro` must write the committed dvc.lock byte for byte.
 
 `--check` writes nothing and exits 1 naming each file that differs, with the difference
-(tests/training/pipeline/test_dvc_deps.py does the same).
+(tests/training/jobs/test_dvc_deps.py does the same).
 """
 
 import argparse

@@ -32,6 +32,15 @@ from shared_schema.bundle import (
 )
 from shared_schema.serving_folder import Pointer
 
+from .programs import declare
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test's fixtures: the programs its `needs` markers name are there (programs.py)."""
+    declare(item)
+
+
 #: Known categories per field written to the manifest; other values encode as 0.
 TEST_VOCABULARY: dict[str, list[str]] = {
     "brand": ["BMW", "TOYOTA", "MERCEDES", "AUDI"],
@@ -249,6 +258,28 @@ def bundle_publisher() -> Callable[..., Pointer]:
 def model_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid test bundle (version "1") in a session-wide directory; do not modify it."""
     return write_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+#: The size of the tests' forests: small trees, few rows per leaf, a fast learning rate.
+SMALL_FOREST: dict[str, Any] = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5}
+
+
+@pytest.fixture(scope="session")
+def fast_training() -> dict[str, dict[str, Any]]:
+    """params.yaml sections that train and tune small forests in seconds on synthetic rows.
+
+    The one home of the tests' fast training settings; the rest is the repository's params.yaml.
+    Merge it (`tests/training/conftest.py` `merged`, `relocated`, which copy), never modify it.
+    """
+    return {
+        "train": {
+            "lightgbm": dict(SMALL_FOREST),
+            "num_boost_round": 40,
+            "early_stopping_rounds": 40,
+            "use_tuned_params": False,
+        },
+        "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
+    }
 
 
 #: A valid car (hand-written, every category known to the test vocabulary): tests/data/car.json.

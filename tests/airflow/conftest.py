@@ -31,8 +31,10 @@ from shared_schema.serving_folder import resolve
 from training.config import load_params
 from training.io import onnx_scoring, splits
 
+from ..programs import program
 from ..training.conftest import REPO_ROOT, merged, write_params
-from ..training.pipeline.conftest import champion_project, row_2020, row_2022
+from ..training.jobs.conftest import champion_project
+from ..training.raw_markets import row_2020, row_2022
 
 DAGS = REPO_ROOT / "airflow" / "dags"
 RUNNER = Path(__file__).with_name("dag_runner.py")
@@ -45,14 +47,8 @@ _MODELS = (("TOYOTA", "CAMRY", 2.0e6), ("BMW", "5ER", 3.0e6), ("KIA", "RIO", 1.0
 _N_2020, _N_2022 = 600, 400
 _DAYS_2022 = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
 
-#: Small, fast settings; the rest is the repository's params.yaml.
-FAST: dict[str, dict[str, Any]] = {
-    "train": {
-        "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
-        "num_boost_round": 40,
-        "early_stopping_rounds": 40,
-        "use_tuned_params": False,
-    },
+#: This project's settings besides the fast training ones; the rest is params.yaml.
+_PROJECT: dict[str, dict[str, Any]] = {
     # 150 test rows: six reference chunks of 25 for the drift job.
     "split": {"val_fraction": 0.2, "test_fraction": 0.25},
     "drift": {"chunk_size": 25},
@@ -265,10 +261,12 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> Iterator[Project]:
     """The synthetic project trained to champion version 1, its log, a migrated Airflow."""
     root = tmp_path_factory.mktemp("airflow_project")
-    raw, path = champion_project(root, _markets(), FAST)
+    raw, path = champion_project(root, _markets(), {**fast_training, **_PROJECT})
     params = load_params(path)
     log_dir = root / "prediction_log"
     log_dir.mkdir()
@@ -282,7 +280,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     home.mkdir()
     made = Project(root=root, raw=raw, log_dir=log_dir, airflow_home=home)
     subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
+        [program("airflow"), "db", "migrate"],
         env=made.env(),
         check=True,
         capture_output=True,

@@ -21,15 +21,8 @@ from ..integration.conftest import ServerProcess, serve
 from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
 
 pytestmark = [
+    pytest.mark.needs("airflow", "car-serve"),
     pytest.mark.integration,
-    pytest.mark.slow,
-    # The project fixture runs the pipeline in this process: Feast's and MLflow's warnings.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
 ]
 
 DRIFT, TRAINING = "car_price_drift", "car_price_training"
@@ -101,6 +94,7 @@ def clean(project: Project, server: ServerProcess) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project) -> None:
     """No rule triggers on the clean day: the retrain and everything after it are skipped."""
     assert clean["run"] == "success", clean["log"][-3000:]
@@ -129,6 +123,7 @@ def promoted(project: Project, server: ServerProcess, refused: dict[str, Any]) -
     return _run(project, server, "promoted", 1, loose)
 
 
+@pytest.mark.slow
 def test_drifted_window_retrains_and_the_gate_refuses_a_worse_challenger(
     refused: dict[str, Any],
 ) -> None:
@@ -153,6 +148,7 @@ def test_drifted_window_retrains_and_the_gate_refuses_a_worse_challenger(
     assert refused["served"] == refused["manifest"]["model_version"] == "1"
 
 
+@pytest.mark.slow
 def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
     promoted: dict[str, Any], project: Project
 ) -> None:
@@ -184,6 +180,7 @@ def empty(project: Project, server: ServerProcess, promoted: dict[str, Any]) -> 
     }
 
 
+@pytest.mark.slow
 def test_an_empty_window_fails_the_drift_naming_the_cause(empty: dict[str, Any]) -> None:
     """No records in the data interval: `drift` fails with the CLI's message, nothing after runs."""
     assert empty["run"] == "failed"
@@ -204,6 +201,7 @@ def failed_training(
     return _run(project, server, "failed_training", 2, broken)
 
 
+@pytest.mark.slow
 def test_a_failed_training_run_fails_the_dag_and_publishes_nothing(
     failed_training: dict[str, Any],
 ) -> None:

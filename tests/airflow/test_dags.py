@@ -21,8 +21,6 @@ from ..pod_security import restricted_problems
 from ..training.conftest import REPO_ROOT
 from .conftest import DAGS, RUNNER
 
-pytestmark = pytest.mark.slow
-
 DRIFT, TRAINING = "car_price_drift", "car_price_training"
 
 
@@ -68,6 +66,7 @@ def pods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
 
 
+@pytest.mark.slow
 def test_dagbag_loads_both_dags_without_errors_or_cycles(dagbag: dict[str, Any]) -> None:
     """Both DAG files import cleanly, quickly, and form no cycle."""
     print(f"DagBag: {dagbag['parse_s']:.2f} s in all; per file: {dagbag['file_stats']}")
@@ -80,6 +79,7 @@ def test_dagbag_loads_both_dags_without_errors_or_cycles(dagbag: dict[str, Any])
     assert dagbag["heavy_modules"] == []
 
 
+@pytest.mark.slow
 def test_every_task_has_an_owner_retries_and_a_timeout(dagbag: dict[str, Any]) -> None:
     """No task runs without an owner, a retry policy or an execution timeout."""
     for dag in dagbag["dags"].values():
@@ -94,6 +94,7 @@ def test_every_task_has_an_owner_retries_and_a_timeout(dagbag: dict[str, Any]) -
     assert drift["drift"]["retries"] == 0
 
 
+@pytest.mark.slow
 def test_training_dag_runs_dvc_yaml_stages_in_order(dagbag: dict[str, Any]) -> None:
     """Pipeline mode is dvc.yaml's stages, one task each, chained in dvc.yaml's order."""
     stages = list(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text("utf-8"))["stages"])
@@ -104,6 +105,7 @@ def test_training_dag_runs_dvc_yaml_stages_in_order(dagbag: dict[str, Any]) -> N
     assert set(tasks["choose_mode"]["downstream"]) == {chained[0], "retrain"}
 
 
+@pytest.mark.slow
 def test_drift_dag_is_daily_over_data_intervals(dagbag: dict[str, Any]) -> None:
     """The drift DAG's window comes from data intervals (a backfill reads its own day)."""
     drift = dagbag["dags"][DRIFT]
@@ -111,6 +113,7 @@ def test_drift_dag_is_daily_over_data_intervals(dagbag: dict[str, Any]) -> None:
     assert drift["tasks"]["retrain"]["operator"] == "TriggerDagRunOperator"
 
 
+@pytest.mark.slow
 def test_kubernetes_mode_renders_a_valid_pod_per_step(pods: dict[str, Any]) -> None:
     """Every step becomes a valid, non-root pod of the training image with resources and MLflow."""
     steps = {
@@ -216,6 +219,7 @@ def rendered_claims() -> set[str]:
     return {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
 
 
+@pytest.mark.slow
 def test_every_task_pod_passes_pod_security_restricted(pods: dict[str, Any]) -> None:
     """Each pod as KPO builds it, XCom sidecar included, is one "restricted" admits."""
     sidecars = [
@@ -226,11 +230,14 @@ def test_every_task_pod_passes_pod_security_restricted(pods: dict[str, Any]) -> 
     assert pod_security_problems(pods) == []
 
 
+@pytest.mark.needs("kubectl")
+@pytest.mark.slow
 def test_every_path_a_step_reads_is_mounted_from_a_rendered_claim(pods: dict[str, Any]) -> None:
     """Raw data, data/ and the prediction log are mounts of claims k8s/ creates, in every pod."""
     assert mount_problems(pods, rendered_claims()) == []
 
 
+@pytest.mark.slow
 def test_every_task_pod_changes_volume_ownership_only_on_a_root_mismatch(
     pods: dict[str, Any],
 ) -> None:
@@ -242,6 +249,7 @@ def test_every_task_pod_changes_volume_ownership_only_on_a_root_mismatch(
     assert {task for task, policy in policies.items() if policy != "OnRootMismatch"} == set()
 
 
+@pytest.mark.slow
 def test_a_pod_breaking_restricted_names_the_task_and_the_control(pods: dict[str, Any]) -> None:
     """The XCom sidecar without its securityContext (KPO's default) fails, naming both."""
     broken = copy.deepcopy(pods)
@@ -259,6 +267,8 @@ def test_a_pod_breaking_restricted_names_the_task_and_the_control(pods: dict[str
     assert f"{task}: Seccomp: {where} has no seccompProfile, nor has the pod" in problems
 
 
+@pytest.mark.needs("kubectl")
+@pytest.mark.slow
 def test_a_path_not_mounted_is_named_with_the_task(pods: dict[str, Any]) -> None:
     """Without the raw-data mount, `data.raw_dir` is reported for each task by its path."""
     broken = copy.deepcopy(pods)

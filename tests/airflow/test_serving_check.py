@@ -1,7 +1,6 @@
 """`verify_serving`'s checks against real servers: one `/ready`, or every pod through Prometheus."""
 
 import contextlib
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from inference import metrics
 
 from ..conftest import publish_bundle
 from ..integration.conftest import ServerProcess, free_port, serve, stop
+from ..programs import program
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "prometheus")]
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,7 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory, bundle_publisher: Callable[..., Any]
 ) -> Iterator[Fleet]:
     """The three servers on version 1, and Prometheus scraping them every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: install Debian's 'prometheus' package")
+    binary = program("prometheus")
     workdir = tmp_path_factory.mktemp("fleet")
     folder, stale = workdir / "model", workdir / "stale"
     bundle_publisher(folder, model_version="1")

@@ -26,8 +26,6 @@ from benchmarks.report import markdown
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CAR = json.loads((REPO_ROOT / "tests" / "data" / "car.json").read_text("utf-8"))
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory, model_bundle: Path) -> Path:
@@ -51,6 +49,8 @@ def results(quick_run: Path) -> dict[str, Any]:
     return loaded
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_run_writes_one_json_and_one_markdown_named_by_date_and_host(quick_run: Path) -> None:
     """Results are `<date>-<host>.json` and `.md` side by side."""
     (json_file,) = quick_run.glob("*.json")
@@ -59,6 +59,8 @@ def test_run_writes_one_json_and_one_markdown_named_by_date_and_host(quick_run: 
     assert json_file.stem[:4].isdigit()
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None:
     """Without a booster, ours (batched, unbatched, logging) runs every load stage cleanly.
 
@@ -87,6 +89,8 @@ def test_both_of_our_servers_answer_every_stage(results: dict[str, Any]) -> None
         assert len(server["cold_starts_s"]) == 1
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_model_level_times_the_graph_and_skips_what_needs_the_booster(
     results: dict[str, Any],
 ) -> None:
@@ -98,6 +102,8 @@ def test_model_level_times_the_graph_and_skips_what_needs_the_booster(
     assert all(e["stats"]["median"] > 0 for e in results["model_bench"]["benchmarks"])
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_markdown_has_every_section_and_labels_what_was_not_measured(quick_run: Path) -> None:
     """The report keeps its sections and says why the booster's variants are missing."""
     (md_file,) = quick_run.glob("*.md")
@@ -152,6 +158,8 @@ def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
     return extended
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_goals_name_only_figures_the_report_computes(with_baseline: dict[str, Any]) -> None:
     """Every figure goals.toml names is one `figures.figures` computes."""
     known = figures(with_baseline)
@@ -170,6 +178,8 @@ def test_a_step_short_of_the_offered_rate_is_not_sustained() -> None:
     assert not sustained.holds({**step, "p95_ms": 100.5})
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> None:
     """With a baseline ten times slower, the RPS goal is met and the ratio column filled."""
     verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, load_goals())}
@@ -181,6 +191,8 @@ def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> No
     assert "| 10.0× |" in text
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_peers_are_servers_with_an_open_loop_ladder_only(with_baseline: dict[str, Any]) -> None:
     """Peers' goals get verdicts; their ladders join the open-loop table, not Locust's."""
     verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, load_goals())}
@@ -196,6 +208,8 @@ def test_peers_are_servers_with_an_open_loop_ladder_only(with_baseline: dict[str
     assert "mlserver" not in locust
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_capacity_curve_keeps_its_contract(results: dict[str, Any]) -> None:
     """The curve has exactly the contract's fields, steps from 10 % to 125 % of capacity."""
     found = results["servers"]["ours"]["capacity_curve"]
@@ -214,6 +228,8 @@ def test_capacity_curve_keeps_its_contract(results: dict[str, Any]) -> None:
         msgspec.convert(broken, CapacityCurve)
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_open_loop_ladder_records_each_step(results: dict[str, Any]) -> None:
     """Each open-loop step has its verdicts, the server's CPU, send lag and the floor."""
     ladder = results["servers"]["ours"]["open_loop_ladder"]
@@ -228,6 +244,8 @@ def test_open_loop_ladder_records_each_step(results: dict[str, Any]) -> None:
     assert results["setup"]["arrivals"]["open_loop"].startswith("Poisson")
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_batch_scenario_measures_singles_and_batches_both_ways(results: dict[str, Any]) -> None:
     """Singles alone and beside batches, batches alone and beside singles, each answered."""
     scenario = results["servers"]["ours"]["batch_vs_single"]
@@ -242,6 +260,8 @@ def test_batch_scenario_measures_singles_and_batches_both_ways(results: dict[str
         assert 0 < part["p50_ms"] <= part["p99_ms"]
 
 
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
 def test_workers_one_and_two_share_the_common_rate(results: dict[str, Any]) -> None:
     """Both worker counts ran the ladder and one step at the same rate; one is recommended."""
     workers = results["servers"]["ours"]["workers"]

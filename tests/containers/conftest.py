@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ..programs import program
 from ..training.conftest import REPO_ROOT
 
 IMAGES_SH = REPO_ROOT / "containers" / "images.sh"
@@ -77,8 +78,7 @@ IMAGE_BUILD_S = 1800
 def images() -> Images:
     """The three images, built (or found current in podman's cache) once per session."""
     for tool in ("podman", "mmdebstrap"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run `make system-deps` (as root) to build the images")
+        program(tool)
     started = time.monotonic()
     built = subprocess.run(
         [str(IMAGES_SH)], capture_output=True, text=True, timeout=IMAGE_BUILD_S, check=False

@@ -32,7 +32,11 @@ from .pod import free_port
 # The session's image builds run in the setup of whichever test comes first, and pytest-timeout
 # counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
 # tests get the build's own limit (images.sh: 1,800 s) and room to run, not the suite's 900 s.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_S + 600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(IMAGE_BUILD_S + 600),
+    pytest.mark.needs("podman", "mmdebstrap"),
+]
 
 #: The image's `app` user (inference/Dockerfile), which the Deployment's securityContext names.
 APP_UID = 10001
@@ -93,12 +97,14 @@ def api(
     podman("rm", "--force", "--time", "0", name)
 
 
+@pytest.mark.slow
 def test_image_runs_as_10001_on_a_read_only_root(api: Running) -> None:
     """Every process runs as uid/gid 10001, and a write to / fails with EROFS."""
     assert host_uids(api.name) == {(APP_UID, APP_UID)}
     assert "Read-only file system" in write_to_root(api.name)
 
 
+@pytest.mark.slow
 def test_image_is_ready_prices_a_car_and_counts_it(
     api: Running, car_payload: dict[str, Any]
 ) -> None:
@@ -112,6 +118,7 @@ def test_image_is_ready_prices_a_car_and_counts_it(
     assert inspect(api.name, "{{.State.Health.Status}}") == "healthy", health
 
 
+@pytest.mark.slow
 def test_image_reloads_a_bundle_written_into_the_mount(
     api: Running, bundle_writer: Callable[..., Path], car_payload: dict[str, Any]
 ) -> None:
@@ -128,6 +135,7 @@ def test_image_reloads_a_bundle_written_into_the_mount(
     assert before == "1"
 
 
+@pytest.mark.slow
 def test_image_logs_no_onnxruntime_telemetry(api: Running) -> None:
     """Read-only as uid 10001, onnxruntime never reports on its telemetry (it is off)."""
     output = logs(api.name)
@@ -135,6 +143,7 @@ def test_image_logs_no_onnxruntime_telemetry(api: Running) -> None:
     assert TELEMETRY_LINE not in output.lower(), output
 
 
+@pytest.mark.slow
 def test_image_drains_on_sigterm_and_exits_0(
     images: Images,
     tmp_path: Path,

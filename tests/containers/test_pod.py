@@ -27,7 +27,11 @@ from .conftest import IMAGE_BUILD_S, Images, host_uids, logs, podman, write_to_r
 # The session's image builds run in the setup of whichever test comes first, and pytest-timeout
 # counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
 # tests get the build's own limit (images.sh: 1,800 s) and room to run, not the suite's 900 s.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_S + 600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(IMAGE_BUILD_S + 600),
+    pytest.mark.needs("podman", "mmdebstrap", "kubectl"),
+]
 
 
 #: The pod's address on podman's kube network (the infra container holds the pod's netns).
@@ -117,6 +121,7 @@ def ready(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_pod_prices_a_car_through_the_proxy_port(played: Pod, car_payload: dict[str, Any]) -> None:
     """A car POSTed to the proxy's `http` port is priced by the server behind it."""
     answer = httpx.post(f"{played.url('proxy', 'http')}/predict", json=car_payload, timeout=10)
@@ -124,6 +129,7 @@ def test_pod_prices_a_car_through_the_proxy_port(played: Pod, car_payload: dict[
     assert 100_000 < answer.json()["price_rub"] < 10_000_000
 
 
+@pytest.mark.slow
 def test_pod_probe_paths_answer(played: Pod) -> None:
     """Every probe of both containers answers as the kubelet would ask it (HTTP 200, TCP open)."""
     asked: list[tuple[str, str, str, str]] = []
@@ -146,6 +152,7 @@ def test_pod_probe_paths_answer(played: Pod) -> None:
     assert {role for role, *_ in asked} == {"api", "proxy"}
 
 
+@pytest.mark.slow
 def test_pod_serves_metrics_on_the_scraped_port_only(played: Pod) -> None:
     """Each PodMonitor endpoint answers on its port, and the API port refuses the same paths."""
     endpoints = pod.scrape_endpoints()
@@ -158,6 +165,7 @@ def test_pod_serves_metrics_on_the_scraped_port_only(played: Pod) -> None:
         assert public.status_code == 404, (path, public.status_code)
 
 
+@pytest.mark.slow
 def test_pod_processes_run_as_the_manifests_uids(played: Pod) -> None:
     """Every process of each container runs as the uid and gid its securityContext names."""
     for role, name in played.names.items():
@@ -166,12 +174,14 @@ def test_pod_processes_run_as_the_manifests_uids(played: Pod) -> None:
         assert seen == {wanted}, (role, seen, wanted)
 
 
+@pytest.mark.slow
 def test_pod_root_filesystems_are_read_only(played: Pod) -> None:
     """Writing to / fails with EROFS in both containers."""
     for name in played.names.values():
         assert "Read-only file system" in write_to_root(name), name
 
 
+@pytest.mark.slow
 def test_pod_proxy_answers_503_past_its_bound(played: Pod, car_payload: dict[str, Any]) -> None:
     """With the server held, PROXY_MAX_IN_FLIGHT requests wait and every one past them gets 503."""
     proxy = pod.container(played.docs, "proxy")
@@ -199,6 +209,7 @@ def test_pod_proxy_answers_503_past_its_bound(played: Pod, car_payload: dict[str
     assert statuses == [200] * bound + [503] * extra, statuses
 
 
+@pytest.mark.slow
 def test_pod_server_logs_no_onnxruntime_telemetry(played: Pod) -> None:
     """The server in the pod loaded its model and logged nothing about telemetry."""
     output = logs(played.names["api"])

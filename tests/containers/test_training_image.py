@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from ..training.pipeline.conftest import synthetic_2020, synthetic_2022, write_raw
+from ..training.raw_markets import synthetic_2020, synthetic_2022, write_raw
 from .conftest import IMAGE_BUILD_S, Images, host_dir_for, podman
 
 # The session's image builds run in the setup of whichever test comes first, and pytest-timeout
 # counts setup: a cold CI machine builds all three (about 15 min on 2 busy cores), so these
 # tests get the build's own limit (images.sh: 1,800 s) and room to run, not the suite's 900 s.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_S + 600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(IMAGE_BUILD_S + 600),
+    pytest.mark.needs("podman", "mmdebstrap"),
+]
 
 #: The image's `app` user (training/Dockerfile).
 APP_UID = 10001
@@ -24,6 +28,7 @@ APP_UID = 10001
 STAGES = ("ingest", "features", "split")
 
 
+@pytest.mark.slow
 def test_training_image_runs_the_first_stages_on_synthetic_raw_data(
     images: Images, tmp_path: Path
 ) -> None:

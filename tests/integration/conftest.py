@@ -3,22 +3,17 @@
 import contextlib
 import os
 import re
-import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
 from ..conftest import wait_for
+from ..programs import program
 from ..proxy_bound import HAPROXY_CFG
-
-#: The installed `car-serve` of the environment running the tests.
-CAR_SERVE = Path(sys.executable).with_name("car-serve")
 
 
 def free_port() -> int:
@@ -108,7 +103,7 @@ def serve(
     }
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [*launcher, str(CAR_SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            [*launcher, program("car-serve")], env=env, stdout=subprocess.DEVNULL, stderr=stderr
         )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
     try:
@@ -162,9 +157,7 @@ def haproxy(
         max_in_flight: `PROXY_MAX_IN_FLIGHT`, the bound on prediction requests in flight.
         metrics_port: `PROXY_METRICS_PORT`, where Prometheus scrapes (a free port if None).
     """
-    binary = shutil.which("haproxy")
-    if binary is None:
-        pytest.fail("haproxy not found: install Debian's 'haproxy' (make system-deps)")
+    binary = program("haproxy")
     port = free_port()
     env = {
         **os.environ,

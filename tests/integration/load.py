@@ -9,14 +9,14 @@ connection's rate from when it connected, so connections opened together send to
 100 of them at 50/s would offer their load as one burst of 100 every 20 ms, not a steady flow.
 """
 
-import shutil
 import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import pytest
+
+from ..programs import program
 
 CAR = Path(__file__).parents[1] / "data" / "car.json"
 
@@ -56,9 +56,7 @@ def h2load(
         seconds: How long to send.
         rps_per_client: Requests per second per connection; as fast as answered when None.
     """
-    binary = shutil.which("h2load")
-    if binary is None:
-        pytest.fail("h2load not found: install Debian's 'nghttp2-client' (make system-deps)")
+    binary = program("h2load")
     log.unlink(missing_ok=True)  # h2load appends
     command = [
         binary,

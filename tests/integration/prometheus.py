@@ -1,7 +1,6 @@
 """A real Prometheus (Debian's `prometheus` package) for the integration tests, and its API."""
 
 import contextlib
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
+from ..programs import program
 from .conftest import free_port, stop, wait_for
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
@@ -43,9 +42,7 @@ def fast_config(config: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def running(config: dict[str, Any], workdir: Path) -> Iterator[Prometheus]:
     """Run Prometheus on `config` in `workdir` until ready; stop it on exit."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: install Debian's 'prometheus' package")
+    binary = program("prometheus")
     path = workdir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     log = workdir / "prometheus.log"

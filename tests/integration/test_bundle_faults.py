@@ -25,7 +25,7 @@ from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE
 from .conftest import ServerProcess, serve, wait_for
 from .test_faults_under_load import Clients
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "unshare")]
 
 WORKERS = 2
 FAILURES = 'carprice_model_loads_total{outcome="failure"}'
@@ -40,6 +40,7 @@ def served_version(server: ServerProcess) -> str:
     return str(httpx.get(f"{server.url}/model", timeout=10).json()["model_version"])
 
 
+@pytest.mark.slow
 def test_bad_bundles_under_load_leave_the_old_model_serving(
     tmp_path: Path, model_bundle: Path, bundle_writer: Callable[..., Path]
 ) -> None:

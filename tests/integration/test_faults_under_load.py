@@ -17,11 +17,12 @@ from prometheus_client import CollectorRegistry, multiprocess
 from .conftest import serve, wait_for
 from .load import CAR, describe, h2load, rss_mib
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "h2load")]
 
 PREDICT_200 = 'carprice_http_requests_total{route="/predict",status="200"}'
 
 
+@pytest.mark.slow
 def test_overload_sheds_fast_503s_and_keeps_accepted_latency(
     tmp_path: Path, model_bundle: Path
 ) -> None:
@@ -121,6 +122,7 @@ class Clients:
         return sum(1 for seen in self.outcomes if seen == outcome)
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_worker_under_load(tmp_path: Path, model_bundle: Path) -> None:
     """A killed worker is replaced; only its in-flight requests fail; the metrics carry on.
 
@@ -178,6 +180,7 @@ def test_sigkill_of_a_worker_under_load(tmp_path: Path, model_bundle: Path) -> N
     assert stale == [], "the dead worker's live gauges are still merged"
 
 
+@pytest.mark.slow
 def test_sigterm_under_load_drains_without_losing_accepted_requests(
     tmp_path: Path, model_bundle: Path
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from .conftest import ServerProcess, serve, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve")]
 
 CAR = (Path(__file__).parents[1] / "data" / "car.json").read_bytes()
 #: The default limit: a body a few times larger outgrows the loopback socket buffers, so before

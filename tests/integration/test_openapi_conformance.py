@@ -8,14 +8,17 @@ and fits the CI budget. The reload endpoint is exercised with its token (and wit
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from ..programs import program
 from .conftest import serve
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.needs("car-serve", "schemathesis"),
+]
 
 SEED = 20261127
 #: Cases per operation and phase: about a thousand requests in all, half a minute here.
@@ -23,9 +26,10 @@ MAX_EXAMPLES = 100
 TOKEN = "schemathesis-reload-token"  # noqa: S105 - a test server's, on loopback
 
 
+@pytest.mark.slow
 def test_server_conforms_to_its_openapi_document(tmp_path: Path, model_bundle: Path) -> None:
     """Schemathesis (all checks, positive and negative) finds no failure and no error."""
-    schemathesis = Path(sys.executable).with_name("schemathesis")
+    schemathesis = program("schemathesis")
     with serve(model_bundle, tmp_path / "server.log", RELOAD_TOKEN=TOKEN) as server:
         result = subprocess.run(
             [

@@ -32,7 +32,7 @@ import yaml
 from .conftest import free_port, haproxy, serve, wait_for
 from .prometheus import Prometheus, fast_config, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "haproxy", "prometheus")]
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PODMONITOR: Final = ROOT / "k8s" / "components" / "prometheus-operator" / "podmonitor.yaml"

@@ -28,6 +28,7 @@ from shared_schema.serving_folder import resolve
 from training.config import Params, load_params
 from training.io.splits import split_file
 
+from ..programs import program
 from .conftest import serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,8 @@ RAW_DIR = REPO_ROOT.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
 
 pytestmark = [
+    pytest.mark.needs("git", "dvc", "car-serve"),
     pytest.mark.integration,
-    pytest.mark.slow,
     pytest.mark.skipif(
         not (RAW_DIR / "auto_ru_2020-09-09_moscow.csv.gz").is_file() and not os.environ.get("CI"),
         reason="the real auto.ru files are not beside the repository",
@@ -70,7 +71,7 @@ def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
-        [str(BIN / "dvc"), *args],
+        [program("dvc"), *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -86,6 +87,7 @@ def params(project: Path) -> Params:
     return load_params(project / "params.yaml")
 
 
+@pytest.mark.slow
 def test_repro_from_scratch_reproduces_the_committed_lock(project: Path) -> None:
     """A fresh clone's `dvc repro` writes the committed dvc.lock; a second run does nothing."""
     committed = (REPO_ROOT / "dvc.lock").read_text(encoding="utf-8")
@@ -101,17 +103,31 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_repro_reports_every_row_and_an_equal_feast_frame(project: Path, params: Params) -> None:
-    """Ingest accounts for every real row; the Feast frame equals the feature table."""
+    """Ingest accounts for every real row of both files; the Feast frame equals the table."""
     ingest = _json(project / params.paths.ingest_report)
-    for counts in ingest["sources"].values():
+    primary = ingest["sources"]["autoru_2020_moscow"]
+    market = ingest["sources"]["autoru_2022_msk_spb"]
+    assert primary["rows_in"] == 78_221
+    assert market["rows_in"] == 26_751
+    for counts in (primary, market):
         total = counts["accepted"] + counts["duplicates_collapsed"] + counts["quarantined"]
         assert total == counts["rows_in"]
+        assert sum(counts["quarantined_by_reason"].values()) == counts["quarantined"]
+        assert counts["accepted"] > 0.9 * counts["rows_in"]
+    quarantine = (project / params.paths.quarantine).read_text(encoding="utf-8").splitlines()
+    assert len(quarantine) == primary["quarantined"] + market["quarantined"]
+    cars = pd.read_parquet(project / params.paths.features)
+    assert len(cars) == ingest["listings"]
+    assert cars["listing_id"].is_unique
+    assert set(cars["source"]) == {"autoru_2020_moscow", "autoru_2022_msk_spb"}
     feast = _json(project / params.paths.feature_store_report)
     assert feast["equals_feature_table"] is True
     assert feast["rows"] == ingest["listings"]
 
 
+@pytest.mark.slow
 def test_repro_trains_a_model_of_minimum_quality(project: Path, params: Params) -> None:
     """The test split's MAPE stays under a floor far below the naive baseline's."""
     test = _json(project / params.paths.test_metrics)["test"]
@@ -130,6 +146,7 @@ def served(project: Path, params: Params) -> Iterator[str]:
         yield server.url
 
 
+@pytest.mark.slow
 def test_served_champion_answers_real_test_rows_like_the_graph(
     project: Path, params: Params, served: str
 ) -> None:
@@ -169,6 +186,7 @@ def _plain(value: Any, name: str) -> Any:
     return float(value) if name in ("engine_power", "engine_displacement") else int(value)
 
 
+@pytest.mark.slow
 def test_drift_loop_catches_the_2022_market_and_a_retrain_recovers(
     project: Path, params: Params
 ) -> None:

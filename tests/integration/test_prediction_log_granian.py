@@ -26,7 +26,7 @@ from shared_schema.prediction_log import (
 
 from .conftest import ServerProcess, serve, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve")]
 
 CAR: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")

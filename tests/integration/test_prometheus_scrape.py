@@ -13,7 +13,6 @@ import math
 import os
 import re
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,10 +26,11 @@ import pytest
 import yaml
 
 from ..conftest import wait_for as shared_wait_for
+from ..programs import program
 from .conftest import free_port, haproxy, stop
 from .prometheus import Prometheus, fast_config, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "haproxy", "prometheus")]
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "car-price.json"
@@ -190,7 +190,7 @@ def stack(
     env.update(MODEL_DIR=str(model_dir), RELOAD_POLL_S="0.2", QUEUE_MAX="1")
     # With its prediction log, as the Deployment runs it: the drop counters the alerts read.
     env.update(BATCH_WINDOW_US="2000", PREDICTION_LOG_DIR=str(workdir / "prediction-log"))
-    car_serve = str(Path(sys.executable).with_name("car-serve"))
+    car_serve = program("car-serve")
     with contextlib.ExitStack() as cleanup:  # stops Prometheus, the proxy, then the server
         server = subprocess.Popen(
             [

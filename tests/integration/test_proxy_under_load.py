@@ -20,12 +20,16 @@ from ..proxy_bound import in_flight_per_worker
 from .conftest import free_port, haproxy, pod_layout, serve
 from .load import CAR, cpu_seconds, describe, h2load, rss_mib
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.needs("car-serve", "haproxy", "h2load"),
+]
 
 #: Prediction requests in flight per Granian worker, as the config states it (and says why).
 IN_FLIGHT_PER_WORKER = in_flight_per_worker()
 
 
+@pytest.mark.slow
 def test_proxy_503_has_the_servers_shape_and_retry_after(tmp_path: Path) -> None:
     """A 503 made by the proxy carries Retry-After and the server's JSON error body."""
     upstream = f"127.0.0.1:{free_port()}"  # nobody listens: every request gets the proxy's 503
@@ -61,6 +65,7 @@ class Prober(threading.Thread):
         self.join()
 
 
+@pytest.mark.slow
 def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
     tmp_path: Path, model_bundle: Path
 ) -> None:

@@ -25,29 +25,20 @@ from training.config import Params, load_params
 from training.io import registry
 from training.io.mlflow_service import MlflowService
 
+from ..programs import program
 from ..training.conftest import REPO_ROOT
-from ..training.model.conftest import FAST_SECTIONS
-from ..training.pipeline.conftest import champion_project, synthetic_2020, synthetic_2022
+from ..training.jobs.conftest import champion_project
+from ..training.raw_markets import synthetic_2020, synthetic_2022
 from .conftest import ServerProcess, serve
 
 pytestmark = [
+    pytest.mark.needs("car-serve", "car-train", "dvc", "unshare"),
     pytest.mark.integration,
-    pytest.mark.slow,
-    # MLflow 3.17's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates:
-    # third-party, harmless for a local store, and not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
 ]
 
 BIN = Path(sys.executable).parent
-FAST: dict[str, dict[str, Any]] = {
-    "train": FAST_SECTIONS["train"],
-    # 60 validation rows of 200: the interval calibrates on at least 50.
-    "split": {"val_fraction": 0.3, "test_fraction": 0.2},
-}
+#: 60 validation rows of 200: the interval calibrates on at least 50.
+SPLIT = {"val_fraction": 0.3, "test_fraction": 0.2}
 # The serving folder bind-mounted read-only at /srv, as compose mounts ./data/model (":ro").
 BIND_MOUNT = """set -e
 mount --bind "$SERVING" /srv && mount -o remount,bind,ro /srv
@@ -96,10 +87,13 @@ def follow(server: ServerProcess, version: str, start: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> tuple[Path, Params]:
     """A synthetic DVC project with champion version 1 published in its serving folder."""
     root = tmp_path_factory.mktemp("publish_project")
-    champion_project(root, (synthetic_2020(200), synthetic_2022()), FAST)
+    markets = (synthetic_2020(200), synthetic_2022())
+    champion_project(root, markets, {**fast_training, "split": SPLIT})
     for package in ("shared_schema", "training"):
         shutil.copytree(
             REPO_ROOT / package / "src",
@@ -107,19 +101,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
             ignore=shutil.ignore_patterns("__pycache__"),
         )
     shutil.copyfile(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
-    run([str(BIN / "dvc"), "init", "--no-scm", "-q"], root)
+    run([program("dvc"), "init", "--no-scm", "-q"], root)
     return root, load_params(root / "params.yaml")
 
 
+@pytest.mark.slow
 def test_server_on_a_bind_mount_follows_fetch_model_and_dvc_repro_publish(
     project: tuple[Path, Params], tmp_path: Path
 ) -> None:
     """Two publishes, the second `dvc repro`: each served through the mount; a rerun: nothing."""
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed for the bind-mount test")
     root, params = project
-    dvc = str(BIN / "dvc")
-    launcher = ["unshare", "--mount", "--propagation=private", "sh", "-c", BIND_MOUNT, "sh"]
+    dvc = program("dvc")
+    unshare = program("unshare")
+    launcher = [unshare, "--mount", "--propagation=private", "sh", "-c", BIND_MOUNT, "sh"]
     with serve(
         params.paths.serving_bundle,
         tmp_path / "server.log",
@@ -131,7 +125,7 @@ def test_server_on_a_bind_mount_follows_fetch_model_and_dvc_repro_publish(
         assert served(server) == "1"
         second = make_champion(params)
         start = time.monotonic()
-        run([str(BIN / "car-train"), "fetch-model", "--alias", "champion"], root)
+        run([program("car-train"), "fetch-model", "--alias", "champion"], root)
         fetch_s = time.monotonic() - start
         after_fetch = follow(server, second, start)
 

@@ -16,7 +16,7 @@ from training.cli import main
 
 from .conftest import free_port, serve
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve")]
 
 CAR: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +17,10 @@ import pytest
 
 from shared_schema import SCHEMA_VERSION
 
+from ..programs import program
 from .conftest import free_port, stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve")]
 
 CAR: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8")
@@ -59,7 +59,7 @@ def server(
         "PROMETHEUS_MULTIPROC_DIR": "",
     }
     del env["PROMETHEUS_MULTIPROC_DIR"]  # car-serve must make its own
-    command = [str(Path(sys.executable).with_name("car-serve")), "--port", str(port)]
+    command = [program("car-serve"), "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(WORKERS), "--log-level", "warning"],
         env=env,

@@ -7,14 +7,14 @@ it with a reason.
 """
 
 import json
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..programs import program
 
 ROOT = Path(__file__).resolve().parents[2]
 IGNORE_FILE = ROOT / "pip-audit-ignore.toml"
@@ -34,10 +34,10 @@ def test_every_accepted_finding_has_a_reason() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.needs("uv", "pip-audit")
 def test_inference_dependencies_have_no_known_vulnerabilities(tmp_path: Path) -> None:
     """pip-audit finds no vulnerability in the inference environment but the accepted ones."""
-    uv = shutil.which("uv")
-    assert uv is not None, "uv is needed to export the locked requirements (make setup)"
+    uv = program("uv")
     requirements = tmp_path / "requirements.txt"
     export = ["export", "--package", "inference", "--no-dev", "--frozen", "--no-emit-workspace"]
     subprocess.run(
@@ -48,7 +48,7 @@ def test_inference_dependencies_have_no_known_vulnerabilities(tmp_path: Path) ->
         timeout=120,
     )
     ignores = [f"--ignore-vuln={advisory}" for advisory in accepted_findings()]
-    pip_audit = str(Path(sys.executable).with_name("pip-audit"))
+    pip_audit = program("pip-audit")
     options = ["--disable-pip", "--format=json", "--progress-spinner=off", *ignores]
     audit = subprocess.run(
         [pip_audit, f"--requirement={requirements}", *options],

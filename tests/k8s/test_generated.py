@@ -18,6 +18,7 @@ from .manifests import K8S, ROOT, by_kind, edit, overlays
 KUSTOMIZATIONS = [K8S / "overlays" / name for name in overlays()]
 
 
+@pytest.mark.needs("kubectl")
 @pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=lambda p: p.name)
 def test_plain_kubectl_kustomize_renders_with_the_default_load_restrictor(path: Path) -> None:
     """`kubectl kustomize PATH`, no flags (as `apply -k`, Argo CD and Flux run it), succeeds."""
@@ -25,6 +26,7 @@ def test_plain_kubectl_kustomize_renders_with_the_default_load_restrictor(path: 
     assert "kind:" in text
 
 
+@pytest.mark.needs("kubectl")
 @pytest.mark.parametrize("name", ["prod", "keda"])
 def test_operator_overlays_carry_the_prometheus_rule_of_every_rule_group(name: str) -> None:
     """Where a PodMonitor is rendered, the PrometheusRule is too, in its namespace and labels."""
@@ -89,6 +91,7 @@ def test_a_hand_edited_copy_is_named(tmp_path: Path) -> None:
     assert problem.startswith(f"{generate.HAPROXY_COPY} differs from `make generate`")
 
 
+@pytest.mark.needs("kubectl")
 def test_a_file_outside_the_kustomization_is_refused_naming_it(tmp_path: Path) -> None:
     """The base reading the proxy's config from inference/ again fails as plain kustomize does."""
     root = _sources(tmp_path)

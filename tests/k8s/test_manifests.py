@@ -1,7 +1,6 @@
 """The k8s/ manifests render, validate against their schemas and agree with the code they run."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import yaml
 
 from k8s import render
 
+from ..programs import program
 from .manifests import (
     ADAPTER_VALUES,
     K8S,
@@ -51,6 +51,7 @@ def test_the_overlays_are_the_documented_ones() -> None:
         assert f"overlays/{name}" in readme
 
 
+@pytest.mark.needs("kubectl")
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_every_object_validates_against_its_schema(name: str) -> None:
     """Built-in kinds against Kubernetes' schemas, custom ones against the vendored CRDs."""
@@ -59,6 +60,7 @@ def test_every_object_validates_against_its_schema(name: str) -> None:
     assert [problem for obj in objects for problem in schema_problems(obj)] == []
 
 
+@pytest.mark.needs("kubectl")
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_cross_references_hold(name: str) -> None:
     """Selectors, port names, probe paths, settings, volumes and sizing agree with the code."""
@@ -77,6 +79,7 @@ def test_cross_references_hold(name: str) -> None:
     assert problems == []
 
 
+@pytest.mark.needs("kubectl")
 def test_prod_autoscales_on_the_recorded_p95_and_cpu() -> None:
     """The prod overlay has the HPA on p95 and CPU, and the Operator's objects."""
     objects = rendered("prod")
@@ -95,6 +98,7 @@ def test_prod_autoscales_on_the_recorded_p95_and_cpu() -> None:
     assert by_kind(objects, "PodMonitor")
 
 
+@pytest.mark.needs("kubectl")
 def test_keda_replaces_the_hpa_with_the_same_bounds_and_target() -> None:
     """The KEDA overlay has no HPA of its own and scales like the base's HPA."""
     objects = rendered("keda")
@@ -116,6 +120,7 @@ def test_keda_replaces_the_hpa_with_the_same_bounds_and_target() -> None:
     assert cpu_trigger["metadata"]["containerName"] == cpu_metric["containerResource"]["container"]
 
 
+@pytest.mark.needs("kubectl")
 def test_dev_is_one_local_pod_without_autoscaling() -> None:
     """The dev overlay runs one pod of the minikube-built image, no HPA, no Operator objects."""
     objects = rendered("dev")
@@ -127,12 +132,11 @@ def test_dev_is_one_local_pod_without_autoscaling() -> None:
     }
 
 
+@pytest.mark.needs("kubectl", "haproxy")
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_proxy_config_is_valid_haproxy_with_the_pods_environment(name: str, tmp_path: Path) -> None:
     """`haproxy -c` accepts the rendered config with the proxy container's environment."""
-    binary = shutil.which("haproxy")
-    if binary is None:
-        pytest.fail("haproxy not found: install Debian's 'haproxy' (make system-deps)")
+    binary = program("haproxy")
     objects = rendered(name)
     config = proxy_config(objects)
     assert config is not None
@@ -145,6 +149,7 @@ def test_proxy_config_is_valid_haproxy_with_the_pods_environment(name: str, tmp_
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.needs("kubectl")
 def test_podmonitor_scrapes_like_the_plain_prometheus_config() -> None:
     """The PodMonitor's interval is the scrape interval the p95 rule's 1 m window assumes."""
     config = yaml.safe_load(
@@ -164,6 +169,7 @@ def test_podmonitor_scrapes_like_the_plain_prometheus_config() -> None:
 # --- bad input: each fails with the name of the problem ---------------------------------------
 
 
+@pytest.mark.needs("kubectl")
 def test_missing_resource_fails_the_render_naming_it(tmp_path: Path) -> None:
     """An overlay listing a file that is not there fails to render, naming the file."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -176,6 +182,7 @@ def test_missing_resource_fails_the_render_naming_it(tmp_path: Path) -> None:
         render_overlay("prod", k8s_dir)
 
 
+@pytest.mark.needs("kubectl")
 def test_hpa_metric_no_adapter_rule_serves_is_named(tmp_path: Path) -> None:
     """An HPA reading a metric that no adapter rule serves is reported by that metric's name."""
     k8s_dir, rules_dir = broken_copy(tmp_path)
@@ -191,6 +198,7 @@ def test_hpa_metric_no_adapter_rule_serves_is_named(tmp_path: Path) -> None:
     assert all("carprice_request_duration_seconds_p99_per_pod" in p for p in problems)
 
 
+@pytest.mark.needs("kubectl")
 def test_hpa_metric_whose_series_no_rule_records_is_named(tmp_path: Path) -> None:
     """Without the recording rule, the HPA's metric is reported with the missing series' name."""
     k8s_dir, rules_dir = broken_copy(tmp_path)
@@ -207,6 +215,7 @@ def test_hpa_metric_whose_series_no_rule_records_is_named(tmp_path: Path) -> Non
         assert all("carprice:request_duration_seconds:p95_per_pod" in p for p in problems)
 
 
+@pytest.mark.needs("kubectl")
 def test_probe_path_the_app_does_not_serve_is_named(tmp_path: Path) -> None:
     """A readiness probe on a path the app has no GET route for is reported with the path."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -215,6 +224,7 @@ def test_probe_path_the_app_does_not_serve_is_named(tmp_path: Path) -> None:
     assert problems == ["server readinessProbe: path /readyz is not a GET route of the app"]
 
 
+@pytest.mark.needs("kubectl")
 def test_model_dir_off_the_default_serving_folder_is_named(tmp_path: Path) -> None:
     """MODEL_DIR not ending in the default serving folder (below data/) is named with both."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -223,6 +233,7 @@ def test_model_dir_off_the_default_serving_folder_is_named(tmp_path: Path) -> No
     assert "server: MODEL_DIR /data/served does not end in model" in problems
 
 
+@pytest.mark.needs("kubectl")
 def test_setting_the_server_does_not_have_is_named(tmp_path: Path) -> None:
     """A ConfigMap key that is no server setting, or repeats a default, is reported by name."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -237,6 +248,7 @@ def test_setting_the_server_does_not_have_is_named(tmp_path: Path) -> None:
     assert any("BATCH_LIMIT=1000 is already the default" in p for p in problems)
 
 
+@pytest.mark.needs("kubectl")
 def test_object_breaking_its_schema_is_named(tmp_path: Path) -> None:
     """A misspelt field fails schema validation, built-in or custom, naming the object."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -253,6 +265,7 @@ def test_object_breaking_its_schema_is_named(tmp_path: Path) -> None:
     assert "intervl" in problems[1]
 
 
+@pytest.mark.needs("kubectl")
 def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
     """A Service selecting no pod or naming ports wrongly, a too-short grace period: named."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -280,6 +293,7 @@ def test_selector_port_and_grace_mistakes_are_named(tmp_path: Path) -> None:
     assert grace.startswith("terminationGracePeriodSeconds 10 <= preStop 5 s")
 
 
+@pytest.mark.needs("kubectl")
 def test_scrape_path_the_proxy_does_not_serve_is_named(tmp_path: Path) -> None:
     """A PodMonitor path that is neither round the bound nor the proxy's exporter is reported."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -293,6 +307,7 @@ def test_scrape_path_the_proxy_does_not_serve_is_named(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.needs("kubectl")
 def test_proxy_upstream_off_the_server_port_is_named(tmp_path: Path) -> None:
     """A proxy forwarding to a port the server does not listen on is reported with the address."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -302,6 +317,7 @@ def test_proxy_upstream_off_the_server_port_is_named(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.needs("kubectl")
 def test_proxy_config_map_missing_is_named(tmp_path: Path) -> None:
     """Without the generated ConfigMap, the proxy's mount is reported with the name it wants."""
     k8s_dir, _ = broken_copy(tmp_path)
@@ -316,6 +332,7 @@ def test_proxy_config_map_missing_is_named(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.needs("kubectl")
 def test_proxy_bound_not_following_workers_is_named(tmp_path: Path) -> None:
     """Two workers with the one-worker bound: PROXY_MAX_IN_FLIGHT is reported with the rule."""
     k8s_dir, _ = broken_copy(tmp_path)

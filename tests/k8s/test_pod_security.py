@@ -9,6 +9,8 @@ import pytest
 from ..pod_security import restricted_problems
 from .manifests import by_kind, overlays, rendered
 
+pytestmark = pytest.mark.needs("kubectl")
+
 Manifest = dict[str, Any]
 
 

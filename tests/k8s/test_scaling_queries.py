@@ -5,7 +5,6 @@ pod and an idle one, whose per-pod p95 is NaN (no /predict in the window): the i
 read as 0, not vanish, or the HPA would never scale an idle service down.
 """
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,15 +13,14 @@ import yaml
 
 from inference.metrics import LATENCY_BUCKETS
 
+from ..programs import program
 from .manifests import adapter_rules, by_kind, quantity, rendered
 
 BUSY_P95 = 0.004
 
 
 def _promtool_test(tmp_path: Path, expr: str, expected: list[dict[str, object]]) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: install Debian's 'prometheus' package (make system-deps)")
+    promtool = program("promtool")
     series = "carprice:request_duration_seconds:p95_per_pod"
     test = {
         "rule_files": [],
@@ -56,6 +54,7 @@ def _promtool_test(tmp_path: Path, expr: str, expected: list[dict[str, object]])
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.needs("promtool")
 def test_adapter_metric_reads_an_idle_pod_as_zero(tmp_path: Path) -> None:
     """The adapter's metricsQuery, as it expands it for the HPA, gives each pod its p95 or 0."""
     (rule,) = adapter_rules()
@@ -72,6 +71,7 @@ def test_adapter_metric_reads_an_idle_pod_as_zero(tmp_path: Path) -> None:
     _promtool_test(tmp_path, expr, expected)
 
 
+@pytest.mark.needs("kubectl", "promtool")
 def test_keda_query_averages_idle_pods_as_zero(tmp_path: Path) -> None:
     """KEDA's query is the mean per-pod p95, an idle pod counting 0."""
     (scaled,) = by_kind(rendered("keda"), "ScaledObject")
@@ -81,6 +81,7 @@ def test_keda_query_averages_idle_pods_as_zero(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.needs("kubectl")
 def test_autoscaler_targets_are_latency_bucket_edges() -> None:
     """The HPA's p95 target and KEDA's threshold are edges of the server's latency histogram.
 

@@ -16,6 +16,8 @@ from .manifests import (
     rendered,
 )
 
+pytestmark = pytest.mark.needs("kubectl")
+
 
 def spread_problems(objects: Objects) -> list[str]:
     """A hard (DoNotSchedule) spread must count only the nodes the pod may land on."""

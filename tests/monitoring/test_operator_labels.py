@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -125,6 +126,7 @@ def test_server_labels_are_not_operator_target_labels() -> None:
     assert exported & OPERATOR_LABELS == set()
 
 
+@pytest.mark.needs("kubectl")
 def test_no_query_reads_a_label_the_operator_owns() -> None:
     """Rules, alerts, dashboard, adapter and KEDA read no app label the Operator overwrites."""
     queries = every_query()

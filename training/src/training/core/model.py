@@ -75,7 +75,7 @@ def booster_params(lightgbm_params: Mapping[str, Any]) -> dict[str, Any]:
             "metric": "l1",
             "monotone_constraints": monotone_constraints(),
             # "intermediate" constrains less than the default "basic"; "advanced" was measured
-            # to break monotonicity with the huber objective (tests/training/model).
+            # to break monotonicity with the huber objective (tests/training/io/test_onnx_graph.py).
             "monotone_constraints_method": "intermediate",
             "verbosity": -1,
             "deterministic": True,

@@ -19,6 +19,7 @@ from training.core.retrain import (
 )
 
 from ..conftest import REPO_ROOT
+from ..synthetic import SMALL_LGBM
 
 # A datetime.timedelta: this pandas' own Timedelta() warns under this NumPy.
 _DAY = dt.timedelta(days=1)
@@ -177,13 +178,12 @@ def test_weights_pull_the_fit_towards_the_heavy_market(make_cars: Any) -> None:
     old, new = make_cars(600, seed=11), make_cars(600, seed=12)
     new = new.assign(price=new["price"] * 2.0)
     train = pd.concat([old, new], ignore_index=True)
-    lgbm = {"objective": "huber", "alpha": 1.0, "learning_rate": 0.1, "num_leaves": 15}
     probe = make_cars(200, seed=13)
 
     def level(weight_new: float) -> float:
         weights = np.r_[np.ones(len(old)), np.full(len(new), weight_new)]
         pipeline, _ = fit_pipeline(
-            train, train, settings, lgbm, calibration=new, weights=(weights, weights)
+            train, train, settings, SMALL_LGBM, calibration=new, weights=(weights, weights)
         )
         return float(np.median(pipeline.predict_price(probe) / probe["price"]))
 

@@ -6,23 +6,19 @@ listed price is the bundle's price / 1.1 or / 0.7 in turn, so each row's APE is 
 and the reference MAPE is 0.2 exactly.
 """
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from shared_schema import FIELD_NAMES, SCHEMA_VERSION, Car
 from shared_schema.bundle import read_verified
 from shared_schema.prediction_log import LOG_FORMAT, PredictionRecord
-from training.config import Params, load_params
 from training.io import onnx_scoring
 
-from ...conftest import TEST_VOCABULARY
-from ..conftest import relocated, write_params
+from ..conftest import TEST_VOCABULARY
 
 #: Small chunks so that a few hundred rows give several of them (NannyML is slowish).
 FAST_DRIFT: dict[str, Any] = {"chunk_size": 100, "min_labelled_rows": 50}
@@ -101,26 +97,3 @@ def records(
         }
         out.append(PredictionRecord(**(fields | overrides)))
     return out
-
-
-@pytest.fixture(scope="module")
-def drift_root(
-    tmp_path_factory: pytest.TempPathFactory, bundle_writer: Callable[..., Path]
-) -> Path:
-    """A tree with the served test bundle and a reference test split (module docstring)."""
-    from training.io import files, splits
-
-    root = tmp_path_factory.mktemp("drift")
-    params = load_params(write_params(relocated(root, drift=FAST_DRIFT), root / "params.yaml"))
-    bundle = bundle_writer(params.paths.serving_bundle)
-    test = synthetic_cars(REFERENCE_ROWS, seed=1)
-    test.insert(0, "listing_id", [f"ref-{i}" for i in range(len(test))])
-    test["price"] = known_error_prices(bundle_prices(bundle, test))
-    files.write_parquet(test, splits.split_file(params.paths.splits, "test"))
-    return root
-
-
-@pytest.fixture(scope="module")
-def drift_params(drift_root: Path) -> Params:
-    """The params of `drift_root` (fast drift settings)."""
-    return load_params(drift_root / "params.yaml")

@@ -13,7 +13,7 @@ from training.config import PathParams, load_params
 from training.core.features import FEATURE_COLUMNS, LABEL_COLUMNS, compare_with_table
 from training.io import feast_store, files, splits
 
-from .conftest import row_2020, synthetic_2020, synthetic_2022, write_raw
+from ..raw_markets import row_2020, synthetic_2020, synthetic_2022, write_raw
 
 
 def _paths(workdir: Path) -> PathParams:
@@ -165,9 +165,7 @@ def test_features_write_feature_and_label_tables(workdir: Path) -> None:
     assert len(cars) == len(labels) == 60
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.slow
 def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
     """Through Feast (apply, point-in-time join) the frame equals the table; nothing online."""
     params = str(workdir / "params.yaml")
@@ -194,9 +192,7 @@ def test_feast_training_frame_equals_feature_table(workdir: Path) -> None:
     assert rows == (0,)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.slow
 def test_split_needs_no_registry_left_by_another_step(workdir: Path) -> None:
     """Split applies the Feast repo itself: it runs with no Feast registry on disk."""
     params = str(workdir / "params.yaml")
@@ -208,9 +204,7 @@ def test_split_needs_no_registry_left_by_another_step(workdir: Path) -> None:
     assert summary.train.rows + summary.val.rows + summary.test.rows == 60
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Feast's own dependencies
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.slow
 def test_feast_source_must_be_the_features_path(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,31 +21,14 @@ from training.io import registry
 from training.io.mlflow_service import MlflowService
 
 from ..conftest import merged, write_params
-from .conftest import champion_project, row_2020, row_2022
-
-pytestmark = [
-    pytest.mark.slow,
-    # Feast's own dependencies.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-]
+from ..raw_markets import row_2020, row_2022
+from .conftest import champion_project
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
 
-#: Small, fast settings (the rest is the repository's params.yaml).
-_FAST: dict[str, dict[str, Any]] = {
-    "train": {
-        "lightgbm": {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 5},
-        "num_boost_round": 40,
-        "early_stopping_rounds": 40,
-        "use_tuned_params": False,
-    },
+#: This project's settings besides the fast training ones (the rest is params.yaml).
+_PROJECT: dict[str, dict[str, Any]] = {
     "split": {"val_fraction": 0.3},
     "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
 }
@@ -89,10 +72,12 @@ def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
     root = tmp_path_factory.mktemp("retrain")
-    raw, _ = champion_project(root, _markets(), _FAST)
+    raw, _ = champion_project(root, _markets(), {**fast_training, **_PROJECT})
     return {"root": root, "raw": raw}
 
 
@@ -140,6 +125,7 @@ def _served_version(params: Params) -> str:
     return str(manifest["model_version"])
 
 
+@pytest.mark.slow
 def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) -> None:
     """Better on the newest 2022 slice, far worse on 2020: refused, champion and serving kept."""
     params = refused
@@ -170,6 +156,7 @@ def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) ->
     assert gate["gate_champion_test_2020_mape"] == record["champion"]["test_2020_mape"]
 
 
+@pytest.mark.slow
 def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Params) -> None:
     """The holdout: the newest fifth of 2022, never trained on; the reference: older rows."""
     params = refused
@@ -194,6 +181,7 @@ def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Para
     assert reference["price"].notna().all()
 
 
+@pytest.mark.slow
 def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) -> None:
     """With a loose 2020 tolerance the challenger becomes champion and is served."""
     params = promoted
@@ -206,6 +194,7 @@ def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) 
     assert manifest["registry_alias"] == "champion"
 
 
+@pytest.mark.slow
 def test_refuses_a_holdout_the_champion_trained_on(
     project: dict[str, Any],
     promoted: Params,
@@ -232,6 +221,7 @@ def _without_2022(project: dict[str, Any]) -> dict[str, Any]:
     return {"labels": str(target)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sections", "message"),
     [

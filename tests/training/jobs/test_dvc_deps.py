@@ -10,7 +10,6 @@ committed files to the stages.
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 
 from scripts import dvc_deps, stage_code
 
+from ...programs import program
 from . import dvc_stages
 
 REPO_ROOT = stage_code.REPO_ROOT
@@ -150,16 +150,11 @@ _SYNTHETIC_DVC_YAML = """stages:
 
 def _dvc(root: Path, *args: str) -> None:
     """Run the environment's DVC in a project (no analytics, no git)."""
-    bin_dir = Path(sys.executable).parent
-    env = os.environ | {
-        "DVC_NO_ANALYTICS": "1",
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-    }
-    subprocess.run(
-        [str(bin_dir / "dvc"), *args], cwd=root, env=env, check=True, capture_output=True
-    )
+    env = os.environ | {"DVC_NO_ANALYTICS": "1"}
+    subprocess.run([program("dvc"), *args], cwd=root, env=env, check=True, capture_output=True)
 
 
+@pytest.mark.needs("dvc")
 @pytest.mark.slow
 def test_refreshed_records_are_what_dvc_repro_writes(tmp_path: Path) -> None:
     """On a tiny real DVC project, the generator's dvc.lock equals `dvc repro`'s byte for byte.

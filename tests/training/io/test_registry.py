@@ -22,36 +22,16 @@ from training.io.mlflow_service import MODEL_SHA_TAG, PIPELINE_TAG, TELEMETRY_OF
 
 from ..conftest import merged, relocated, write_params
 
-pytestmark = [
-    pytest.mark.slow,
-    # MLflow 3.17's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates:
-    # third-party, harmless for a local store, and not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
-]
-
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, cars: Any) -> dict[str, Any]:
+def store(
+    tmp_path_factory: pytest.TempPathFactory, cars: Any, fast_training: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """A temporary tree: params with outputs under it, saved synthetic splits, no MLflow yet."""
     root = tmp_path_factory.mktemp("registry")
-    raw = relocated(
-        root,
-        train={
-            "lightgbm": {
-                "learning_rate": 0.1,
-                "num_leaves": 15,
-                "min_child_samples": 5,
-                "num_threads": 1,
-            },
-            "num_boost_round": 10,
-            "early_stopping_rounds": 100,
-            "use_tuned_params": True,
-        },
-        tune={"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 10},
+    raw = merged(
+        relocated(root, **fast_training),
+        train={"num_boost_round": 10, "early_stopping_rounds": 100, "use_tuned_params": True},
     )
     splits.write(Path(raw["paths"]["splits"]), cars, "synthetic")
     return {"root": root, "raw": raw}
@@ -93,6 +73,7 @@ def _champion(params: Params) -> str | None:
     return None if version is None else str(version.version)
 
 
+@pytest.mark.slow
 def test_fetch_without_champion_fails_clearly(
     store: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -103,6 +84,7 @@ def test_fetch_without_champion_fails_clearly(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_pipeline_reaches_a_champion(store: dict[str, Any]) -> None:
     """Tune → … → register → promote → publish through the CLI serves version 1 as champion."""
     path, params = _params(store, 10)
@@ -146,6 +128,7 @@ def _contents(*paths: Path) -> dict[str, bytes]:
     return found
 
 
+@pytest.mark.slow
 def test_same_inputs_give_byte_identical_outputs(store: dict[str, Any]) -> None:
     """Tune, train, evaluate and export again: every output the same bytes, runs found by tag."""
     path, params = _params(store, 10)
@@ -178,6 +161,7 @@ def test_same_inputs_give_byte_identical_outputs(store: dict[str, Any]) -> None:
     assert runs[0].data.tags[MODEL_SHA_TAG] == _served(params)["sha256"]
 
 
+@pytest.mark.slow
 def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     """A 2-round model becomes challenger but not champion; the refusal is recorded."""
     path, params = _params(store, 2)
@@ -196,6 +180,7 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
     assert _served(params)["sha256"] != exported["sha256"]
 
 
+@pytest.mark.slow
 def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     """A 60-round model beats the 10-round champion and takes the alias."""
     path, params = _params(store, 60)
@@ -207,6 +192,7 @@ def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     assert _served(params)["model_version"] == "3"
 
 
+@pytest.mark.slow
 def test_fetch_model_round_trips_the_champion(store: dict[str, Any], tmp_path: Path) -> None:
     """fetch-model publishes the champion's bundle; its sha256 matches model.onnx."""
     path, params = _params(store, 60)
@@ -247,6 +233,7 @@ class _WatchedEnviron(MutableMapping[str, str]):
         return dict(self.real)
 
 
+@pytest.mark.slow
 def test_jobs_never_write_the_environment(
     store: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

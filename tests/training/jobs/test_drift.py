@@ -18,7 +18,7 @@ from training.io import files, splits
 from training.jobs.drift import SUMMARY_FILE, champion_reference
 from training.records import MarketScores, RetrainRecord
 
-from .conftest import (
+from ..drift_windows import (
     REFERENCE_ROWS,
     START,
     bundle_prices,
@@ -26,8 +26,6 @@ from .conftest import (
     records,
     synthetic_cars,
 )
-
-pytestmark = pytest.mark.slow
 
 WINDOW_ROWS = 400
 #: Label rows per outcome in the log window's labels file (see `log_run`).
@@ -103,6 +101,7 @@ def shifted_run(drift_root: Path, drift_params: Params) -> dict[str, Any]:
     return _summary(drift_params, "shifted")
 
 
+@pytest.mark.slow
 def test_shifted_window_drifts_and_asks_to_retrain(shifted_run: dict[str, Any]) -> None:
     """Older, higher-mileage, more powerful cars of another brand mix: drift, retrain."""
     drifting = {field["field"] for field in shifted_run["fields"] if field["drifting"]}
@@ -114,6 +113,7 @@ def test_shifted_window_drifts_and_asks_to_retrain(shifted_run: dict[str, Any]) 
     assert shifted_run["realized_mape"] is None
 
 
+@pytest.mark.slow
 def test_unshifted_window_does_not_ask_to_retrain(log_run: dict[str, Any]) -> None:
     """Cars from the reference's distribution, with its error: no rule triggers."""
     assert log_run["verdict"] == {
@@ -124,6 +124,7 @@ def test_unshifted_window_does_not_ask_to_retrain(log_run: dict[str, Any]) -> No
     assert sum(field["drifting"] for field in log_run["fields"]) == 0
 
 
+@pytest.mark.slow
 def test_log_skips_are_counted_and_named(log_run: dict[str, Any]) -> None:
     """The cut line and the other schema's records are counted per reason, none lost."""
     window = log_run["window"]
@@ -135,6 +136,7 @@ def test_log_skips_are_counted_and_named(log_run: dict[str, Any]) -> None:
     assert len(window["files"]) == 3
 
 
+@pytest.mark.slow
 def test_label_join_counts_every_label_row(log_run: dict[str, Any]) -> None:
     """Unknown, duplicate, missing and non-positive labels are counted and named."""
     labels = log_run["labels"]
@@ -147,6 +149,7 @@ def test_label_join_counts_every_label_row(log_run: dict[str, Any]) -> None:
     assert sorted(labels["examples"]["non_positive_price"]) == ["req-390", "req-391"]
 
 
+@pytest.mark.slow
 def test_realized_mape_is_the_mean_ape_of_the_labelled_rows(log_run: dict[str, Any]) -> None:
     """APE 0.1 and 0.3 on alternate rows: realized MAPE 0.2, per chunk and for the window."""
     assert log_run["realized_mape"] == pytest.approx(0.2, abs=1e-6)
@@ -157,6 +160,7 @@ def test_realized_mape_is_the_mean_ape_of_the_labelled_rows(log_run: dict[str, A
     assert log_run["estimated_mape"] == pytest.approx(0.2, abs=0.03)
 
 
+@pytest.mark.slow
 def test_plots_are_written_beside_the_summary(
     drift_params: Params, log_run: dict[str, Any]
 ) -> None:
@@ -167,6 +171,7 @@ def test_plots_are_written_beside_the_summary(
         assert (drift_params.paths.drift / "log" / name).stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_an_empty_window_is_an_error(
     drift_root: Path, log_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -185,6 +190,7 @@ def test_an_empty_window_is_an_error(
     assert not (drift_root / "data" / "drift" / "empty").exists()
 
 
+@pytest.mark.slow
 def test_a_labels_file_without_prices_is_an_error(
     drift_root: Path, log_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,6 +204,7 @@ def test_a_labels_file_without_prices_is_an_error(
     assert "price" in err
 
 
+@pytest.mark.slow
 def test_summary_decodes_as_the_job_record(drift_params: Params, log_run: dict[str, Any]) -> None:
     """summary.json is the job's `DriftSummary`, readable back with its types."""
     from training.jobs.drift import DriftSummary
@@ -207,6 +214,7 @@ def test_summary_decodes_as_the_job_record(drift_params: Params, log_run: dict[s
     assert summary.window.records == WINDOW_ROWS
 
 
+@pytest.mark.slow
 def test_reference_option_judges_the_window_against_those_rows(
     drift_root: Path, drift_params: Params, shifted_run: dict[str, Any]
 ) -> None:
@@ -227,6 +235,7 @@ def test_reference_option_judges_the_window_against_those_rows(
     assert rebased["reference"]["rows"] == REFERENCE_ROWS
 
 
+@pytest.mark.slow
 def test_a_retrained_champion_is_judged_against_its_new_market_rows(
     drift_params: Params,
 ) -> None:

@@ -7,7 +7,7 @@ import pytest
 from training.cli import main
 from training.config import load_params
 
-from .conftest import synthetic_2020, synthetic_2022, write_raw
+from ..raw_markets import synthetic_2020, synthetic_2022, write_raw
 
 
 def test_reference_cv_reports_five_folds(workdir: Path) -> None:

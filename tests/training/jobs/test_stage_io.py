@@ -15,30 +15,15 @@ import yaml
 
 from scripts import stage_code
 
+from ..conftest import merged
+from ..raw_markets import synthetic_2020, synthetic_2022, write_raw
 from . import dvc_stages, stage_sandbox
-from .conftest import synthetic_2020, synthetic_2022, write_raw
 
 REPO_ROOT = stage_code.REPO_ROOT
 
-pytestmark = [
-    pytest.mark.slow,
-    # The steps run in this process: warnings of the third-party code they run, as in the job
-    # tests. Feast's own dependencies:
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-    # Raised while mlflow.pyfunc imports its own chat-agent loaders (an `Any` hint of theirs).
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
-]
 
-
-#: Small, fast settings for the synthetic run (the rest is the repository's params.yaml).
-_FAST = {
-    "tune": {"n_trials": 2, "num_boost_round": 20, "early_stopping_rounds": 5},
-    "train": {"num_boost_round": 30, "early_stopping_rounds": 30},
+#: The synthetic run's settings besides the fast training ones (the rest is params.yaml).
+_PROJECT = {
     # A validation split large enough to calibrate the price interval (50 rows at least).
     "split": {"val_fraction": 0.3},
     # synthetic_2020(400) runs its mileage past the schema's 2,000,000 km: half is quarantined.
@@ -47,7 +32,9 @@ _FAST = {
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     """A project on synthetic raw files with the repo's dvc.yaml, params.yaml and Feast repo.
 
     Outputs keep the repository's relative paths; the MLflow store's path is absolute, so no
@@ -66,8 +53,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     store = Path(raw["registry"]["tracking_uri"].removeprefix("sqlite:///"))
     raw["registry"]["tracking_uri"] = f"sqlite:///{project / store}"
     raw["registry"]["artifact_dir"] = str(project / raw["registry"]["artifact_dir"])
-    for section, values in _FAST.items():
-        raw[section].update(values)
+    merged(raw, **fast_training, **_PROJECT)
     (project / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     write_raw(project / "raw", synthetic_2020(400), synthetic_2022(20))
     with pytest.MonkeyPatch.context() as patch:
@@ -81,6 +67,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         }
 
 
+@pytest.mark.slow
 def test_each_stage_reads_and_writes_only_what_it_declares(sandbox: dict[str, Any]) -> None:
     """Every stage, in order, runs with only its declared deps present and writes only its outs."""
     problems = []
@@ -91,6 +78,7 @@ def test_each_stage_reads_and_writes_only_what_it_declares(sandbox: dict[str, An
     assert problems == []
 
 
+@pytest.mark.slow
 def test_an_undeclared_input_is_reported(sandbox: dict[str, Any], dvc_yaml: dict[str, Any]) -> None:
     """Without its listings dep, `features` fails in the sandbox; the report names both."""
     _prepare(sandbox, "features")
@@ -101,6 +89,7 @@ def test_an_undeclared_input_is_reported(sandbox: dict[str, Any], dvc_yaml: dict
     assert "listings.parquet: listings not found" in problem
 
 
+@pytest.mark.slow
 def test_an_undeclared_output_is_reported(
     sandbox: dict[str, Any], dvc_yaml: dict[str, Any]
 ) -> None:

@@ -3,7 +3,7 @@ import pandas as pd
 from training.core import adapters
 from training.core.validation import LISTING_COLUMNS, reason_counts, validate_listings
 
-from .conftest import row_2020, row_2022
+from ..raw_markets import row_2020, row_2022
 
 
 def _validate_2020(rows: list[dict[str, object]]) -> object:

@@ -10,7 +10,7 @@ import pytest
 from training.errors import PipelineError
 from training.io.analysis_window import read_labels, read_replay
 
-from .conftest import synthetic_cars
+from ..drift_windows import synthetic_cars
 
 
 def _constant_price(frame: pd.DataFrame) -> np.ndarray:

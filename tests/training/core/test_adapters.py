@@ -8,7 +8,7 @@ import pytest
 from shared_schema import FIELD_NAMES, Car
 from training.core import adapters
 
-from .conftest import row_2020, row_2022
+from ..raw_markets import row_2020, row_2022
 
 CAR_2020 = {k: v for k, v in row_2020().items() if k != "price"}
 
