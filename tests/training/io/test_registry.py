@@ -261,6 +261,8 @@ def test_jobs_never_write_the_environment(
     assert _promotion(params)["challenger_version"] == "4"
 
 
+# Slow with the scenario above: it needs the exported bundle and champion of its store.
+@pytest.mark.slow
 def test_the_cli_sets_only_the_telemetry_defaults(
     store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,6 +289,8 @@ def test_an_operators_tracking_uri_wins_and_stays_as_set(
     assert os.environ["MLFLOW_TRACKING_URI"] == operator
 
 
+# Slow with the scenario above: it needs the exported bundle and champion of its store.
+@pytest.mark.slow
 def test_two_services_in_one_process_keep_to_their_own_stores(
     store: dict[str, Any], tmp_path: Path
 ) -> None:
