@@ -16,24 +16,19 @@ copied into k8s/:
   the PodMonitor's labels (the Operator's `ruleSelector` matches the same label).
 
 Each copy starts with a header naming its source and this command; nobody edits it by hand.
-`--check` writes nothing and exits 1 naming every file that differs, with the difference
-(tests/k8s does the same).
+`scripts.generated` checks and writes them, with dvc.yaml's code deps (`make generate`).
 """
 
-import argparse
-import difflib
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from scripts.generated import COMMAND
 
 from k8s import slo_values
 
-ROOT: Final = Path(__file__).resolve().parents[1]
-COMMAND: Final = "make generate"
 HAPROXY_SOURCE: Final = Path("inference/haproxy/haproxy.cfg")
 HAPROXY_COPY: Final = Path("k8s/base/haproxy.cfg")
 #: The rule files Prometheus loads (monitoring/prometheus*.yml `rule_files`).
@@ -90,56 +85,6 @@ GENERATED: Final[dict[Path, Callable[[Path], str]]] = {
 }
 
 
-def stale(root: Path = ROOT) -> list[str]:
-    """Every committed file that differs from what the generator writes, with the difference."""
-    problems = []
-    for target, write in GENERATED.items():
-        path = root / target
-        wanted = write(root)
-        committed = path.read_text(encoding="utf-8") if path.exists() else ""
-        if committed != wanted:
-            diff = difflib.unified_diff(
-                committed.splitlines(keepends=True),
-                wanted.splitlines(keepends=True),
-                f"{target} (committed)",
-                f"{target} (generated)",
-                n=1,
-            )
-            problems.append(f"{target} differs from `{COMMAND}`:\n{''.join(diff)}")
-    return problems
-
-
-def generate(root: Path = ROOT) -> list[Path]:
-    """Write every generated file; the ones whose text changed."""
-    written = []
-    for target, write in GENERATED.items():
-        path = root / target
-        text = write(root)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(target)
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write the generated files, or with --check name those that differ."""
-    parser = argparse.ArgumentParser(prog="python -m k8s.generate", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
-    args = parser.parse_args(argv)
-    try:
-        if args.check:
-            problems = stale()
-            for problem in problems:
-                print(problem, file=sys.stderr)
-            return 1 if problems else 0
-        for target in generate():
-            print(f"wrote {target}")
-    except slo_values.StampError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 class _BlockDumper(yaml.SafeDumper):
     """Writes multi-line strings (PromQL, descriptions) as readable `|` blocks."""
 
@@ -150,7 +95,3 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 
 _BlockDumper.add_representer(str, _str)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

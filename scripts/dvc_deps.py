@@ -11,23 +11,19 @@ records the code without running anything: it is right for changes that leave ev
 same (a moved helper, a refactor). A change to what a stage computes needs `make train`: the
 end-to-end test's fresh `dvc repro` must write the committed dvc.lock byte for byte.
 
-`--check` writes nothing and exits 1 naming each file that differs, with the difference
-(tests/training/jobs/test_dvc_deps.py does the same).
+`scripts.generated` checks and writes both files, with k8s/'s generated copies
+(`make generate`; tests/training/jobs/test_dvc_deps.py checks them the same way).
 """
 
-import argparse
-import difflib
 import hashlib
 import re
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from scripts.stage_code import REPO_ROOT, Stage, is_code, load_stages, stage_code, workspace_deps
 
-COMMAND: Final = "make generate"
 DVC_YAML: Final = "dvc.yaml"
 DVC_LOCK: Final = "dvc.lock"
 PARAMS: Final = "params.yaml"
@@ -124,62 +120,20 @@ def with_code_records(lock_text: str, yaml_text: str, root: Path = REPO_ROOT) ->
     return text
 
 
-def generated(root: Path = REPO_ROOT) -> dict[str, str]:
-    """{file: the text `make generate` writes} for dvc.yaml and dvc.lock."""
+def generated_yaml(root: Path = REPO_ROOT) -> str:
+    """dvc.yaml with each stage's code deps as its import closure is now."""
     yaml_text = (root / DVC_YAML).read_text(encoding="utf-8")
-    new_yaml = with_code_deps(yaml_text, code_deps(yaml_text, root), root)
+    return with_code_deps(yaml_text, code_deps(yaml_text, root), root)
+
+
+def generated_lock(root: Path = REPO_ROOT) -> str:
+    """dvc.lock recording the code deps of the generated dvc.yaml (so both are named if stale)."""
     lock_text = (root / DVC_LOCK).read_text(encoding="utf-8")
-    return {DVC_YAML: new_yaml, DVC_LOCK: with_code_records(lock_text, new_yaml, root)}
+    return with_code_records(lock_text, generated_yaml(root), root)
 
 
-def stale(root: Path = REPO_ROOT) -> list[str]:
-    """Each committed file that differs from what `make generate` writes, with the difference."""
-    problems = []
-    for name, wanted in generated(root).items():
-        committed = (root / name).read_text(encoding="utf-8")
-        if committed != wanted:
-            diff = difflib.unified_diff(
-                committed.splitlines(keepends=True),
-                wanted.splitlines(keepends=True),
-                f"{name} (committed)",
-                f"{name} (generated)",
-                n=1,
-            )
-            problems.append(f"{name} differs from `{COMMAND}`:\n{''.join(diff)}")
-    return problems
-
-
-def generate(root: Path = REPO_ROOT) -> list[str]:
-    """Write dvc.yaml's code deps and dvc.lock's records; the files whose text changed."""
-    written = []
-    for name, text in generated(root).items():
-        if (root / name).read_text(encoding="utf-8") != text:
-            (root / name).write_text(text, encoding="utf-8")
-            written.append(name)
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write the code deps and their records, or with --check name the files that differ."""
-    parser = argparse.ArgumentParser(prog="python -m scripts.dvc_deps", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
-    args = parser.parse_args(argv)
-    try:
-        if args.check:
-            problems = stale()
-            for problem in problems:
-                print(problem, file=sys.stderr)
-            return 1 if problems else 0
-        written = generate()
-        for name in written:
-            print(f"wrote {name}")
-        if not written:
-            print(f"{DVC_YAML} and {DVC_LOCK} already match the code")
-    except ValueError as exc:  # LayoutError, or a stage that is not a car-train command
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+#: The files `make generate` writes here (`scripts.generated`), in order.
+GENERATED: Final[dict[Path, Callable[[Path], str]]] = {
+    Path(DVC_YAML): generated_yaml,
+    Path(DVC_LOCK): generated_lock,
+}

@@ -12,6 +12,7 @@ import pytest
 
 from inference import slo
 from k8s import generate, render, slo_values
+from scripts import generated
 
 from .manifests import K8S, ROOT, by_kind, edit, overlays
 
@@ -40,7 +41,7 @@ def test_operator_overlays_carry_the_prometheus_rule_of_every_rule_group(name: s
 
 def test_committed_files_are_what_the_generator_writes() -> None:
     """Each generated file (copies, SLO values) equals `make generate`'s output for its source."""
-    assert generate.stale() == []
+    assert generated.stale(generate.GENERATED) == []
 
 
 def test_every_generated_copy_names_its_source_and_the_command() -> None:
@@ -49,7 +50,7 @@ def test_every_generated_copy_names_its_source_and_the_command() -> None:
         lines = (ROOT / target).read_text(encoding="utf-8").splitlines()[:3]
         assert lines[0] == "# GENERATED, DO NOT EDIT.", target
         assert lines[1].startswith("# source: "), target
-        assert lines[2] == f"# regenerate with: {generate.COMMAND}", target
+        assert lines[2] == f"# regenerate with: {generated.COMMAND}", target
 
 
 # --- bad input: each fails with the name of the problem ---------------------------------------
@@ -72,22 +73,25 @@ def test_a_source_changed_without_regenerating_names_the_copy_and_the_difference
     root = _sources(tmp_path)
     edit(root / generate.RULES_SOURCE / "recording.yml", "p95_per_pod", "p95_by_pod")
     edit(root / generate.HAPROXY_SOURCE, "nbthread 1", "nbthread 2")
-    problems = generate.stale(root)
+    problems = generated.stale(generate.GENERATED, root)
     assert [p.split(" ", 1)[0] for p in problems] == [
         str(generate.HAPROXY_COPY),
         str(generate.RULE_COPY),
     ]
     assert "-    nbthread 1\n+    nbthread 2" in problems[0]
     assert "+    - record: carprice:request_duration_seconds:p95_by_pod" in problems[1]
-    assert generate.generate(root) == [generate.HAPROXY_COPY, generate.RULE_COPY]
-    assert generate.stale(root) == []
+    assert generated.generate(generate.GENERATED, root) == [
+        generate.HAPROXY_COPY,
+        generate.RULE_COPY,
+    ]
+    assert generated.stale(generate.GENERATED, root) == []
 
 
 def test_a_hand_edited_copy_is_named(tmp_path: Path) -> None:
     """Editing the generated copy instead of its source fails, naming the copy."""
     root = _sources(tmp_path)
     edit(root / generate.HAPROXY_COPY, "nbthread 1", "nbthread 4")
-    (problem,) = generate.stale(root)
+    (problem,) = generated.stale(generate.GENERATED, root)
     assert problem.startswith(f"{generate.HAPROXY_COPY} differs from `make generate`")
 
 
@@ -109,7 +113,7 @@ def test_a_hand_edited_slo_value_is_named_with_the_difference(tmp_path: Path) ->
     root = _sources(tmp_path)
     edit(root / "monitoring/rules/recording.yml", 'le="0.01"}[30m]', 'le="0.025"}[30m]')
     edit(root / "k8s/base/hpa.yaml", "averageValue: 7m", "averageValue: 8m")
-    problems = generate.stale(root)
+    problems = generated.stale(generate.GENERATED, root)
     assert [p.split(" ", 1)[0] for p in problems] == [
         "monitoring/rules/recording.yml",
         "k8s/base/hpa.yaml",
@@ -118,8 +122,8 @@ def test_a_hand_edited_slo_value_is_named_with_the_difference(tmp_path: Path) ->
     bucket = '            rate(carprice_http_request_duration_seconds_bucket{route="/predict", '
     assert f'-{bucket}le="0.025"}}[30m])\n+{bucket}le="0.01"}}[30m])' in problems[0]
     assert "-          averageValue: 8m\n+          averageValue: 7m" in problems[1]
-    generate.generate(root)
-    assert generate.stale(root) == []
+    generated.generate(generate.GENERATED, root)
+    assert generated.stale(generate.GENERATED, root) == []
 
 
 def test_the_slo_changed_in_its_home_is_written_everywhere(
@@ -129,7 +133,7 @@ def test_the_slo_changed_in_its_home_is_written_everywhere(
     root = _sources(tmp_path)
     monkeypatch.setattr(slo, "LATENCY_THRESHOLD_S", 0.025)
     monkeypatch.setattr(slo, "HPA_P95_TARGET_S", 0.018)
-    written = generate.generate(root)
+    written = generated.generate(generate.GENERATED, root)
     assert set(slo_values.STAMPS) | {generate.RULE_COPY} <= set(written)
     for path in ("monitoring/rules/recording.yml", generate.RULE_COPY):
         text = (root / path).read_text(encoding="utf-8")
@@ -140,7 +144,7 @@ def test_the_slo_changed_in_its_home_is_written_everywhere(
     assert 'threshold: "0.018"' in keda.read_text(encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert re.search(r"requests within\s+25 ms \(histogram bucket `le=\"0.025\"`\)", readme)
-    assert generate.stale(root) == []
+    assert generated.stale(generate.GENERATED, root) == []
 
 
 def test_a_rewritten_sentence_an_slo_pattern_no_longer_finds_is_named(tmp_path: Path) -> None:
@@ -148,4 +152,4 @@ def test_a_rewritten_sentence_an_slo_pattern_no_longer_finds_is_named(tmp_path: 
     root = _sources(tmp_path)
     edit(root / "README.md", "dashed 10 ms line", "dashed line at the threshold")
     with pytest.raises(slo_values.StampError, match=r"README\.md: nothing matches .*dashed"):
-        generate.stale(root)
+        generated.stale(generate.GENERATED, root)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scripts import dvc_deps, stage_code
+from scripts import dvc_deps, generated, stage_code
 
 from ...programs import program
 from . import dvc_stages
@@ -71,7 +71,7 @@ def test_feast_repo_code_counts_as_the_stage_code(checkout: Path, params: dict[s
 
 def test_committed_dvc_files_are_what_make_dvc_deps_writes() -> None:
     """dvc.yaml's code deps and dvc.lock's records of them equal the generator's output."""
-    assert dvc_deps.stale() == []
+    assert generated.stale(dvc_deps.GENERATED) == []
 
 
 def test_an_import_closure_change_names_the_stage_the_module_and_the_diff(
@@ -88,21 +88,21 @@ def test_an_import_closure_change_names_the_stage_the_module_and_the_diff(
         "stage features: runs training.core.metrics "
         "(training/src/training/core/metrics.py), which its deps lack"
     ]
-    problems = dvc_deps.stale(checkout)
+    problems = generated.stale(dvc_deps.GENERATED, checkout)
     assert [p.split("\n", 1)[0] for p in problems] == [
         "dvc.yaml differs from `make generate`:",
         "dvc.lock differs from `make generate`:",
     ]
     assert "+      - training/src/training/core/metrics.py\n" in problems[0]
-    assert dvc_deps.generate(checkout) == ["dvc.yaml", "dvc.lock"]
-    assert dvc_deps.stale(checkout) == []
+    assert generated.generate(dvc_deps.GENERATED, checkout) == [Path("dvc.yaml"), Path("dvc.lock")]
+    assert generated.stale(dvc_deps.GENERATED, checkout) == []
 
 
 def test_a_hand_edited_code_dep_names_the_file_and_the_difference(checkout: Path) -> None:
     """Dropping a generated line from dvc.yaml by hand: the file and the missing line are named."""
     line = "      - training/src/training/io/tree_ensemble.py\n"
     _edit(checkout / "dvc.yaml", line, "")
-    (problem,) = dvc_deps.stale(checkout)
+    (problem,) = generated.stale(dvc_deps.GENERATED, checkout)
     assert problem.startswith("dvc.yaml differs from `make generate`:\n--- dvc.yaml (committed)")
     assert f"\n+{line}" in problem
 
@@ -113,7 +113,7 @@ def test_a_code_change_without_its_record_names_dvc_lock_and_the_hash(checkout: 
     before = dvc_deps.code_record(path, checkout)
     _edit(checkout / path, "\n", "\n# one more line\n")
     after = dvc_deps.code_record(path, checkout)
-    (problem,) = dvc_deps.stale(checkout)
+    (problem,) = generated.stale(dvc_deps.GENERATED, checkout)
     assert problem.startswith("dvc.lock differs from `make generate`:")
     for old, new in ((before["md5"], after["md5"]), (before["size"], after["size"])):
         assert f"\n-      {'md5' if isinstance(old, str) else 'size'}: {old}\n" in problem
