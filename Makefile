@@ -86,4 +86,4 @@ manifests: setup  ## Print the Kubernetes manifests of k8s/overlays/$(OVERLAY), 
 # generated too (tests/training/jobs fails on a stale or hand-edited copy). A change to what a
 # stage computes needs `make train` instead.
 generate: setup  ## Write the generated files: k8s/'s copies, the SLO's values, dvc.yaml's code deps.
-	@$(UV) run --frozen python -m scripts.generated
+	@$(UV) run --frozen python -m scripts.generate

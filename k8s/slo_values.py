@@ -79,7 +79,7 @@ def values() -> dict[str, str]:
 
     return {
         # The bucket label as the server's histogram writes it (prometheus_client's format; the
-        # function has no annotations, and mypy checks this module through scripts.generated).
+        # function has no annotations, and mypy checks this module through scripts.generate).
         "le": floatToGoString(slo.LATENCY_THRESHOLD_S),  # type: ignore[no-untyped-call]
         "threshold_s": _number(slo.LATENCY_THRESHOLD_S),
         "threshold_ms": _number(slo.LATENCY_THRESHOLD_S * 1e3),

@@ -11,7 +11,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,19 @@ def _write_atomically(path: Path, content: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
     partial.replace(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_operator_mlflow() -> Iterator[None]:
+    """Keep a developer's MLFLOW_TRACKING_URI away from every test (each has its own store).
+
+    `MlflowService.from_params` prefers it to params.yaml, as production wants; in a test it
+    would send synthetic runs, versions and alias moves to that server. Session-wide, so module
+    fixtures that train before any test runs see it unset too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from ..integration.conftest import ServerProcess, serve
 from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
 
 pytestmark = [
-    pytest.mark.needs("airflow", "car-serve"),
+    pytest.mark.needs("airflow", "car-serve", "car-train", "dvc"),
     pytest.mark.integration,
 ]
 

@@ -19,13 +19,6 @@ from training.io.mlflow_service import MlflowService
 
 from ..training.conftest import repo_params, write_params
 
-pytestmark = [
-    # MLflow's SQLAlchemy store uses the `noload` strategy SQLAlchemy 2.1 deprecates.
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
-    ),
-]
-
 
 def _params(root: Path) -> Params:
     """The repository's params (paths relative to the project) with the store's URI absolute.

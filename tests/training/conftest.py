@@ -128,12 +128,6 @@ def write_splits(cars: dict[str, pd.DataFrame]) -> Any:
     return _write
 
 
-@pytest.fixture(autouse=True)
-def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep a developer's MLFLOW_TRACKING_URI away from the temporary stores."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="session")
 def make_cars() -> Any:
     """`synthetic_cars` itself, for tests that need more or different rows."""

@@ -63,11 +63,9 @@ def champion_project(
         **overrides,
     )
     path = str(write_params_file(raw, root / "params.yaml"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        for step in TO_CHAMPION:
-            assert main(["--params", path, step]) == 0, step
-        assert main(["--params", path, "fetch-model", "--alias", "champion"]) == 0
+    for step in TO_CHAMPION:
+        assert main(["--params", path, step]) == 0, step
+    assert main(["--params", path, "fetch-model", "--alias", "champion"]) == 0
     return raw, path
 
 

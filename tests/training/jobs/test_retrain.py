@@ -65,12 +65,6 @@ def _markets() -> tuple[pd.DataFrame, pd.DataFrame]:
     return old, new
 
 
-@pytest.fixture(autouse=True)
-def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep MLFLOW_TRACKING_URI (a developer's, or one MLflow set for another test) away."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def project(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
@@ -88,7 +82,6 @@ def _params(project: dict[str, Any], name: str, **sections: dict[str, Any]) -> t
 
 
 def _retrain(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return main(["--params", path, "retrain"])
 
 

@@ -6,7 +6,6 @@ runs the stage's command and compares the files before and after; two broken cop
 """
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ _PROJECT = {
 @pytest.fixture(scope="module")
 def sandbox(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
+) -> dict[str, Any]:
     """A project on synthetic raw files with the repo's dvc.yaml, params.yaml and Feast repo.
 
     Outputs keep the repository's relative paths; the MLflow store's path is absolute, so no
@@ -56,15 +55,12 @@ def sandbox(
     merged(raw, **fast_training, **_PROJECT)
     (project / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     write_raw(project / "raw", synthetic_2020(400), synthetic_2022(20))
-    with pytest.MonkeyPatch.context() as patch:
-        # A developer's tracking server must not receive the synthetic runs.
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield {
-            "project": project,
-            "params": raw,
-            "stages": stage_code.load_stages(stage_code.read_yaml("dvc.yaml"), raw),
-            "stores": stage_sandbox.store_dirs(project, raw),
-        }
+    return {
+        "project": project,
+        "params": raw,
+        "stages": stage_code.load_stages(stage_code.read_yaml("dvc.yaml"), raw),
+        "stores": stage_sandbox.store_dirs(project, raw),
+    }
 
 
 @pytest.mark.slow

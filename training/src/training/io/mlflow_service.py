@@ -117,7 +117,9 @@ class MlflowService:
         For MLflow code that makes its own default `MlflowClient()`: logging a model, and the
         registry resolving a new version's `models:/` source. The URIs are set on MLflow's
         module state, not through `mlflow.set_tracking_uri`, which also writes them into
-        `os.environ`.
+        `os.environ`. Those attributes are MLflow's private state (the version is pinned in
+        uv.lock; tests/training/io/test_mlflow_service.py fails fast if they move), and they are
+        process-wide: one job at a time per process, as `car-train` runs them.
         """
         from mlflow.tracking._model_registry import utils as registry_state
         from mlflow.tracking._tracking_service import utils as tracking_state

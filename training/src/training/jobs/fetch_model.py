@@ -33,7 +33,8 @@ def run(
         The pointer `current` holds now (`model_version` = the registry version).
 
     Raises:
-        PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
+        PipelineError: The alias is unset, or its version's run has no bundle.
+        InvalidBundleError: The bundle fails `read_verified` (its message names the fault).
     """
     out = Path(out) if out else params.paths.serving_bundle
     name = params.registry.model_name

@@ -21,8 +21,9 @@ def run(params: Params, service: MlflowService) -> PromotionRecord:
         The decision record (also written to `paths.promotion`).
 
     Raises:
-        PipelineError: No registration, a bundle is missing or corrupt, or the split is bad.
-            The champion alias is not moved then.
+        PipelineError: No registration, a version's run has no bundle, or the split is bad.
+        InvalidBundleError: A version's bundle fails `read_verified`.
+            The champion alias is not moved in either case.
     """
     paths, name = params.paths, params.registry.model_name
     policy = NotWorse(params.registry.promote_tolerance)

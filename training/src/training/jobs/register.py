@@ -22,7 +22,8 @@ def run(params: Params, service: MlflowService) -> Registration:
         The registration (also written to `paths.registration`).
 
     Raises:
-        PipelineError: The bundle is missing or corrupt, or no run exported it.
+        PipelineError: No run exported the bundle.
+        InvalidBundleError: The bundle fails `read_verified` (its message names the fault).
     """
     paths, name = params.paths, params.registry.model_name
     with files.all_or_nothing(paths.registration):

@@ -24,7 +24,8 @@ def publish(service: MlflowService, model_name: str, alias: str, out: Path) -> s
         What was published, and whether anything changed.
 
     Raises:
-        PipelineError: The alias is unset, or the bundle is missing or fails its sha256.
+        PipelineError: The alias is unset, or its version's run has no bundle.
+        InvalidBundleError: The bundle fails `read_verified` (its message names the fault).
     """
     version = registry.require_alias(service, model_name, alias)
     model_bytes, manifest = registry.fetch_bundle(service, version)
