@@ -6,10 +6,11 @@ its tools import by path (the Feast repo) import. Every non-empty workspace modu
 code dep, `training/config.py` and `training/errors.py` included: no module is excused, so no
 judgement about which change "cannot matter" can go stale.
 
-The walk starts at the job module, not at `training/cli.py`: the dispatcher only picks the job
-and hands it params.yaml's values and the command's options, which dvc.lock records as the
-stage's params and `cmd`; its parser imports another command's choices (`outcome`), and walking
-it would make every stage depend on the drift job.
+The dispatcher `training/cli.py` runs in every stage too (it sets the process up, builds the
+MLflow service, maps errors to exit codes): it and what it imports at module level are code deps
+of every stage. Its functions' lazy imports are not walked: the parser imports another
+command's choices (`outcome`), and the job itself is reached by a computed name, which is why
+the walk starts again at the job module `training.cli.COMMANDS` names for the stage's command.
 """
 
 import ast
@@ -124,12 +125,13 @@ def _module_file(name: str, root: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str | None, root: Path) -> set[str]:
-    """Workspace modules a file imports anywhere (lazy imports in functions included)."""
+def _imports(path: Path, module: str | None, root: Path, *, lazy: bool = True) -> set[str]:
+    """Workspace modules a file imports: anywhere, or at module level only (`lazy=False`)."""
     names: set[str] = set()
     module = module or ""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree) if lazy else tree.body:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -185,12 +187,21 @@ def job_module(stage: Stage) -> str:
     return COMMANDS[command][0]
 
 
+#: The dispatcher every `car-train` stage runs before its job.
+CLI_MODULE = "training.cli"
+
+
 def _closure(stage: Stage, root: Path) -> dict[str, str]:
     # Scripts the stage's tools import (the Feast repo's definitions) are walked as well.
     scripts = [
         root / dep for dep in stage.deps if dep.endswith(".py") and covered(dep, SCRIPT_DIRS)
     ]
-    return code_closure([job_module(stage)], scripts, root)
+    entries, found = [job_module(stage)], {}
+    cli = _module_file(CLI_MODULE, root)
+    if cli is not None:  # the dispatcher and its module-level imports, not its lazy ones
+        found[CLI_MODULE] = cli.relative_to(root).as_posix()
+        entries += sorted(_imports(cli, CLI_MODULE, root, lazy=False))
+    return found | code_closure(entries, scripts, root)
 
 
 def stage_code(stage: Stage, root: Path = REPO_ROOT) -> dict[str, str]:
