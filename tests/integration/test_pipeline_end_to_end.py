@@ -26,6 +26,8 @@ from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE
 from shared_schema.serving_folder import resolve
 from training.config import Params, load_params
+from training.io import registry
+from training.io.mlflow_service import MlflowService
 from training.io.splits import split_file
 
 from ..programs import program
@@ -198,6 +200,7 @@ def test_drift_loop_catches_the_2022_market_and_a_retrain_recovers(
     hot-reloads it; on the newest 2022 slice, served by the new champion, the realized error
     falls against the old champion's on the same cars.
     """
+    served_before, status_before = _served_state(project, params), _dvc(project, "status")
     result = subprocess.run(
         [sys.executable, "-m", "scripts.drift_demo", "--root", str(project)],
         cwd=REPO_ROOT,
@@ -222,3 +225,21 @@ def test_drift_loop_catches_the_2022_market_and_a_retrain_recovers(
     before, after = demo["2022-slice-before"], demo["2022-after"]
     assert before["labelled"] == after["labelled"] == demo["retrain"]["holdout_rows"]
     assert after["realized_mape"] < 0.8 * before["realized_mape"]
+    # The demo leaves the project as it found it: champion alias, served bundle, DVC outputs.
+    assert _served_state(project, params) == served_before
+    status = _dvc(project, "status")
+    assert (status.returncode, status.stdout) == (0, status_before.stdout), status.stderr
+
+
+def _served_state(project: Path, params: Params) -> tuple[str | None, str]:
+    """The champion alias's version and the digest the serving folder's `current` names.
+
+    The store by its absolute URI: MLflow caches stores by URI, and a relative one may already
+    name another test's store in this process.
+    """
+    store = project / params.registry.tracking_uri.removeprefix("sqlite:///")
+    uri = f"sqlite:///{store}"
+    service = MlflowService(uri, uri, params.registry.experiment, project / "artifacts")
+    champion = registry.version_by_alias(service, params.registry.model_name, registry.CHAMPION)
+    served = resolve(project / params.paths.serving_bundle).directory.name
+    return (None if champion is None else str(champion.version), served)
