@@ -134,3 +134,36 @@ def test_no_rule_reads_raw_series_over_more_than_an_hour() -> None:
         if int(window[:-1]) * seconds[window[-1]] > 3600
     ]
     assert long_reads == []
+
+
+def slo_fixture_problems(tests_dir: Path, le: str) -> list[str]:
+    """Promtool fixtures with /predict latency buckets but none at the SLO's bucket `le`."""
+    bucket = re.compile(r'request_duration_seconds_bucket\{[^}]*route="/predict"[^}]*le="([^"]+)"')
+    problems = []
+    for path in sorted(tests_dir.glob("*.yml")):
+        found = set(bucket.findall(path.read_text(encoding="utf-8")))
+        if found and le not in found:
+            problems.append(
+                f"{path.name}: /predict latency buckets {sorted(found)} lack the SLO's "
+                f'le="{le}" (inference/src/inference/slo.py): its worked examples are written '
+                "for another SLO and must be rewritten with it"
+            )
+    return problems
+
+
+def test_promtool_fixtures_are_written_at_the_slo_bucket() -> None:
+    """Every rule-test fixture with /predict latency buckets has the SLO's bucket among them."""
+    from prometheus_client.utils import floatToGoString
+
+    from inference.slo import LATENCY_THRESHOLD_S
+
+    assert slo_fixture_problems(MONITORING / "tests", floatToGoString(LATENCY_THRESHOLD_S)) == []
+
+
+def test_a_fixture_left_at_another_slo_is_named(tmp_path: Path) -> None:
+    """The check names the fixture file and the bucket it lacks when the SLO moves without it."""
+    source = MONITORING / "tests" / "slo_alerts_test.yml"
+    (tmp_path / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    (problem,) = slo_fixture_problems(tmp_path, "0.025")
+    assert problem.startswith("slo_alerts_test.yml: /predict latency buckets ['0.01'")
+    assert 'lack the SLO\'s le="0.025"' in problem
