@@ -6,16 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared_schema import FIELD_NAMES, SCHEMA_VERSION
-from shared_schema.bundle import Manifest, manifest_inputs
+from shared_schema import FIELD_NAMES
 from training.core.dataset import frame_hash, frame_problems
 from training.core.encoding import UNKNOWN_CODE, feature_matrix, fit_vocabulary
 from training.core.metrics import error_by_decile, regression_metrics
 from training.core.model import fit_log_offset
 from training.core.promotion import BetterOnNewMarket, NotWorse, decide
 from training.core.splits import assign_splits
-from training.io.registry import TRAINED_THROUGH_TAG
-from training.lifecycle.register import version_tags
 
 
 def test_splits_are_reproducible_and_order_independent() -> None:
@@ -161,28 +158,3 @@ def test_the_gate_refuses_scores_its_policy_cannot_compare(
     """A model not scored on a row set the policy compares is an error naming policy and set."""
     with pytest.raises(ValueError, match=f"{type(policy).__name__} compares MAPEs on .*{missing}"):
         decide(challenger, champion, policy)
-
-
-def test_one_tag_builder_for_pipeline_and_retrain_versions() -> None:
-    """A version's tags: its bundle, MAPE named for the rows it was measured on, its lineage."""
-    manifest = Manifest(
-        sha256="ab" * 32,
-        schema_version=SCHEMA_VERSION,
-        model_name="car-price",
-        model_version="dev",
-        inputs=manifest_inputs(),
-        metrics={"mape": 0.1234567},
-        training_data_hash="data",
-        parity_max_rel_diff=0.0,
-    )
-    common = {
-        "sha256": "ab" * 32,
-        "training_data_hash": "data",
-        "schema_version": SCHEMA_VERSION,
-    }
-    assert version_tags(manifest, "test") == {**common, "test_mape": "0.123457"}
-    assert version_tags(manifest, "holdout", "2022-04-01T00:00:00+00:00|new:7") == {
-        **common,
-        "holdout_mape": "0.123457",
-        TRAINED_THROUGH_TAG: "2022-04-01T00:00:00+00:00|new:7",
-    }
