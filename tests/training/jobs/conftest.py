@@ -6,8 +6,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
+from scripts import stage_code
 from training.cli import main
 
 from ..conftest import REPO_ROOT, relocated, repo_params
@@ -82,5 +82,4 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture
 def dvc_yaml() -> dict[str, Any]:
     """The repository's dvc.yaml as plain data (a fresh copy: tests may break it)."""
-    raw: dict[str, Any] = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
-    return raw
+    return stage_code.read_yaml("dvc.yaml")

@@ -18,7 +18,7 @@ import pandas as pd
 from training.core.metrics import regression_metrics
 from training.core.promotion import Decision, Policy, Scores, decide
 from training.io import onnx_scoring, registry
-from training.io.mlflow_service import MlflowService
+from training.io.mlflow_service import MlflowService, TrackedRun
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,21 @@ def promote(service: MlflowService, model_name: str, result: GateResult) -> None
     The version and its run get the tags `promotion` (promoted or refused) and
     `promotion_reason`; the run gets the MAPEs as `gate_{challenger,champion}_<rows>_mape`.
     """
-    client = service.client
-    version, run_id = str(result.challenger.version), result.challenger.run_id
+    client, version = service.client, str(result.challenger.version)
     verdict = "promoted" if result.decision.promote else "refused"
-    for key, value in (("promotion", verdict), ("promotion_reason", result.decision.reason)):
+    tags = {"promotion": verdict, "promotion_reason": result.decision.reason}
+    for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
-        client.set_tag(run_id, key, value)
+    run = TrackedRun(service, result.challenger.run_id)
+    run.set_tags(tags)
     scores = {"challenger": result.challenger_scores, "champion": result.champion_scores or {}}
-    for who, mapes in scores.items():
-        for rows, mape in mapes.items():
-            client.log_metric(run_id, f"gate_{who}_{rows}_mape", mape)
+    run.log_metrics(
+        {
+            f"gate_{who}_{rows}_mape": mape
+            for who, mapes in scores.items()
+            for rows, mape in mapes.items()
+        }
+    )
     if result.decision.promote:
         client.set_registered_model_alias(model_name, registry.CHAMPION, version)
     log.info("%s version %s: %s", verdict, version, result.decision.reason)
