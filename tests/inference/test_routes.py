@@ -92,14 +92,14 @@ def test_batch_of_a_thousand(client: Client, car_payload: dict[str, Any]) -> Non
 
 
 def test_openapi_schema(client: Client) -> None:
-    """Litestar serves an OpenAPI schema documenting the prediction endpoints and the Car."""
+    """Litestar serves an OpenAPI schema documenting the prediction endpoints and the listing."""
     schema = client.get("/schema/openapi.json").json()
     assert {"/predict", "/predict/batch", "/health", "/ready", "/model"} <= set(schema["paths"])
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["title"] == "Car"
-    assert set(body["schema"]["properties"]) == set(FIELD_NAMES)
+    assert body["schema"]["title"] == "Listing"
+    assert set(body["schema"]["properties"]) == {*FIELD_NAMES, "asking_price_rub"}
     batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
-    assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Car"
+    assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Listing"
 
 
 def test_openapi_documents_every_status_with_its_body(
@@ -121,6 +121,7 @@ def test_openapi_documents_every_status_with_its_body(
         ("/ready", "get"): {"200", "503"},
         ("/model", "get"): {"200", "503"},
         ("/admin/reload", "post"): {"200", "401", "403", "409"},
+        ("/vocabulary", "get"): {"200", "503"},
     }
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     for code in prediction - {"200"}:

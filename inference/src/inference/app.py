@@ -12,6 +12,7 @@ from inference.admission import InFlight, LagMonitor, admission_middleware
 from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
+from inference.page import page_routes
 from inference.predict import Predictor
 from inference.reload import ModelHolder
 from inference.routes import PREDICTION_PATHS, ops_routes, prediction_routes
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             *prediction_routes(settings, predictor),
             *ops_routes(settings, metrics, holder),
+            *page_routes(holder),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -40,7 +40,7 @@ from litestar.status_codes import (
 from msgspec import Meta
 
 from inference.settings import Settings
-from shared_schema import Car
+from shared_schema.rating import Listing
 
 if TYPE_CHECKING:
     from litestar.types.asgi_types import HTTPReceiveMessage
@@ -60,28 +60,28 @@ _CAR_DEPTH: Final = 3
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Several cars to price at once, in a JSON object so the format can grow."""
 
-    cars: Annotated[list[Car], Meta(min_length=1)]
+    cars: Annotated[list[Listing], Meta(min_length=1)]
 
 
 class ClientDisconnectedError(Exception):
     """The client hung up before its request body was complete."""
 
 
-_car_decoder: Final = msgspec.json.Decoder(Car)
+_car_decoder: Final = msgspec.json.Decoder(Listing)
 _batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
 
 
-async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Car:
-    """The one car in the body of `POST /predict`.
+async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Listing:
+    """The one car (and its asking price, if sent) in the body of `POST /predict`.
 
     Raises:
         ClientException: 400, 408, 413, 415 or 422 (see the module docstring).
         ClientDisconnectedError: The client hung up mid-body.
     """
-    return _decode(await read_body(request, settings), _car_decoder, Car)
+    return _decode(await read_body(request, settings), _car_decoder, Listing)
 
 
-async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list[Car]:
+async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list[Listing]:
     """The cars in the body of `POST /predict/batch`: 1 to `BATCH_LIMIT` of them.
 
     Raises:

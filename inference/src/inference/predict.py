@@ -25,6 +25,7 @@ from inference.batch_queue import MicroBatcher
 from inference.metrics import Metrics
 from inference.model import Prediction
 from inference.prediction_log import PredictionLog
+from inference.rating import rate_listings
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import Car
@@ -96,7 +97,7 @@ class Predictor:
         finally:
             self._metrics.inflight.dec()
         if self._log is not None:
-            self._log.record(request_id, (car,), prediction.prices, prediction.version)
+            _record(self._log, request_id, (car,), prediction)
         return prediction
 
     async def price_many(self, cars: Sequence[Car], request_id: str) -> Prediction:
@@ -115,8 +116,16 @@ class Predictor:
         finally:
             self._metrics.inflight.dec()
         if self._log is not None:
-            self._log.record(request_id, cars, prediction.prices, prediction.version)
+            _record(self._log, request_id, cars, prediction)
         return prediction
+
+
+def _record(
+    log: PredictionLog, request_id: str, cars: Sequence[Car], prediction: Prediction
+) -> None:
+    """Hand an answer, with its asking prices' ratings, to the prediction log."""
+    ratings = rate_listings(cars, prediction).ratings
+    log.record(request_id, cars, prediction.prices, prediction.version, ratings)
 
 
 def _lowest_cpu_priority() -> None:

@@ -33,7 +33,7 @@ from litestar import Request
 from inference.metrics import Metrics
 from inference.segment_writer import SegmentWriter
 from inference.settings import Settings
-from shared_schema import SCHEMA_VERSION, Car
+from shared_schema import FIELD_NAMES, SCHEMA_VERSION, Car
 from shared_schema.prediction_log import (
     LOG_FORMAT,
     REQUEST_ID_HEADER,
@@ -41,6 +41,7 @@ from shared_schema.prediction_log import (
     PredictionRecord,
     encode_records,
 )
+from shared_schema.rating import Rating
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ _ENCODE_CHUNK: Final = 128
 
 _request_id: Final = re.compile(REQUEST_ID_PATTERN)
 
-#: One request's answer as the request path leaves it: time, request id, cars, prices, version.
-_Answered = tuple[float, str, Sequence[Car], Sequence[float], str]
+#: One request's answer as the request path leaves it: time, request id, cars, prices, version,
+#: and the asking prices' ratings (None when no car had one).
+_Answered = tuple[float, str, Sequence[Car], Sequence[float], str, Sequence[Rating | None] | None]
 
 
 def request_id(request: Request[Any, Any, Any]) -> str:
@@ -104,9 +106,17 @@ class PredictionLog:
             metrics.prediction_log_dropped.labels(reason)  # exposed as 0 from the start
 
     def record(
-        self, request_id: str, cars: Sequence[Car], prices: Sequence[float], version: str
+        self,
+        request_id: str,
+        cars: Sequence[Car],
+        prices: Sequence[float],
+        version: str,
+        ratings: Sequence[Rating | None] | None = None,
     ) -> None:
-        """Keep one request's answered cars for the log: O(1), no I/O, never raises."""
+        """Keep one request's answered cars for the log: O(1), no I/O, never raises.
+
+        `ratings`: each car's asking-price rating (`inference.rating`), None when none was rated.
+        """
         count = len(cars)
         if self._sample < 1.0 and random.random() >= self._sample:  # noqa: S311 - not crypto
             self._sampled_out += count
@@ -120,7 +130,8 @@ class PredictionLog:
             if room <= 0:
                 return
             cars, prices, count = cars[:room], prices[:room], room
-        self._buffer.append((time.time(), request_id, cars, prices, version))
+            ratings = None if ratings is None else ratings[:room]
+        self._buffer.append((time.time(), request_id, cars, prices, version, ratings))
         self._held += count
         if self._held >= self._high_water:
             self._wake.set()
@@ -181,7 +192,7 @@ class PredictionLog:
 
     async def _flush(self) -> None:
         entries, self._buffer = self._buffer, []
-        count = sum(len(cars) for _, _, cars, _, _ in entries)
+        count = sum(len(cars) for _, _, cars, _, _, _ in entries)
         written = 0
         try:
             if entries:
@@ -204,9 +215,10 @@ class PredictionLog:
     async def _encode(self, entries: list[_Answered]) -> bytes:
         parts: list[bytes] = []
         records: list[PredictionRecord] = []
-        for answered_at, request_id, cars, prices, version in entries:
+        for answered_at, request_id, cars, prices, version, ratings in entries:
             ts = datetime.fromtimestamp(answered_at, UTC)
             for row, (car, price) in enumerate(zip(cars, prices, strict=True)):
+                asking_price = getattr(car, "asking_price_rub", None)
                 records.append(
                     PredictionRecord(
                         log_format=LOG_FORMAT,
@@ -216,7 +228,9 @@ class PredictionLog:
                         model_version=version,
                         schema_version=SCHEMA_VERSION,
                         price_rub=price,
-                        car=car,
+                        car=_bare(car),
+                        asking_price_rub=asking_price,
+                        rating=None if ratings is None else ratings[row],
                     )
                 )
                 if len(records) == _ENCODE_CHUNK:
@@ -253,3 +267,10 @@ class PredictionLog:
                 reason,
                 why,
             )
+
+
+def _bare(car: Car) -> Car:
+    """The `Car` part of a decoded listing: a record's `car` holds the model's fields only."""
+    if type(car) is Car:
+        return car
+    return Car(**{name: getattr(car, name) for name in FIELD_NAMES})

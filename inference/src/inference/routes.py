@@ -30,10 +30,12 @@ from inference.model import BundleError
 from inference.openapi import error_responses, json_body_operation
 from inference.predict import Predictor
 from inference.prediction_log import request_id
+from inference.rating import rate_listings
 from inference.reload import ModelHolder
 from inference.settings import Settings
-from shared_schema import SCHEMA_VERSION, Car
+from shared_schema import SCHEMA_VERSION
 from shared_schema.prediction_log import REQUEST_ID_HEADER
+from shared_schema.rating import Listing
 
 PREDICT_PATH: Final = "/predict"
 BATCH_PATH: Final = "/predict/batch"
@@ -56,16 +58,18 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     @post(
         PREDICT_PATH,
         status_code=HTTP_200_OK,
-        operation_class=json_body_operation(Car),
+        operation_class=json_body_operation(Listing),
         response_headers=[id_header],
         responses=prediction_errors,
         tags=["predict"],
     )
     async def predict(request: Request[Any, Any, Any]) -> Response[PredictResponse]:
-        """Price one car in RUB."""
+        """Price one car in RUB; rate its asking price against the market, if one is sent."""
         answer_id = request_id(request)
-        prediction = await predictor.price_one(await read_car(request, settings), answer_id)
-        return Response(PredictResponse.of(prediction), headers={REQUEST_ID_HEADER: answer_id})
+        car = await read_car(request, settings)
+        prediction = await predictor.price_one(car, answer_id)
+        answer = PredictResponse.of(prediction, rate_listings((car,), prediction))
+        return Response(answer, headers={REQUEST_ID_HEADER: answer_id})
 
     @post(
         BATCH_PATH,
@@ -76,11 +80,12 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         tags=["predict"],
     )
     async def predict_batch(request: Request[Any, Any, Any]) -> Response[BatchResponse]:
-        """Price a list of cars in RUB, in order, in one model run."""
+        """Price a list of cars in RUB, in order, in one model run; rate asking prices sent."""
         answer_id = request_id(request)
         cars = await read_cars(request, settings)
         prediction = await predictor.price_many(cars, answer_id)
-        return Response(BatchResponse.of(prediction), headers={REQUEST_ID_HEADER: answer_id})
+        answer = BatchResponse.of(prediction, rate_listings(cars, prediction))
+        return Response(answer, headers={REQUEST_ID_HEADER: answer_id})
 
     return [predict, predict_batch]
 

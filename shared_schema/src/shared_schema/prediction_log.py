@@ -31,6 +31,7 @@ from msgspec import Meta
 
 from shared_schema.bundle import schema_version_refusal
 from shared_schema.car import SCHEMA_VERSION, Car
+from shared_schema.rating import AskingPrice, Rating
 
 #: Version of the record layout below; a reader skips records of any other.
 LOG_FORMAT: Final = 1
@@ -63,7 +64,7 @@ INVALID_RECORD: Final = "invalid_record"
 SKIP_REASONS: Final = (CUT_LINE, MALFORMED, FORMAT_VERSION, SCHEMA_VERSION_SKIP, INVALID_RECORD)
 
 
-class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
+class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One answered car: a line of the prediction log.
 
     Attributes:
@@ -78,6 +79,9 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
         schema_version: `SCHEMA_VERSION` of the server that decoded the car.
         price_rub: The answered price in RUB.
         car: The car as the client sent it, every `Car` field (missing optional ones as null).
+        asking_price_rub: The asking price sent with the car; absent when none was.
+        rating: The asking price's band (`shared_schema.rating`); absent when it was not rated
+            (no asking price, or a model without an interval).
     """
 
     log_format: int
@@ -88,6 +92,10 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: Annotated[str, Meta(pattern=r"^\d+\.\d+\.\d+$")]
     price_rub: float
     car: Car
+    # Added in log format 1 with defaults, left out of a line when unset: lines without them
+    # (older ones too) read as before, and older readers ignore them.
+    asking_price_rub: AskingPrice | None = None
+    rating: Rating | None = None
 
 
 class _Envelope(msgspec.Struct):

@@ -15,6 +15,7 @@ export holds the two together.
   with production year at fixed mileage).
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,18 +32,32 @@ MONOTONE: Final[dict[str, int]] = {"mileage": -1, "production_year": 1}
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Known categories per categorical field; a category's code is its index + 1."""
+    """Known categories per categorical field; a category's code is its index + 1.
+
+    `brand_models` does not enter the encoding: it is the known model names listed with each
+    known brand, most listed first, which the bundle's manifest carries for the pricing page.
+    """
 
     categories: dict[str, tuple[str, ...]]
+    brand_models: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, list[str]]:
         """The vocabulary as plain lists (the manifest's `categories`)."""
         return {field: list(values) for field, values in self.categories.items()}
 
+    def brand_models_json(self) -> dict[str, list[str]]:
+        """`brand_models` as plain lists (the manifest's `brand_models`)."""
+        return {brand: list(models) for brand, models in self.brand_models.items()}
+
     @classmethod
-    def from_json(cls, raw: dict[str, list[str]]) -> "Vocabulary":
-        """Rebuild a vocabulary written by `to_json`."""
-        return cls({field: tuple(raw[field]) for field in CATEGORICAL_FIELDS})
+    def from_json(
+        cls, raw: dict[str, list[str]], brand_models: dict[str, list[str]] | None = None
+    ) -> "Vocabulary":
+        """Rebuild a vocabulary written by `to_json` (and `brand_models_json`)."""
+        return cls(
+            {field: tuple(raw[field]) for field in CATEGORICAL_FIELDS},
+            {brand: tuple(models) for brand, models in (brand_models or {}).items()},
+        )
 
 
 def fit_vocabulary(frame: pd.DataFrame, min_count: int) -> Vocabulary:
@@ -58,7 +73,27 @@ def fit_vocabulary(frame: pd.DataFrame, min_count: int) -> Vocabulary:
         counts = counts[counts >= min_count]
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         categories[field] = tuple(str(value) for value, _ in ordered)
-    return Vocabulary(categories)
+    return Vocabulary(categories, _brand_models(frame, categories))
+
+
+def _brand_models(
+    frame: pd.DataFrame, categories: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """Each known brand's known model names, most listed first (ties by name)."""
+    pairs = frame[["brand", "model_name"]].dropna().astype(str)
+    known = pairs["brand"].isin(categories["brand"]) & pairs["model_name"].isin(
+        categories["model_name"]
+    )
+    counts = pairs[known].groupby(["brand", "model_name"]).size()
+    models: dict[str, list[tuple[int, str]]] = {brand: [] for brand in categories["brand"]}
+    for brand, model_name, count in zip(
+        counts.index.get_level_values("brand"),
+        counts.index.get_level_values("model_name"),
+        counts.to_numpy(),
+        strict=True,
+    ):
+        models[str(brand)].append((-int(count), str(model_name)))
+    return {brand: tuple(name for _, name in sorted(rows)) for brand, rows in models.items()}
 
 
 def feature_matrix(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:

@@ -136,6 +136,7 @@ def export_bundle(
         parity_rows=len(check_frame),
         categories=pipeline.vocabulary.to_json(),
         interval=interval,
+        brand_models=pipeline.vocabulary.brand_models_json() or None,
         # No created_at: the bundle is a DVC output, the same bytes for the same model (MLflow
         # records when the run logged it).
     )

@@ -27,6 +27,9 @@ class TrainedModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     """`PIPELINE_FILE`: the encoding, log offset, interval and lineage beside the booster."""
 
     vocabulary: dict[str, list[str]]
+    # Recorded since the pricing page; a pipeline written before has none (then nor has its
+    # bundle's manifest).
+    brand_models: dict[str, list[str]] = {}
     log_offset: float
     interval: IntervalTable | None
     best_iteration: int
@@ -59,7 +62,7 @@ def load(directory: Path) -> tuple[PricePipeline, TrainedModel]:
         raise PipelineError(f"{booster_path}: trained model not found; run `{_PRODUCER}` first")
     record = files.read_record(record_path, TrainedModel, _PRODUCER)
     try:
-        vocabulary = Vocabulary.from_json(record.vocabulary)
+        vocabulary = Vocabulary.from_json(record.vocabulary, record.brand_models)
     except KeyError as exc:
         raise PipelineError(f"{record_path}: vocabulary lacks field {exc}") from exc
     try:

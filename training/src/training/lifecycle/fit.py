@@ -91,6 +91,7 @@ def fit(
     )
     record = pipeline_files.TrainedModel(
         vocabulary=pipeline.vocabulary.to_json(),
+        brand_models=pipeline.vocabulary.brand_models_json(),
         log_offset=pipeline.log_offset,
         interval=pipeline.interval,
         best_iteration=history.best_iteration,
