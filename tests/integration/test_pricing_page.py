@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
 
 from ..conftest import SAMPLE_CAR
 from ..programs import program
@@ -81,37 +81,58 @@ def servers(
             yield {"direct": server.url, "proxy": proxy}
 
 
-@pytest.fixture
-def open_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
-    """Open the page at a server's URL, in a fresh context; afterwards, no other origin was asked.
+class Pages:
+    """Pages opened in fresh browser contexts whose requests to other origins are caught.
 
     Every request is routed through a handler that lets the server's own origin through and
-    aborts the rest, so a page that reached outside would both fail there and be named here.
+    aborts the rest, recording it in `elsewhere`.
     """
-    contexts = []
-    elsewhere: list[str] = []
 
-    def opened(url: str) -> Page:
-        context = browser.new_context(locale="ru-RU")
-        contexts.append(context)
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+        self.elsewhere: list[str] = []
 
-        def route(request_route: Any) -> None:
+    def context(self, url: str) -> BrowserContext:
+        """A fresh context that lets only `url`'s origin through."""
+        context = self.browser.new_context(locale="ru-RU")
+        self.contexts.append(context)
+
+        def route(request_route: Route) -> None:
             if request_route.request.url.startswith(url + "/"):
                 request_route.continue_()
             else:
-                elsewhere.append(request_route.request.url)
+                self.elsewhere.append(request_route.request.url)
                 request_route.abort()
 
         context.route("**/*", route)
-        page = context.new_page()
+        return context
+
+    def open(self, url: str) -> Page:
+        """The pricing page at `url`, its form ready (vocabulary filled)."""
+        page = self.context(url).new_page()
         page.goto(url + "/")
         page.wait_for_selector("body[data-ready=true]")
         return page
 
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[Pages]:
+    """Open pricing pages; afterwards, the test fails if any of them asked another origin."""
+    opened = Pages(browser)
     yield opened
-    for context in contexts:
+    for context in opened.contexts:
         context.close()
-    assert elsewhere == [], f"the page asked other origins: {elsewhere}"
+    assert opened.elsewhere == [], f"the page asked other origins: {opened.elsewhere}"
+
+
+def test_a_request_to_another_origin_is_caught(servers: dict[str, str], pages: Pages) -> None:
+    """The interception the other tests rely on sees a request that leaves the server."""
+    outside = "http://203.0.113.7/logo.png"  # TEST-NET-3: never a real host
+    page = pages.context(servers["direct"]).new_page()
+    page.set_content(f'<img src="{outside}">')  # no CSP on a blank page: the image is asked for
+    assert pages.elsewhere == [outside]
+    pages.elsewhere.clear()
 
 
 def fill_car(page: Page, **changes: str) -> None:
@@ -133,11 +154,11 @@ def digits(text: str) -> str:
 
 @pytest.mark.parametrize("via", ["direct", "proxy"])
 def test_filling_the_form_prices_a_car_and_rates_it(
-    servers: dict[str, str], open_page: Callable[[str], Page], via: str
+    servers: dict[str, str], pages: Pages, via: str
 ) -> None:
     """The form prices the car as the API does, draws the interval and rates the asking price."""
     url = servers[via]
-    page = open_page(url)
+    page = pages.open(url)
     fill_car(page)
     page.get_by_label("Цена продавца, ₽").fill("5 000 000")
     page.get_by_role("button", name="Оценить").click()
@@ -153,11 +174,11 @@ def test_filling_the_form_prices_a_car_and_rates_it(
 
 
 def test_a_wrong_field_shows_the_servers_message_beside_it(
-    servers: dict[str, str], open_page: Callable[[str], Page]
+    servers: dict[str, str], pages: Pages
 ) -> None:
     """Year 1800 and a zero asking price: the API's own 422 messages, each beside its field."""
     url = servers["direct"]
-    page = open_page(url)
+    page = pages.open(url)
     fill_car(page, **{"Год выпуска *": "1800"})
     page.get_by_label("Цена продавца, ₽").fill("0")
     page.get_by_role("button", name="Оценить").click()
@@ -176,10 +197,10 @@ def test_a_wrong_field_shows_the_servers_message_beside_it(
 
 
 def test_the_model_list_follows_the_brand_and_names_an_unknown_one(
-    servers: dict[str, str], open_page: Callable[[str], Page]
+    servers: dict[str, str], pages: Pages
 ) -> None:
     """Each brand offers its own models; a brand the model does not know is said, and priced."""
-    page = open_page(servers["direct"])
+    page = pages.open(servers["direct"])
     brand = page.get_by_label("Марка *", exact=True)
     models = "Array.from(document.querySelectorAll('#model-list option'), o => o.value)"
     for name, expected in BRAND_MODELS.items():
@@ -194,11 +215,9 @@ def test_the_model_list_follows_the_brand_and_names_an_unknown_one(
     assert digits(page.get_by_test_id("price").inner_text())
 
 
-def test_keyboard_alone_prices_a_car(
-    servers: dict[str, str], open_page: Callable[[str], Page]
-) -> None:
+def test_keyboard_alone_prices_a_car(servers: dict[str, str], pages: Pages) -> None:
     """Tab through the labelled fields, type, pick with arrows, Enter: a price, focus on it."""
-    page = open_page(servers["direct"])
+    page = pages.open(servers["direct"])
     keys = page.keyboard
     typed = {
         "brand": "BMW",
@@ -233,11 +252,11 @@ def test_keyboard_alone_prices_a_car(
 
 
 def test_markup_typed_into_a_field_never_runs(
-    servers: dict[str, str], open_page: Callable[[str], Page], browser: Browser
+    servers: dict[str, str], pages: Pages, browser: Browser
 ) -> None:
     """<script> and an onerror handler in fields stay text; the same probe fires on a bare page."""
     hostile = ["<script>window.pwned = 1</script>", '<img src="x" onerror="window.pwned = 2">']
-    page = open_page(servers["direct"])
+    page = pages.open(servers["direct"])
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
     fill_car(page, **{"Марка *": hostile[0], "Цвет *": hostile[1], "Модель *": hostile[1]})
@@ -257,12 +276,12 @@ def test_markup_typed_into_a_field_never_runs(
 
 def test_the_page_passes_axe(
     servers: dict[str, str],
-    open_page: Callable[[str], Page],
+    pages: Pages,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """axe-core (pinned, from the npm registry) finds no violation, empty and with an error."""
     source = axe_source(tmp_path_factory)
-    page = open_page(servers["direct"])
+    page = pages.open(servers["direct"])
     fill_car(page, **{"Год выпуска *": "1800"})
     for state in ("filled", "error"):
         if state == "error":
@@ -274,6 +293,10 @@ def test_the_page_passes_axe(
             "axe.run(document).then(r => r.violations.map(v => v.id + ': ' + v.help))"
         )
         assert violations == [], state
+    # The check can fail: a field without its label is a violation.
+    page.evaluate("document.querySelector('label[for=brand]').remove()")
+    violations = page.evaluate("axe.run(document).then(r => r.violations.map(v => v.id))")
+    assert "label" in violations
 
 
 def axe_source(tmp_path_factory: pytest.TempPathFactory) -> str:

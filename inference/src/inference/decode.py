@@ -19,7 +19,9 @@ Then it is decoded strictly by decoders built once: no coercion ("120000" is not
 NaN and Infinity are not JSON and fail as malformed, invalid UTF-8 is malformed, a number too
 large for a float fails its field's range. An integer field takes any JSON number with a zero
 fraction (4, 4.0, 4e0): that is what JSON Schema's `integer` in the OpenAPI document means, so
-the server accepts what its schema says (4.5 is still a 422). Errors are Litestar's
+the server accepts what its schema says (4.5 is still a 422). A car is read as a
+`shared_schema.rating.Listing`: the `Car` fields and an optional asking price, which is a 422
+naming `asking_price_rub` when it is not a number in (0, 10⁹]. Errors are Litestar's
 `ClientException`: 400 for malformed JSON, 422 naming the JSON path for a body that breaks
 the schema.
 """

@@ -75,6 +75,7 @@ async function loadVocabulary() {
   followBrand();
   status.textContent = `Модель ${vocabulary.model_version} готова.`;
   document.body.dataset.ready = "true";
+  performance.mark("form-ready"); // read by scripts/pricing_page.py
 }
 
 // A number as typed ("1 250 000", "2,5") when it is one, else the text itself for the server.
@@ -174,6 +175,7 @@ async function submit(event) {
   const car = carFromForm(form);
   const button = byId("price-button");
   button.disabled = true;
+  performance.mark("price-requested");
   try {
     const response = await fetch("predict", {
       method: "POST",
@@ -181,8 +183,10 @@ async function submit(event) {
       body: JSON.stringify(car),
     });
     const body = await response.json();
-    if (response.ok) showPrice(body, car.asking_price_rub);
-    else showErrors(form, body);
+    if (response.ok) {
+      showPrice(body, car.asking_price_rub);
+      performance.mark("price-shown");
+    } else showErrors(form, body);
   } catch (error) {
     byId("form-error").textContent = `Сервер недоступен: ${error.message}`;
   } finally {
