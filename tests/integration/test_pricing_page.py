@@ -5,11 +5,7 @@ brand → model lists, and HAProxy with the repository's config in front of it. 
 a fresh context whose requests are all recorded: a request to any other origin fails the test.
 """
 
-import hashlib
-import io
-import os
 import re
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +16,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 from ..conftest import SAMPLE_CAR
 from ..programs import program
+from .axe import axe_source
 from .conftest import haproxy, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "haproxy", "chromium")]
 
 BRAND_MODELS = {"BMW": ["5ER"], "TOYOTA": ["CAMRY"], "MERCEDES": ["E_KLASSE"], "AUDI": ["A6"]}
-#: axe-core from the npm registry, pinned: fetched into a cache at test time, never committed.
-AXE_VERSION = "4.14.1"
-AXE_SHA256 = "e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745"
-AXE_URL = f"https://registry.npmjs.org/axe-core/-/axe-core-{AXE_VERSION}.tgz"
 
 #: The form's fields by their visible labels (what a screen reader announces), and a car.
 TEXT_FIELDS = {
@@ -297,21 +290,3 @@ def test_the_page_passes_axe(
     page.evaluate("document.querySelector('label[for=brand]').remove()")
     violations = page.evaluate("axe.run(document).then(r => r.violations.map(v => v.id))")
     assert "label" in violations
-
-
-def axe_source(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """axe.min.js of the pinned axe-core, from a cache (filled from the registry when empty)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "car-price"
-    tarball = cache / f"axe-core-{AXE_VERSION}.tgz"
-    if not tarball.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = tmp_path_factory.mktemp("axe") / tarball.name
-        partial.write_bytes(httpx.get(AXE_URL, timeout=60).raise_for_status().content)
-        partial.replace(tarball)
-    data = tarball.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    assert digest == AXE_SHA256, f"{tarball}: sha256 {digest}, pinned {AXE_SHA256}"
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        member = archive.extractfile("package/axe.min.js")
-        assert member is not None
-        return member.read().decode()

