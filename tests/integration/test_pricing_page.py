@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 from ..conftest import SAMPLE_CAR
 from ..programs import program
 from .axe import axe_source
-from .conftest import haproxy, serve
+from .conftest import free_port, haproxy, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "haproxy", "chromium")]
 
@@ -65,13 +65,19 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def servers(
     tmp_path_factory: pytest.TempPathFactory, bundle_writer: Callable[..., Path]
 ) -> Iterator[dict[str, str]]:
-    """A real car-serve and HAProxy in front of it: {"direct": url, "proxy": url}."""
+    """A real car-serve and HAProxy in front of it: the URLs "direct", "proxy", "proxy_metrics"."""
     folder = tmp_path_factory.mktemp("page")
     bundle = bundle_writer(folder / "bundle", interval=True, brand_models=BRAND_MODELS)
+    metrics_port = free_port()
     with serve(bundle, folder / "server.log") as server:
         upstream = server.url.removeprefix("http://")
-        with haproxy(upstream, folder / "haproxy.log", max_in_flight=8) as proxy:
-            yield {"direct": server.url, "proxy": proxy}
+        log = folder / "haproxy.log"
+        with haproxy(upstream, log, max_in_flight=8, metrics_port=metrics_port) as proxy:
+            yield {
+                "direct": server.url,
+                "proxy": proxy,
+                "proxy_metrics": f"http://127.0.0.1:{metrics_port}/metrics/proxy",
+            }
 
 
 class Pages:
@@ -164,6 +170,19 @@ def test_filling_the_form_prices_a_car_and_rates_it(
     assert page.locator("#bar-asking").is_visible()
     lower = f"{int(answer['price_lower_rub'] + 0.5):,}".replace(",", "\u00a0")
     assert lower in page.locator("#interval-text").inner_text()
+    if via == "proxy":  # the page's files went round the bound on predictions, its price not
+        answered = proxy_responses(servers["proxy_metrics"])
+        assert answered.get("page", 0) >= 5  # /, script, style, icon, vocabulary
+        assert answered.get("granian", 0) >= 1
+
+
+def proxy_responses(metrics_url: str) -> dict[str, float]:
+    """2xx responses per HAProxy backend, from its own Prometheus exporter."""
+    text = httpx.get(metrics_url, timeout=5).text
+    found = re.findall(
+        r'^haproxy_backend_http_responses_total\{proxy="(\w+)",code="2xx"\} (\S+)$', text, re.M
+    )
+    return {backend: float(value) for backend, value in found}
 
 
 def test_a_wrong_field_shows_the_servers_message_beside_it(
