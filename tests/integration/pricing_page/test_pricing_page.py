@@ -1,128 +1,22 @@
 """The pricing page in a real browser (Debian's chromium, driven by Playwright) on a real car-serve.
 
-One browser for the module, one car-serve (Granian) on the test bundle with an interval and
-brand → model lists, and HAProxy with the repository's config in front of it. Every page gets
-a fresh context whose requests are all recorded: a request to any other origin fails the test.
+The browser, the servers and the recording of every page's requests: conftest.py.
 """
 
-import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from ..conftest import SAMPLE_CAR
-from ..programs import program
+from ...conftest import SAMPLE_CAR
+from ...proxy_bound import HAPROXY_CFG
+from ..conftest import free_port, haproxy
 from .axe import axe_source
-from .conftest import free_port, haproxy, serve
+from .conftest import BRAND_MODELS, Pages, api_answer, digits, fill_car, proxy_responses
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "haproxy", "chromium")]
 
-BRAND_MODELS = {"BMW": ["5ER"], "TOYOTA": ["CAMRY"], "MERCEDES": ["E_KLASSE"], "AUDI": ["A6"]}
-
-#: The form's fields by their visible labels (what a screen reader announces), and a car.
-TEXT_FIELDS = {
-    "Марка *": "BMW",
-    "Модель *": "5ER",
-    "Цвет *": "чёрный",
-    "Год начала выпуска модели *": "2010",
-    "Год выпуска *": "2012",
-    "Дверей *": "4",
-    "Пробег, км *": "120 000",
-    "Мощность, л. с. *": "245",
-    "Объём двигателя, л": "3,0",
-}
-SELECTS = {
-    "Кузов *": "седан",
-    "Топливо *": "бензин",
-    "Коробка передач *": "автомат",
-    "Привод *": "задний",
-    "Владельцев по ПТС *": "2",
-}
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    """Playwright's driver, once for the module."""
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Debian's chromium, headless, once for the module (its own download is never used)."""
-    chromium = playwright.chromium.launch(
-        executable_path=program("chromium"), args=["--no-sandbox"]
-    )
-    yield chromium
-    chromium.close()
-
-
-@pytest.fixture(scope="module")
-def servers(
-    tmp_path_factory: pytest.TempPathFactory, bundle_writer: Callable[..., Path]
-) -> Iterator[dict[str, str]]:
-    """A real car-serve and HAProxy in front of it: the URLs "direct", "proxy", "proxy_metrics"."""
-    folder = tmp_path_factory.mktemp("page")
-    bundle = bundle_writer(folder / "bundle", interval=True, brand_models=BRAND_MODELS)
-    metrics_port = free_port()
-    with serve(bundle, folder / "server.log") as server:
-        upstream = server.url.removeprefix("http://")
-        log = folder / "haproxy.log"
-        with haproxy(upstream, log, max_in_flight=8, metrics_port=metrics_port) as proxy:
-            yield {
-                "direct": server.url,
-                "proxy": proxy,
-                "proxy_metrics": f"http://127.0.0.1:{metrics_port}/metrics/proxy",
-            }
-
-
-class Pages:
-    """Pages opened in fresh browser contexts whose requests to other origins are caught.
-
-    Every request is routed through a handler that lets the server's own origin through and
-    aborts the rest, recording it in `elsewhere`.
-    """
-
-    def __init__(self, browser: Browser) -> None:
-        self.browser = browser
-        self.contexts: list[BrowserContext] = []
-        self.elsewhere: list[str] = []
-
-    def context(self, url: str) -> BrowserContext:
-        """A fresh context that lets only `url`'s origin through."""
-        context = self.browser.new_context(locale="ru-RU")
-        self.contexts.append(context)
-
-        def route(request_route: Route) -> None:
-            if request_route.request.url.startswith(url + "/"):
-                request_route.continue_()
-            else:
-                self.elsewhere.append(request_route.request.url)
-                request_route.abort()
-
-        context.route("**/*", route)
-        return context
-
-    def open(self, url: str) -> Page:
-        """The pricing page at `url`, its form ready (vocabulary filled)."""
-        page = self.context(url).new_page()
-        page.goto(url + "/")
-        page.wait_for_selector("body[data-ready=true]")
-        return page
-
-
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[Pages]:
-    """Open pricing pages; afterwards, the test fails if any of them asked another origin."""
-    opened = Pages(browser)
-    yield opened
-    for context in opened.contexts:
-        context.close()
-    assert opened.elsewhere == [], f"the page asked other origins: {opened.elsewhere}"
+pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "haproxy", "chromium")]
 
 
 def test_a_request_to_another_origin_is_caught(servers: dict[str, str], pages: Pages) -> None:
@@ -134,35 +28,14 @@ def test_a_request_to_another_origin_is_caught(servers: dict[str, str], pages: P
     pages.elsewhere.clear()
 
 
-def fill_car(page: Page, **changes: str) -> None:
-    """Fill the form by its labels with the test car, changed where asked."""
-    for label, value in TEXT_FIELDS.items():
-        page.get_by_label(label, exact=True).fill(changes.get(label, value))
-    for label, value in SELECTS.items():
-        page.get_by_label(label, exact=True).select_option(changes.get(label, value))
-
-
-def api_answer(url: str, car: dict[str, Any]) -> httpx.Response:
-    """The API's own answer for a car, for the page to be compared with."""
-    return httpx.post(f"{url}/predict", json=car, timeout=10)
-
-
-def digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
 @pytest.mark.parametrize("via", ["direct", "proxy"])
 def test_filling_the_form_prices_a_car_and_rates_it(
     servers: dict[str, str], pages: Pages, via: str
 ) -> None:
     """The form prices the car as the API does, draws the interval and rates the asking price."""
-    url = servers[via]
-    page = pages.open(url)
-    fill_car(page)
-    page.get_by_label("Цена продавца, ₽").fill("5 000 000")
-    page.get_by_role("button", name="Оценить").click()
-    page.wait_for_selector("#result:not([hidden])")
-    answer = api_answer(url, {**SAMPLE_CAR, "asking_price_rub": 5e6}).json()
+    metrics_url = servers["proxy_metrics"] if via == "proxy" else None
+    page = price_a_car(pages, servers[via], metrics_url)
+    answer = api_answer(servers["direct"], {**SAMPLE_CAR, "asking_price_rub": 5e6}).json()
     assert digits(page.get_by_test_id("price").inner_text()) == str(int(answer["price_rub"] + 0.5))
     assert answer["rating"] == "above_market"
     assert page.get_by_test_id("rating").inner_text().startswith("Выше рынка")
@@ -170,19 +43,62 @@ def test_filling_the_form_prices_a_car_and_rates_it(
     assert page.locator("#bar-asking").is_visible()
     lower = f"{int(answer['price_lower_rub'] + 0.5):,}".replace(",", "\u00a0")
     assert lower in page.locator("#interval-text").inner_text()
-    if via == "proxy":  # the page's files went round the bound on predictions, its price not
-        answered = proxy_responses(servers["proxy_metrics"])
-        assert answered.get("page", 0) >= 4  # /, script, style, vocabulary (the icon: when idle)
-        assert answered.get("granian", 0) >= 1
 
 
-def proxy_responses(metrics_url: str) -> dict[str, float]:
-    """2xx responses per HAProxy backend, from its own Prometheus exporter."""
-    text = httpx.get(metrics_url, timeout=5).text
-    found = re.findall(
-        r'^haproxy_backend_http_responses_total\{proxy="(\w+)",code="2xx"\} (\S+)$', text, re.M
-    )
-    return {backend: float(value) for backend, value in found}
+def price_a_car(pages: Pages, url: str, metrics_url: str | None = None) -> Page:
+    """Open the page at `url`, fill the test car with an asking price, price it.
+
+    With `metrics_url` (HAProxy's exporter) the page's route through the proxy is checked on
+    HAProxy's own counters, read around the page load and around the click: the page's files and
+    vocabulary went to the `page` backend, its price to `granian` (the bound on predictions).
+    """
+    before_load = proxy_responses(metrics_url) if metrics_url else {}
+    page = pages.open(url)
+    page.wait_for_load_state("networkidle")
+    loaded = len(pages.page_files())
+    before_click = proxy_responses(metrics_url) if metrics_url else {}
+    fill_car(page)
+    page.get_by_label("Цена продавца, ₽").fill("5 000 000")
+    page.get_by_role("button", name="Оценить").click()
+    page.wait_for_selector("#result:not([hidden])")
+    page.wait_for_load_state("networkidle")
+    if metrics_url:
+        after = proxy_responses(metrics_url)
+
+        def added(since: dict[tuple[str, str], float], backend: str, code: str = "2xx") -> float:
+            return after.get((backend, code), 0) - since.get((backend, code), 0)
+
+        late = len(pages.page_files()) - loaded  # the icon, which chromium may ask once idle
+        assert loaded >= 4  # /, script, style, vocabulary
+        routes = {
+            backend: (added(before_load, backend), added(before_click, backend))
+            for backend in ("page", "granian")
+        }
+        assert routes == {"page": (loaded + late, late), "granian": (1, 1)}, "routes via proxy"
+        assert added(before_load, "page", "5xx") == 0
+    return page
+
+
+def test_the_proxy_check_fails_when_the_price_takes_the_page_backend(
+    servers: dict[str, str], pages: Pages, tmp_path: Path
+) -> None:
+    """The route check above fails on a config that sends /predict round the bound."""
+    config = HAPROXY_CFG.read_text("utf-8")
+    wrong = config.replace("acl page path / /vocabulary", "acl page path_beg /")
+    assert wrong != config
+    (tmp_path / "haproxy.cfg").write_text(wrong, "utf-8")
+    metrics_port = free_port()
+    log = tmp_path / "haproxy.log"
+    with haproxy(
+        servers["upstream"],
+        log,
+        max_in_flight=8,
+        metrics_port=metrics_port,
+        config=tmp_path / "haproxy.cfg",
+    ) as proxy:
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics/proxy"
+        with pytest.raises(AssertionError, match="routes via proxy"):
+            price_a_car(pages, proxy, metrics_url)
 
 
 def test_a_wrong_field_shows_the_servers_message_beside_it(
