@@ -101,24 +101,3 @@ def test_workers_inherit_onnxruntime_telemetry_off_even_when_asked_on() -> None:
     """The workers' environment turns onnxruntime's uploader off, whatever the caller set."""
     seen = run_cli(ORT_DISABLE_TELEMETRY="0")
     assert seen["ort_telemetry_off"] == "1"
-
-
-@pytest.mark.parametrize(
-    ("host", "url"),
-    [
-        ("127.0.0.1", "http://127.0.0.1:9100/"),
-        ("0.0.0.0", "http://localhost:9100/"),
-        ("::1", "http://[::1]:9100/"),
-    ],
-)
-def test_the_pricing_page_address_is_printed_before_serving(host: str, url: str) -> None:
-    """car-serve's last own line is the page's address, as a browser on this machine opens it."""
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, MULTIPROC_ENV, "--port", "9100"],
-        env={k: v for k, v in os.environ.items() if k not in SETTING_VARIABLES} | {"HOST": host},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert result.stderr.strip().splitlines()[-1] == f"car-serve: the pricing page is at {url}"

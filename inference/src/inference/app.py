@@ -9,9 +9,11 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from inference.admission import InFlight, LagMonitor, admission_middleware
+from inference.announce import announce_once_serving
 from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
+from inference.multiprocess import multiprocess_dir
 from inference.page import page_routes
 from inference.predict import Predictor
 from inference.reload import ModelHolder
@@ -65,6 +67,8 @@ def create_app(settings: Settings) -> Litestar:
         predictor.start()
         holder.start_polling()
         lag.start()
+        # `make run` ends with the page's address, said once every worker serves.
+        announce_once_serving(settings, multiprocess_dir())
         try:
             yield
         finally:

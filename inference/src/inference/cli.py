@@ -59,16 +59,6 @@ def header_timeout_ms(settings: Settings) -> int:
     return max(1, min(round(settings.body_timeout_s * 1000), 60_000))
 
 
-def page_url(settings: Settings) -> str:
-    """The pricing page's address as a person on this machine opens it."""
-    host = settings.host
-    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - naming the wildcard, not binding to it
-        host = "localhost"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}/"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Validate the settings, then run Granian until it is stopped.
 
@@ -106,9 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from inference.multiprocess import multiprocess_environment
 
-    # Said before Granian starts, so `make run` and `make serve` end with it (unless Granian
-    # later fails, which it says below it).
-    print(f"car-serve: the pricing page is at {page_url(settings)}", file=sys.stderr, flush=True)
     with multiprocess_environment():
         Granian(
             APP_FACTORY,
