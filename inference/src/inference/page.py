@@ -26,7 +26,9 @@ from shared_schema import CATEGORICAL_FIELDS, Car
 #: Where the page may load from and talk to: this origin only, no inline code or style.
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    # No HTML from strings at all (innerHTML and the like throw): the script writes text only.
+    "require-trusted-types-for 'script'; trusted-types 'none'"
 )
 PAGE_HEADERS: Final = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,

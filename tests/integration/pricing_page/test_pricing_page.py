@@ -111,17 +111,67 @@ def test_a_wrong_field_shows_the_servers_message_beside_it(
     page.get_by_label("Цена продавца, ₽").fill("0")
     page.get_by_role("button", name="Оценить").click()
     page.wait_for_selector("#production_year[aria-invalid=true]")
-    api = api_answer(url, {**SAMPLE_CAR, "production_year": 1800}).json()
-    (location,) = api["extra"]
-    assert page.locator("#production_year-error").inner_text() == location["message"]
+    assert page.locator("#production_year-error").inner_text() == (
+        "Значение должно быть не меньше 1900. " + server_message(url, production_year=1800)
+    )
     assert page.evaluate("document.activeElement.id") == "production_year"
     assert page.locator("#result").is_hidden()
     # The server names one field at a time: once the year is right, the asking price is next.
     page.get_by_label("Год выпуска *", exact=True).fill("2012")
     page.get_by_role("button", name="Оценить").click()
     page.wait_for_selector("#asking_price_rub[aria-invalid=true]")
-    assert page.locator("#asking_price_rub-error").inner_text() == "Expected `float` > 0.0"
+    assert page.locator("#asking_price_rub-error").inner_text() == (
+        "Значение должно быть больше 0. " + server_message(url, asking_price_rub=0)
+    )
     assert page.locator("#production_year-error").inner_text() == ""
+
+
+def server_message(url: str, **change: object) -> str:
+    """The API's 422 message for the test car changed so (one field named)."""
+    answer = api_answer(url, {**SAMPLE_CAR, **change})
+    assert answer.status_code == 422
+    (location,) = answer.json()["extra"]
+    return str(location["message"])
+
+
+def test_the_page_reads_what_a_person_types(servers: dict[str, str], pages: Pages) -> None:
+    """Lower-case brand and model are priced; 0x10 km is no number; an empty field is required."""
+    url = servers["direct"]
+    page = pages.open(url)
+    brand = page.get_by_label("Марка *", exact=True)
+    brand.fill("bmw")
+    models = "Array.from(document.querySelectorAll('#model-list option'), o => o.value)"
+    assert page.evaluate(models) == BRAND_MODELS["BMW"]
+    fill_car(page, **{"Марка *": "bmw", "Модель *": "5er", "Пробег, км *": "0x10"})
+    page.get_by_role("button", name="Оценить").click()
+    page.wait_for_selector("#mileage[aria-invalid=true]")
+    assert page.locator("#mileage-error").inner_text() == (
+        "Нужно целое число. " + server_message(url, mileage="0x10")
+    )
+    page.get_by_label("Пробег, км *", exact=True).fill("120 000")
+    page.get_by_role("button", name="Оценить").click()
+    page.wait_for_selector("#result:not([hidden])")
+    answer = api_answer(url, SAMPLE_CAR).json()
+    assert digits(page.get_by_test_id("price").inner_text()) == str(int(answer["price_rub"] + 0.5))
+    brand.fill("")
+    page.get_by_role("button", name="Оценить").click()
+    page.wait_for_selector("#brand[aria-invalid=true]")
+    missing = dict(SAMPLE_CAR)
+    del missing["brand"]
+    assert page.locator("#brand-error").inner_text() == (
+        "Обязательное поле: заполните его. "
+        + str(api_answer(url, missing).json()["extra"][0]["message"])
+    )
+
+
+def test_an_interval_of_one_price_draws_a_bar(servers: dict[str, str], pages: Pages) -> None:
+    """Lower bound equal to the upper one: the bar's marks are placed, not at NaN %."""
+    page = pages.open(servers["direct"])
+    one_price = "price_rub: 1e6, price_lower_rub: 1e6, price_upper_rub: 1e6"
+    page.evaluate(f"showPrice({{{one_price}, model_version: '1'}})")
+    left = page.evaluate("document.getElementById('bar-price').style.left")
+    assert left.endswith("%")
+    assert 0 < float(left.removesuffix("%")) < 100
 
 
 def test_the_model_list_follows_the_brand_and_names_an_unknown_one(
@@ -182,23 +232,35 @@ def test_keyboard_alone_prices_a_car(servers: dict[str, str], pages: Pages) -> N
 def test_markup_typed_into_a_field_never_runs(
     servers: dict[str, str], pages: Pages, browser: Browser
 ) -> None:
-    """<script> and an onerror handler in fields stay text; the same probe fires on a bare page."""
+    """<script> and onerror markup in fields stay text; the same probes fire on a bare page."""
     hostile = ["<script>window.pwned = 1</script>", '<img src="x" onerror="window.pwned = 2">']
     page = pages.open(servers["direct"])
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
-    fill_car(page, **{"Марка *": hostile[0], "Цвет *": hostile[1], "Модель *": hostile[1]})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: errors.append(dialog.message))
+    # The brand is echoed in the model hint, upper-cased: ONERROR="WINDOW.PWNED = 2" would throw.
+    fill_car(page, **{"Марка *": hostile[1], "Цвет *": hostile[0], "Модель *": hostile[0]})
     page.get_by_role("button", name="Оценить").click()
     page.wait_for_selector("#brand[aria-invalid=true]")
-    assert hostile[0] in page.locator("#model-hint").inner_text()
+    echoed = hostile[1].upper()
+    assert echoed in page.locator("#model-hint").inner_text()
     assert page.evaluate("window.pwned") is None
     assert page.locator("img, main script").count() == 0
-    assert dialogs == []
-    # The probe can fail: the same markup written as HTML into a page without the CSP runs.
+    assert errors == []
+    # Trusted Types: the page cannot turn a string into HTML at all.
+    with pytest.raises(Exception, match="TrustedHTML"):
+        page.evaluate("document.getElementById('model-hint').innerHTML = '<b>x</b>'")
+    # The probes can fail: the same markup written as HTML into a page without the CSP runs.
     bare = browser.new_page()
-    bare.set_content("<p id=x></p>")
+    bare_errors: list[str] = []
+    bare.on("pageerror", lambda error: bare_errors.append(str(error)))
+    bare.set_content("<p id=x></p><p id=y></p>")
     bare.evaluate(f"document.getElementById('x').innerHTML = {hostile[1]!r}")
     bare.wait_for_function("window.pwned === 2")
+    bare.evaluate(f"document.getElementById('y').innerHTML = {echoed!r}")
+    bare.wait_for_function("document.querySelectorAll('img').length === 2")
+    bare.wait_for_timeout(200)  # the image's error event
+    assert any("WINDOW" in error for error in bare_errors), bare_errors
     bare.close()
 
 

@@ -1,7 +1,8 @@
 // The pricing page: fills the form from GET vocabulary, sends it to POST predict, shows the
 // answer. Every text from the server or the user goes into the page as text (textContent,
-// option values), never as HTML. The server is the only validator: what does not parse as a
-// number is sent as typed, so its 422 message names the field and is shown beside it.
+// option values), never as HTML. The server is the only validator: what is not a decimal
+// number is sent as typed and an empty field not at all, so its 422 message names the field
+// and is shown beside it, in Russian where its kind is known, the server's own text beside it.
 "use strict";
 
 const OWNERS = { "1": "1", "2": "2", "3+": "3 и более", unknown: "неизвестно" };
@@ -11,6 +12,26 @@ const RATINGS = {
   above_market: "Выше рынка: цена продавца выше рыночного диапазона",
 };
 const rub = new Intl.NumberFormat("ru-RU", { maximumFractionDigits: 0 });
+// Years stay 1900, not 1 900: grouped from five digits on, as Russian writes numbers.
+const decimal = new Intl.NumberFormat("ru-RU", { maximumFractionDigits: 2, useGrouping: "min2" });
+// The schema's brand and model names are upper-case (its pattern): typed ones are made so.
+const UPPER_CASE = new Set(["brand", "model_name"]);
+// A number as a person types it: digits, spaces between groups, a comma or point; not 0x10, 1e5.
+const DECIMAL = /^[+-]?\d+(?:[.,]\d+)?$/;
+const TYPES = { int: "целое число", float: "число", str: "текст" };
+const BOUNDS = { ">=": "не меньше", ">": "больше", "<=": "не больше", "<": "меньше" };
+// msgspec's message kinds (those a form can meet), each to a sentence in Russian.
+const MESSAGES = [
+  [/^Object missing required field `/, () => "Обязательное поле: заполните его."],
+  [/^Expected `(\w+)`, got `\w+`/, (m) => `Нужно ${TYPES[m[1]] || m[1]}.`],
+  [
+    /^Expected `(?:int|float)` (>=|>|<=|<) (\S+)$/,
+    (m) => `Значение должно быть ${BOUNDS[m[1]]} ${decimal.format(Number(m[2]))}.`,
+  ],
+  [/^Expected `str` of length (>=|<=) (\d+)$/, (m) => `Число символов: ${BOUNDS[m[1]]} ${m[2]}.`],
+  [/^Expected `str` matching regex/, () => "Недопустимые символы: латинские буквы, цифры, «_» и «-»."],
+  [/^Invalid enum value/, () => "Такого значения нет в списке."],
+];
 
 let vocabulary = null;
 
@@ -36,7 +57,7 @@ function knownModels(brand) {
 
 // The dependent list: the model names of the brand typed or chosen; an unknown brand is said.
 function followBrand() {
-  const brand = byId("brand").value.trim();
+  const brand = byId("brand").value.trim().toUpperCase();
   const hint = byId("model-hint");
   if (brand === "") {
     fillOptions(byId("model-list"), []);
@@ -78,19 +99,20 @@ async function loadVocabulary() {
   performance.mark("form-ready"); // read by scripts/pricing_page.py
 }
 
-// A number as typed ("1 250 000", "2,5") when it is one, else the text itself for the server.
+// A number as typed ("1 250 000", "2,5") when it is a decimal one, else the text for the server.
 function fieldValue(element) {
   const text = element.value.trim();
+  if (UPPER_CASE.has(element.name)) return text.toUpperCase();
   if (!element.dataset.kind) return text;
-  const number = Number(text.replace(/[\s\u00a0]/g, "").replace(",", "."));
-  return text !== "" && Number.isFinite(number) ? number : text;
+  const compact = text.replace(/[\s\u00a0]/g, "");
+  return DECIMAL.test(compact) ? Number(compact.replace(",", ".")) : text;
 }
 
+// An empty field is left out: the server names a missing required one.
 function carFromForm(form) {
   const car = {};
   for (const element of form.elements) {
-    if (!element.name) continue;
-    if (element.value.trim() === "" && "optional" in element.dataset) continue;
+    if (!element.name || element.value.trim() === "") continue;
     car[element.name] = fieldValue(element);
   }
   return car;
@@ -113,6 +135,17 @@ function erroredField(location) {
   return missing ? missing[1] : null;
 }
 
+// The server's message in Russian where its kind is known, the server's own text beside it.
+function showMessage(element, message) {
+  const known = MESSAGES.find(([pattern]) => pattern.test(message));
+  const server = document.createElement("span");
+  server.lang = "en";
+  server.className = "server-message";
+  server.textContent = message;
+  if (known) element.replaceChildren(`${known[1](known[0].exec(message))} `, server);
+  else element.replaceChildren(server);
+}
+
 function showErrors(form, body) {
   let first = null;
   for (const location of body.extra || []) {
@@ -120,7 +153,7 @@ function showErrors(form, body) {
     const element = name && form.elements.namedItem(name);
     if (!element) continue;
     element.setAttribute("aria-invalid", "true");
-    byId(`${name}-error`).textContent = location.message;
+    showMessage(byId(`${name}-error`), location.message);
     first = first || element;
   }
   if (first) {
@@ -148,7 +181,9 @@ function showPrice(answer, asking) {
     byId("interval-text").textContent =
       `Рыночный диапазон (80 % похожих объявлений): от ${rub.format(lower)} до ${rub.format(upper)} ₽.`;
     const points = asking === undefined ? [lower, upper] : [lower, upper, asking];
-    const span = Math.max(...points) - Math.min(...points);
+    const spread = Math.max(...points) - Math.min(...points);
+    // An interval of one price (and no asking price elsewhere): a bar around it, not 0 / 0.
+    const span = spread > 0 ? spread : Math.max(Math.abs(lower), 1);
     const low = Math.min(...points) - 0.1 * span;
     const high = Math.max(...points) + 0.1 * span;
     const range = byId("bar-range");
