@@ -2,12 +2,15 @@
 
 import re
 from collections.abc import Callable
+from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inference.page import CONTENT_SECURITY_POLICY, PAGE_FILES
+from inference.page import CONTENT_SECURITY_POLICY, PAGE_FILES, closed_vocabularies
+from shared_schema import FIELD_NAMES
 
 from ..conftest import TEST_VOCABULARY
 from .conftest import MakeClient
@@ -76,3 +79,45 @@ def test_vocabulary_before_a_model_is_a_503(make_client: MakeClient, tmp_path: P
     with make_client(tmp_path / "missing") as app:
         assert app.get("/vocabulary").status_code == 503
         assert app.get("/").status_code == 200
+
+
+class FormFields(HTMLParser):
+    """The names of a page's form fields, and which of them are a <select>."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.names: list[str] = []
+        self.selects: set[str] = set()
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        name = dict(attrs).get("name")
+        if tag in {"input", "select"} and name:
+            self.names.append(name)
+            if tag == "select":
+                self.selects.add(name)
+
+
+def form_problems(html: str) -> list[str]:
+    """How the page's form differs from the schema: its field names and closed vocabularies."""
+    form = FormFields(html)
+    problems = []
+    expected = sorted((*FIELD_NAMES, "asking_price_rub"))
+    if sorted(form.names) != expected:
+        problems.append(f"form fields {sorted(form.names)}, schema {expected}")
+    problems += [
+        f"{name} is not a <select>" for name in closed_vocabularies() if name not in form.selects
+    ]
+    return problems
+
+
+def test_the_forms_fields_are_the_schemas() -> None:
+    """index.html names every Car field once (and the asking price); closed ones are <select>s."""
+    html = (resources.files("inference") / "page" / "index.html").read_text("utf-8")
+    assert form_problems(html) == []
+    # The check can fail: a renamed field, and a closed vocabulary typed into a text input.
+    assert form_problems(html.replace('name="mileage"', 'name="mileage_km"')) != []
+    broken = html.replace(
+        '<select id="fuel_type" name="fuel_type"', '<input id="fuel_type" name="fuel_type"'
+    )
+    assert form_problems(broken) == ["fuel_type is not a <select>"]
