@@ -20,19 +20,20 @@ import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
+from shared_schema.rating import Rating, rate
+
 RESULTS = Path(__file__).parent / "results"
-BANDS = ("below_market", "fair", "above_market")
+#: The bands in their order on the price scale, from their one home.
+BANDS: tuple[Rating, ...] = get_args(Rating)
 QUINTILES = 5
 
 
 def band_codes(price: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """0, 1, 2 per row for below, inside (bounds included), above, as `rate` decides."""
-    from shared_schema.rating import rate
-
     return np.array(
         [BANDS.index(rate(p, lo, hi)) for p, lo, hi in zip(price, lower, upper, strict=True)]
     )

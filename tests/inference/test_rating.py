@@ -8,7 +8,7 @@ import pytest
 
 from shared_schema import FIELD_NAMES
 from shared_schema.prediction_log import read_prediction_log
-from shared_schema.rating import NO_INTERVAL
+from shared_schema.rating import MAX_ASKING_PRICE_RUB, NO_INTERVAL
 
 from .conftest import MakeClient
 
@@ -59,7 +59,7 @@ def test_no_interval_answers_no_rating_and_says_why(
         assert "rating_unavailable" not in app.post("/predict", json=car_payload).json()
 
 
-@pytest.mark.parametrize("asking", [-5, 0, 1e9 + 1, 1e300, "1 000 000", None, [1]])
+@pytest.mark.parametrize("asking", [-5, 0, MAX_ASKING_PRICE_RUB + 1, 1e300, "1 000 000", None, [1]])
 @pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
 def test_bad_asking_price_is_a_422_naming_it(
     make_client: MakeClient,
@@ -91,7 +91,7 @@ def test_openapi_documents_asking_price_and_rating(
     properties = body["schema"]["properties"]
     assert set(properties) == {*FIELD_NAMES, "asking_price_rub"}
     (number, _null) = properties["asking_price_rub"]["anyOf"]
-    assert (number["exclusiveMinimum"], number["maximum"]) == (0, 1e9)
+    assert (number["exclusiveMinimum"], number["maximum"]) == (0, MAX_ASKING_PRICE_RUB)
     components = schema["components"]["schemas"]
     bands = ["below_market", "fair", "above_market"]
     for name, field in (("PredictResponse", "rating"), ("BatchResponse", "ratings")):
@@ -123,12 +123,13 @@ def test_prediction_log_records_asking_price_and_rating(
     ) as app:
         app.post("/predict", json={**car_payload, "asking_price_rub": 1.0})
         app.post(
-            "/predict/batch", json={"cars": [car_payload, {**car_payload, "asking_price_rub": 1e9}]}
+            "/predict/batch",
+            json={"cars": [car_payload, {**car_payload, "asking_price_rub": MAX_ASKING_PRICE_RUB}]},
         )
     records = read_prediction_log(tmp_path).records
     assert [(r.row, r.asking_price_rub, r.rating) for r in records] == [
         (0, 1.0, "below_market"),
         (0, None, None),
-        (1, 1e9, "above_market"),
+        (1, MAX_ASKING_PRICE_RUB, "above_market"),
     ]
     assert all(type(r.car).__name__ == "Car" for r in records)

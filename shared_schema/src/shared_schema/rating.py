@@ -8,9 +8,10 @@ The rating is read off the model's calibrated 80 % price interval (p10-p90, spli
 * `above_market`: it is over the upper bound.
 
 So on listings like the ones the interval was calibrated on, about 10 %, 80 % and 10 % of
-asking prices fall in the three bands (the shares measured on the test split are in
-inference/README.md, "Price rating"). No finer scale: only the p10 and p90 quantiles are
-calibrated, and a band between other quantiles would state shares nobody measured.
+asking prices fall in the three bands (the shares measured on the test split: the root
+README.md, "Price rating", from studies/rating). No finer scale: only the p10 and p90
+quantiles are calibrated, and a band between other quantiles would state shares nobody
+measured.
 
 A model without an interval rates nothing: the answer says why (`NO_INTERVAL`).
 """
