@@ -25,7 +25,7 @@ from inference.batch_queue import MicroBatcher
 from inference.metrics import Metrics
 from inference.model import Prediction
 from inference.prediction_log import PredictionLog
-from inference.rating import rate_listings
+from inference.rating import Ratings, rate_listings
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import Car
@@ -81,8 +81,8 @@ class Predictor:
         self._metrics.observe_run(prediction.prices, model.unknown_categories(cars))
         return prediction
 
-    async def price_one(self, car: Car, request_id: str) -> Prediction:
-        """The prediction for one car (a one-row `Prediction`), logged under `request_id`.
+    async def price_one(self, car: Car, request_id: str) -> tuple[Prediction, Ratings]:
+        """One car's prediction (one row) and its asking price's rating, logged as `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -96,12 +96,10 @@ class Predictor:
                 prediction = self.run([car])
         finally:
             self._metrics.inflight.dec()
-        if self._log is not None:
-            _record(self._log, request_id, (car,), prediction)
-        return prediction
+        return self._rated((car,), prediction, request_id)
 
-    async def price_many(self, cars: Sequence[Car], request_id: str) -> Prediction:
-        """Prices for the cars, in order, in one run, and the version, logged under `request_id`.
+    async def price_many(self, cars: Sequence[Car], request_id: str) -> tuple[Prediction, Ratings]:
+        """The cars' prices, in order, in one run, and their ratings, logged as `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -115,17 +113,18 @@ class Predictor:
                 prediction = self.run(cars)
         finally:
             self._metrics.inflight.dec()
+        return self._rated(cars, prediction, request_id)
+
+    def _rated(
+        self, cars: Sequence[Car], prediction: Prediction, request_id: str
+    ) -> tuple[Prediction, Ratings]:
+        """Rate the asking prices once, for the answer and the prediction log alike."""
+        ratings = rate_listings(cars, prediction)
         if self._log is not None:
-            _record(self._log, request_id, cars, prediction)
-        return prediction
-
-
-def _record(
-    log: PredictionLog, request_id: str, cars: Sequence[Car], prediction: Prediction
-) -> None:
-    """Hand an answer, with its asking prices' ratings, to the prediction log."""
-    ratings = rate_listings(cars, prediction).ratings
-    log.record(request_id, cars, prediction.prices, prediction.version, ratings)
+            self._log.record(
+                request_id, cars, prediction.prices, prediction.version, ratings.ratings
+            )
+        return prediction, ratings
 
 
 def _lowest_cpu_priority() -> None:

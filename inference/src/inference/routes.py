@@ -30,7 +30,6 @@ from inference.model import BundleError
 from inference.openapi import error_responses, json_body_operation
 from inference.predict import Predictor
 from inference.prediction_log import request_id
-from inference.rating import rate_listings
 from inference.reload import ModelHolder
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION
@@ -67,8 +66,8 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         """Price one car in RUB; rate its asking price against the market, if one is sent."""
         answer_id = request_id(request)
         car = await read_car(request, settings)
-        prediction = await predictor.price_one(car, answer_id)
-        answer = PredictResponse.of(prediction, rate_listings((car,), prediction))
+        prediction, ratings = await predictor.price_one(car, answer_id)
+        answer = PredictResponse.of(prediction, ratings)
         return Response(answer, headers={REQUEST_ID_HEADER: answer_id})
 
     @post(
@@ -83,8 +82,8 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         """Price a list of cars in RUB, in order, in one model run; rate asking prices sent."""
         answer_id = request_id(request)
         cars = await read_cars(request, settings)
-        prediction = await predictor.price_many(cars, answer_id)
-        answer = BatchResponse.of(prediction, rate_listings(cars, prediction))
+        prediction, ratings = await predictor.price_many(cars, answer_id)
+        answer = BatchResponse.of(prediction, ratings)
         return Response(answer, headers={REQUEST_ID_HEADER: answer_id})
 
     return [predict, predict_batch]
