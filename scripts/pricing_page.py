@@ -33,10 +33,14 @@ API_CAR: dict[str, Any] = {
 
 
 def typed(value: object) -> str:
-    """A value as a person types it into the form: 245 for 245.0, 3,0 for 3.0."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).replace(".", ",")
+    """A value as a person types it into the form: 3,0 (litres), 245, 2010, 120 000."""
+    if isinstance(value, str):
+        return value
+    assert isinstance(value, int | float)
+    if isinstance(value, float) and value < 100:
+        return f"{value:.1f}".replace(".", ",")
+    whole = int(value)
+    return f"{whole:,}".replace(",", " ") if whole >= 10_000 else str(whole)
 
 
 def fill(page: Page, **changes: object) -> None:
