@@ -8,8 +8,13 @@ prediction log on and drives it only through the installed CLIs, as the Airflow 
    `car-train drift` on that window of the log: the false-alarm check;
 2. `2022`: replay every labelled 2022 listing, then drift on its window, the asking prices as
    labels: drift and the error's rise must be flagged, estimated beside realized;
-3. `car-train retrain`: 2020 + 2022 rows, gated on the newest 2022 slice (never trained on);
-   on promotion the serving bundle changes and the running server hot-reloads it;
+3. `car-train refresh-level`: the 2020 champion's forest at the level of the older 2022
+   listings' newest week, gated on the newest 2022 slice; then `car-train retrain`: 2020 + 2022
+   rows on index-deflated prices, gated on the same slice against the champion the refresh
+   left; on promotion the serving bundle changes and the running server hot-reloads it. The
+   one-scalar baseline (the 2020 champion times the median asking/predicted ratio of the older
+   2022 listings) is measured on the same slice, and the second table sets the four side by
+   side (`market_table`);
 4. `2022-after`: replay that newest slice through the new champion; drift on its window
    against the new champion's reference (the new-market rows it was calibrated on, not trained
    on). The old champion's realized error on the same slice comes from step 2's window,
@@ -43,11 +48,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scripts.demo_restore import restored
 
 from shared_schema import FIELD_NAMES
+from shared_schema.bundle import VerifiedBundle, read_verified
+from shared_schema.serving_folder import resolve
 from training.config import Params, load_params
+from training.io import onnx_scoring
 
 BIN = Path(sys.executable).parent
 #: The server writes its log buffer this often (seconds); a window waits for a few of these.
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(root / "params.yaml")
     paths = params.paths
     log_dir = root / paths.drift / "demo-log"
-    results: dict[str, Any] = {"started_at": _now()}
+    results: dict[str, Any] = {"started_at": _now(), "source": params.retrain.source}
     with restored(root, params), serving(root, params, log_dir) as url:
         demo = Demo(root, url, log_dir)
         test_2020 = root / paths.splits / "test.parquet"
@@ -136,12 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         demo.replay("2022", listings_2022)
         results["2022"] = demo.drift("2022", "2022", listings_2022)
         before = ready(url)["model_version"]
+        champion_2020 = read_verified(resolve(root / paths.serving_bundle).directory)
+        demo.car_train("refresh-level")
+        results["refresh"] = json.loads((root / paths.refresh_report).read_text("utf-8"))
         demo.car_train("retrain")
         results["retrain"] = json.loads((root / paths.retrain_report).read_text("utf-8"))
-        if results["retrain"]["promote"]:
+        if results["retrain"]["promote"] or results["refresh"]["promote"]:
             results["served_before"] = before
             results["served_after"] = wait_for_reload(url, before)
         holdout = root / paths.retrain_holdout
+        results["one_scalar"] = one_scalar(champion_2020, listings_2022, holdout)
         results["2022-slice-before"] = demo.drift("2022-slice-before", "2022", holdout)
         demo.replay("2022-after", holdout)
         reference = root / paths.retrain_reference
@@ -149,7 +162,78 @@ def main(argv: list[str] | None = None) -> int:
     results["finished_at"] = _now()
     (root / paths.drift / "demo.json").write_text(json.dumps(results, indent=2), "utf-8")
     print(table(results))
+    print()
+    print(market_table(results))
     return 0
+
+
+def one_scalar(champion: VerifiedBundle, listings: Path, holdout: Path) -> dict[str, float]:
+    """The simplest outside baseline: the 2020 champion's prices times one scalar.
+
+    The scalar is the median asking/predicted ratio on the new market's older listings (every
+    labelled one outside the holdout); its MAPE is measured on the holdout.
+    """
+    rows = pd.read_parquet(listings)
+    newest = pd.read_parquet(holdout)
+    is_new = rows["listing_id"].isin(newest["listing_id"])
+
+    def priced(frame: pd.DataFrame) -> np.ndarray:
+        feeds = onnx_scoring.frame_feeds(frame, champion.manifest.inputs)
+        return onnx_scoring.run_graph(champion.model_bytes, feeds).astype(np.float64)
+
+    older = rows.loc[~is_new]
+    scalar = float(np.median(older["price"].to_numpy(np.float64) / priced(older)))
+    price = newest["price"].to_numpy(np.float64)
+    mape = float(np.mean(np.abs(priced(newest) * scalar - price) / price))
+    return {"scalar": scalar, "older_rows": len(older), "holdout_mape": mape}
+
+
+def market_table(results: dict[str, Any]) -> str:
+    """The market clock's figures on the retrain's holdout, side by side, as Markdown.
+
+    Every row is the same newest slice of the new market; the 2020 test split is scored at
+    2020's level of each model's own index (the one-scalar baseline leaves 2020 prices as the
+    champion's).
+    """
+    refresh, retrain, scalar = results["refresh"], results["retrain"], results["one_scalar"]
+    champion = refresh["champion"]
+    old_2020 = champion["test_2020_mape"]
+    rows = [
+        ("2020 champion", champion["holdout_mape"], old_2020, "-"),
+        (
+            f"one scalar (x{scalar['scalar']:.3f}, median ratio on {scalar['older_rows']} older)",
+            scalar["holdout_mape"],
+            old_2020,
+            "-",
+        ),
+        (
+            f"refresh-level (level x{np.exp(refresh['level'] - refresh['parent_level']):.3f}, "
+            f"{refresh['window_rows']} rows)",
+            refresh["challenger"]["holdout_mape"],
+            refresh["challenger"]["test_2020_mape"],
+            "promoted" if refresh["promote"] else "refused",
+        ),
+        (
+            f"retrain with the index (half-life {retrain['half_life_days']:g} d)",
+            retrain["challenger"]["holdout_mape"],
+            retrain["challenger"]["test_2020_mape"],
+            "promoted" if retrain["promote"] else "refused",
+        ),
+    ]
+    lines = [
+        f"market clock: {refresh['holdout_rows']} newest {results['source']} listings "
+        f"(from {refresh['holdout_from']}); 2020 test at {refresh['test_2020_period']}'s level; "
+        f"gate tolerance on 2020 {retrain['old_market_tolerance']:g}",
+        "",
+        "| model | holdout MAPE | 2020 test MAPE | 2020 vs champion | gate |",
+        "|---|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {name} | {new:.4f} | {old:.4f} | {old / old_2020:.3f}x | {gate} |"
+        for name, new, old, gate in rows
+    ]
+    lines.append(f"\nrefresh: {refresh['reason']}")
+    return "\n".join(lines)
 
 
 def table(results: dict[str, Any]) -> str:

@@ -14,11 +14,14 @@ class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     """The price of one car, and its interval when the model has one.
 
     `GET /model`'s `interval` gives the interval's nominal coverage and the coverage measured
-    at export; old clients that read only `price_rub` are unaffected.
+    at export; old clients that read only `price_rub` are unaffected. `market_date` is the
+    market the price is for (ISO date, one per served bundle: a client cannot ask for another);
+    null when the bundle has no market index (priced at its training market, as before).
     """
 
     price_rub: float
     model_version: str
+    market_date: str | None
     price_lower_rub: float | None = None
     price_upper_rub: float | None = None
 
@@ -28,23 +31,31 @@ class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
         return cls(
             prediction.prices[0],
             prediction.version,
+            prediction.market_date,
             None if prediction.lower is None else prediction.lower[0],
             None if prediction.upper is None else prediction.upper[0],
         )
 
 
 class BatchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Prices (and interval bounds) in the order of the request's cars."""
+    """Prices (and interval bounds) in the order of the request's cars, for one market date."""
 
     prices_rub: list[float]
     model_version: str
+    market_date: str | None
     prices_lower_rub: list[float] | None = None
     prices_upper_rub: list[float] | None = None
 
     @classmethod
     def of(cls, prediction: Prediction) -> "BatchResponse":
         """The response for a batch's prediction."""
-        return cls(prediction.prices, prediction.version, prediction.lower, prediction.upper)
+        return cls(
+            prediction.prices,
+            prediction.version,
+            prediction.market_date,
+            prediction.lower,
+            prediction.upper,
+        )
 
 
 class HealthResponse(msgspec.Struct, frozen=True):

@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Publish the bundle of an alias into the serving folder.",
     ),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
+    "refresh-level": (
+        "training.jobs.refresh_level",
+        "The champion's forest at the newest window's market level; gate, publish.",
+    ),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
     "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
