@@ -48,15 +48,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from scripts.demo_restore import restored
 
+from scripts import market_clock
 from shared_schema import FIELD_NAMES
-from shared_schema.bundle import VerifiedBundle, read_verified
+from shared_schema.bundle import read_verified
 from shared_schema.serving_folder import resolve
 from training.config import Params, load_params
-from training.io import onnx_scoring
 
 BIN = Path(sys.executable).parent
 #: The server writes its log buffer this often (seconds); a window waits for a few of these.
@@ -154,86 +153,19 @@ def main(argv: list[str] | None = None) -> int:
             results["served_before"] = before
             results["served_after"] = wait_for_reload(url, before)
         holdout = root / paths.retrain_holdout
-        results["one_scalar"] = one_scalar(champion_2020, listings_2022, holdout)
+        results["one_scalar"] = market_clock.one_scalar(champion_2020, listings_2022, holdout)
+        results["index"] = market_clock.indices(root, params)
         results["2022-slice-before"] = demo.drift("2022-slice-before", "2022", holdout)
         demo.replay("2022-after", holdout)
         reference = root / paths.retrain_reference
         results["2022-after"] = demo.drift("2022-after", "2022-after", holdout, reference)
     results["finished_at"] = _now()
+    market_clock.plot(results["index"], root / paths.drift / "demo-market-index.png")
     (root / paths.drift / "demo.json").write_text(json.dumps(results, indent=2), "utf-8")
     print(table(results))
     print()
-    print(market_table(results))
+    print(market_clock.table(results))
     return 0
-
-
-def one_scalar(champion: VerifiedBundle, listings: Path, holdout: Path) -> dict[str, float]:
-    """The simplest outside baseline: the 2020 champion's prices times one scalar.
-
-    The scalar is the median asking/predicted ratio on the new market's older listings (every
-    labelled one outside the holdout); its MAPE is measured on the holdout.
-    """
-    rows = pd.read_parquet(listings)
-    newest = pd.read_parquet(holdout)
-    is_new = rows["listing_id"].isin(newest["listing_id"])
-
-    def priced(frame: pd.DataFrame) -> np.ndarray:
-        feeds = onnx_scoring.frame_feeds(frame, champion.manifest.inputs)
-        return onnx_scoring.run_graph(champion.model_bytes, feeds).astype(np.float64)
-
-    older = rows.loc[~is_new]
-    scalar = float(np.median(older["price"].to_numpy(np.float64) / priced(older)))
-    price = newest["price"].to_numpy(np.float64)
-    mape = float(np.mean(np.abs(priced(newest) * scalar - price) / price))
-    return {"scalar": scalar, "older_rows": len(older), "holdout_mape": mape}
-
-
-def market_table(results: dict[str, Any]) -> str:
-    """The market clock's figures on the retrain's holdout, side by side, as Markdown.
-
-    Every row is the same newest slice of the new market; the 2020 test split is scored at
-    2020's level of each model's own index (the one-scalar baseline leaves 2020 prices as the
-    champion's).
-    """
-    refresh, retrain, scalar = results["refresh"], results["retrain"], results["one_scalar"]
-    champion = refresh["champion"]
-    old_2020 = champion["test_2020_mape"]
-    rows = [
-        ("2020 champion", champion["holdout_mape"], old_2020, "-"),
-        (
-            f"one scalar (x{scalar['scalar']:.3f}, median ratio on {scalar['older_rows']} older)",
-            scalar["holdout_mape"],
-            old_2020,
-            "-",
-        ),
-        (
-            f"refresh-level (level x{np.exp(refresh['level'] - refresh['parent_level']):.3f}, "
-            f"{refresh['window_rows']} rows)",
-            refresh["challenger"]["holdout_mape"],
-            refresh["challenger"]["test_2020_mape"],
-            "promoted" if refresh["promote"] else "refused",
-        ),
-        (
-            f"retrain with the index (half-life {retrain['half_life_days']:g} d)",
-            retrain["challenger"]["holdout_mape"],
-            retrain["challenger"]["test_2020_mape"],
-            "promoted" if retrain["promote"] else "refused",
-        ),
-    ]
-    lines = [
-        f"market clock: {refresh['holdout_rows']} newest {results['source']} listings "
-        f"(from {refresh['holdout_from']}); 2020 test at {refresh['test_2020_period']}'s level; "
-        f"gate tolerance on 2020 {retrain['old_market_tolerance']:g}",
-        "",
-        "| model | holdout MAPE | 2020 test MAPE | 2020 vs champion | gate |",
-        "|---|---:|---:|---:|---|",
-    ]
-    lines += [
-        f"| {name} | {new:.4f} | {old:.4f} | {old / old_2020:.3f}x | {gate} |"
-        for name, new, old, gate in rows
-    ]
-    lines.append(f"\nrefresh: {refresh['reason']}")
-    return "\n".join(lines)
 
 
 def table(results: dict[str, Any]) -> str:
