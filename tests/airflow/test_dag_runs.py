@@ -102,7 +102,7 @@ def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project)
     assert states["drift"] == states["drift_outcome"] == states["retrain_needed"] == "success"
     assert all(states[task] == "skipped" for task in RETRAIN_PATH), states
     assert clean["outcome"]["retrain"] is False
-    assert "no retrain (no rule triggered); skipping the rest" in clean["log"]
+    assert "no change (no rule triggered); skipping the rest" in clean["log"]
     summary_dir = load_params(project.root / "params.yaml").paths.drift / clean["outcome"]["run"]
     summary = json.loads((summary_dir / "summary.json").read_text("utf-8"))
     # The window is the run's data interval: the clean day only, not the drifted one after it.
