@@ -106,6 +106,17 @@ def test_training_dag_runs_dvc_yaml_stages_in_order(dagbag: dict[str, Any]) -> N
 
 
 @pytest.mark.slow
+def test_drift_dag_branches_to_a_level_refresh_or_a_retrain(dagbag: dict[str, Any]) -> None:
+    """The verdict's action picks the refresh or the retrain; both reach the one gate check."""
+    tasks = dagbag["dags"][DRIFT]["tasks"]
+    assert set(tasks["retrain_needed"]["downstream"]) == {"refresh_level", "retrain"}
+    assert tasks["refresh_level"]["downstream"] == ["refresh_outcome"]
+    assert tasks["refresh_outcome"]["downstream"] == ["promoted"]
+    assert tasks["retrain"]["downstream"] == ["promoted"]
+    assert tasks["promoted"]["downstream"] == ["publish"]
+
+
+@pytest.mark.slow
 def test_drift_dag_is_daily_over_data_intervals(dagbag: dict[str, Any]) -> None:
     """The drift DAG's window comes from data intervals (a backfill reads its own day)."""
     drift = dagbag["dags"][DRIFT]

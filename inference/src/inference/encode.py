@@ -18,11 +18,14 @@ class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     `GET /model`'s `interval` gives the interval's nominal coverage and the coverage measured
     at export; old clients that read only `price_rub` are unaffected. With an asking price in
     the request: its `rating` against the interval (`shared_schema.rating`), or, when the model
-    has no interval, `rating_unavailable` saying why.
+    has no interval, `rating_unavailable` saying why. `market_date` is the
+    market the price is for (ISO date, one per served bundle: a client cannot ask for another);
+    null when the bundle has no market index (priced at its training market, as before).
     """
 
     price_rub: float
     model_version: str
+    market_date: str | None
     price_lower_rub: float | None = None
     price_upper_rub: float | None = None
     rating: Rating | None = None
@@ -34,6 +37,7 @@ class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
         return cls(
             prediction.prices[0],
             prediction.version,
+            prediction.market_date,
             None if prediction.lower is None else prediction.lower[0],
             None if prediction.upper is None else prediction.upper[0],
             None if rated.ratings is None else rated.ratings[0],
@@ -42,7 +46,7 @@ class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class BatchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Prices (and interval bounds) in the order of the request's cars.
+    """Prices (and interval bounds) in the order of the request's cars, for one market date.
 
     When a car carries an asking price: `ratings`, one per car (null for a car without one),
     or `rating_unavailable` when the model has no interval.
@@ -50,6 +54,7 @@ class BatchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
 
     prices_rub: list[float]
     model_version: str
+    market_date: str | None
     prices_lower_rub: list[float] | None = None
     prices_upper_rub: list[float] | None = None
     ratings: list[Rating | None] | None = None
@@ -61,6 +66,7 @@ class BatchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
         return cls(
             prediction.prices,
             prediction.version,
+            prediction.market_date,
             prediction.lower,
             prediction.upper,
             rated.ratings,

@@ -148,6 +148,29 @@ class RetrainRecord(_Record, frozen=True):
     val_rows: int
     calibration_rows: int
     half_life_days: float
+    market_date: str | None = None
+    test_2020_period: str | None = None
+
+
+class RefreshRecord(_Record, frozen=True):
+    """`paths.refresh_report`: the level a refresh estimated, and the gate's comparison."""
+
+    promote: bool
+    reason: str
+    model_name: str
+    parent_version: str
+    challenger: MarketScores
+    champion: MarketScores
+    old_market_tolerance: float
+    champion_version_after: str
+    market_date: str
+    parent_level: float
+    level: float
+    window_rows: int
+    window_brands: int
+    holdout_rows: int
+    holdout_from: str
+    test_2020_period: str
 
 
 class ReferenceCV(_Record, frozen=True):

@@ -7,14 +7,18 @@ as written down in training/README.md ("Drift"):
 * a field drifts when at least `chunk_alert_share` of the window's chunks alert on it (its
   statistic above the reference chunks' mean + `std_multiplier` × std), and so does the
   multivariate reconstruction error;
-* retrain when at least `drifting_fields_share` of the fields drift, when the multivariate
-  error drifts (`retrain_on_multivariate`), or when the window's MAPE (estimated, or realized
-  with at least `min_labelled_rows` labels) exceeds the reference MAPE × `max_mape_ratio`.
+* the model must change when at least `drifting_fields_share` of the fields drift, when the
+  multivariate error drifts (`retrain_on_multivariate`), or when the window's MAPE (estimated,
+  or realized with at least `min_labelled_rows` labels) exceeds the reference MAPE ×
+  `max_mape_ratio`;
+* how (`Verdict.action`): the first two rules see the cars' shape move, the MAPE rules the
+  error: the error alone asks for `error_alone` (a level refresh: the market moved, the cars
+  did not), the shape for a retrain, both for `error_and_shape`.
 """
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -88,12 +92,25 @@ class RuleCheck(_Finding, frozen=True):
     detail: str
 
 
+#: What a verdict asks for: nothing, a level refresh (`car-train refresh-level`: the
+#: champion's forest at the newest market level), or a retrain (a new forest).
+Action = Literal["none", "refresh", "retrain"]
+
+#: The rules that see the shape of the traffic move (its fields); the others see its error.
+SHAPE_RULES = frozenset({"drifting_fields_share", "multivariate"})
+
+
 class Verdict(_Finding, frozen=True):
-    """Retrain or not, the reasons (the triggered rules' details) and every rule checked."""
+    """Whether the model must change, why, every rule checked, and how (the action).
+
+    The action: `drift.error_alone` when only an error rule triggered (a market level moved,
+    the cars did not), a retrain when only the shape moved, `drift.error_and_shape` when both.
+    """
 
     retrain: bool
     reasons: list[str]
     rules: list[RuleCheck]
+    action: Action = "none"
 
 
 def optional_float(value: object) -> float | None:
@@ -246,7 +263,16 @@ def decide(
             )
         )
     reasons = [check.detail for check in checks if check.triggered]
-    return Verdict(retrain=bool(reasons), reasons=reasons, rules=checks)
+    shape = any(c.triggered for c in checks if c.rule in SHAPE_RULES)
+    error = any(c.triggered for c in checks if c.rule not in SHAPE_RULES)
+    action: Action = "none"
+    if shape and error:
+        action = rules.error_and_shape
+    elif shape:
+        action = "retrain"
+    elif error:
+        action = rules.error_alone
+    return Verdict(retrain=bool(reasons), reasons=reasons, rules=checks, action=action)
 
 
 def _mape_check(

@@ -52,10 +52,11 @@ def parity(
         outputs = onnx_scoring.run_outputs(
             model_bytes, feeds, [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
         )
-        log_price = pipeline.predict_log(frame)
-        expected = [np.exp(log_price), *pipeline.interval.bounds(log_price)]
+        relative = pipeline.predict_relative_log(frame)
+        level = pipeline.served_level
+        expected = [np.exp(relative + level), *pipeline.interval.bounds(relative, level)]
         edges = np.asarray(pipeline.interval.edges, dtype=np.float64).reshape(1, -1)
-        rows = ~np.any(np.abs(log_price.reshape(-1, 1) - edges) < EDGE_MARGIN, axis=1)
+        rows = ~np.any(np.abs(relative.reshape(-1, 1) - edges) < EDGE_MARGIN, axis=1)
     diffs = [np.abs(outputs[0].astype(np.float64) - expected[0]) / expected[0]]
     diffs += [
         (np.abs(got.astype(np.float64) - want) / want)[rows]
@@ -137,6 +138,7 @@ def export_bundle(
         categories=pipeline.vocabulary.to_json(),
         interval=interval,
         brand_models=pipeline.vocabulary.brand_models_json() or None,
+        market=pipeline.market,
         # No created_at: the bundle is a DVC output, the same bytes for the same model (MLflow
         # records when the run logged it).
     )

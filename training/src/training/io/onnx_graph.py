@@ -1,8 +1,8 @@
 """The serving graph: raw schema fields in, price in RUB out, in one ONNX model.
 
 Built by composition: a hand-written preprocessing front (onnx.helper), the booster converted
-by onnxmltools, and a hand-written back (log offset, exp). The front mirrors
-`training.core.encoding.feature_matrix` node for node:
+by onnxmltools, and a hand-written back (log offset, the market level as one constant, exp).
+The front mirrors `training.core.encoding.feature_matrix` node for node:
 
 * categorical field (tensor(string) [N, 1]) → ai.onnx.ml LabelEncoder → code, with the
   unknown code as the encoder's default;
@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 _ML_DOMAIN = "ai.onnx.ml"
 _TREE_INPUT = "features"
 _TREE_OUTPUT = "log_price_raw"
+#: The log price relative to the market: the interval's bins are on it.
+_RELATIVE_LOG_PRICE = "log_price_relative"
+#: The one constant that carries the market: the served log level (`car-train refresh-level`
+#: replaces only this initializer).
+MARKET_LEVEL: Final = "market_level"
 #: The graph input's element type per manifest input type, both ways (`input_spec`).
 _TENSOR_TYPES: Final[Mapping[InputType, int]] = {
     "string": TensorProto.STRING,
@@ -68,7 +73,12 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
     ml_opset = max([2, *(o.version for o in trees.opset_import if o.domain == _ML_DOMAIN)])
     front, front_inits = _front(pipeline)
     back = [
-        helper.make_node("Add", [_TREE_OUTPUT, "log_offset"], ["log_price"], name="log_offset"),
+        helper.make_node(
+            "Add", [_TREE_OUTPUT, "log_offset"], [_RELATIVE_LOG_PRICE], name="log_offset"
+        ),
+        helper.make_node(
+            "Add", [_RELATIVE_LOG_PRICE, MARKET_LEVEL], ["log_price"], name="market_level"
+        ),
         helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"),
     ]
     outputs = [PRICE_OUTPUT]
@@ -93,6 +103,7 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
             numpy_helper.from_array(
                 np.array([pipeline.log_offset], dtype=np.float32), "log_offset"
             ),
+            market_level_tensor(pipeline.served_level),
         ],
     )
     model = helper.make_model(
@@ -104,6 +115,29 @@ def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
     model.ir_version = min(model.ir_version, 9)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def market_level_tensor(level: float) -> onnx.TensorProto:
+    """The graph's `MARKET_LEVEL` initializer holding the served log level."""
+    return numpy_helper.from_array(np.array([level], dtype=np.float32), MARKET_LEVEL)
+
+
+def with_market_level(model_bytes: bytes, level: float) -> bytes:
+    """The same graph serving another market level: only `MARKET_LEVEL` changes.
+
+    Raises:
+        PipelineError: The graph has no `MARKET_LEVEL` (exported before the market index).
+    """
+    model = onnx.load_from_string(model_bytes)
+    for index, tensor in enumerate(model.graph.initializer):
+        if tensor.name == MARKET_LEVEL:
+            model.graph.initializer[index].CopyFrom(market_level_tensor(level))
+            refreshed: bytes = model.SerializeToString()
+            return refreshed
+    raise PipelineError(
+        f"the graph has no {MARKET_LEVEL!r} constant: it was exported before the market index; "
+        "retrain it (`car-train retrain`) instead of refreshing its level"
+    )
 
 
 def input_spec(model: onnx.ModelProto) -> list[ManifestInput]:
@@ -128,7 +162,8 @@ def input_spec(model: onnx.ModelProto) -> list[ManifestInput]:
 def _interval(table: IntervalTable) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """`training.core.intervals.IntervalTable.bounds` as nodes, clamped around the price.
 
-    bin = number of edges the log price exceeds; bound = exp(log price + offset[bin]); then
+    bin = number of edges the market-relative log price exceeds; bound = exp(log price +
+    offset[bin]), so both bounds scale with the market level like the price; then
     Min/Max with the price, so `price_lower <= price <= price_upper` holds on every row
     whatever the offsets.
     """
@@ -143,7 +178,7 @@ def _interval(table: IntervalTable) -> tuple[list[onnx.NodeProto], list[onnx.Ten
         numpy_helper.from_array(np.array([1], dtype=np.int64), "interval_axis"),
     ]
     nodes = [
-        helper.make_node("Greater", ["log_price", "interval_edges"], ["above_edge"]),
+        helper.make_node("Greater", [_RELATIVE_LOG_PRICE, "interval_edges"], ["above_edge"]),
         helper.make_node("Cast", ["above_edge"], ["above_edge_i"], to=TensorProto.INT64),
         helper.make_node(
             "ReduceSum", ["above_edge_i", "interval_axis"], ["interval_bin"], keepdims=1

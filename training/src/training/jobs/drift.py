@@ -214,10 +214,11 @@ def run(
         )
         files.write_json(summary, out / SUMMARY_FILE)
     log.info(
-        "drift run %s: %d records, retrain=%s%s",
+        "drift run %s: %d records, retrain=%s, action=%s%s",
         name,
         read.records,
         verdict.retrain,
+        verdict.action,
         "".join(f"\n  - {reason}" for reason in verdict.reasons),
     )
     return summary

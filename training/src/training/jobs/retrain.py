@@ -10,16 +10,21 @@ holdout and is not much worse on the 2020 test split; then `paths.serving_bundle
 Policy and gate: training/README.md, "Retraining on new market data".
 """
 
+import logging
 from typing import Any
 
 import msgspec
+import numpy as np
+import pandas as pd
 
 from training.config import Params
 from training.core.dataset import frame_hash
+from training.core.fitting import MarketRows, market_rows
+from training.core.market_index import period_of
 from training.core.promotion import BetterOnNewMarket, Scores
 from training.core.retrain import RetrainRows, precedes, slice_key
 from training.errors import PipelineError
-from training.io import files, registry, retrain_data, splits, tuned_params
+from training.io import files, market_levels, registry, retrain_data, splits, tuned_params
 from training.io.mlflow_service import MlflowService
 from training.lifecycle.export import export, log_export
 from training.lifecycle.fit import TrainingRows, fit
@@ -27,6 +32,8 @@ from training.lifecycle.promote import gate, promote
 from training.lifecycle.publish import publish
 from training.lifecycle.register import register
 from training.records import DatasetSummary, MarketScores, RetrainRecord, SplitSummary
+
+log = logging.getLogger(__name__)
 
 
 def run(params: Params, service: MlflowService) -> RetrainRecord:
@@ -51,11 +58,19 @@ def run(params: Params, service: MlflowService) -> RetrainRecord:
         rows = retrain_data.assemble(params, labels, older, newest)
         retrain_data.write_slices(paths, rows)
         test_2020 = splits.read(paths.splits, "test")
-        version = _fit_export_register(params, service, rows, slice_key(older.iloc[-1]))
+        times = labels.set_index("listing_id")["event_timestamp"]
+        market = challenger_market(params, service, champion, rows, times)
+        version = _fit_export_register(params, service, rows, slice_key(older.iloc[-1]), market)
         challenger = registry.require_version(service, name, version)
         frames = {"holdout": rows.holdout, "test_2020": test_2020}
+        test_period = retrain_data.one_period(times, test_2020, "the 2020 test split")
         result = gate(
-            service, challenger, champion, frames, BetterOnNewMarket(settings.old_market_tolerance)
+            service,
+            challenger,
+            champion,
+            frames,
+            BetterOnNewMarket(settings.old_market_tolerance),
+            periods={"test_2020": test_period},
         )
         promote(service, name, result)
         if result.decision.promote:
@@ -81,6 +96,8 @@ def run(params: Params, service: MlflowService) -> RetrainRecord:
             val_rows=len(rows.val),
             calibration_rows=len(rows.calibration),
             half_life_days=settings.half_life_days,
+            market_date=market.market_date,
+            test_2020_period=test_period,
         )
         files.write_json(record, paths.retrain_report)
     return record
@@ -99,8 +116,36 @@ def _check_unseen(champion: Any, holdout_from: str) -> None:
         )
 
 
+def challenger_market(
+    params: Params,
+    service: MlflowService,
+    champion: Any | None,
+    rows: RetrainRows,
+    times: pd.Series,
+) -> MarketRows:
+    """The retrain's periods, and the levels the champion's forest measures on its rows.
+
+    The challenger's targets are deflated by these levels (every training row is on the
+    market of its day); the fit then estimates the index again with its own forest.
+    """
+    fit_rows = pd.concat([rows.train, rows.val], ignore_index=True).drop_duplicates("listing_id")
+    periods = period_of(times.reindex(fit_rows["listing_id"]).reset_index(drop=True))
+    deflate_by = market_levels.champion_levels(service, champion, fit_rows, periods)
+    log.info(
+        "deflating by the champion's levels: %s",
+        dict(zip(deflate_by.periods, np.round(deflate_by.levels, 4), strict=True)),
+    )
+    return market_rows(
+        tuple(  # type: ignore[arg-type]
+            times.reindex(f["listing_id"]) for f in (rows.train, rows.val, rows.calibration)
+        ),
+        deflate_by,
+        params.market.window_days,
+    )
+
+
 def _fit_export_register(
-    params: Params, service: MlflowService, rows: RetrainRows, through: str
+    params: Params, service: MlflowService, rows: RetrainRows, through: str, market: MarketRows
 ) -> str:
     """Fit the challenger under recency weights, export it on the holdout, register it.
 
@@ -137,6 +182,7 @@ def _fit_export_register(
                 dataset=dataset,
                 calibration=calibration,
                 weights=(rows.train_weight, rows.val_weight),
+                market=market,
             ),
             params.train,
             lightgbm,
