@@ -1,5 +1,6 @@
 """Categorical sets re-coded as class columns: same routes for every code, sets the mask takes."""
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from training.core.model import PricePipeline
+from training.errors import PipelineError
 from training.io import member_sets, onnx_graph, onnx_scoring
-from training.io.exporter import parity
+from training.io.exporter import export_bundle, parity
 
 CODES = 100
 
@@ -142,3 +144,35 @@ def test_graph_with_class_columns_keeps_parity_with_the_pipeline(
     feeds = onnx_scoring.frame_feeds(cars["test"], inputs)
     price = onnx_scoring.run_graph(graph.SerializeToString(), feeds)
     np.testing.assert_allclose(price, pipeline.predict_price(cars["test"]), rtol=1e-5)
+
+
+def _leaves_of(attributes: dict[str, Any], tree: int) -> list[int]:
+    """The leaf indices of one tree of a TreeEnsemble."""
+    stack, leaves = [attributes["tree_roots"][tree]], []
+    while stack:
+        node = stack.pop()
+        for side in ("true", "false"):
+            child = attributes[f"nodes_{side}nodeids"][node]
+            (leaves if attributes[f"nodes_{side}leafs"][node] else stack).append(child)
+    return leaves
+
+
+def test_a_graph_off_the_booster_fails_export_naming_the_row_and_the_tree(
+    tmp_path: Path,
+    pipeline: PricePipeline,
+    cars: dict[str, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Leaves of tree 2 moved by 0.05: export refuses, naming the worst row and tree 2."""
+    graph = onnx_graph.build_graph(pipeline)
+    forest = next(node for node in graph.graph.node if node.op_type == "TreeEnsemble")
+    attributes = _attributes(forest)
+    weights = numpy_helper.to_array(attributes["leaf_weights"]).copy()
+    weights[_leaves_of(attributes, 2)] += 0.05
+    (slot,) = (a for a in forest.attribute if a.name == "leaf_weights")
+    slot.t.CopyFrom(numpy_helper.from_array(weights))
+    monkeypatch.setattr(onnx_graph, "build_graph", lambda *_, **__: graph)
+    with pytest.raises(PipelineError, match=r"worst row \d+ \(index \d+\), tree 2: graph leaf"):
+        export_bundle(
+            pipeline, cars["test"], tmp_path / "m", training_data_hash="t", model_name="car-price"
+        )

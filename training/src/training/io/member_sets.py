@@ -58,12 +58,13 @@ class _Column:
 
     def add(self, members: npt.NDArray[np.int64]) -> bool:
         """Refine the classes by one more set; False (unchanged) past `MASK_CLASSES` classes."""
+        # Class 0 is "in no set so far", so `combined` is 0 exactly for codes in no set yet.
         combined = self.labels * 2 + members
-        values, labels = np.unique(combined, return_inverse=True)
-        if int(np.count_nonzero(values)) > MASK_CLASSES:
+        present = np.bincount(combined, minlength=2) > 0
+        present[0] = False
+        if int(np.count_nonzero(present)) > MASK_CLASSES:
             return False
-        # Code in no set keeps class 0: `values` is sorted, so 0 (if present) is rank 0.
-        self.labels = labels.reshape(-1) + (0 if values[0] == 0 else 1)
+        self.labels = np.cumsum(present)[combined] * (combined > 0)
         return True
 
 

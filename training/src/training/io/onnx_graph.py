@@ -23,7 +23,7 @@ rounding it to float32 keeps each input on its side. The export's parity check m
 
 import logging
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import onnx
@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 _ML_DOMAIN = "ai.onnx.ml"
 _TREE_INPUT = "features"
 _TREE_OUTPUT = "log_price_raw"
+#: How the forest's categorical splits are written: onnxmltools' equality chains, one
+#: BRANCH_MEMBER per split on the field's code, or that on class columns (what is exported;
+#: the other two stay for the benchmarks' comparison, `benchmarks/representations.py`).
+ForestForm = Literal["chains", "sets", "class_columns"]
 #: The graph input's element type per manifest input type, both ways (`input_spec`).
 _TENSOR_TYPES: Final[Mapping[InputType, int]] = {
     "string": TensorProto.STRING,
@@ -56,17 +60,20 @@ _TENSOR_TYPES: Final[Mapping[InputType, int]] = {
 }
 
 
-def build_graph(pipeline: PricePipeline, *, opset: int = 17) -> onnx.ModelProto:
+def build_graph(
+    pipeline: PricePipeline, *, opset: int = 17, forest: ForestForm = "class_columns"
+) -> onnx.ModelProto:
     """Compose the serving graph for a trained pipeline.
 
     Args:
         pipeline: The trained encoding + booster + log offset.
         opset: The default-domain opset of the graph.
+        forest: How the categorical splits are written (`ForestForm`).
 
     Returns:
         A checked ONNX model with one input per schema field and the output `price`.
     """
-    trees, rewrite = _convert_booster(pipeline, opset)
+    trees, rewrite = _convert_booster(pipeline, opset, forest)
     # LabelEncoder with string keys and float values needs ai.onnx.ml 2.
     ml_opset = max([2, *(o.version for o in trees.opset_import if o.domain == _ML_DOMAIN)])
     front, front_inits = _front(pipeline, rewrite.tables)
@@ -241,7 +248,7 @@ def _features_without_missing(pipeline: PricePipeline) -> set[int]:
 
 
 def _convert_booster(
-    pipeline: PricePipeline, opset: int
+    pipeline: PricePipeline, opset: int, forest: ForestForm
 ) -> tuple[onnx.ModelProto, member_sets.Rewrite]:
     """The booster as one TreeEnsemble: `features` [N, 16 + class columns] → `log_price_raw`."""
     from onnxmltools import convert_lightgbm
@@ -254,16 +261,37 @@ def _convert_booster(
         target_opset=min(opset, 15),
         zipmap=False,
     )
-    # One set-membership node per categorical split instead of onnxmltools' chain of
-    # equality tests: same prices, a forest less than half the size (see tree_ensemble).
+    rewrite = member_sets.Rewrite()
+    if forest != "chains":
+        converted, rewrite = _collapse(pipeline, converted, class_columns=forest == "class_columns")
+    outputs = [o.name for o in converted.graph.output]
+    if len(outputs) != 1:
+        raise ValueError(f"converted booster has outputs {outputs}, expected one")
+    for node in converted.graph.node:
+        node.name = f"trees_{node.name}"  # unique beside the front and back nodes
+        node.output[:] = [_TREE_OUTPUT if o == outputs[0] else o for o in node.output]
+    return converted, rewrite
+
+
+def _collapse(
+    pipeline: PricePipeline, converted: onnx.ModelProto, *, class_columns: bool
+) -> tuple[onnx.ModelProto, member_sets.Rewrite]:
+    """One set-membership node per categorical split, on class columns where the set is large.
+
+    Same prices as onnxmltools' chains of equality tests, a forest less than half the size
+    (`training.io.tree_ensemble`), and sets onnxruntime tests with a bitmask
+    (`training.io.member_sets`).
+    """
     collapsed, counts = tree_ensemble.collapse_categorical_chains(converted.SerializeToString())
     converted = onnx.load_from_string(collapsed)
     log.info("forest: %(nodes_before)d nodes as chains, %(nodes_after)d as sets", counts)
+    rewrite = member_sets.Rewrite()
+    if not class_columns:
+        return converted, rewrite
     codes = {
         FIELD_NAMES.index(name): len(pipeline.vocabulary.categories[name]) + 1
         for name in CATEGORICAL_FIELDS
     }
-    rewrite = member_sets.Rewrite()
     for position, node in enumerate(converted.graph.node):
         if node.op_type == "TreeEnsemble":
             new, rewrite = member_sets.to_class_columns(
@@ -277,10 +305,4 @@ def _convert_booster(
         len(rewrite.fallbacks),
         "".join(f"\n  {split}" for split in rewrite.fallbacks),
     )
-    outputs = [o.name for o in converted.graph.output]
-    if len(outputs) != 1:
-        raise ValueError(f"converted booster has outputs {outputs}, expected one")
-    for node in converted.graph.node:
-        node.name = f"trees_{node.name}"  # unique beside the front and back nodes
-        node.output[:] = [_TREE_OUTPUT if o == outputs[0] else o for o in node.output]
     return converted, rewrite
