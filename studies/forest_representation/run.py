@@ -15,6 +15,7 @@ one-car call sleeps 20 ms between calls (caches cool, as for a lone car on a qui
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,8 @@ def measure(
     frame = held_out_rows(rows_file)
     check = frame.reset_index(drop=True)
     results: dict[str, Any] = {"onnxruntime": ort.__version__, "rows": len(frame), "runs": {}}
+    # Other processes' load says how far to trust absolute figures (ratios are one run's).
+    results["load_before"] = os.getloadavg()
     outputs = [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
     for name in REPRESENTATIONS:
         model_bytes = champion.graph_bytes(name)
@@ -150,6 +153,7 @@ def measure(
             entry[str(size)] = _median_us(call, size, budget_s)
         entry["cold_1"] = _cold_us(call)
         results["runs"][name] = entry
+    results["load_after"] = os.getloadavg()
     return results
 
 
@@ -182,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(args.pipeline, args.rows, sizes, args.budget)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    text = f"onnxruntime {results['onnxruntime']}, {results['rows']:,} held-out rows, one run\n\n"
+    load = ", ".join(f"{value:.2f}" for value in [*results["load_before"], *results["load_after"]])
+    text = f"onnxruntime {results['onnxruntime']}, {results['rows']:,} held-out rows, one run, "
+    text += f"{os.cpu_count()} CPUs, load average before / after: {load}\n\n"
     text += table(results, sizes) + "\n"
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)

@@ -298,7 +298,9 @@ def _collapse(
                 node, codes, len(FIELD_NAMES), list(FIELD_NAMES)
             )
             converted.graph.node[position].CopyFrom(new)
-    log.info(
+    # A split left on its codes is still exact (onnxruntime's hash-set path), only slower.
+    log.log(
+        logging.WARNING if rewrite.fallbacks else logging.INFO,
         "forest: %d categorical splits on %d class columns, %d left as large sets%s",
         rewrite.rewritten,
         sum(table.classes.shape[1] for table in rewrite.tables),
