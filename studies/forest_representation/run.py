@@ -95,9 +95,19 @@ def _session_mb(model_bytes: bytes) -> float:
 
 
 def measure(
-    pipeline_dir: Path, rows_file: Path, sizes: list[int], budget_s: float
+    pipeline_dir: Path,
+    rows_file: Path,
+    sizes: list[int],
+    budget_s: float,
+    *,
+    forms: list[str],
+    reference_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Every representation and baseline at every size, with parity and sizes."""
+    """Every representation and baseline at every size, with parity and sizes.
+
+    `reference_dir`, another trained pipeline (the previous champion), adds lleaves on its
+    booster to the same run, so a ratio against it is measured beside the rest.
+    """
     import onnxruntime as ort
 
     from inference.model import session_options
@@ -113,7 +123,7 @@ def measure(
     # Other processes' load says how far to trust absolute figures (ratios are one run's).
     results["load_before"] = os.getloadavg()
     outputs = [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
-    for name in REPRESENTATIONS:
+    for name in forms:
         model_bytes = champion.graph_bytes(name)
         graph = onnx.load_from_string(model_bytes)
         inputs = onnx_graph.input_spec(graph)
@@ -153,6 +163,15 @@ def measure(
             entry[str(size)] = _median_us(call, size, budget_s)
         entry["cold_1"] = _cold_us(call)
         results["runs"][name] = entry
+    if reference_dir is not None:
+        reference = Champion(Path("unused"), reference_dir)
+        compiled, _ = compile_lleaves(reference.booster_file, Path("data/bench/lleaves"))
+        entry = {}
+        for size in [*sizes, 1]:
+            call = partial(compiled.predict, reference.encode(take(frame, size)), n_jobs=1)
+            entry[str(size)] = _median_us(call, size, budget_s)
+        entry["cold_1"] = _cold_us(call)
+        results["runs"][f"lleaves on {reference_dir}"] = entry
     results["load_after"] = os.getloadavg()
     return results
 
@@ -179,15 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", type=Path, default=Path("data/train"))
     parser.add_argument("--rows", type=Path, default=Path("data/splits/test.parquet"))
     parser.add_argument("--sizes", default="1,1000,10000")
+    parser.add_argument(
+        "--forms", default=",".join(REPRESENTATIONS), help="representations to build and time"
+    )
+    parser.add_argument(
+        "--reference", type=Path, help="another trained pipeline: lleaves on its booster too"
+    )
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per timed cell")
     parser.add_argument("--out", type=Path, default=RESULTS / f"representations-{date.today()}")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
-    results = measure(args.pipeline, args.rows, sizes, args.budget)
+    forms = args.forms.split(",")
+    unknown = sorted(set(forms) - set(REPRESENTATIONS))
+    if unknown:
+        parser.error(f"unknown representation {unknown}; known: {', '.join(REPRESENTATIONS)}")
+    results = measure(
+        args.pipeline, args.rows, sizes, args.budget, forms=forms, reference_dir=args.reference
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     load = ", ".join(f"{value:.2f}" for value in [*results["load_before"], *results["load_after"]])
-    text = f"onnxruntime {results['onnxruntime']}, {results['rows']:,} held-out rows, one run, "
+    text = f"{args.pipeline}: onnxruntime {results['onnxruntime']}, "
+    text += f"{results['rows']:,} held-out rows, one run, "
     text += f"{os.cpu_count()} CPUs, load average before / after: {load}\n\n"
     text += table(results, sizes) + "\n"
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
