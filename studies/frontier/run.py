@@ -91,6 +91,7 @@ def cross_validate(frame: pd.DataFrame, params: dict[str, Any], folds: int) -> d
 
     params = dict(params)
     categorical = bool(params.pop("categorical_splits", True))
+    order = params.pop("category_order", "frequency")
     mapes, trees = [], []
     for k, (fit_rows, held_rows) in enumerate(
         KFold(folds, shuffle=True, random_state=0).split(frame)
@@ -100,7 +101,7 @@ def cross_validate(frame: pd.DataFrame, params: dict[str, Any], folds: int) -> d
         pipeline, history = train_booster(
             fit[~stop],
             fit[stop],
-            fit_vocabulary(fit[~stop], 2),
+            fit_vocabulary(fit[~stop], 2, order),
             params,
             num_boost_round=20_000,
             early_stopping_rounds=_patience(params),
@@ -134,10 +135,11 @@ def fit_and_export(
 
     params = dict(params)
     categorical = bool(params.pop("categorical_splits", True))
+    order = params.pop("category_order", "frequency")
     pipeline, history = train_booster(
         train,
         val,
-        fit_vocabulary(train, 2),
+        fit_vocabulary(train, 2, order),
         params,
         num_boost_round=20_000,
         early_stopping_rounds=_patience(params),
