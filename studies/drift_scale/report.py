@@ -1,0 +1,66 @@
+"""The drift-scale results as Markdown: the machine, then one row per window size."""
+
+from typing import Any
+
+STAGES = ("read_window", "read_labels", "join_labels", "nannyml", "write_plots", "rest")
+
+
+def _size(size: dict[str, Any]) -> str:
+    if size["stopped_over_cap_gb"]:
+        return f"stopped > {size['stopped_over_cap_gb']:g} GB in {size['stopped_in_stage']}"
+    if size["exit_code"] != 0:
+        return f"failed (exit {size['exit_code']})"
+    return f"{size['wall_s']:.1f} s, {size['peak_rss_mb']:,} MB"
+
+
+def _row(size: dict[str, Any], before: str | None) -> str:
+    window = size["window"]
+    cells = [
+        f"{window['records']:,}",
+        f"{window['segments']}",
+        f"{window['log_bytes'] / 1e6:,.0f}",
+    ]
+    if before is not None:
+        cells.append(before)
+    cells.append(_size(size))
+    stages = size["stages"]
+    cells += [f"{stages[s]['seconds']:.1f}" if s in stages else "–" for s in STAGES]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """The report; with `before` (an earlier run's report) its wall and RSS per size beside."""
+    machine = report["machine"]
+    earlier = {s["window"]["records"]: s for s in (before or {}).get("sizes", [])}
+    head = ["records", "segments", "log MB"]
+    if before is not None:
+        head.append(f"before ({before['label']}): wall, peak RSS")
+    head.append(f"{report['label']}: wall, peak RSS")
+    head += [f"{s} s" for s in STAGES]
+    lines = [
+        f"# Drift job scale, {report['date']}, {report['label']} (commit {report['commit']}"
+        f"{', uncommitted changes' if report['uncommitted_changes'] else ''})",
+        "",
+        f"Machine: {machine['host']}, {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gb']} GB RAM ({machine['available_gb_at_start']} GB available at "
+        f"start), load average {machine['load_average_at_start']} at start, nice "
+        f"{machine['nice']}, Python {machine['python']}. The machine was shared with other "
+        "jobs: wall times are inflated by them; peak RSS (the process's `ru_maxrss`) is not.",
+        "",
+        f"Runs over {report['max_rss_gb']:g} GB resident are stopped. Per-stage seconds are "
+        f"{report['label']}'s; `rest` is scoring the reference, the verdict and the summary.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---:|" * len(head),
+    ]
+    for size in report["sizes"]:
+        records = size["window"]["records"]
+        then = earlier.get(records)
+        then_cell = None if before is None else (_size(then) if then else "not measured")
+        lines.append(_row(size, then_cell))
+    if before is not None:
+        lines += [
+            "",
+            f"Before: {before['label']} (commit {before['commit']}), {before['date']}.",
+        ]
+    return "\n".join(lines) + "\n"
