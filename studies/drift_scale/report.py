@@ -8,6 +8,8 @@ STAGES = ("read_window", "read_labels", "join_labels", "nannyml", "write_plots",
 def _size(size: dict[str, Any]) -> str:
     if size["stopped_over_cap_gb"]:
         return f"stopped > {size['stopped_over_cap_gb']:g} GB in {size['stopped_in_stage']}"
+    if size.get("stopped_after_s"):
+        return f"stopped after {size['stopped_after_s']:g} s in {size['stopped_in_stage']}"
     if size["exit_code"] != 0:
         return f"failed (exit {size['exit_code']})"
     return f"{size['wall_s']:.1f} s, {size['peak_rss_mb']:,} MB"

@@ -9,7 +9,8 @@ per stage: reading the window, reading and joining the labels, NannyML, writing 
 rest (scoring the reference, the verdict, the summary) is the total less the stages.
 
 A run whose resident set passes `--max-rss-gb` is stopped (the machine is shared; a job that
-big is past what one machine should give it) and recorded with the stage it was in.
+big is past what one machine should give it) and recorded with the stage it was in; so is one
+that runs longer than `--max-wall-s`, when given (the stages it finished are kept).
 
 Writes `studies/drift_scale/results/drift-scale-<date>-<host>-<label>.{json,md}`, the machine
 stated; `--compare` an earlier results JSON to put its figures beside these (before/after).
@@ -120,8 +121,13 @@ def ensure_window(params_file: Path, work: Path, records: int, seed: int) -> dic
     return dict(meta, generated_now=True)
 
 
-def measure(params_file: Path, window: dict[str, Any], run: str, cap_gb: float) -> dict[str, Any]:
-    """`car-train drift` on the window in a fresh interpreter: wall, peak RSS, per stage."""
+def measure(
+    params_file: Path, window: dict[str, Any], run: str, cap_gb: float, max_wall_s: float | None
+) -> dict[str, Any]:
+    """`car-train drift` on the window in a fresh interpreter: wall, peak RSS, per stage.
+
+    Stopped when its resident set passes `cap_gb` or its wall time `max_wall_s`.
+    """
     progress = Path(window["log_dir"]).parent / f"progress-{run}.jsonl"
     progress.unlink(missing_ok=True)
     command = [
@@ -143,14 +149,15 @@ def measure(params_file: Path, window: dict[str, Any], run: str, cap_gb: float) 
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     process = psutil.Process(child.pid)
-    sampled_peak, stopped = 0, False
+    sampled_peak, stopped, timed_out = 0, False, False
     while child.poll() is None:
         try:
             rss = process.memory_info().rss
         except psutil.NoSuchProcess:
             break
         sampled_peak = max(sampled_peak, rss)
-        if rss > cap_gb * 2**30:
+        timed_out = max_wall_s is not None and time.perf_counter() - started > max_wall_s
+        if rss > cap_gb * 2**30 or timed_out:
             child.kill()
             stopped = True
             break
@@ -168,7 +175,8 @@ def measure(params_file: Path, window: dict[str, Any], run: str, cap_gb: float) 
         "run": run,
         "exit_code": child.returncode,
         "wall_s": round(wall, 1),
-        "stopped_over_cap_gb": cap_gb if stopped else None,
+        "stopped_over_cap_gb": cap_gb if stopped and not timed_out else None,
+        "stopped_after_s": max_wall_s if timed_out else None,
         "stopped_in_stage": next((s for s in reversed(started_stages) if s not in finished), None)
         if stopped
         else None,
@@ -198,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("data/drift_scale"), help="windows")
     parser.add_argument("--label", default=None, help="names the results (default: the commit)")
     parser.add_argument("--max-rss-gb", type=float, default=10.0)
+    parser.add_argument("--max-wall-s", type=float, help="stop a run after this long")
     parser.add_argument("--compare", type=Path, help="an earlier results JSON, shown beside")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -221,13 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         "uncommitted_changes": dirty,
         "machine": machine(),
         "max_rss_gb": args.max_rss_gb,
+        "max_wall_s": args.max_wall_s,
         "sizes": [],
     }
     for records in args.records:
         window = ensure_window(args.params, args.work, records, args.seed)
         print(f"window {records}: {window['log_bytes'] / 1e6:.0f} MB", file=sys.stderr)
         run = f"scale-{label}-{records}-{datetime.now(tz=UTC):%H%M%S}"
-        measured = measure(args.params, window, run, args.max_rss_gb)
+        measured = measure(args.params, window, run, args.max_rss_gb, args.max_wall_s)
         print(f"  {json.dumps(measured)}", file=sys.stderr)
         report["sizes"].append({"window": window, **measured})
     before = json.loads(args.compare.read_text()) if args.compare else None
@@ -236,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.results / f"{stem}.md").write_text(markdown(report, before))
     print(args.results / f"{stem}.md")
-    failed = [s for s in report["sizes"] if s["exit_code"] != 0 and not s["stopped_over_cap_gb"]]
+    failed = [
+        s
+        for s in report["sizes"]
+        if s["exit_code"] != 0 and not (s["stopped_over_cap_gb"] or s["stopped_after_s"])
+    ]
     return 1 if failed else 0
 
 

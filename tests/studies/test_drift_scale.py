@@ -137,6 +137,7 @@ def _size(records: int, **measured: Any) -> dict[str, Any]:
         "peak_rss_mb": 700,
         "stopped_over_cap_gb": None,
         "stopped_in_stage": None,
+        "stopped_after_s": None,
         "stages": {"read_window": {"seconds": 1.0}, "nannyml": {"seconds": 2.0}},
         **measured,
     }
@@ -164,17 +165,19 @@ def _report(label: str, sizes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_report_names_a_stopped_run_and_its_stage_beside_the_after_figures() -> None:
-    """A run stopped over the cap reads 'stopped > N GB in <stage>'; sizes not measured say so."""
+    """A stopped run names its cap and stage; a size the earlier run lacks says 'not measured'."""
     before = _report(
         "before",
         [
             _size(100, exit_code=-9, stopped_over_cap_gb=10.0, stopped_in_stage="read_window"),
         ],
     )
-    after = _report("after", [_size(100), _size(1000)])
+    stopped = {"exit_code": -9, "stopped_after_s": 600.0, "stopped_in_stage": "write_plots"}
+    after = _report("after", [_size(100), _size(1000, **stopped)])
     text = markdown(after, before)
     rows = [line for line in text.splitlines() if line.startswith("| 1")]
     assert "stopped > 10 GB in read_window" in rows[0]
     assert "3.0 s, 700 MB" in rows[0]
     assert "not measured" in rows[1]
+    assert "stopped after 600 s in write_plots" in rows[1]
     assert "shared" in text
