@@ -49,6 +49,10 @@ def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> st
         f"{machine['nice']}, Python {machine['python']}. The machine was shared with other "
         "jobs: wall times are inflated by them; peak RSS (the process's `ru_maxrss`) is not.",
         "",
+        "Reading path measured (git blob ids): "
+        + ", ".join(f"`{m}` {b}" for m, b in report.get("reading_path", {}).items())
+        + ".",
+        "",
         f"Runs over {report['max_rss_gb']:g} GB resident are stopped. Per-stage seconds are "
         f"{report['label']}'s; `rest` is scoring the reference, the verdict and the summary.",
         "",

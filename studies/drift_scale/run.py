@@ -20,9 +20,12 @@ peak RSS is not.
 """
 
 import argparse
+import hashlib
+import importlib.util
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -73,6 +76,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: The modules of the reading path; the results name the version of each that was measured.
+READING_PATH = ("training.io.analysis_window", "shared_schema.prediction_log")
+
+
+def reading_path_blobs() -> dict[str, str]:
+    """Each reading-path module's git blob id as this environment imports it (`git hash-object`).
+
+    Names the code measured even when it is not the checkout's (a `PYTHONPATH` copy).
+    """
+    blobs = {}
+    for module in READING_PATH:
+        spec = importlib.util.find_spec(module)
+        origin = spec.origin if spec else None
+        if origin is None:
+            raise RuntimeError(f"{module}: not importable here")
+        data = Path(origin).read_bytes()
+        # git's blob id is SHA-1 by definition: an identifier here, not a security measure.
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False)
+        blobs[module] = blob.hexdigest()[:12]
+    return blobs
+
+
 def _segment_bytes() -> int:
     """The server's default segment size (the one home: `inference.settings.Settings`)."""
     from inference.settings import Settings
@@ -95,10 +120,13 @@ def ensure_window(params_file: Path, work: Path, records: int, seed: int) -> dic
         feeds = onnx_scoring.frame_feeds(frame, served.manifest.inputs)
         return onnx_scoring.run_graph(served.model_bytes, feeds)
 
+    # Written under another name and renamed when whole: a stopped generation is not reused.
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
     started = time.perf_counter()
     files = write_window(
         listings,
-        out,
+        partial,
         records,
         seed=seed,
         score=score,
@@ -106,13 +134,14 @@ def ensure_window(params_file: Path, work: Path, records: int, seed: int) -> dic
         segment_bytes=_segment_bytes(),
         model_version=served.manifest.model_version,
     )
+    partial.rename(out)
     meta = {
         "records": files.records,
         "segments": files.segments,
         "log_bytes": files.log_bytes,
-        "labels_bytes": files.labels.stat().st_size,
-        "log_dir": str(files.log_dir),
-        "labels": str(files.labels),
+        "labels_bytes": (out / files.labels.name).stat().st_size,
+        "log_dir": str(out / files.log_dir.name),
+        "labels": str(out / files.labels.name),
         "seed": seed,
         "source_listings": len(listings),
         "generation_s": round(time.perf_counter() - started, 1),
@@ -228,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": label,
         "commit": commit,
         "uncommitted_changes": dirty,
+        "reading_path": reading_path_blobs(),
         "machine": machine(),
         "max_rss_gb": args.max_rss_gb,
         "max_wall_s": args.max_wall_s,
