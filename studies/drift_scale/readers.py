@@ -8,7 +8,8 @@
   refuses a whole segment for one broken line, so it is a floor for speed, not a replacement.
 
 Run: `uv run --frozen python -m studies.drift_scale.readers LOG_DIR [--readers NAME ...]`;
-prints one JSON object per reader.
+prints the reading path's module versions (`run.reading_path_blobs`; `PYTHONPATH` can put
+another version first, to compare two), then one JSON object per reader.
 """
 
 import argparse
@@ -18,11 +19,15 @@ import sys
 import time
 from pathlib import Path
 
+from studies.drift_scale.run import reading_path_blobs
+
 # Each prints {"rows", "seconds", "peak_rss_mb"}: ru_maxrss of its own fresh process.
 # Every reader's imports come first, for all alike: RSS counts them, the time does not.
 _PROLOGUE = """
 import json, resource, sys, time
 from pathlib import Path
+
+from studies.drift_scale.run import reading_path_blobs
 import pyarrow as pa, pyarrow.json as pj
 from shared_schema.prediction_log import read_prediction_log, segment_paths
 from training.io.analysis_window import read_log
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("log_dir", type=Path)
     parser.add_argument("--readers", nargs="+", choices=list(READERS), default=list(READERS))
     args = parser.parse_args(argv)
+    print(json.dumps({"reading_path": reading_path_blobs()}), flush=True)
     for reader in args.readers:
         print(json.dumps(measure(reader, args.log_dir)), flush=True)
     return 0

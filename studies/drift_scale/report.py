@@ -1,5 +1,12 @@
-"""The drift-scale results as Markdown: the machine, then one row per window size."""
+"""The drift-scale results as Markdown: the machine, then one row per window size.
 
+Run: `python -m studies.drift_scale.report RESULTS.json [--compare EARLIER.json]` rewrites the
+Markdown beside a results file (e.g. with a "before" measured by an earlier run).
+"""
+
+import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 STAGES = ("read_window", "read_labels", "join_labels", "nannyml", "write_plots", "rest")
@@ -70,3 +77,20 @@ def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> st
             f"Before: {before['label']} (commit {before['commit']}), {before['date']}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a results JSON's Markdown beside it, with an earlier run's figures (`--compare`)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--compare", type=Path)
+    args = parser.parse_args(argv)
+    before = json.loads(args.compare.read_text()) if args.compare else None
+    text = markdown(json.loads(args.results.read_text()), before)
+    args.results.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
