@@ -17,6 +17,9 @@ def _size(size: dict[str, Any]) -> str:
         return f"stopped > {size['stopped_over_cap_gb']:g} GB in {size['stopped_in_stage']}"
     if size.get("stopped_after_s"):
         return f"stopped after {size['stopped_after_s']:g} s in {size['stopped_in_stage']}"
+    if size["exit_code"] < 0:  # a signal from outside the study (a person, the OOM killer)
+        stage = next((s for s in STAGES if s not in size["stages"]), "rest")
+        return f"killed (signal {-size['exit_code']}) after {size['wall_s']:.0f} s in {stage}"
     if size["exit_code"] != 0:
         return f"failed (exit {size['exit_code']})"
     return f"{size['wall_s']:.1f} s, {size['peak_rss_mb']:,} MB"

@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "max_wall_s": args.max_wall_s,
         "sizes": [],
     }
+    before = json.loads(args.compare.read_text()) if args.compare else None
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = f"drift-scale-{datetime.now(tz=UTC):%Y-%m-%d}-{socket.gethostname()}-{label}"
     for records in args.records:
         window = ensure_window(args.params, args.work, records, args.seed)
         print(f"window {records}: {window['log_bytes'] / 1e6:.0f} MB", file=sys.stderr)
@@ -270,11 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         measured = measure(args.params, window, run, args.max_rss_gb, args.max_wall_s)
         print(f"  {json.dumps(measured)}", file=sys.stderr)
         report["sizes"].append({"window": window, **measured})
-    before = json.loads(args.compare.read_text()) if args.compare else None
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"drift-scale-{datetime.now(tz=UTC):%Y-%m-%d}-{socket.gethostname()}-{label}"
-    (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.results / f"{stem}.md").write_text(markdown(report, before))
+        # Written after every size: a long session stopped later keeps what it measured.
+        (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.results / f"{stem}.md").write_text(markdown(report, before))
     print(args.results / f"{stem}.md")
     failed = [
         s

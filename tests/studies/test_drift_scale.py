@@ -165,7 +165,7 @@ def _report(label: str, sizes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_report_names_a_stopped_run_and_its_stage_beside_the_after_figures() -> None:
-    """A stopped run names its cap and stage; a size the earlier run lacks says 'not measured'."""
+    """A stopped or killed run names why and its stage; a size not measured earlier says so."""
     before = _report(
         "before",
         [
@@ -173,11 +173,13 @@ def test_report_names_a_stopped_run_and_its_stage_beside_the_after_figures() -> 
         ],
     )
     stopped = {"exit_code": -9, "stopped_after_s": 600.0, "stopped_in_stage": "write_plots"}
-    after = _report("after", [_size(100), _size(1000, **stopped)])
+    killed = {"exit_code": -15, "wall_s": 1770.0}
+    after = _report("after", [_size(100), _size(1000, **stopped), _size(5000, **killed)])
     text = markdown(after, before)
-    rows = [line for line in text.splitlines() if line.startswith("| 1")]
+    rows = [line for line in text.splitlines() if line[:3] in ("| 1", "| 5")]
     assert "stopped > 10 GB in read_window" in rows[0]
     assert "3.0 s, 700 MB" in rows[0]
     assert "not measured" in rows[1]
     assert "stopped after 600 s in write_plots" in rows[1]
+    assert "killed (signal 15) after 1770 s in read_labels" in rows[2]
     assert "shared" in text
