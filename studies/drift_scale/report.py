@@ -12,7 +12,7 @@ from typing import Any
 STAGES = ("read_window", "read_labels", "join_labels", "nannyml", "write_plots", "rest")
 
 
-def _size(size: dict[str, Any]) -> str:
+def _outcome(size: dict[str, Any]) -> str:
     if size["stopped_over_cap_gb"]:
         return f"stopped > {size['stopped_over_cap_gb']:g} GB in {size['stopped_in_stage']}"
     if size.get("stopped_after_s"):
@@ -22,63 +22,69 @@ def _size(size: dict[str, Any]) -> str:
         return f"killed (signal {-size['exit_code']}) after {size['wall_s']:.0f} s in {stage}"
     if size["exit_code"] != 0:
         return f"failed (exit {size['exit_code']})"
-    return f"{size['wall_s']:.1f} s, {size['peak_rss_mb']:,} MB"
+    return "done"
 
 
-def _row(size: dict[str, Any], before: str | None) -> str:
+def _row(label: str, size: dict[str, Any]) -> str:
     window = size["window"]
+    peak = size["peak_rss_mb"] or size["sampled_peak_rss_mb"]
+    stages = size["stages"]
     cells = [
         f"{window['records']:,}",
-        f"{window['segments']}",
         f"{window['log_bytes'] / 1e6:,.0f}",
+        label,
+        _outcome(size),
+        f"{size['wall_s']:.0f}",
+        f"{peak:,}" + ("" if size["peak_rss_mb"] else " (sampled)"),
     ]
-    if before is not None:
-        cells.append(before)
-    cells.append(_size(size))
-    stages = size["stages"]
-    cells += [f"{stages[s]['seconds']:.1f}" if s in stages else "–" for s in STAGES]
+    for stage in STAGES:
+        done = stages.get(stage)
+        if done is None:
+            cells.append("–")
+        elif "peak_rss_mb_after" in done:
+            cells.append(f"{done['seconds']:.1f} s, {done['peak_rss_mb_after']:,} MB")
+        else:
+            cells.append(f"{done['seconds']:.1f} s")
     return "| " + " | ".join(cells) + " |"
 
 
 def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
-    """The report; with `before` (an earlier run's report) its wall and RSS per size beside."""
+    """The report; with `before` (an earlier run's report) its rows beside each size's."""
     machine = report["machine"]
     earlier = {s["window"]["records"]: s for s in (before or {}).get("sizes", [])}
-    head = ["records", "segments", "log MB"]
-    if before is not None:
-        head.append(f"before ({before['label']}): wall, peak RSS")
-    head.append(f"{report['label']}: wall, peak RSS")
-    head += [f"{s} s" for s in STAGES]
-    lines = [
-        f"# Drift job scale, {report['date']}, {report['label']} (commit {report['commit']}"
-        f"{', uncommitted changes' if report['uncommitted_changes'] else ''})",
+    head = ["records", "log MB", "run", "outcome", "wall s", "peak RSS MB"]
+    head += [f"{s} (s, peak MB after)" if s != "rest" else "rest s" for s in STAGES]
+    runs = [report] if before is None else [before, report]
+    lines = [f"# Drift job scale, {report['date']}, {report['label']}", ""]
+    for run in runs:
+        lines.append(
+            f"- {run['label']}: commit {run['commit']}"
+            f"{' with uncommitted changes' if run['uncommitted_changes'] else ''}, {run['date']}; "
+            "reading path (git blob ids) "
+            + (", ".join(f"`{m}` {b}" for m, b in run.get("reading_path", {}).items()) or "—")
+            + f"; load average at start {run['machine']['load_average_at_start']}."
+        )
+    lines += [
         "",
         f"Machine: {machine['host']}, {machine['cpu']}, {machine['cores']} cores, "
-        f"{machine['memory_gb']} GB RAM ({machine['available_gb_at_start']} GB available at "
-        f"start), load average {machine['load_average_at_start']} at start, nice "
-        f"{machine['nice']}, Python {machine['python']}. The machine was shared with other "
-        "jobs: wall times are inflated by them; peak RSS (the process's `ru_maxrss`) is not.",
+        f"{machine['memory_gb']} GB RAM, nice {machine['nice']}, Python {machine['python']}. "
+        "The machine was shared with other jobs: wall times are inflated by them (and differ "
+        "between runs by the load, not only by the code); peak RSS (the process's `ru_maxrss`, "
+        "or the parent's 0.2 s samples when the run was stopped) is not.",
         "",
-        "Reading path measured (git blob ids): "
-        + ", ".join(f"`{m}` {b}" for m, b in report.get("reading_path", {}).items())
-        + ".",
-        "",
-        f"Runs over {report['max_rss_gb']:g} GB resident are stopped. Per-stage seconds are "
-        f"{report['label']}'s; `rest` is scoring the reference, the verdict and the summary.",
+        f"Runs over {report['max_rss_gb']:g} GB resident are stopped. `rest` is scoring the "
+        "reference, the verdict and the summary; `start_up` (interpreter and imports) is in the "
+        "wall time only.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---:|" * len(head),
     ]
-    for size in report["sizes"]:
-        records = size["window"]["records"]
-        then = earlier.get(records)
-        then_cell = None if before is None else (_size(then) if then else "not measured")
-        lines.append(_row(size, then_cell))
-    if before is not None:
-        lines += [
-            "",
-            f"Before: {before['label']} (commit {before['commit']}), {before['date']}.",
-        ]
+    sizes = sorted({*earlier, *(s["window"]["records"] for s in report["sizes"])})
+    now = {s["window"]["records"]: s for s in report["sizes"]}
+    for records in sizes:
+        for run, by_size in ((before, earlier), (report, now)):
+            if run is not None and records in by_size:
+                lines.append(_row(run["label"], by_size[records]))
     return "\n".join(lines) + "\n"
 
 

@@ -135,10 +135,14 @@ def _size(records: int, **measured: Any) -> dict[str, Any]:
         "exit_code": 0,
         "wall_s": 3.0,
         "peak_rss_mb": 700,
+        "sampled_peak_rss_mb": 690,
         "stopped_over_cap_gb": None,
         "stopped_in_stage": None,
         "stopped_after_s": None,
-        "stages": {"read_window": {"seconds": 1.0}, "nannyml": {"seconds": 2.0}},
+        "stages": {
+            "read_window": {"seconds": 1.0, "peak_rss_mb_after": 300},
+            "read_labels": {"seconds": 0.5, "peak_rss_mb_after": 310},
+        },
         **measured,
     }
 
@@ -164,22 +168,18 @@ def _report(label: str, sizes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_report_names_a_stopped_run_and_its_stage_beside_the_after_figures() -> None:
-    """A stopped or killed run names why and its stage; a size not measured earlier says so."""
-    before = _report(
-        "before",
-        [
-            _size(100, exit_code=-9, stopped_over_cap_gb=10.0, stopped_in_stage="read_window"),
-        ],
-    )
+def test_report_names_a_stopped_run_and_its_stage_beside_the_earlier_run() -> None:
+    """Stopped or killed runs name why and their stage; each size shows both runs' rows."""
+    capped = {"exit_code": -9, "stopped_over_cap_gb": 10.0, "stopped_in_stage": "join_labels"}
+    capped["peak_rss_mb"] = None
+    before = _report("before", [_size(100, **capped)])
     stopped = {"exit_code": -9, "stopped_after_s": 600.0, "stopped_in_stage": "write_plots"}
-    killed = {"exit_code": -15, "wall_s": 1770.0}
+    killed = {"exit_code": -15, "wall_s": 1770.0, "stages": {}}
     after = _report("after", [_size(100), _size(1000, **stopped), _size(5000, **killed)])
-    text = markdown(after, before)
-    rows = [line for line in text.splitlines() if line[:3] in ("| 1", "| 5")]
-    assert "stopped > 10 GB in read_window" in rows[0]
-    assert "3.0 s, 700 MB" in rows[0]
-    assert "not measured" in rows[1]
-    assert "stopped after 600 s in write_plots" in rows[1]
-    assert "killed (signal 15) after 1770 s in read_labels" in rows[2]
-    assert "shared" in text
+    rows = [line for line in markdown(after, before).splitlines() if line[:3] in ("| 1", "| 5")]
+    assert [row.split(" | ")[2] for row in rows] == ["before", "after", "after", "after"]
+    assert "stopped > 10 GB in join_labels" in rows[0]
+    assert "690 (sampled)" in rows[0]
+    assert "done | 3 | 700 | 1.0 s, 300 MB | 0.5 s, 310 MB | – |" in rows[1]
+    assert "stopped after 600 s in write_plots" in rows[2]
+    assert "killed (signal 15) after 1770 s in read_window" in rows[3]
