@@ -21,7 +21,7 @@ its own and its schema version passes `shared_schema.bundle.schema_version_refus
 minor not newer).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Final
@@ -112,7 +112,7 @@ class PredictionLogRead(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         records: The readable records in the window, in file order then line order (not sorted
-            by `ts` across files).
+            by `ts` across files); empty when they were handed to `on_records` instead.
         skipped: Lines not taken, per reason (`SKIP_REASONS`); reasons that did not occur are
             absent.
         first_skip: Per reason, where it first occurred and why: `"<file>:<line>: <message>"`.
@@ -174,6 +174,7 @@ def read_prediction_log(
     until: datetime | None = None,
     include_open: bool = True,
     reader_version: str = SCHEMA_VERSION,
+    on_records: Callable[[list[PredictionRecord]], None] | None = None,
 ) -> PredictionLogRead:
     """Read the prediction log; every line is taken, outside the window, or a counted skip.
 
@@ -187,9 +188,14 @@ def read_prediction_log(
             segment open, so leaving them out loses its records; reading a segment being
             written may count its unfinished last line as `cut_line`.
         reader_version: The `Car` schema version to read as (this package's by default).
+        on_records: Called with each file's records in the window, in order, which are then
+            not kept: a reader that stores them compactly holds one file's records at a time
+            rather than the whole log's (a record object is ~1 KB; a day of traffic is
+            millions).
 
     Returns:
-        The records in the window and the accounting of every other line.
+        The records in the window (none with `on_records`) and the accounting of every other
+        line.
 
     Raises:
         OSError: A file cannot be read (other than an `.open` segment renamed meanwhile, which
@@ -205,6 +211,9 @@ def read_prediction_log(
         segment = _read_segment(path, listed)
         if segment is not None:
             state.read_file(*segment)
+        if on_records is not None:
+            on_records(state.records)
+            state.records = []
     return PredictionLogRead(
         records=state.records,
         skipped=state.skipped,
