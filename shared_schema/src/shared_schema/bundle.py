@@ -114,8 +114,9 @@ class MarketIndex(msgspec.Struct, frozen=True, kw_only=True):
         market_date: The date whose market the graph prices for (ISO date).
         served_level: The log level the graph adds: the market at `market_date`.
         served_rows: The labelled rows `served_level` was estimated on.
-        parent_version: The registry version whose forest a level refresh reused; None for a
-            bundle with its own forest.
+        parent_version: The registry version whose forest a level refresh reused (the
+            version that trained it, through any chain of refreshes); None for a bundle with
+            its own forest.
     """
 
     method: Annotated[str, Meta(min_length=1)]

@@ -95,7 +95,10 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
         except LevelRefusedError as exc:
             raise PipelineError(f"level refresh refused, nothing published: {exc}") from exc
         market_date = str(period_of(pd.Series([newest_old])).iloc[0])
-        index = extended(parent.market, market_date, level, len(window), str(champion.version))
+        # The version that trained the forest, through any chain of refreshes: the drift job
+        # follows it to the rows that forest was calibrated on.
+        forest_version = parent.market.parent_version or str(champion.version)
+        index = extended(parent.market, market_date, level, len(window), forest_version)
         model_bytes = with_market_level(parent_bytes, level)
         manifest = _manifest(model_bytes, parent, index, holdout)
         _check_scaled(
