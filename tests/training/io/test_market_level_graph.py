@@ -82,6 +82,7 @@ def test_the_fit_finds_each_days_level_and_serves_the_newest(indexed: PricePipel
     # The served window is the last 7 days: both 2022 days' calibration rows.
     assert market.market_date == "2022-04-01"
     assert market.served_rows == 300
+    assert market.window_from == "2022-03-28"  # the served window: both 2022 days' rows
     served = math.exp(market.served_level - market.level_of("2020-09-09"))
     assert 1.6 * 0.97 < served < 1.7 * 1.03
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared_schema.bundle import Manifest, MarketIndex, read_verified
+from shared_schema.bundle import Manifest, read_verified
+from shared_schema.market import MarketIndex
 from shared_schema.prediction_log import OPEN_SUFFIX, encode_records, segment_name
 from training.cli import main
 from training.config import Params
