@@ -20,13 +20,14 @@ as written down in training/README.md ("Drift"):
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import numpy as np
 import pandas as pd
 
 from training.config import DriftParams
+from training.records import Action
 
 
 class _Finding(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -93,10 +94,6 @@ class RuleCheck(_Finding, frozen=True):
     triggered: bool
     detail: str
 
-
-#: What a verdict asks for: nothing, a level refresh (`car-train refresh-level`: the
-#: champion's forest at the newest market level), or a retrain (a new forest).
-Action = Literal["none", "refresh", "retrain"]
 
 #: The rule that sees the market's level move: the error measured on labels. Every other rule
 #: sees the traffic's shape (its fields; DLE's estimate is made from the fields alone).
