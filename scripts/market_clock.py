@@ -12,7 +12,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from shared_schema.bundle import MANIFEST_FILE, MarketIndex, VerifiedBundle, decode_manifest
+from shared_schema.bundle import MANIFEST_FILE, VerifiedBundle, decode_manifest
+from shared_schema.market import MarketIndex
 from training.config import Params
 from training.core.retrain import newest_slice
 from training.io import onnx_scoring, plots

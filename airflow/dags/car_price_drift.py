@@ -98,13 +98,15 @@ with DAG(
         return "refresh_level" if action == "refresh" else "retrain"
 
     # The error moved and the cars did not: the champion's forest at the newest market level,
-    # through the same gate and publish (`car-train refresh-level`).
+    # through the same gate and publish (`car-train refresh-level`). No retries: its failures
+    # are refusals (a window it cannot trust, a level past the bound), the same on every try;
+    # the failed task is the alert.
     refresh_level = steps.step(
         "refresh_level",
         ["refresh-level"],
         SETTINGS,
         execution_timeout=timedelta(hours=1),
-        **steps.retrying(SETTINGS),
+        retries=0,
     )
     refresh_outcome = steps.step(
         "refresh_outcome", ["outcome", "refresh"], SETTINGS, xcom=True, **steps.retrying(SETTINGS)

@@ -88,10 +88,12 @@ def test_every_task_has_an_owner_retries_and_a_timeout(dagbag: dict[str, Any]) -
             assert isinstance(task["retries"], int), task_id
             assert (task["timeout_s"] or 0) > 0, task_id
     drift, training = dagbag["dags"][DRIFT]["tasks"], dagbag["dags"][TRAINING]["tasks"]
-    # Steps that talk to MLflow or the server retry; the drift analysis does not.
+    # Steps that talk to MLflow or the server retry; the drift analysis does not, nor the level
+    # refresh, whose failures are refusals that a retry would only repeat.
     assert all(t["retries"] > 0 for t in (training["retrain"], drift["publish"]))
     assert drift["verify_serving"]["retries"] > 0
     assert drift["drift"]["retries"] == 0
+    assert drift["refresh_level"]["retries"] == 0
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ import msgspec
 from msgspec import Meta
 
 from shared_schema.car import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
+from shared_schema.market import MarketIndex
 
 MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
@@ -96,46 +97,6 @@ class IntervalInfo(msgspec.Struct, frozen=True, kw_only=True):
     calibration_rows: int
     coverage: float
     mean_relative_width: float
-
-
-class MarketIndex(msgspec.Struct, frozen=True, kw_only=True):
-    """The market price index a bundle was priced with, and the one level its graph serves.
-
-    The forest prices a car relative to the market (trained on index-deflated log prices); the
-    graph adds `served_level`, one constant, to its log price, so the price and both interval
-    bounds scale by `exp(served_level)`. A bundle serves one market date: a client cannot ask
-    for another (docs/drift-loop.md, "The market clock").
-
-    Attributes:
-        method: How the levels were estimated (e.g. the hedonic per-period median).
-        periods: The periods (UTC days, ISO dates) with a level, oldest first.
-        levels: The log price level of each period, on the forest's scale.
-        rows: The labelled rows each period's level was estimated on.
-        market_date: The date whose market the graph prices for (ISO date).
-        served_level: The log level the graph adds: the market at `market_date`.
-        served_rows: The labelled rows `served_level` was estimated on.
-        parent_version: The registry version whose forest a level refresh reused; None for a
-            bundle with its own forest.
-    """
-
-    method: Annotated[str, Meta(min_length=1)]
-    periods: list[str]
-    levels: list[float]
-    rows: list[int]
-    market_date: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
-    served_level: float
-    served_rows: int
-    parent_version: str | None = None
-
-    def level_of(self, period: str) -> float:
-        """The log level of `period`.
-
-        Raises:
-            KeyError: The index has no level for that period.
-        """
-        if period not in self.periods:
-            raise KeyError(f"the market index has no level for {period}")
-        return self.levels[self.periods.index(period)]
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):

@@ -100,8 +100,9 @@ def test_a_refresh_extends_the_index_and_serves_the_new_period() -> None:
         market_date="2022-04-01",
         served_level=0.41,
         served_rows=50,
+        window_from="2022-03-28",
     )
-    refreshed = extended(first, "2022-04-04", 0.45, 300, "7")
+    refreshed = extended(first, ("2022-03-30", "2022-04-04"), 0.45, 300, "7")
     assert refreshed.periods == ["2020-09-09", "2022-04-01", "2022-04-04"]
     assert refreshed.levels == [0.0, 0.4, 0.45]
     assert (refreshed.market_date, refreshed.served_level, refreshed.served_rows) == (
@@ -110,6 +111,7 @@ def test_a_refresh_extends_the_index_and_serves_the_new_period() -> None:
         300,
     )
     assert refreshed.parent_version == "7"
+    assert refreshed.window_from == "2022-03-30"  # the window it was estimated on, recorded
     assert refreshed.level_of("2020-09-09") == 0.0
     with pytest.raises(KeyError, match="no level for 2019-01-01"):
         refreshed.level_of("2019-01-01")

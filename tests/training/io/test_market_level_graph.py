@@ -82,6 +82,7 @@ def test_the_fit_finds_each_days_level_and_serves_the_newest(indexed: PricePipel
     # The served window is the last 7 days: both 2022 days' calibration rows.
     assert market.market_date == "2022-04-01"
     assert market.served_rows == 300
+    assert market.window_from == "2022-03-28"  # the served window: both 2022 days' rows
     served = math.exp(market.served_level - market.level_of("2020-09-09"))
     assert 1.6 * 0.97 < served < 1.7 * 1.03
 
@@ -149,3 +150,20 @@ def test_a_graph_without_the_level_constant_cannot_be_refreshed(
     graph.graph.initializer.extend(kept)
     with pytest.raises(PipelineError, match="no 'market_level' constant"):
         onnx_graph.with_market_level(graph.SerializeToString(), 0.5)
+
+
+def test_rows_of_several_periods_are_each_priced_at_their_own_level(
+    indexed: PricePipeline, cars: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Mixed periods: each row at its own period's level, not all at the served one."""
+    export_bundle(indexed, cars, tmp_path, training_data_hash="x", model_name="car-price")
+    bundle = read_verified(tmp_path)
+    days = pd.Series([list(_DAYS)[i % 3] for i in range(len(cars))])
+    found = onnx_scoring.prices_at_periods(bundle.model_bytes, bundle.manifest, cars, days)
+    for day in _DAYS:
+        rows = (days == day).to_numpy()
+        want = onnx_scoring.price_at(bundle.model_bytes, bundle.manifest, cars, day)[rows]
+        np.testing.assert_allclose(found[rows], want, rtol=1e-9)
+    served = onnx_scoring.price_at(bundle.model_bytes, bundle.manifest, cars)
+    at_2020 = (days == "2020-09-09").to_numpy()
+    assert not np.allclose(found[at_2020], served[at_2020])

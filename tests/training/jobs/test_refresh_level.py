@@ -20,7 +20,7 @@ from shared_schema.bundle import read_verified
 from shared_schema.serving_folder import resolve
 from training.cli import main
 from training.config import Params, load_params
-from training.core.retrain import ORDER
+from training.core.retrain import ORDER, slice_key
 from training.io import onnx_graph, registry
 from training.io.mlflow_service import MlflowService
 from training.jobs.refresh_level import PARENT_TAG
@@ -203,6 +203,17 @@ def test_the_refreshed_bundle_is_the_parents_graph_with_one_new_constant(
     assert market.market_date == _newest_window_day(refreshed)
     assert market.periods == [*parent.market.periods, market.market_date]
     assert _champion(refreshed).tags[PARENT_TAG] == "1"
+    # Measured on the holdout it was checked on, not the parent's figures on its own rows.
+    record = json.loads(refreshed.paths.refresh_report.read_text("utf-8"))
+    manifest = served.manifest
+    assert manifest.parity_rows == record["holdout_rows"]
+    assert manifest.metrics["mape"] == pytest.approx(record["challenger"]["holdout_mape"])
+    assert manifest.parity_max_rel_diff != parent.parity_max_rel_diff
+    assert manifest.interval is not None
+    assert parent.interval is not None
+    assert manifest.interval.coverage != parent.interval.coverage
+    # (The relative width does not move with the level, and the 2022 cars are the 2020 cars
+    # here: it is the parent's to the last digit, so it cannot tell which rows it came from.)
     old, new = (onnx.load_from_string(b) for b in (parent_bytes, served.model_bytes))
     assert old.graph.node == new.graph.node
     changed = [
@@ -211,3 +222,33 @@ def test_the_refreshed_bundle_is_the_parents_graph_with_one_new_constant(
         if a.SerializeToString() != b.SerializeToString()
     ]
     assert changed == [onnx_graph.MARKET_LEVEL]
+
+
+@pytest.mark.slow
+def test_a_window_the_champion_trained_on_is_refused(
+    project: dict[str, Any], refreshed: Params, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refreshing the refresh on the same rows, or a champion tagged into the holdout: refused."""
+    path, _ = _params(project, "again")
+    champion = _champion(refreshed)
+    served = _served(refreshed).manifest.sha256
+    assert main(["--params", path, "refresh-level"]) == 1
+    err = capsys.readouterr().err
+    assert "0 of the window's" in err
+    assert f"champion version {champion.version} trained on" in err
+    service = MlflowService.from_params(refreshed.registry)
+    name, through = refreshed.registry.model_name, champion.tags[registry.TRAINED_THROUGH_TAG]
+    labels = pd.read_parquet(refreshed.paths.labels)
+    new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
+    try:
+        service.client.set_model_version_tag(
+            name, champion.version, registry.TRAINED_THROUGH_TAG, slice_key(new.iloc[-1])
+        )
+        assert main(["--params", path, "refresh-level"]) == 1
+        assert "which reach into the holdout" in capsys.readouterr().err
+    finally:
+        service.client.set_model_version_tag(
+            name, champion.version, registry.TRAINED_THROUGH_TAG, through
+        )
+    assert _champion(refreshed).version == champion.version
+    assert _served(refreshed).manifest.sha256 == served

@@ -34,6 +34,8 @@ _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
 _PROJECT: dict[str, dict[str, Any]] = {
     "split": {"val_fraction": 0.3},
     "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
+    # The 2.5x shock in one step is past the repository's x2 sanity bound (held to below).
+    "market": {"max_level_ratio": 3.0},
 }
 
 
@@ -249,3 +251,31 @@ def test_bad_inputs_fail_naming_the_problem(
     assert message in capsys.readouterr().err
     assert not params.paths.retrain_report.exists()
     assert not params.paths.retrain_holdout.exists()
+
+
+@pytest.mark.slow
+def test_a_level_past_the_sanity_bound_is_refused_before_registering(
+    project: dict[str, Any],
+    retrained: Params,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """2022 prices x1000 (another unit): the challenger's level is refused naming both levels."""
+    source = Path(project["raw"]["paths"]["labels"])
+    labels = pd.read_parquet(source)
+    is_new = labels["source"] == "autoru_2022_msk_spb"
+    labels.loc[is_new, "price"] = labels.loc[is_new, "price"] * 1000
+    target = source.with_name("labels-x1000.parquet")
+    labels.to_parquet(target)
+    champion = _champion(retrained)
+    service = MlflowService.from_params(retrained.registry)
+    name = retrained.registry.model_name
+    versions = len(service.client.search_model_versions(f"name='{name}'"))
+    path, params = _params(project, "x1000", paths={"labels": str(target)})
+    assert _retrain(path, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "retrain refused, nothing registered: the challenger serves level" in err
+    assert "the sanity bound is x3 either way" in err
+    assert not params.paths.retrain_report.exists()
+    assert _champion(params) == champion
+    assert len(service.client.search_model_versions(f"name='{name}'")) == versions

@@ -5,7 +5,14 @@ files into dvc.lock, so a second run must write the same bytes. Run ids and time
 MLflow, which finds a model's run by content (`training.io.mlflow_service`).
 """
 
+from typing import Literal
+
 import msgspec
+
+#: What a drift verdict asks for (`training.core.drift.Verdict.action`): nothing, a level
+#: refresh (`car-train refresh-level`: the champion's forest at the newest market level), or
+#: a retrain (a new forest). Here, light to import, for `car-train outcome` too.
+Action = Literal["none", "refresh", "retrain"]
 
 
 class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -11,20 +11,23 @@ as written down in training/README.md ("Drift"):
   multivariate error drifts (`retrain_on_multivariate`), or when the window's MAPE (estimated,
   or realized with at least `min_labelled_rows` labels) exceeds the reference MAPE ×
   `max_mape_ratio`;
-* how (`Verdict.action`): the first two rules see the cars' shape move, the MAPE rules the
-  error: the error alone asks for `error_alone` (a level refresh: the market moved, the cars
-  did not), the shape for a retrain, both for `error_and_shape`.
+* how (`Verdict.action`): the realized MAPE is the error rule, the others see the cars' shape
+  move (the estimated MAPE too: DLE estimates the error from the features alone, so it cannot
+  see a level shift and rises only when the cars move); the error alone asks for
+  `error_alone` (a level refresh: the market moved, the cars did not), the shape for a
+  retrain, both for `error_and_shape`.
 """
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import numpy as np
 import pandas as pd
 
 from training.config import DriftParams
+from training.records import Action
 
 
 class _Finding(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -92,19 +95,17 @@ class RuleCheck(_Finding, frozen=True):
     detail: str
 
 
-#: What a verdict asks for: nothing, a level refresh (`car-train refresh-level`: the
-#: champion's forest at the newest market level), or a retrain (a new forest).
-Action = Literal["none", "refresh", "retrain"]
-
-#: The rules that see the shape of the traffic move (its fields); the others see its error.
-SHAPE_RULES = frozenset({"drifting_fields_share", "multivariate"})
+#: The rule that sees the market's level move: the error measured on labels. Every other rule
+#: sees the traffic's shape (its fields; DLE's estimate is made from the fields alone).
+ERROR_RULE = "realized_mape"
 
 
 class Verdict(_Finding, frozen=True):
     """Whether the model must change, why, every rule checked, and how (the action).
 
-    The action: `drift.error_alone` when only an error rule triggered (a market level moved,
-    the cars did not), a retrain when only the shape moved, `drift.error_and_shape` when both.
+    The action: `drift.error_alone` when only the realized error rule triggered (a market
+    level moved, the cars did not), a retrain when only shape rules did (fields, the
+    reconstruction error, DLE's estimate), `drift.error_and_shape` when both.
     """
 
     retrain: bool
@@ -263,8 +264,8 @@ def decide(
             )
         )
     reasons = [check.detail for check in checks if check.triggered]
-    shape = any(c.triggered for c in checks if c.rule in SHAPE_RULES)
-    error = any(c.triggered for c in checks if c.rule not in SHAPE_RULES)
+    shape = any(c.triggered for c in checks if c.rule != ERROR_RULE)
+    error = any(c.triggered for c in checks if c.rule == ERROR_RULE)
     action: Action = "none"
     if shape and error:
         action = rules.error_and_shape

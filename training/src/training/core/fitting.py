@@ -14,7 +14,13 @@ import pandas as pd
 from training.config import TrainParams
 from training.core.encoding import fit_vocabulary
 from training.core.intervals import fit_intervals
-from training.core.market_index import Levels, market_index, period_levels, period_of
+from training.core.market_index import (
+    Levels,
+    market_index,
+    period_levels,
+    period_of,
+    window_mask,
+)
 from training.core.model import PricePipeline, TrainingHistory, calibrated, train_booster
 
 
@@ -51,7 +57,7 @@ def market_rows(
     """
     train, val, calibration = (pd.to_datetime(t, utc=True).reset_index(drop=True) for t in times)
     newest = max(t.max() for t in (train, val, calibration))
-    served = (calibration >= newest - pd.Timedelta(window_days, unit="D")).to_numpy()
+    served = window_mask(calibration, window_days, newest)
     return MarketRows(
         train=period_of(train),
         val=period_of(val),
@@ -159,5 +165,6 @@ def _indexed(
         market_date=market.market_date,
         served_level=float(np.median(served)),
         served_rows=len(served),
+        window_from=min(market.calibration.reset_index(drop=True)[market.served]),
     )
     return replace(pipeline, market=record), index.of(market.calibration.reset_index(drop=True))

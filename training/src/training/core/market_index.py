@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from shared_schema.bundle import MarketIndex
+from shared_schema.market import MarketIndex
 
 Array = npt.NDArray[np.float64]
 
@@ -113,6 +113,16 @@ def period_levels(log_residual: Array, periods: pd.Series, earlier: Levels | Non
     return Levels(tuple(names), tuple(levels), tuple(rows))
 
 
+def window_mask(times: pd.Series, window_days: float, newest: pd.Timestamp) -> np.ndarray:
+    """Which rows fall in the served window: the `window_days` before `newest`, inclusive.
+
+    `newest` is the newest labelled row the model may use (the newest older listing: the
+    holdout is after it); the fit and the level refresh both cut their window here.
+    """
+    stamps = pd.to_datetime(times, utc=True)
+    return np.asarray((stamps >= newest - pd.Timedelta(window_days, unit="D")).to_numpy())
+
+
 def window_level(
     log_residual: Array, brands: pd.Series, *, min_rows: int, min_brands: int = 2
 ) -> float:
@@ -158,6 +168,7 @@ def market_index(
     market_date: str,
     served_level: float,
     served_rows: int,
+    window_from: str,
     parent_version: str | None = None,
 ) -> MarketIndex:
     """The manifest's record of an index and the level a graph serves."""
@@ -169,14 +180,19 @@ def market_index(
         market_date=market_date,
         served_level=served_level,
         served_rows=served_rows,
+        window_from=window_from,
         parent_version=parent_version,
     )
 
 
 def extended(
-    index: MarketIndex, period: str, level: float, rows: int, parent_version: str
+    index: MarketIndex, window: tuple[str, str], level: float, rows: int, parent_version: str
 ) -> MarketIndex:
-    """A refreshed index: `period`'s level set (added or replaced), served from now on."""
+    """A refreshed index: the window's (first day, last day) level, served from now on.
+
+    The level is recorded under the window's last day, its market date (added or replaced).
+    """
+    window_from, period = window
     table = dict(zip(index.periods, zip(index.levels, index.rows, strict=True), strict=True))
     table[period] = (level, rows)
     ordered: Sequence[str] = sorted(table)
@@ -188,5 +204,6 @@ def extended(
         market_date=period,
         served_level=level,
         served_rows=rows,
+        window_from=window_from,
         parent_version=parent_version,
     )

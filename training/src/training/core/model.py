@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from shared_schema.bundle import MarketIndex
+from shared_schema.market import MarketIndex
 from training.core.encoding import (
     Vocabulary,
     categorical_features,

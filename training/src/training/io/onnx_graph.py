@@ -87,7 +87,7 @@ def build_graph(
             "Add", [_TREE_OUTPUT, "log_offset"], [_RELATIVE_LOG_PRICE], name="log_offset"
         ),
         helper.make_node(
-            "Add", [_RELATIVE_LOG_PRICE, MARKET_LEVEL], ["log_price"], name="market_level"
+            "Add", [_RELATIVE_LOG_PRICE, MARKET_LEVEL], ["log_price"], name=MARKET_LEVEL
         ),
         helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"),
     ]

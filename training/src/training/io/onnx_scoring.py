@@ -56,6 +56,27 @@ def price_at(
     return scaled
 
 
+def prices_at_periods(
+    model_bytes: bytes, manifest: Manifest, frame: pd.DataFrame, periods: pd.Series
+) -> np.ndarray:
+    """A bundle's prices [N] float64 for `frame`, each row at the market of its own period.
+
+    `periods` (aligned with `frame`'s rows) names each row's period; a bundle without an
+    index gives its served prices.
+
+    Raises:
+        KeyError: The bundle's index has no level for one of `periods` (named).
+    """
+    price = run_graph(model_bytes, frame_feeds(frame, manifest.inputs)).astype(np.float64)
+    market = manifest.market
+    if market is None:
+        return price
+    levels = {str(p): market.level_of(str(p)) for p in pd.unique(periods)}
+    shift = np.asarray([levels[str(p)] for p in periods], dtype=np.float64) - market.served_level
+    scaled: np.ndarray = price * np.exp(shift)
+    return scaled
+
+
 def frame_feeds(frame: pd.DataFrame, inputs: Sequence[ManifestInput]) -> dict[str, np.ndarray]:
     """A DataFrame's raw columns as the graph's feeds, by the one rule (`shared_schema.feeds`).
 

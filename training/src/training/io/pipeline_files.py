@@ -11,7 +11,7 @@ from typing import Any, Final
 import lightgbm as lgb
 import msgspec
 
-from shared_schema.bundle import MarketIndex
+from shared_schema.market import MarketIndex
 from training.core.encoding import Vocabulary
 from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared_schema.bundle import MarketIndex
+from shared_schema.market import MarketIndex
 
 
 def _pyplot() -> Any:

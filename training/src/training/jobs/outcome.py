@@ -21,13 +21,11 @@ import msgspec
 from training.config import Params
 from training.errors import PipelineError
 from training.io.mlflow_service import MlflowService
-from training.records import PromotionRecord, RefreshRecord, RetrainRecord
+from training.records import Action, PromotionRecord, RefreshRecord, RetrainRecord
 
 log = logging.getLogger(__name__)
 
 Step = Literal["drift", "retrain", "refresh", "promote"]
-#: A drift verdict's action (`training.core.drift.Action`; not imported: pandas).
-Action = Literal["none", "refresh", "retrain"]
 #: The steps whose outcome this command reads (light to import: `car-train --help` uses it).
 STEPS: tuple[Step, ...] = get_args(Step)
 

@@ -17,23 +17,27 @@ a level that moves prices by more than ×`market.max_level_ratio` (labels in ano
 
 import hashlib
 import logging
+from typing import Any
 
 import msgspec
 import numpy as np
 import pandas as pd
 
-from shared_schema.bundle import Manifest, MarketIndex
-from training.config import Params
+from shared_schema.bundle import Manifest
+from shared_schema.market import MarketIndex
+from training.config import MarketParams, Params
+from training.core.intervals import coverage, mean_relative_width
 from training.core.market_index import (
     LevelRefusedError,
     check_jump,
     extended,
     period_of,
     window_level,
+    window_mask,
 )
 from training.core.metrics import regression_metrics
 from training.core.promotion import BetterOnNewMarket, Scores
-from training.core.retrain import slice_key
+from training.core.retrain import rows_after, slice_key
 from training.errors import PipelineError
 from training.io import bundle, feast_store, files, market_levels, onnx_scoring, registry
 from training.io import splits as split_files
@@ -41,7 +45,7 @@ from training.io.mlflow_service import MlflowService
 from training.io.onnx_graph import with_market_level
 from training.io.retrain_data import one_period, read_slices
 from training.lifecycle.export import log_export
-from training.lifecycle.promote import gate, promote
+from training.lifecycle.promote import check_unseen, gate, promote
 from training.lifecycle.publish import publish
 from training.lifecycle.register import register
 from training.records import MarketScores, RefreshRecord
@@ -73,11 +77,8 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
                 f"champion version {champion.version} has no market index (exported before "
                 "it): its level cannot be refreshed; run `car-train retrain`"
             )
-        newest_old = pd.Timestamp(older["event_timestamp"].max())
-        in_window = older["event_timestamp"] >= newest_old - pd.Timedelta(
-            market.window_days, unit="D"
-        )
-        window_rows = older.loc[in_window]
+        check_unseen(champion, slice_key(newest.iloc[0]))
+        window_rows = _unseen_window(older, champion, market)
         entities = pd.concat([window_rows, newest], ignore_index=True)
         store = params.feature_store
         frame = feast_store.applied_training_frame(store.repo_path, entities, store.feature_view)
@@ -94,18 +95,26 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
             check_jump(parent.market.served_level, level, market.max_level_ratio)
         except LevelRefusedError as exc:
             raise PipelineError(f"level refresh refused, nothing published: {exc}") from exc
-        market_date = str(period_of(pd.Series([newest_old])).iloc[0])
-        index = extended(parent.market, market_date, level, len(window), str(champion.version))
+        # The window: its first listing's day to the newest older listing's (the market date).
+        window_from, market_date = (
+            str(period_of(frame["event_timestamp"]).min())
+            for frame in (window_rows, older.iloc[-1:])
+        )
+        # The version that trained the forest, through any chain of refreshes: the drift job
+        # follows it to the rows that forest was calibrated on.
+        forest_version = parent.market.parent_version or str(champion.version)
+        index = extended(
+            parent.market, (window_from, market_date), level, len(window), forest_version
+        )
         model_bytes = with_market_level(parent_bytes, level)
-        manifest = _manifest(model_bytes, parent, index, holdout)
-        _check_scaled(
+        worst = _check_scaled(
             parent_bytes,
-            parent,
             model_bytes,
-            manifest,
-            window,
+            float(np.exp(level - parent.market.served_level)),
+            onnx_scoring.frame_feeds(holdout, parent.inputs),
             tolerance=params.export.parity_tolerance,
         )
+        manifest = _manifest(model_bytes, parent, index, holdout, worst)
         bundle.write(paths.refresh_bundle, model_bytes, manifest)
         through = slice_key(older.iloc[-1])
         with service.run("refresh-level") as tracked:
@@ -169,41 +178,82 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
     return record
 
 
+def _unseen_window(older: pd.DataFrame, champion: Any, market: MarketParams) -> pd.DataFrame:
+    """The window's rows the champion never trained on.
+
+    The window is the older listings of the `market.window_days` before the newest of them
+    (`window_mask`, the fit's definition too); of those, the ones after the champion's
+    trained-through tag. A level measured on rows the forest trained on (deflated by their
+    own level) would find that level again, not the market's move since.
+
+    Raises:
+        PipelineError: Dropping the rows it trained on leaves fewer than
+            `market.min_window_rows`, naming the tag and the counts.
+    """
+    newest_old = pd.Timestamp(older["event_timestamp"].max())
+    window = older.loc[window_mask(older["event_timestamp"], market.window_days, newest_old)]
+    min_rows = market.min_window_rows
+    through = champion.tags.get(registry.TRAINED_THROUGH_TAG)
+    unseen = rows_after(window, through)
+    if len(unseen) < min(min_rows, len(window)):  # a small window alone: `window_level` says
+        raise PipelineError(
+            f"level refresh refused, nothing published: {len(unseen)} of the window's "
+            f"{len(window)} labelled rows are newer than what champion version "
+            f"{champion.version} trained on (up to {through}); a market level needs "
+            f"{min_rows} (market.min_window_rows): wait for newer labelled listings"
+        )
+    return unseen
+
+
 def _manifest(
-    model_bytes: bytes, parent: Manifest, index: MarketIndex, holdout: pd.DataFrame
+    model_bytes: bytes, parent: Manifest, index: MarketIndex, holdout: pd.DataFrame, parity: float
 ) -> Manifest:
-    """The refreshed bundle's manifest: the parent's, with the new graph, index and metrics."""
+    """The refreshed bundle's manifest: the parent's, with the new graph and index.
+
+    Measured on the holdout, the rows the parity check ran on (as an export measures on its
+    check rows): the metrics, the interval's coverage and width, `parity_rows`.
+    """
     sha256 = hashlib.sha256(model_bytes).hexdigest()
-    price = onnx_scoring.run_graph(model_bytes, onnx_scoring.frame_feeds(holdout, parent.inputs))
-    metrics = regression_metrics(holdout["price"].to_numpy(np.float64), price)
+    feeds = onnx_scoring.frame_feeds(holdout, parent.inputs)
+    price = holdout["price"].to_numpy(np.float64)
+    graph_price, *bounds = onnx_scoring.run_outputs(model_bytes, feeds, parent.outputs())
+    interval = parent.interval
+    if interval is not None:
+        low, high = bounds
+        interval = msgspec.structs.replace(
+            interval,
+            coverage=coverage(price, low, high),
+            mean_relative_width=mean_relative_width(graph_price, low, high),
+        )
     return msgspec.structs.replace(
         parent,
         sha256=sha256,
         model_version=f"dev-{sha256[:12]}",
         registry_alias=None,
-        metrics=metrics,
+        metrics=regression_metrics(price, graph_price),
+        parity_max_rel_diff=parity,
         parity_rows=len(holdout),
+        interval=interval,
         market=index,
     )
 
 
 def _check_scaled(
     parent_bytes: bytes,
-    parent: Manifest,
     model_bytes: bytes,
-    manifest: Manifest,
-    window: pd.DataFrame,
+    ratio: float,
+    feeds: dict[str, np.ndarray],
     *,
     tolerance: float,
-) -> None:
-    """The new graph's prices are the parent's times exp(level change) on the window's rows.
+) -> float:
+    """The new graph's prices are the parent's times `ratio` (the level change) on `feeds`.
+
+    Returns:
+        The largest relative difference found (the manifest's `parity_max_rel_diff`).
 
     Raises:
-        PipelineError: They differ beyond `tolerance` (`export.parity_tolerance`).
+        PipelineError: It is beyond `tolerance` (`export.parity_tolerance`).
     """
-    levels = [0.0 if m.market is None else m.market.served_level for m in (parent, manifest)]
-    ratio = float(np.exp(levels[1] - levels[0]))
-    feeds = onnx_scoring.frame_feeds(window, parent.inputs)
     before = onnx_scoring.run_graph(parent_bytes, feeds).astype(np.float64) * ratio
     after = onnx_scoring.run_graph(model_bytes, feeds).astype(np.float64)
     worst = float(np.max(np.abs(after - before) / before))
@@ -212,6 +262,7 @@ def _check_scaled(
             f"refreshed graph differs from the parent's x{ratio:.4f} by {worst:.3g} "
             f"(export.parity_tolerance {tolerance:g})"
         )
+    return worst
 
 
 def _scores(version: str, scores: Scores) -> MarketScores:

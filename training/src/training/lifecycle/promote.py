@@ -17,6 +17,7 @@ import pandas as pd
 
 from training.core.metrics import regression_metrics
 from training.core.promotion import Decision, Policy, Scores, decide
+from training.core.retrain import precedes
 from training.errors import PipelineError
 from training.io import onnx_scoring, registry
 from training.io.mlflow_service import MlflowService, TrackedRun
@@ -90,6 +91,26 @@ def gate(
     same = champion is not None and champion.version == challenger.version
     old = None if champion is None else (new if same else scores(champion))
     return GateResult(challenger, champion, new, old, decide(new, old, policy))
+
+
+def check_unseen(champion: Any, holdout_from: str) -> None:
+    """Refuse a champion that trained on holdout rows: the comparison would favour it.
+
+    `champion` is its registry version (None: no champion yet); its trained-through tag
+    (`registry.TRAINED_THROUGH_TAG`, a `slice_key`) must come before `holdout_from`.
+
+    Raises:
+        PipelineError: It does not, naming both.
+    """
+    if champion is None:
+        return
+    through = champion.tags.get(registry.TRAINED_THROUGH_TAG)
+    if through and not precedes(through, holdout_from):
+        raise PipelineError(
+            f"champion version {champion.version} trained on new-market rows up to {through}, "
+            f"which reach into the holdout (from {holdout_from}); the gate needs newer "
+            "labelled data or a smaller retrain.holdout_fraction"
+        )
 
 
 def promote(service: MlflowService, model_name: str, result: GateResult) -> None:
