@@ -149,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         results["refresh"] = json.loads((root / paths.refresh_report).read_text("utf-8"))
         demo.car_train("retrain")
         results["retrain"] = json.loads((root / paths.retrain_report).read_text("utf-8"))
-        if results["retrain"]["promote"] or results["refresh"]["promote"]:
+        # The newest promotion is the one served at the end: the refresh's version may be
+        # served for a moment after the retrain has published its own.
+        promoted = [results[step] for step in ("refresh", "retrain") if results[step]["promote"]]
+        if promoted:
             results["served_before"] = before
-            results["served_after"] = wait_for_reload(url, before)
+            results["served_after"] = wait_for_reload(url, promoted[-1]["challenger"]["version"])
         holdout = root / paths.retrain_holdout
         results["one_scalar"] = market_clock.one_scalar(champion_2020, listings_2022, holdout)
         results["index"] = market_clock.indices(root, params)
@@ -235,10 +238,9 @@ def ready(url: str) -> Any:
         return None
 
 
-def wait_for_reload(url: str, before: str) -> str:
-    """Wait until the server serves another model version than `before`; that version."""
-    _wait(lambda: (ready(url) or {}).get("model_version") not in {None, before}, "the reload")
-    version: str = ready(url)["model_version"]
+def wait_for_reload(url: str, version: str) -> str:
+    """Wait until the server serves model `version`; that version."""
+    _wait(lambda: (ready(url) or {}).get("model_version") == version, f"the reload to {version}")
     return version
 
 
