@@ -56,6 +56,7 @@ class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
     labels: LabelJoin | None
     reference: Reference
     chunk_size: int
+    window_chunk_size: int
     fields: list[drift.FieldDrift]
     multivariate: drift.MultivariateDrift
     estimated_mape: float | None
@@ -203,6 +204,7 @@ def run(
                 mae=reference_metrics["mae_rub"],
             ),
             chunk_size=rules.chunk_size,
+            window_chunk_size=results.window_chunk_size,
             fields=fields,
             multivariate=multivariate,
             estimated_mape=estimated,
