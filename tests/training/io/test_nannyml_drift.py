@@ -43,7 +43,10 @@ def test_window_chunk_size_grows_only_past_max_chunks(
 
 
 def test_long_window_is_cut_into_at_most_max_chunks_larger_chunks(drift_params: Params) -> None:
-    """A 1000-row window with max_chunks 4 gets 250-row chunks; the reference keeps 100-row."""
+    """A 1000-row window with max_chunks 4 gets 250-row chunks; the reference keeps 100-row.
+
+    NannyML's distribution plot would cut the reference to the window's size: it names why not.
+    """
     rules = _rules(drift_params, chunk_size=100, max_chunks=4)
     reference = _priced(1000, seed=1).drop(columns=[TS])
     results = nannyml_drift.analyse(reference, _priced(1000, seed=2), rules)
@@ -52,6 +55,8 @@ def test_long_window_is_cut_into_at_most_max_chunks_larger_chunks(drift_params: 
     assert len(results.performance) == 4
     assert results.univariate["chunk"].nunique() == 4
     assert results.performance["first_row"].tolist() == [0, 250, 500, 750]
+    with pytest.raises(ValueError, match="not drawn for 250-row window chunks"):
+        results.figures["univariate_distribution"]()
 
 
 def test_short_window_keeps_the_configured_chunk_size(drift_params: Params) -> None:

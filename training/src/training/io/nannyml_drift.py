@@ -155,7 +155,9 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
         log.warning("nannyml: %s", message)
     figures: dict[str, Callable[[], Any]] = {
         "univariate_drift": lambda: drift_result.plot(kind="drift"),
-        "univariate_distribution": lambda: drift_result.plot(kind="distribution"),
+        "univariate_distribution": (lambda: drift_result.plot(kind="distribution"))
+        if chunker.chunk_size == rules.chunk_size
+        else _distribution_not_drawn(chunker.chunk_size, rules.chunk_size),
         "multivariate_drift": multivariate_result.plot,
         "estimated_performance": estimated.plot,
     }
@@ -172,6 +174,23 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
         warnings=messages,
         figures=figures,
     )
+
+
+def _distribution_not_drawn(window_chunk: int, reference_chunk: int) -> Callable[[], Any]:
+    """A figure maker that names why the distribution plot is not drawn (in `plot_errors`).
+
+    NannyML's distribution plot cuts the reference again with the calculator's one chunker, by
+    then the window's: it would show the reference in the window's chunk size against
+    thresholds from its own, or fail when the reference is shorter than one window chunk.
+    """
+
+    def refuse() -> Any:
+        raise ValueError(
+            f"not drawn for {window_chunk:,}-row window chunks: NannyML's distribution plot "
+            f"would cut the reference ({reference_chunk:,}-row chunks) to the window's size"
+        )
+
+    return refuse
 
 
 def write_plots(
