@@ -36,6 +36,9 @@ def _row(label: str, size: dict[str, Any]) -> str:
         _outcome(size),
         f"{size['wall_s']:.0f}",
         f"{peak:,}" + ("" if size["peak_rss_mb"] else " (sampled)"),
+        f"{size['window_chunks']:,} × {size['window_chunk_size']:,}"
+        if "window_chunks" in size
+        else "–",
     ]
     for stage in STAGES:
         done = stages.get(stage)
@@ -52,7 +55,7 @@ def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> st
     """The report; with `before` (an earlier run's report) its rows beside each size's."""
     machine = report["machine"]
     earlier = {s["window"]["records"]: s for s in (before or {}).get("sizes", [])}
-    head = ["records", "log MB", "run", "outcome", "wall s", "peak RSS MB"]
+    head = ["records", "log MB", "run", "outcome", "wall s", "peak RSS MB", "chunks × rows"]
     head += [f"{s} (s, peak MB after)" if s != "rest" else "rest s" for s in STAGES]
     runs = [report] if before is None else [before, report]
     lines = [f"# Drift job scale, {report['date']}, {report['label']}", ""]
@@ -74,7 +77,9 @@ def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> st
         "",
         f"Runs over {report['max_rss_gb']:g} GB resident are stopped. `rest` is scoring the "
         "reference, the verdict and the summary; `start_up` (interpreter and imports) is in the "
-        "wall time only.",
+        "wall time only. `chunks × rows`: the window's NannyML chunks and rows in each (the last "
+        "also takes the remainder), from the job's summary; – where the run did not end or "
+        "predates the bound on chunks.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---:|" * len(head),

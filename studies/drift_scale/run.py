@@ -45,6 +45,7 @@ from studies.drift_scale.report import markdown
 from studies.drift_scale.window import write_window
 from training.config import load_params
 from training.io import onnx_scoring
+from training.jobs.drift import SUMMARY_FILE
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_RECORDS = (100_000, 1_000_000, 5_000_000)
@@ -226,6 +227,15 @@ def measure(
     return result
 
 
+def window_chunks(params_file: Path, run: str) -> dict[str, int]:
+    """The chunks NannyML cut the window into, from the run's summary (none if it did not end)."""
+    summary = load_params(params_file).paths.drift / run / SUMMARY_FILE
+    if not summary.exists():
+        return {}
+    read = json.loads(summary.read_text())
+    return {"window_chunk_size": read["window_chunk_size"], "window_chunks": len(read["chunks"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure every size, write the results; 1 if a run failed (not if stopped over the cap)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -271,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"window {records}: {window['log_bytes'] / 1e6:.0f} MB", file=sys.stderr)
         run = f"scale-{label}-{records}-{datetime.now(tz=UTC):%H%M%S}"
         measured = measure(args.params, window, run, args.max_rss_gb, args.max_wall_s)
+        measured |= window_chunks(args.params, run)
         print(f"  {json.dumps(measured)}", file=sys.stderr)
         report["sizes"].append({"window": window, **measured})
         # Written after every size: a long session stopped later keeps what it measured.

@@ -169,17 +169,22 @@ def _report(label: str, sizes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_report_names_a_stopped_run_and_its_stage_beside_the_earlier_run() -> None:
-    """Stopped or killed runs name why and their stage; each size shows both runs' rows."""
+    """Stopped or killed runs name why and their stage; each size shows both runs' rows.
+
+    A finished run shows the window's chunks from the job's summary.
+    """
     capped = {"exit_code": -9, "stopped_over_cap_gb": 10.0, "stopped_in_stage": "join_labels"}
     capped["peak_rss_mb"] = None
     before = _report("before", [_size(100, **capped)])
     stopped = {"exit_code": -9, "stopped_after_s": 600.0, "stopped_in_stage": "write_plots"}
     killed = {"exit_code": -15, "wall_s": 1770.0, "stages": {}}
-    after = _report("after", [_size(100), _size(1000, **stopped), _size(5000, **killed)])
+    chunked = {"window_chunks": 2, "window_chunk_size": 50}
+    after = _report("after", [_size(100, **chunked), _size(1000, **stopped), _size(5000, **killed)])
     rows = [line for line in markdown(after, before).splitlines() if line[:3] in ("| 1", "| 5")]
     assert [row.split(" | ")[2] for row in rows] == ["before", "after", "after", "after"]
     assert "stopped > 10 GB in join_labels" in rows[0]
     assert "690 (sampled)" in rows[0]
-    assert "done | 3 | 700 | 1.0 s, 300 MB | 0.5 s, 310 MB | – |" in rows[1]
+    assert "done | 3 | 700 | 2 × 50 | 1.0 s, 300 MB | 0.5 s, 310 MB | – |" in rows[1]
+    assert "690 (sampled) | – |" in rows[0]
     assert "stopped after 600 s in write_plots" in rows[2]
     assert "killed (signal 15) after 1770 s in read_window" in rows[3]

@@ -182,6 +182,7 @@ class DriftParams(_Section, frozen=True):
     """`car-train drift`: chunking, drift methods and the retrain rules (training/README.md)."""
 
     chunk_size: Annotated[int, Meta(ge=10)]
+    max_chunks: Annotated[int, Meta(ge=1)]
     continuous_method: DriftMethod
     categorical_method: CategoricalDriftMethod
     std_multiplier: Annotated[float, Meta(gt=0.0)]

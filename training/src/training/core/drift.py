@@ -30,6 +30,16 @@ from training.config import DriftParams
 from training.records import Action
 
 
+def window_chunk_size(window_rows: int, rules: DriftParams) -> int:
+    """Rows per chunk of a window: `chunk_size`, larger when the window would exceed `max_chunks`.
+
+    NannyML's calculators and plots cost per chunk (one plot trace per chunk and field), so a
+    window of a million records in 500-row chunks never finishes; past `max_chunks` × `chunk_size`
+    rows the chunks grow instead, and the window is never cut into more than `max_chunks`.
+    """
+    return max(rules.chunk_size, math.ceil(window_rows / rules.max_chunks))
+
+
 class _Finding(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A part of the drift summary: immutable, unknown keys rejected when read back."""
 

@@ -59,6 +59,7 @@ class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
     labels: LabelJoin | None
     reference: Reference
     chunk_size: int
+    window_chunk_size: int
     fields: list[drift.FieldDrift]
     multivariate: drift.MultivariateDrift
     estimated_mape: float | None
@@ -261,6 +262,7 @@ def run(
                 periods=[] if periods is None else sorted(set(periods)),
             ),
             chunk_size=rules.chunk_size,
+            window_chunk_size=results.window_chunk_size,
             fields=fields,
             multivariate=multivariate,
             estimated_mape=estimated,
