@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from studies.frontier.run import _patience, load_candidates
+from studies.frontier.run import fit_candidate, load_candidates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from training.config import load_params
-    from training.core.encoding import fit_vocabulary
     from training.core.intervals import fit_intervals
-    from training.core.model import calibrated, train_booster
     from training.io import pipeline_files, splits
 
     candidates = load_candidates()
@@ -38,20 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no candidate {args.candidate!r}; known: {', '.join(candidates)}")
     params = load_params(args.params)
     train, val = (splits.read(params.paths.splits, split) for split in ("train", "val"))
-    booster = {**msgspec.to_builtins(params.train.lightgbm), **candidates[args.candidate]}
-    categorical = bool(booster.pop("categorical_splits", True))
-    order = booster.pop("category_order", "frequency")
-    pipeline, history = train_booster(
+    fitted = fit_candidate(
         train,
         val,
-        fit_vocabulary(train, params.train.min_category_count, order),
-        booster,
-        num_boost_round=20_000,
-        early_stopping_rounds=_patience(booster),
-        log_every=10**9,
-        categorical_splits=categorical,
+        {**msgspec.to_builtins(params.train.lightgbm), **candidates[args.candidate]},
+        params.train.min_category_count,
     )
-    pipeline = calibrated(pipeline, val)
+    pipeline = fitted.pipeline
     price = val["price"].to_numpy(np.float64)
     interval = fit_intervals(
         pipeline.predict_log(val),
@@ -64,13 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         vocabulary=pipeline.vocabulary.to_json(),
         log_offset=pipeline.log_offset,
         interval=interval,
-        best_iteration=history.best_iteration,
-        lightgbm={**booster, "categorical_splits": categorical, "category_order": order},
+        best_iteration=fitted.best_iteration,
+        lightgbm={
+            **fitted.booster,
+            "categorical_splits": fitted.categorical_splits,
+            "category_order": fitted.category_order,
+        },
         val={"mape": float(np.mean(np.abs(pipeline.predict_price(val) - price) / price))},
         dataset=splits.read_summary(params.paths.splits),
     )
     pipeline_files.save(pipeline, args.out, record)
-    print(f"{args.candidate}: {history.best_iteration} trees, saved to {args.out}")
+    print(f"{args.candidate}: {fitted.best_iteration} trees, saved to {args.out}")
     return 0
 
 

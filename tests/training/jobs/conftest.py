@@ -1,5 +1,6 @@
 """Scratch projects for the jobs: synthetic raw files, params pointing at them, the Feast repo."""
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ import pytest
 
 from scripts import stage_code
 from training.cli import main
+from training.config import Params, load_params
 
-from ..conftest import REPO_ROOT, relocated, repo_params
+from ..conftest import REPO_ROOT, merged, relocated, repo_params
 from ..conftest import write_params as write_params_file
 from ..raw_markets import synthetic_2020, synthetic_2022, write_raw
 
@@ -67,6 +69,27 @@ def champion_project(
         assert main(["--params", path, step]) == 0, step
     assert main(["--params", path, "fetch-model", "--alias", "champion"]) == 0
     return raw, path
+
+
+def published_project(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    markets: tuple[pd.DataFrame, pd.DataFrame],
+    overrides: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """`champion_project` in a fresh temporary folder: its `root` and the params it wrote."""
+    root = tmp_path_factory.mktemp(name)
+    raw, _ = champion_project(root, markets, overrides)
+    return {"root": root, "raw": raw}
+
+
+def params_variant(
+    project: dict[str, Any], name: str, **sections: dict[str, Any]
+) -> tuple[str, Params]:
+    """The project's params with `sections` laid over them, in `params-<name>.yaml` beside."""
+    raw = merged(copy.deepcopy(project["raw"]), **sections)
+    path = write_params_file(raw, project["root"] / f"params-{name}.yaml")
+    return str(path), load_params(path)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ champion, leave the 2020 test split's prices at 2020's level exactly as they wer
 window it cannot trust, naming why, without publishing anything.
 """
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -19,15 +18,14 @@ import pytest
 from shared_schema.bundle import read_verified
 from shared_schema.serving_folder import resolve
 from training.cli import main
-from training.config import Params, load_params
+from training.config import Params
 from training.core.retrain import ORDER, slice_key
 from training.io import onnx_graph, registry
 from training.io.mlflow_service import MlflowService
 from training.jobs.refresh_level import PARENT_TAG
 
-from ..conftest import merged, write_params
 from ..raw_markets import row_2020, row_2022
-from .conftest import champion_project
+from .conftest import params_variant, published_project
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -86,15 +84,7 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
-    root = tmp_path_factory.mktemp("refresh")
-    raw, _ = champion_project(root, _markets(), {**fast_training, **_PROJECT})
-    return {"root": root, "raw": raw}
-
-
-def _params(project: dict[str, Any], name: str, **sections: dict[str, Any]) -> tuple[str, Params]:
-    raw = merged(copy.deepcopy(project["raw"]), **sections)
-    path = write_params(raw, project["root"] / f"params-{name}.yaml")
-    return str(path), load_params(path)
+    return published_project(tmp_path_factory, "refresh", _markets(), {**fast_training, **_PROJECT})
 
 
 def _champion(params: Params) -> Any:
@@ -141,7 +131,7 @@ def test_a_window_it_cannot_trust_is_refused_and_nothing_published(
     """Too few rows, too few brands, prices x1000: refused naming why; champion and serving kept."""
     if sections.get("paths"):
         sections = {"paths": _prices_times_1000(project)}
-    path, params = _params(project, "bad", **sections)
+    path, params = params_variant(project, "bad", **sections)
     champion, served = _champion(params).version, _served(params).manifest.sha256
     assert main(["--params", path, "refresh-level"]) == 1
     err = capsys.readouterr().err
@@ -155,7 +145,7 @@ def test_a_window_it_cannot_trust_is_refused_and_nothing_published(
 @pytest.fixture(scope="module")
 def refreshed(project: dict[str, Any]) -> Params:
     """One refresh of the 2020 champion (version 1) at the repository's gate."""
-    path, params = _params(project, "refresh")
+    path, params = params_variant(project, "refresh")
     assert main(["--params", path, "refresh-level"]) == 0
     return params
 
@@ -229,7 +219,7 @@ def test_a_window_the_champion_trained_on_is_refused(
     project: dict[str, Any], refreshed: Params, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Refreshing the refresh on the same rows, or a champion tagged into the holdout: refused."""
-    path, _ = _params(project, "again")
+    path, _ = params_variant(project, "again")
     champion = _champion(refreshed)
     served = _served(refreshed).manifest.sha256
     assert main(["--params", path, "refresh-level"]) == 1

@@ -7,7 +7,6 @@ the gate promotes it at the repository's tolerance. (Before the market clock the
 challenger was catastrophically worse on 2020 and refused.)
 """
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -18,14 +17,13 @@ import pytest
 
 from shared_schema.serving_folder import resolve
 from training.cli import main
-from training.config import Params, load_params
+from training.config import Params
 from training.core.retrain import ORDER, slice_key
 from training.io import registry
 from training.io.mlflow_service import MlflowService
 
-from ..conftest import merged, write_params
 from ..raw_markets import row_2020, row_2022
-from .conftest import champion_project
+from .conftest import params_variant, published_project
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -75,15 +73,7 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
-    root = tmp_path_factory.mktemp("retrain")
-    raw, _ = champion_project(root, _markets(), {**fast_training, **_PROJECT})
-    return {"root": root, "raw": raw}
-
-
-def _params(project: dict[str, Any], name: str, **sections: dict[str, Any]) -> tuple[str, Params]:
-    raw = merged(copy.deepcopy(project["raw"]), **sections)
-    path = write_params(raw, project["root"] / f"params-{name}.yaml")
-    return str(path), load_params(path)
+    return published_project(tmp_path_factory, "retrain", _markets(), {**fast_training, **_PROJECT})
 
 
 def _retrain(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
@@ -93,7 +83,7 @@ def _retrain(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
 @pytest.fixture(scope="module")
 def retrained(project: dict[str, Any]) -> Params:
     """One retrain at the repository's tolerance, with version 1 (2020 only) as champion."""
-    path, params = _params(project, "strict")
+    path, params = params_variant(project, "strict")
     with pytest.MonkeyPatch.context() as patch:
         assert _retrain(path, patch) == 0
     return params
@@ -209,7 +199,7 @@ def test_refuses_a_holdout_the_champion_trained_on(
 ) -> None:
     """A retrained champion must not have seen the holdout: a larger one is an error."""
     champion = _champion(retrained)
-    path, params = _params(project, "wider", retrain={"holdout_fraction": 0.5})
+    path, params = params_variant(project, "wider", retrain={"holdout_fraction": 0.5})
     assert _retrain(path, monkeypatch) == 1
     err = capsys.readouterr().err
     assert f"champion version {champion} trained on new-market rows up to" in err
@@ -246,7 +236,7 @@ def test_bad_inputs_fail_naming_the_problem(
     """No new labelled rows, too few for a holdout or for validation: a clear error, no outputs."""
     if sections.get("paths"):
         sections = {"paths": _without_2022(project)}
-    path, params = _params(project, "bad", **sections)
+    path, params = params_variant(project, "bad", **sections)
     assert _retrain(path, monkeypatch) == 1
     assert message in capsys.readouterr().err
     assert not params.paths.retrain_report.exists()
@@ -271,7 +261,7 @@ def test_a_level_past_the_sanity_bound_is_refused_before_registering(
     service = MlflowService.from_params(retrained.registry)
     name = retrained.registry.model_name
     versions = len(service.client.search_model_versions(f"name='{name}'"))
-    path, params = _params(project, "x1000", paths={"labels": str(target)})
+    path, params = params_variant(project, "x1000", paths={"labels": str(target)})
     assert _retrain(path, monkeypatch) == 1
     err = capsys.readouterr().err
     assert "retrain refused, nothing registered: the challenger serves level" in err
