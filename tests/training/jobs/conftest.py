@@ -11,6 +11,7 @@ import pytest
 from scripts import stage_code
 from training.cli import main
 from training.config import Params, load_params
+from training.core.retrain import ORDER
 
 from ..conftest import REPO_ROOT, merged, relocated, repo_params
 from ..conftest import write_params as write_params_file
@@ -90,6 +91,14 @@ def params_variant(
     raw = merged(copy.deepcopy(project["raw"]), **sections)
     path = write_params_file(raw, project["root"] / f"params-{name}.yaml")
     return str(path), load_params(path)
+
+
+def newest_day_before_holdout(params: Params, holdout_rows: int) -> str:
+    """The day of the newest 2022 listing older than the newest `holdout_rows` (the holdout)."""
+    labels = pd.read_parquet(params.paths.labels)
+    new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
+    newest = new["event_timestamp"].iloc[-holdout_rows - 1]
+    return str(pd.Timestamp(newest).tz_convert("UTC").date())
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from training.io.mlflow_service import MlflowService
 from training.jobs.refresh_level import PARENT_TAG
 
 from ..raw_markets import row_2020, row_2022
-from .conftest import params_variant, published_project
+from .conftest import newest_day_before_holdout, params_variant, published_project
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -150,14 +150,6 @@ def refreshed(project: dict[str, Any]) -> Params:
     return params
 
 
-def _newest_window_day(params: Params) -> str:
-    """The day of the newest 2022 listing before the holdout: the refreshed market date."""
-    labels = pd.read_parquet(params.paths.labels)
-    new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
-    newest = new["event_timestamp"].iloc[-(_N // 5) - 1]
-    return str(pd.Timestamp(newest).tz_convert("UTC").date())
-
-
 @pytest.mark.slow
 def test_the_refresh_finds_the_level_and_is_promoted_through_the_gate(refreshed: Params) -> None:
     """Level x1.5 found; far better on the newest rows; 2020 priced exactly as before."""
@@ -171,7 +163,7 @@ def test_the_refresh_finds_the_level_and_is_promoted_through_the_gate(refreshed:
         record["champion"]["test_2020_mape"], rel=1e-5
     )
     assert record["parent_version"] == "1"
-    assert record["market_date"] == _newest_window_day(refreshed)
+    assert record["market_date"] == newest_day_before_holdout(refreshed, _N // 5)
     assert str(_champion(refreshed).version) == record["champion_version_after"] == "2"
 
 
@@ -190,7 +182,7 @@ def test_the_refreshed_bundle_is_the_parents_graph_with_one_new_constant(
     assert market is not None
     assert parent.market is not None
     assert market.parent_version == "1"
-    assert market.market_date == _newest_window_day(refreshed)
+    assert market.market_date == newest_day_before_holdout(refreshed, _N // 5)
     assert market.periods == [*parent.market.periods, market.market_date]
     assert _champion(refreshed).tags[PARENT_TAG] == "1"
     # Measured on the holdout it was checked on, not the parent's figures on its own rows.

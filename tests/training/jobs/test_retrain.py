@@ -23,7 +23,7 @@ from training.io import registry
 from training.io.mlflow_service import MlflowService
 
 from ..raw_markets import row_2020, row_2022
-from .conftest import params_variant, published_project
+from .conftest import newest_day_before_holdout, params_variant, published_project
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -123,7 +123,9 @@ def test_learns_the_level_and_is_not_worse_on_2020_at_2020s_level(retrained: Par
     assert {"2020-09-09", *_DAYS[:-1]} <= set(levels) <= {"2020-09-09", *_DAYS}
     for day in set(levels) - {"2020-09-09"}:
         assert math.exp(levels[day] - levels["2020-09-09"]) == pytest.approx(2.5, rel=0.05)
-    assert record["market_date"] == market["market_date"] == _newest_trained_day(params)
+    assert (
+        record["market_date"] == market["market_date"] == newest_day_before_holdout(params, _N // 5)
+    )
     service = MlflowService.from_params(params.registry)
     challenger = registry.require_version(
         service, params.registry.model_name, record["challenger"]["version"]
@@ -142,14 +144,6 @@ def test_learns_the_level_and_is_not_worse_on_2020_at_2020s_level(retrained: Par
     gate = service.client.get_run(challenger.run_id).data.metrics
     assert gate["gate_challenger_holdout_mape"] == record["challenger"]["holdout_mape"]
     assert gate["gate_champion_test_2020_mape"] == record["champion"]["test_2020_mape"]
-
-
-def _newest_trained_day(params: Params) -> str:
-    """The day of the newest 2022 listing before the holdout."""
-    labels = pd.read_parquet(params.paths.labels)
-    new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
-    newest = new["event_timestamp"].iloc[-(_N // 5) - 1]
-    return str(pd.Timestamp(newest).tz_convert("UTC").date())
 
 
 @pytest.mark.slow
