@@ -101,6 +101,17 @@ def newest_day_before_holdout(params: Params, holdout_rows: int) -> str:
     return str(pd.Timestamp(newest).tz_convert("UTC").date())
 
 
+def labels_with_2022_prices_times_1000(project: dict[str, Any]) -> dict[str, Any]:
+    """A labels table whose 2022 prices are in thousandths of a rouble, in place of the real."""
+    source = Path(project["raw"]["paths"]["labels"])
+    labels = pd.read_parquet(source)
+    is_new = labels["source"] == "autoru_2022_msk_spb"
+    labels.loc[is_new, "price"] = labels.loc[is_new, "price"] * 1000
+    target = source.with_name("labels-x1000.parquet")
+    labels.to_parquet(target)
+    return {"labels": str(target)}
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A scratch project: synthetic raw files, a params file and a copy of the Feast repo."""

@@ -8,7 +8,6 @@ window it cannot trust, naming why, without publishing anything.
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import onnx
@@ -25,7 +24,12 @@ from training.io.mlflow_service import MlflowService
 from training.jobs.refresh_level import PARENT_TAG
 
 from ..raw_markets import row_2020, row_2022
-from .conftest import newest_day_before_holdout, params_variant, published_project
+from .conftest import (
+    labels_with_2022_prices_times_1000,
+    newest_day_before_holdout,
+    params_variant,
+    published_project,
+)
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -96,17 +100,6 @@ def _served(params: Params) -> Any:
     return read_verified(resolve(params.paths.serving_bundle).directory)
 
 
-def _prices_times_1000(project: dict[str, Any]) -> dict[str, Any]:
-    """A labels table whose 2022 prices are in thousandths of a rouble, in place of the real."""
-    source = Path(project["raw"]["paths"]["labels"])
-    labels = pd.read_parquet(source)
-    is_new = labels["source"] == "autoru_2022_msk_spb"
-    labels.loc[is_new, "price"] = labels.loc[is_new, "price"] * 1000
-    target = source.with_name("labels-x1000.parquet")
-    labels.to_parquet(target)
-    return {"labels": str(target)}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("sections", "message"),
@@ -130,7 +123,7 @@ def test_a_window_it_cannot_trust_is_refused_and_nothing_published(
 ) -> None:
     """Too few rows, too few brands, prices x1000: refused naming why; champion and serving kept."""
     if sections.get("paths"):
-        sections = {"paths": _prices_times_1000(project)}
+        sections = {"paths": labels_with_2022_prices_times_1000(project)}
     path, params = params_variant(project, "bad", **sections)
     champion, served = _champion(params).version, _served(params).manifest.sha256
     assert main(["--params", path, "refresh-level"]) == 1

@@ -23,7 +23,12 @@ from training.io import registry
 from training.io.mlflow_service import MlflowService
 
 from ..raw_markets import row_2020, row_2022
-from .conftest import newest_day_before_holdout, params_variant, published_project
+from .conftest import (
+    labels_with_2022_prices_times_1000,
+    newest_day_before_holdout,
+    params_variant,
+    published_project,
+)
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -245,17 +250,12 @@ def test_a_level_past_the_sanity_bound_is_refused_before_registering(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """2022 prices x1000 (another unit): the challenger's level is refused naming both levels."""
-    source = Path(project["raw"]["paths"]["labels"])
-    labels = pd.read_parquet(source)
-    is_new = labels["source"] == "autoru_2022_msk_spb"
-    labels.loc[is_new, "price"] = labels.loc[is_new, "price"] * 1000
-    target = source.with_name("labels-x1000.parquet")
-    labels.to_parquet(target)
+    x1000 = labels_with_2022_prices_times_1000(project)
     champion = _champion(retrained)
     service = MlflowService.from_params(retrained.registry)
     name = retrained.registry.model_name
     versions = len(service.client.search_model_versions(f"name='{name}'"))
-    path, params = params_variant(project, "x1000", paths={"labels": str(target)})
+    path, params = params_variant(project, "x1000", paths=x1000)
     assert _retrain(path, monkeypatch) == 1
     err = capsys.readouterr().err
     assert "retrain refused, nothing registered: the challenger serves level" in err
