@@ -15,13 +15,15 @@ MakeClient = Callable[..., Client]
 
 
 def _make_client(model_dir: Path, **settings: Any) -> Client:
-    options: dict[str, Any] = {"reload_poll_s": 0.0, **settings}
+    # Lag shedding off unless given: on a busy machine the TestClient's loop can run late
+    # enough to turn a request away 503 (CI saw it once); admission has tests of its own.
+    options: dict[str, Any] = {"reload_poll_s": 0.0, "shed_lag_ms": 60_000, **settings}
     return TestClient(create_app(Settings(model_dir=str(model_dir), **options)))
 
 
 @pytest.fixture
 def make_client() -> MakeClient:
-    """A TestClient factory: `make_client(model_dir, **settings)`, polling off unless given."""
+    """A TestClient factory, `make_client(model_dir, **settings)`: no polling or shedding."""
     return _make_client
 
 
