@@ -48,7 +48,7 @@ serve: setup  ## Serve the model with car-serve (settings: env vars, see `car-se
 	$(UV) run --frozen car-serve
 
 test: lint system-deps  ## Lint and types, then the whole test suite (what CI runs).
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest --durations=25
 
 # The markers are registered (and explained) in pyproject.toml; tests/programs.py lists the
 # programs `needs` may name. -n auto: one worker per core.
