@@ -22,7 +22,7 @@ import pytest
 
 from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE
 
-from .conftest import ServerProcess, serve, wait_for
+from .conftest import NO_LAG_SHEDDING, ServerProcess, serve, wait_for
 from .test_faults_under_load import Clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve", "unshare")]
@@ -54,6 +54,7 @@ def test_bad_bundles_under_load_leave_the_old_model_serving(
             workers=WORKERS,
             launcher=AS_UID_1000,
             RELOAD_POLL_S="0.2",
+            **NO_LAG_SHEDDING,
         ) as server,
         Clients(f"{server.url}/predict") as clients,
     ):

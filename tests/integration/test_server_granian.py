@@ -18,7 +18,7 @@ import pytest
 from shared_schema import SCHEMA_VERSION
 
 from ..programs import program
-from .conftest import free_port, stop
+from .conftest import NO_LAG_SHEDDING, free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs("car-serve")]
 
@@ -57,6 +57,7 @@ def server(
         "MODEL_DIR": str(model_dir),
         "RELOAD_POLL_S": "0.2",
         "PROMETHEUS_MULTIPROC_DIR": "",
+        **NO_LAG_SHEDDING,
     }
     del env["PROMETHEUS_MULTIPROC_DIR"]  # car-serve must make its own
     command = [program("car-serve"), "--port", str(port)]
