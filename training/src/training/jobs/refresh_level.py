@@ -15,7 +15,6 @@ labelled rows or `market.min_window_brands` brands, a champion exported before t
 a level that moves prices by more than ×`market.max_level_ratio` (labels in another unit too).
 """
 
-import hashlib
 import logging
 from typing import Any
 
@@ -23,10 +22,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from shared_schema.bundle import Manifest
-from shared_schema.market import MarketIndex
 from training.config import MarketParams, Params
-from training.core.intervals import coverage, mean_relative_width
 from training.core.market_index import (
     LevelRefusedError,
     check_jump,
@@ -35,14 +31,13 @@ from training.core.market_index import (
     window_level,
     window_mask,
 )
-from training.core.metrics import regression_metrics
 from training.core.promotion import BetterOnNewMarket, Scores
 from training.core.retrain import rows_after, slice_key
 from training.errors import PipelineError
-from training.io import bundle, feast_store, files, market_levels, onnx_scoring, registry
+from training.io import bundle, feast_store, files, market_levels, registry
 from training.io import splits as split_files
+from training.io.level_bundle import at_level
 from training.io.mlflow_service import MlflowService
-from training.io.onnx_graph import with_market_level
 from training.io.retrain_data import one_period, read_slices
 from training.lifecycle.export import log_export
 from training.lifecycle.promote import check_unseen, gate, promote
@@ -106,15 +101,9 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
         index = extended(
             parent.market, (window_from, market_date), level, len(window), forest_version
         )
-        model_bytes = with_market_level(parent_bytes, level)
-        worst = _check_scaled(
-            parent_bytes,
-            model_bytes,
-            float(np.exp(level - parent.market.served_level)),
-            onnx_scoring.frame_feeds(holdout, parent.inputs),
-            tolerance=params.export.parity_tolerance,
+        model_bytes, manifest = at_level(
+            parent_bytes, parent, level, index, holdout, tolerance=params.export.parity_tolerance
         )
-        manifest = _manifest(model_bytes, parent, index, holdout, worst)
         bundle.write(paths.refresh_bundle, model_bytes, manifest)
         through = slice_key(older.iloc[-1])
         with service.run("refresh-level") as tracked:
@@ -203,66 +192,6 @@ def _unseen_window(older: pd.DataFrame, champion: Any, market: MarketParams) -> 
             f"{min_rows} (market.min_window_rows): wait for newer labelled listings"
         )
     return unseen
-
-
-def _manifest(
-    model_bytes: bytes, parent: Manifest, index: MarketIndex, holdout: pd.DataFrame, parity: float
-) -> Manifest:
-    """The refreshed bundle's manifest: the parent's, with the new graph and index.
-
-    Measured on the holdout, the rows the parity check ran on (as an export measures on its
-    check rows): the metrics, the interval's coverage and width, `parity_rows`.
-    """
-    sha256 = hashlib.sha256(model_bytes).hexdigest()
-    feeds = onnx_scoring.frame_feeds(holdout, parent.inputs)
-    price = holdout["price"].to_numpy(np.float64)
-    graph_price, *bounds = onnx_scoring.run_outputs(model_bytes, feeds, parent.outputs())
-    interval = parent.interval
-    if interval is not None:
-        low, high = bounds
-        interval = msgspec.structs.replace(
-            interval,
-            coverage=coverage(price, low, high),
-            mean_relative_width=mean_relative_width(graph_price, low, high),
-        )
-    return msgspec.structs.replace(
-        parent,
-        sha256=sha256,
-        model_version=f"dev-{sha256[:12]}",
-        registry_alias=None,
-        metrics=regression_metrics(price, graph_price),
-        parity_max_rel_diff=parity,
-        parity_rows=len(holdout),
-        interval=interval,
-        market=index,
-    )
-
-
-def _check_scaled(
-    parent_bytes: bytes,
-    model_bytes: bytes,
-    ratio: float,
-    feeds: dict[str, np.ndarray],
-    *,
-    tolerance: float,
-) -> float:
-    """The new graph's prices are the parent's times `ratio` (the level change) on `feeds`.
-
-    Returns:
-        The largest relative difference found (the manifest's `parity_max_rel_diff`).
-
-    Raises:
-        PipelineError: It is beyond `tolerance` (`export.parity_tolerance`).
-    """
-    before = onnx_scoring.run_graph(parent_bytes, feeds).astype(np.float64) * ratio
-    after = onnx_scoring.run_graph(model_bytes, feeds).astype(np.float64)
-    worst = float(np.max(np.abs(after - before) / before))
-    if worst > tolerance:
-        raise PipelineError(
-            f"refreshed graph differs from the parent's x{ratio:.4f} by {worst:.3g} "
-            f"(export.parity_tolerance {tolerance:g})"
-        )
-    return worst
 
 
 def _scores(version: str, scores: Scores) -> MarketScores:
