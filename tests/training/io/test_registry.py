@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared_schema.bundle import read_verified
-from shared_schema.serving_folder import resolve
+from shared_schema.serving_folder import CHALLENGER, CURRENT, PREVIOUS, read_pointer, resolve
 from training.cli import main
 from training.config import Params, load_params
 from training.io import onnx_scoring, registry, splits
@@ -181,6 +182,20 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+def test_stage_serves_the_refused_challenger_beside_the_champion(store: dict[str, Any]) -> None:
+    """`car-train stage` names registry challenger 2 in `challenger`; `current` stays on 1."""
+    path, params = _params(store, 2)
+    folder = params.paths.serving_bundle
+    current = (folder / CURRENT).read_bytes()
+    assert main(["--params", path, "stage", "--out", str(folder)]) == 0
+    staged = read_pointer(folder, CHALLENGER)
+    assert staged is not None
+    assert staged.model_version == "2"
+    assert read_verified(folder / staged.bundle).manifest.registry_alias == "challenger"
+    assert (folder / CURRENT).read_bytes() == current
+
+
+@pytest.mark.slow
 def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     """A 60-round model beats the 10-round champion and takes the alias."""
     path, params = _params(store, 60)
@@ -324,3 +339,29 @@ def test_two_services_in_one_process_keep_to_their_own_stores(
         version = registry.register(service, "car-price", run.run_id, {"project": project})
         assert version == "1"
         assert registry.require_version(service, "car-price", "1").tags == {"project": project}
+
+
+@pytest.mark.slow
+def test_rollback_moves_pointer_and_alias_back_then_refuses_a_collected_target(
+    store: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rollback serves 1 again, alias and tag too; a collected target: exit 1, nothing moves."""
+    path, params = _params(store, 60)
+    folder = params.paths.serving_bundle
+    assert (
+        main(["--params", path, "rollback", "--reason", "p95 doubled", "--out", str(folder)]) == 0
+    )
+    assert _served(params)["model_version"] == "1"
+    assert _champion(params) == "1"
+    client = MlflowService.from_params(params.registry).client
+    tags = client.get_model_version(params.registry.model_name, "1").tags
+    assert tags["rollback_reason"] == "p95 doubled"
+    previous = read_pointer(folder, PREVIOUS)
+    assert previous is not None
+    assert previous.model_version == "3"
+    shutil.rmtree(folder / previous.bundle)
+    current = (folder / CURRENT).read_bytes()
+    assert main(["--params", path, "rollback", "--reason", "again", "--out", str(folder)]) == 1
+    assert f"its bundle {previous.bundle} is not servable" in capsys.readouterr().err
+    assert (folder / CURRENT).read_bytes() == current
+    assert _champion(params) == "1"

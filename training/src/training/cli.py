@@ -36,6 +36,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.jobs.fetch_model",
         "Publish the bundle of an alias into the serving folder.",
     ),
+    "stage": (
+        "training.jobs.stage",
+        "Stage the bundle of an alias as the serving folder's challenger.",
+    ),
+    "rollback": ("training.jobs.rollback", "Serve `previous` again; move `champion` back to it."),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
     "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
@@ -90,6 +95,8 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     """Per-command options, passed to the job's `run` as keyword arguments."""
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
+        "stage": _stage_arguments,
+        "rollback": _rollback_arguments,
         "drift": _drift_arguments,
         "replay": _replay_arguments,
         "outcome": _outcome_arguments,
@@ -101,6 +108,22 @@ def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
     parser.add_argument(
         "--out", help="serving folder to publish into (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _stage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--alias", default="challenger", help="registry alias (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", help="serving folder to stage into (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", required=True, help="why: logged and tagged on the version")
+    parser.add_argument(
+        "--out", help="serving folder to roll back (absent or empty: paths.serving_bundle)"
     )
 
 
