@@ -261,6 +261,29 @@ def publish_bundle(folder: Path, **bundle: Any) -> Pointer:
     return serving.publish(folder, model_bytes, manifest).pointer
 
 
+def stage_bundle(folder: Path, **bundle: Any) -> Pointer:
+    """Stage a test bundle as the serving folder's challenger with `training.io.serving.stage`.
+
+    As `car-train stage` does with a registry's bundle; `current` is left alone.
+
+    Returns:
+        The pointer `challenger` holds afterwards.
+    """
+    from training.io import serving
+
+    with tempfile.TemporaryDirectory(prefix="test-bundle-") as scratch:
+        plain = write_bundle(Path(scratch), **bundle)
+        model_bytes = (plain / MODEL_FILE).read_bytes()
+        manifest = decode_manifest((plain / MANIFEST_FILE).read_bytes())
+    return serving.stage(folder, model_bytes, manifest).pointer
+
+
+@pytest.fixture(scope="session")
+def bundle_stager() -> Callable[..., Pointer]:
+    """`stage_bundle` itself: `bundle_stager(folder, model_version="2", bias=1.0)`."""
+    return stage_bundle
+
+
 @pytest.fixture(scope="session")
 def bundle_publisher() -> Callable[..., Pointer]:
     """`publish_bundle` itself: `bundle_publisher(folder, model_version="2", ...)`."""

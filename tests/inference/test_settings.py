@@ -64,6 +64,10 @@ def test_overrides_win_over_environment() -> None:
         ("PREDICTION_LOG_BUFFER", "0"),
         ("PREDICTION_LOG_SEGMENT_BYTES", "100"),
         ("PREDICTION_LOG_FLUSH_S", "0"),
+        ("SHADOW_SHARE", "1.5"),
+        ("CANARY_SHARE", "-0.1"),
+        ("CANARY_SHARE", "1.01"),
+        ("SHADOW_QUEUE_MAX", "0"),
     ],
 )
 def test_invalid_values_are_rejected(variable: str, value: str) -> None:

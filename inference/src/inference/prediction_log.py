@@ -31,6 +31,7 @@ from typing import Any, Final
 from litestar import Request
 
 from inference.metrics import Metrics
+from inference.model import Prediction
 from inference.segment_writer import SegmentWriter
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION, Car
@@ -56,8 +57,9 @@ _ENCODE_CHUNK: Final = 128
 
 _request_id: Final = re.compile(REQUEST_ID_PATTERN)
 
-#: One request's answer as the request path leaves it: time, request id, cars, prices, version.
-_Answered = tuple[float, str, Sequence[Car], Sequence[float], str]
+#: One request's answer as the request path leaves it: time, request id, cars, prices, version,
+#: and the challenger's shadow prediction when it was shadowed.
+_Answered = tuple[float, str, Sequence[Car], Sequence[float], str, Prediction | None]
 
 
 def request_id(request: Request[Any, Any, Any]) -> str:
@@ -104,9 +106,17 @@ class PredictionLog:
             metrics.prediction_log_dropped.labels(reason)  # exposed as 0 from the start
 
     def record(
-        self, request_id: str, cars: Sequence[Car], prices: Sequence[float], version: str
+        self,
+        request_id: str,
+        cars: Sequence[Car],
+        prices: Sequence[float],
+        version: str,
+        shadow: Prediction | None = None,
     ) -> None:
-        """Keep one request's answered cars for the log: O(1), no I/O, never raises."""
+        """Keep one request's answered cars for the log: O(1), no I/O, never raises.
+
+        `shadow` is the challenger's prediction for the same cars, when it was shadowed.
+        """
         count = len(cars)
         if self._sample < 1.0 and random.random() >= self._sample:  # noqa: S311 - not crypto
             self._sampled_out += count
@@ -120,7 +130,7 @@ class PredictionLog:
             if room <= 0:
                 return
             cars, prices, count = cars[:room], prices[:room], room
-        self._buffer.append((time.time(), request_id, cars, prices, version))
+        self._buffer.append((time.time(), request_id, cars, prices, version, shadow))
         self._held += count
         if self._held >= self._high_water:
             self._wake.set()
@@ -181,7 +191,7 @@ class PredictionLog:
 
     async def _flush(self) -> None:
         entries, self._buffer = self._buffer, []
-        count = sum(len(cars) for _, _, cars, _, _ in entries)
+        count = sum(len(entry[2]) for entry in entries)
         written = 0
         try:
             if entries:
@@ -204,8 +214,9 @@ class PredictionLog:
     async def _encode(self, entries: list[_Answered]) -> bytes:
         parts: list[bytes] = []
         records: list[PredictionRecord] = []
-        for answered_at, request_id, cars, prices, version in entries:
+        for answered_at, request_id, cars, prices, version, shadow in entries:
             ts = datetime.fromtimestamp(answered_at, UTC)
+            shadow_version = None if shadow is None else shadow.version
             for row, (car, price) in enumerate(zip(cars, prices, strict=True)):
                 records.append(
                     PredictionRecord(
@@ -217,6 +228,8 @@ class PredictionLog:
                         schema_version=SCHEMA_VERSION,
                         price_rub=price,
                         car=car,
+                        challenger_version=shadow_version,
+                        challenger_price_rub=None if shadow is None else shadow.prices[row],
                     )
                 )
                 if len(records) == _ENCODE_CHUNK:

@@ -63,7 +63,7 @@ INVALID_RECORD: Final = "invalid_record"
 SKIP_REASONS: Final = (CUT_LINE, MALFORMED, FORMAT_VERSION, SCHEMA_VERSION_SKIP, INVALID_RECORD)
 
 
-class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
+class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One answered car: a line of the prediction log.
 
     Attributes:
@@ -78,6 +78,10 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
         schema_version: `SCHEMA_VERSION` of the server that decoded the car.
         price_rub: The answered price in RUB.
         car: The car as the client sent it, every `Car` field (missing optional ones as null).
+        challenger_version: The challenger's `model_version` when the request was shadowed
+            (scored by the challenger too, after the answer); else absent, so a record of an
+            unshadowed answer is byte for byte what it was before these two keys existed.
+        challenger_price_rub: The challenger's price for the same car then; else absent.
     """
 
     log_format: int
@@ -88,6 +92,8 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: Annotated[str, Meta(pattern=r"^\d+\.\d+\.\d+$")]
     price_rub: float
     car: Car
+    challenger_version: Annotated[str, Meta(min_length=1)] | None = None
+    challenger_price_rub: float | None = None
 
 
 class _Envelope(msgspec.Struct):
