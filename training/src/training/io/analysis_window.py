@@ -32,6 +32,9 @@ TS = "ts"
 MODEL_VERSION = "model_version"
 #: The answered price; NannyML's `y_pred`.
 Y_PRED = "y_pred"
+#: The challenger's version and shadow price of a shadowed record (log only; else missing).
+CHALLENGER_VERSION = "challenger_version"
+CHALLENGER_PRED = "challenger_pred"
 #: A replay file's answered price column (the log record's name).
 PRICE_RUB = "price_rub"
 #: The labels' price column.
@@ -93,6 +96,10 @@ def read_log(
         ts=[record.ts for record in records],
         versions=[record.model_version for record in records],
         predictions=[record.price_rub for record in records],
+        shadow={
+            CHALLENGER_VERSION: pd.Series([r.challenger_version for r in records], dtype=object),
+            CHALLENGER_PRED: pd.Series([r.challenger_price_rub for r in records], dtype=np.float64),
+        },
     )
     summary = WindowRead(
         source=str(directory),
@@ -208,12 +215,15 @@ def _frame(
     ts: Sequence[Any],
     versions: Sequence[str],
     predictions: Sequence[float | None],
+    shadow: dict[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
     frame = car_fields(pd.DataFrame(car_columns(cars), columns=list(FIELD_NAMES)))
     frame.insert(0, REQUEST_ID, pd.Series(list(ids), dtype=str))
     frame.insert(1, TS, pd.to_datetime(pd.Series(list(ts), dtype=object), utc=True))
     frame.insert(2, MODEL_VERSION, pd.Series(list(versions), dtype=str))
     frame[Y_PRED] = pd.Series(list(predictions), dtype=np.float64)
+    for name, column in (shadow or {}).items():
+        frame[name] = column.to_numpy()
     # Chunks follow time; a stable sort keeps the file order among equal times.
     return frame.sort_values(TS, kind="stable").reset_index(drop=True)
 
