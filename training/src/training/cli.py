@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.jobs.stage",
         "Stage the bundle of an alias as the serving folder's challenger.",
     ),
+    "promote-live": (
+        "training.jobs.promote_live",
+        "Promote the challenger on a drift run's labelled shadow rows (live evidence).",
+    ),
     "rollback": ("training.jobs.rollback", "Serve `previous` again; move `champion` back to it."),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
@@ -97,6 +101,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
         "fetch-model": _fetch_model_arguments,
         "stage": _stage_arguments,
         "rollback": _rollback_arguments,
+        "promote-live": _promote_live_arguments,
         "drift": _drift_arguments,
         "replay": _replay_arguments,
         "outcome": _outcome_arguments,
@@ -117,6 +122,12 @@ def _stage_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out", help="serving folder to stage into (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _promote_live_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run", dest="run_name", required=True, help="the drift run whose shadow rows to judge"
     )
 
 
