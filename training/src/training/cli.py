@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.jobs.promote_live",
         "Promote the challenger on a drift run's labelled shadow rows (live evidence).",
     ),
+    "watch": (
+        "training.jobs.watch",
+        "Judge the rollout's candidate on Prometheus figures; withdraw or roll back on a breach.",
+    ),
     "rollback": ("training.jobs.rollback", "Serve `previous` again; move `champion` back to it."),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
@@ -102,6 +106,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
         "stage": _stage_arguments,
         "rollback": _rollback_arguments,
         "promote-live": _promote_live_arguments,
+        "watch": _watch_arguments,
         "drift": _drift_arguments,
         "replay": _replay_arguments,
         "outcome": _outcome_arguments,
@@ -128,6 +133,16 @@ def _stage_arguments(parser: argparse.ArgumentParser) -> None:
 def _promote_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", dest="run_name", required=True, help="the drift run whose shadow rows to judge"
+    )
+
+
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    parser.add_argument(
+        "--out", help="serving folder to watch (absent or empty: paths.serving_bundle)"
+    )
+    parser.add_argument(
+        "--drift-run", help="a drift run whose labelled shadow rows give both realized MAPEs"
     )
 
 

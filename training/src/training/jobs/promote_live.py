@@ -37,6 +37,21 @@ class _ShadowOfRun(msgspec.Struct, frozen=True):
     shadow: ShadowComparison | None = None
 
 
+def read_shadow(params: Params, run_name: str) -> ShadowComparison | None:
+    """A drift run's shadow comparison; None when it had no labelled shadow rows.
+
+    Raises:
+        PipelineError: The run's summary is missing or is not a drift summary.
+    """
+    path = params.paths.drift / run_name / SUMMARY_FILE
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=_ShadowOfRun).shadow
+    except FileNotFoundError as error:
+        raise PipelineError(f"{path}: no drift run summary (run `car-train drift`)") from error
+    except msgspec.DecodeError as error:
+        raise PipelineError(f"{path}: not a drift summary: {error}") from error
+
+
 def run(params: Params, service: MlflowService, *, run_name: str) -> Decision:
     """Decide on the drift run's live evidence; promote and publish when it says so.
 
@@ -44,14 +59,9 @@ def run(params: Params, service: MlflowService, *, run_name: str) -> Decision:
         PipelineError: The run's summary is missing, or has no labelled shadow rows, or a
             version it names is not registered.
     """
-    path = params.paths.drift / run_name / SUMMARY_FILE
-    try:
-        shadow = msgspec.json.decode(path.read_bytes(), type=_ShadowOfRun).shadow
-    except FileNotFoundError as error:
-        raise PipelineError(f"{path}: no drift run summary (run `car-train drift`)") from error
-    except msgspec.DecodeError as error:
-        raise PipelineError(f"{path}: not a drift summary: {error}") from error
+    shadow = read_shadow(params, run_name)
     if shadow is None:
+        path = params.paths.drift / run_name / SUMMARY_FILE
         raise PipelineError(f"{path}: no labelled shadow rows: nothing to judge a challenger on")
     name = params.registry.model_name
     challenger = registry.require_version(service, name, shadow.challenger_version)
