@@ -1,8 +1,9 @@
 """Shadow scoring: the challenger prices a share of answered requests, off the hot path.
 
 On the request path `ShadowScorer.offer` only puts the answered request on a bounded queue
-(no model run, never raises). A task of the worker takes them one by one and runs the
-challenger on a thread of its own at the lowest CPU priority (nice 19), so the shadow run gets
+(no model run, never raises). A task of the worker takes what queued within a few
+milliseconds of the first (up to `_MAX_ROWS` cars) and runs the challenger on them at once, on
+a thread of its own at the lowest CPU priority (nice 19), so the shadow run gets
 the core only when the event loop and the batch thread do not want it. Under load that thread
 falls behind, the queue fills, and shadow work is what is dropped first: counted in
 `carprice_shadow_dropped_total{reason="queue_full"}`, before any client is turned away.
@@ -30,6 +31,11 @@ from inference.threads import lowest_cpu_priority
 from shared_schema import Car
 
 logger = logging.getLogger(__name__)
+
+#: How long the shadow task waits after a first answer for more, in seconds.
+_LINGER_S = 0.005
+#: The most cars in one shadow run (a batch request alone may exceed it).
+_MAX_ROWS = 256
 
 #: One answered request waiting for its shadow run: id, cars, the champion's answer.
 _Shadowed = tuple[str, Sequence[Car], Prediction]
@@ -88,16 +94,28 @@ class ShadowScorer:
 
     async def _run(self) -> None:
         while True:
-            request_id, cars, answer = await self._queue.get()
+            batch = [await self._queue.get()]
+            # Linger, then take what queued meanwhile: one challenger run (and one wake-up of
+            # the loop) for many answers, instead of one each.
+            await asyncio.sleep(_LINGER_S)
+            rows = len(batch[0][1])
+            while rows < _MAX_ROWS and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                rows += len(batch[-1][1])
             shadow = None
             try:
-                shadow = await self._score(cars)
+                shadow = await self._score([car for _, cars, _ in batch for car in cars])
             except asyncio.CancelledError:
-                self._rollout.shadow_dropped.labels(SHUTDOWN).inc()
+                self._rollout.shadow_dropped.labels(SHUTDOWN).inc(len(batch))
                 raise
             finally:
-                # Stopped mid-run too: the champion's answer is logged, alone.
-                self._record(request_id, cars, answer, shadow)
+                # Stopped mid-run too: every champion answer is logged, alone then.
+                start = 0
+                for request_id, cars, answer in batch:
+                    end = start + len(cars)
+                    part = None if shadow is None else _rows(shadow, start, end)
+                    self._record(request_id, cars, answer, part)
+                    start = end
 
     async def _score(self, cars: Sequence[Car]) -> Prediction | None:
         """The challenger's prediction for the cars; None when it is gone or failed (counted)."""
@@ -123,3 +141,8 @@ class ShadowScorer:
     ) -> None:
         if self._log is not None:
             self._log.record(request_id, cars, answer.prices, answer.version, shadow)
+
+
+def _rows(prediction: Prediction, start: int, end: int) -> Prediction:
+    """The prediction of the cars `start` to `end` (exclusive) of a batched run."""
+    return Prediction(prediction.prices[start:end], prediction.version)
