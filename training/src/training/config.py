@@ -214,7 +214,6 @@ class RolloutParams(_Section, frozen=True):
     max_p95_ratio: Annotated[float, Meta(gt=1.0)]
     max_mape_ratio: Annotated[float, Meta(gt=1.0)]
     window: Annotated[str, Meta(pattern=r"^[0-9]+[smh]$")]
-    canary_steps: Annotated[list[Share], Meta(min_length=1)]
 
 
 class Params(_Section, frozen=True):
