@@ -1,6 +1,6 @@
 """The rollout against real processes: car-serve under Granian, a real Prometheus, the watcher.
 
-A canary whose graph is slower (same prices, ~100 more matrix products a row: its p95 more
+A canary whose graph is slower (same prices, 300 more matrix products a row: its p95 more
 than doubles) answers half the requests; `car-train watch` reads both versions' p95 from
 Prometheus, withdraws the challenger, and the server answers with the champion only again.
 """
@@ -46,7 +46,7 @@ def test_a_slow_canary_is_withdrawn_automatically(
     """p95 of the canary > 1.5 x the champion's: withdrawn, and only the champion answers."""
     folder = tmp_path / "model"
     champion: Pointer = bundle_publisher(folder, model_version="1")
-    bundle_stager(folder, model_version="2", slow_steps=100)
+    bundle_stager(folder, model_version="2", slow_steps=300)
     params = write_params(relocated(tmp_path), tmp_path / "params.yaml")
     with (
         serve(folder, tmp_path / "server.log", CANARY_SHARE="0.5", RELOAD_POLL_S="0.5") as server,
