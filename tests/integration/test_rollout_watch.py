@@ -55,10 +55,11 @@ def test_a_slow_canary_is_withdrawn_automatically(
     ):
         # The counters' starting values scraped first: rate() then sees the traffic's increase.
         wait_for(lambda: bool(prometheus.query("up == 1")), "the first scrape")
-        versions = [
-            client.post("/predict", json=CAR).headers["X-Model-Version"] for _ in range(300)
-        ]
-        assert set(versions) == {"1", "2"}
+        answers = [client.post("/predict", json=CAR) for _ in range(300)]
+        # On a loaded machine a worker whose loop lags sheds (503) a few: not answers.
+        assert {answer.status_code for answer in answers} <= {200, 503}
+        answered = [answer for answer in answers if answer.status_code == 200]
+        assert {answer.headers["X-Model-Version"] for answer in answered} == {"1", "2"}
 
         def both_timed() -> bool:
             # Two scrapes after the traffic: rate() has a slope for both versions.

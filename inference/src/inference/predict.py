@@ -14,9 +14,10 @@ many batch clients cannot take more than one thread's share of the core. A small
 inline: handing it to the thread costs more than it saves.
 
 The rollout (`challenger`, `shadow`): a `canary_share` of requests is answered by the
-challenger when one is held (one row runs inline, a large batch on the batch thread, never in
-the champion's batch queue); a `shadow_share` of the champion's answers is handed to the
-shadow scorer after the answer is computed, which then logs it.
+challenger when one is held (one car on a canary thread of its own, a batch as the
+champion's would run, never in the champion's batch queue); a `shadow_share` of the
+champion's answers is handed to the shadow scorer after the answer is computed, which then
+logs it.
 """
 
 import asyncio
@@ -58,6 +59,9 @@ class Predictor:
         self._batch_thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="batch-run", initializer=lowest_cpu_priority
         )
+        # A canary car runs off the loop, at normal priority: a slow challenger then delays
+        # its own answers, not the champion's (whose p95 the watcher compares it with).
+        self._canary_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canary-run")
         self._queue: MicroBatcher | None = None
         self._log: PredictionLog | None = None
         if settings.prediction_log_dir is not None:
@@ -86,6 +90,7 @@ class Predictor:
         if self._queue is not None:
             await self._queue.stop()
         self._batch_thread.shutdown(wait=False, cancel_futures=True)
+        self._canary_thread.shutdown(wait=False, cancel_futures=True)
         await self._shadow.stop()
         if self._log is not None:
             await self._log.stop()
@@ -137,7 +142,9 @@ class Predictor:
         canary = self._canary()
         try:
             if canary is not None:
-                prediction = self._run_on(canary, [car], CANARY)
+                loop = asyncio.get_running_loop()
+                run = partial(self._run_on, canary, role=CANARY)
+                prediction = await loop.run_in_executor(self._canary_thread, run, [car])
             elif self._queue is not None:
                 prediction = await self._queue.predict(car)
             else:
