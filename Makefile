@@ -14,14 +14,15 @@ help:  ## List the targets.
 uv:  ## Install uv with pip if it is missing.
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
-system-deps:  ## Install Debian packages the tests need (promtool, h2load, haproxy; podman and mmdebstrap for the images) when missing.
+system-deps:  ## Install Debian packages the tests need (promtool, h2load, haproxy, chromium; podman and mmdebstrap for the images) when missing.
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else echo "install the Debian packages$$missing to run the monitoring and load tests" >&2; fi; fi
+		else echo "install the Debian packages$$missing to run the monitoring, load and browser tests" >&2; fi; fi
 	containers/system-deps.sh
 
 # No registry needed: a Debian base from this machine's apt mirror, the local uv binary; the

@@ -60,6 +60,13 @@ class Champion:
 
         return Path(self.pipeline_dir or NO_BOOSTER) / pipeline_files.BOOSTER_FILE
 
+    def graph_bytes(self, forest: str) -> bytes:
+        """The pipeline's graph with its forest written as `forest` (`onnx_graph.ForestForm`)."""
+        from training.io import onnx_graph
+
+        graph = onnx_graph.build_graph(self.pipeline, forest=forest)  # type: ignore[arg-type]
+        return bytes(graph.SerializeToString())
+
     def encode(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
         """Raw rows as the booster's input matrix (the pipeline's own encoding)."""
         from training.core.encoding import feature_matrix

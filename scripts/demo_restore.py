@@ -24,7 +24,7 @@ ALIASES = (registry.CHAMPION, registry.CHALLENGER)
 
 
 def retrain_writes(params: Params) -> list[Path]:
-    """The project's files the retrain rewrites: the serving folder and its own outputs."""
+    """The project's files the refresh and retrain rewrite: the serving folder, their outputs."""
     paths = params.paths
     return [
         paths.serving_bundle,
@@ -33,6 +33,8 @@ def retrain_writes(params: Params) -> list[Path]:
         paths.retrain_pipeline,
         paths.retrain_bundle,
         paths.retrain_report,
+        paths.refresh_bundle,
+        paths.refresh_report,
     ]
 
 

@@ -8,8 +8,13 @@ prediction log on and drives it only through the installed CLIs, as the Airflow 
    `car-train drift` on that window of the log: the false-alarm check;
 2. `2022`: replay every labelled 2022 listing, then drift on its window, the asking prices as
    labels: drift and the error's rise must be flagged, estimated beside realized;
-3. `car-train retrain`: 2020 + 2022 rows, gated on the newest 2022 slice (never trained on);
-   on promotion the serving bundle changes and the running server hot-reloads it;
+3. `car-train refresh-level`: the 2020 champion's forest at the level of the older 2022
+   listings' newest week, gated on the newest 2022 slice; then `car-train retrain`: 2020 + 2022
+   rows on index-deflated prices, gated on the same slice against the champion the refresh
+   left; on promotion the serving bundle changes and the running server hot-reloads it. The
+   one-scalar baseline (the 2020 champion times the median asking/predicted ratio of the older
+   2022 listings) is measured on the same slice, and the second table sets the four side by
+   side (`market_table`);
 4. `2022-after`: replay that newest slice through the new champion; drift on its window
    against the new champion's reference (the new-market rows it was calibrated on, not trained
    on). The old champion's realized error on the same slice comes from step 2's window,
@@ -46,7 +51,10 @@ from typing import Any
 import pandas as pd
 from scripts.demo_restore import restored
 
+from scripts import market_clock
 from shared_schema import FIELD_NAMES
+from shared_schema.bundle import read_verified
+from shared_schema.serving_folder import resolve
 from training.config import Params, load_params
 
 BIN = Path(sys.executable).parent
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(root / "params.yaml")
     paths = params.paths
     log_dir = root / paths.drift / "demo-log"
-    results: dict[str, Any] = {"started_at": _now()}
+    results: dict[str, Any] = {"started_at": _now(), "source": params.retrain.source}
     with restored(root, params), serving(root, params, log_dir) as url:
         demo = Demo(root, url, log_dir)
         test_2020 = root / paths.splits / "test.parquet"
@@ -136,19 +144,30 @@ def main(argv: list[str] | None = None) -> int:
         demo.replay("2022", listings_2022)
         results["2022"] = demo.drift("2022", "2022", listings_2022)
         before = ready(url)["model_version"]
+        champion_2020 = read_verified(resolve(root / paths.serving_bundle).directory)
+        demo.car_train("refresh-level")
+        results["refresh"] = json.loads((root / paths.refresh_report).read_text("utf-8"))
         demo.car_train("retrain")
         results["retrain"] = json.loads((root / paths.retrain_report).read_text("utf-8"))
-        if results["retrain"]["promote"]:
+        # The newest promotion is the one served at the end: the refresh's version may be
+        # served for a moment after the retrain has published its own.
+        promoted = [results[step] for step in ("refresh", "retrain") if results[step]["promote"]]
+        if promoted:
             results["served_before"] = before
-            results["served_after"] = wait_for_reload(url, before)
+            results["served_after"] = wait_for_reload(url, promoted[-1]["challenger"]["version"])
         holdout = root / paths.retrain_holdout
+        results["one_scalar"] = market_clock.one_scalar(champion_2020, listings_2022, holdout)
+        results["index"] = market_clock.indices(root, params)
         results["2022-slice-before"] = demo.drift("2022-slice-before", "2022", holdout)
         demo.replay("2022-after", holdout)
         reference = root / paths.retrain_reference
         results["2022-after"] = demo.drift("2022-after", "2022-after", holdout, reference)
     results["finished_at"] = _now()
+    market_clock.plot(results["index"], root / paths.drift / "demo-market-index.png")
     (root / paths.drift / "demo.json").write_text(json.dumps(results, indent=2), "utf-8")
     print(table(results))
+    print()
+    print(market_clock.table(results))
     return 0
 
 
@@ -219,10 +238,9 @@ def ready(url: str) -> Any:
         return None
 
 
-def wait_for_reload(url: str, before: str) -> str:
-    """Wait until the server serves another model version than `before`; that version."""
-    _wait(lambda: (ready(url) or {}).get("model_version") not in {None, before}, "the reload")
-    version: str = ready(url)["model_version"]
+def wait_for_reload(url: str, version: str) -> str:
+    """Wait until the server serves model `version`; that version."""
+    _wait(lambda: (ready(url) or {}).get("model_version") == version, f"the reload to {version}")
     return version
 
 

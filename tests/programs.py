@@ -31,6 +31,7 @@ SOURCES: Final[dict[str, str]] = {
     "airflow": "make setup (the airflow dependency group)",
     "schemathesis": "make setup (the test dependency group)",
     "pip-audit": "make setup (the test dependency group)",
+    "chromium": "Debian's 'chromium' package (make system-deps)",
 }
 
 #: The programs the running test declares (set by `declare` before its fixtures run).

@@ -4,7 +4,10 @@ The window is the run's data interval, never "now", so a backfill of a past day 
 day's prediction log: `car-train drift --log DIR --since <start> --until <end>`. Its verdict
 (`car-train outcome drift`, from `paths.drift/<run>/summary.json`) decides:
 
-- no retrain: every later task is skipped, with the reasons (none) in `retrain_needed`'s log;
+- no change: every later task is skipped, with the reasons (none) in `retrain_needed`'s log;
+- refresh (the verdict's action when only the error moved, `drift.error_alone`):
+  `car-train refresh-level` prices with the champion's forest at the newest labelled window's
+  market level, through the same gate; `refresh_outcome` reports it, then as below;
 - retrain: `car_price_training` is triggered in mode `retrain` and waited for; its gate
   (`gate_outcome`) either refused the challenger (the rest is skipped, the reason logged) or
   promoted it; then the champion's bundle is published into the serving folder (`publish`,
@@ -83,15 +86,31 @@ with DAG(
 
     @task.branch
     def retrain_needed() -> str | None:
-        """Trigger the retrain when the verdict says so; otherwise skip the rest, saying why."""
+        """Refresh the level or retrain as the verdict's action says; otherwise skip the rest."""
         ti = get_current_context()["ti"]
         outcome: dict[str, Any] = ti.xcom_pull(task_ids="drift_outcome")
-        if not outcome["retrain"]:
-            print(f"drift run {outcome['run']}: no retrain (no rule triggered); skipping the rest")
+        action = outcome["action"]
+        if action == "none":
+            print(f"drift run {outcome['run']}: no change (no rule triggered); skipping the rest")
             return None
         reasons = "".join(f"\n  - {reason}" for reason in outcome["reasons"])
-        print(f"drift run {outcome['run']}: retrain{reasons}")
-        return "retrain"
+        print(f"drift run {outcome['run']}: {action}{reasons}")
+        return "refresh_level" if action == "refresh" else "retrain"
+
+    # The error moved and the cars did not: the champion's forest at the newest market level,
+    # through the same gate and publish (`car-train refresh-level`). No retries: its failures
+    # are refusals (a window it cannot trust, a level past the bound), the same on every try;
+    # the failed task is the alert.
+    refresh_level = steps.step(
+        "refresh_level",
+        ["refresh-level"],
+        SETTINGS,
+        execution_timeout=timedelta(hours=1),
+        retries=0,
+    )
+    refresh_outcome = steps.step(
+        "refresh_outcome", ["outcome", "refresh"], SETTINGS, xcom=True, **steps.retrying(SETTINGS)
+    )
 
     retrain = TriggerDagRunOperator(
         task_id="retrain",
@@ -104,16 +123,19 @@ with DAG(
         execution_timeout=steps.LONG,
     )
 
-    @task.short_circuit
+    # Either branch ran (the other was skipped): go on after the one that succeeded.
+    @task.short_circuit(trigger_rule="none_failed_min_one_success")
     def promoted() -> bool:
-        """Go on to publish only if the training run's gate promoted the challenger."""
+        """Go on to publish only if the refresh's or the training run's gate promoted."""
         ti = get_current_context()["ti"]
+        outcome: dict[str, Any] | None = ti.xcom_pull(task_ids="refresh_outcome")
         run_id = ti.xcom_pull(task_ids="retrain", key="trigger_run_id")
-        outcome: dict[str, Any] | None = ti.xcom_pull(
-            dag_id=TRAINING_DAG_ID, run_id=run_id, task_ids="gate_outcome"
-        )
+        if outcome is None and run_id is not None:
+            outcome = ti.xcom_pull(dag_id=TRAINING_DAG_ID, run_id=run_id, task_ids="gate_outcome")
         if not outcome:
-            raise RuntimeError(f"{TRAINING_DAG_ID} run {run_id} left no gate_outcome XCom")
+            raise RuntimeError(
+                f"neither refresh_outcome nor {TRAINING_DAG_ID} run {run_id} left a gate outcome"
+            )
         version = outcome["challenger_version"]
         if not outcome["promote"]:
             print(f"gate refused version {version}: {outcome['reason']}; nothing is published")
@@ -153,4 +175,8 @@ with DAG(
             print(f"{params['serving_url']} serves model version {version}")
         return version
 
-    chain(drift, drift_outcome, retrain_needed(), retrain, promoted(), publish, verify_serving())
+    branch, gate_passed = retrain_needed(), promoted()
+    chain(drift, drift_outcome, branch)
+    branch >> [refresh_level, retrain]
+    chain(refresh_level, refresh_outcome, gate_passed)
+    chain(retrain, gate_passed, publish, verify_serving())

@@ -28,15 +28,19 @@ import subprocess
 import sys
 import time
 import tomllib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import pandas as pd
 
 from studies.frontier.report import markdown, plot
+
+if TYPE_CHECKING:
+    from training.core.model import PricePipeline
 
 RESULTS = Path(__file__).parent / "results"
 CANDIDATES = Path(__file__).parent / "candidates.toml"
@@ -91,6 +95,7 @@ def cross_validate(frame: pd.DataFrame, params: dict[str, Any], folds: int) -> d
 
     params = dict(params)
     categorical = bool(params.pop("categorical_splits", True))
+    order = params.pop("category_order", "frequency")
     mapes, trees = [], []
     for k, (fit_rows, held_rows) in enumerate(
         KFold(folds, shuffle=True, random_state=0).split(frame)
@@ -100,7 +105,7 @@ def cross_validate(frame: pd.DataFrame, params: dict[str, Any], folds: int) -> d
         pipeline, history = train_booster(
             fit[~stop],
             fit[stop],
-            fit_vocabulary(fit[~stop], 2),
+            fit_vocabulary(fit[~stop], 2, order),
             params,
             num_boost_round=20_000,
             early_stopping_rounds=_patience(params),
@@ -124,27 +129,55 @@ def _patience(params: dict[str, Any]) -> int:
     return max(50, round(7.5 / float(params["learning_rate"])))
 
 
+@dataclass(frozen=True)
+class FittedCandidate:
+    """A candidate trained as the study trains it, and what it was trained with."""
+
+    pipeline: "PricePipeline"
+    best_iteration: int
+    #: LightGBM's parameters, without the study's own keys below.
+    booster: dict[str, Any]
+    categorical_splits: bool
+    category_order: str
+
+
+def fit_candidate(
+    train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any], min_category_count: int = 2
+) -> FittedCandidate:
+    """Train on train with early stopping on val (the study's rounds and patience), calibrated.
+
+    `params` are booster parameters plus the study's keys `categorical_splits` (False: the codes
+    as ordered numbers) and `category_order` (`fit_vocabulary`'s order).
+    """
+    from training.core.encoding import fit_vocabulary
+    from training.core.model import calibrated, train_booster
+
+    booster = dict(params)
+    categorical = bool(booster.pop("categorical_splits", True))
+    order = booster.pop("category_order", "frequency")
+    pipeline, history = train_booster(
+        train,
+        val,
+        fit_vocabulary(train, min_category_count, order),
+        booster,
+        num_boost_round=20_000,
+        early_stopping_rounds=_patience(booster),
+        log_every=10**9,
+        categorical_splits=categorical,
+    )
+    return FittedCandidate(
+        calibrated(pipeline, val), history.best_iteration, booster, categorical, str(order)
+    )
+
+
 def fit_and_export(
     train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any], out: Path
 ) -> dict[str, Any]:
     """Train on train (early stopping on val), export the graph to `out`, measure parity."""
-    from training.core.encoding import fit_vocabulary
-    from training.core.model import calibrated, train_booster
     from training.io import onnx_graph, onnx_scoring
 
-    params = dict(params)
-    categorical = bool(params.pop("categorical_splits", True))
-    pipeline, history = train_booster(
-        train,
-        val,
-        fit_vocabulary(train, 2),
-        params,
-        num_boost_round=20_000,
-        early_stopping_rounds=_patience(params),
-        log_every=10**9,
-        categorical_splits=categorical,
-    )
-    pipeline = calibrated(pipeline, val)
+    fitted = fit_candidate(train, val, params)
+    pipeline = fitted.pipeline
     graph = onnx_graph.build_graph(pipeline)
     out.write_bytes(graph.SerializeToString())
     forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble")
@@ -155,7 +188,7 @@ def fit_and_export(
     expected = pipeline.predict_price(val)
     price = val["price"].to_numpy(np.float64)
     return {
-        "trees": history.best_iteration,
+        "trees": fitted.best_iteration,
         "forest_nodes": nodes,
         "val_mape": float(np.mean(np.abs(expected - price) / price)),
         "graph_mb": out.stat().st_size / 1e6,

@@ -1,7 +1,9 @@
 """Real DAG runs (`dag.test()`, SQLite metadata, the real CLI) on the synthetic project.
 
-Order matters and is kept by the fixtures: the clean day, then a retrain the gate refuses
-(champion version 1 stays), then one it promotes, published to a running `car-serve`.
+Order matters and is kept by the fixtures: the clean day, then a retrain the gate promotes,
+published to a running `car-serve` (with the market index the 2022 price shock is a level, so
+the challenger is far better on 2022 and, at 2020's level, not worse on 2020), then a retrain
+stopped after one boosting round, which the gate refuses as not better on the new market.
 """
 
 import json
@@ -102,7 +104,7 @@ def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project)
     assert states["drift"] == states["drift_outcome"] == states["retrain_needed"] == "success"
     assert all(states[task] == "skipped" for task in RETRAIN_PATH), states
     assert clean["outcome"]["retrain"] is False
-    assert "no retrain (no rule triggered); skipping the rest" in clean["log"]
+    assert "no change (no rule triggered); skipping the rest" in clean["log"]
     summary_dir = load_params(project.root / "params.yaml").paths.drift / clean["outcome"]["run"]
     summary = json.loads((summary_dir / "summary.json").read_text("utf-8"))
     # The window is the run's data interval: the clean day only, not the drifted one after it.
@@ -111,29 +113,35 @@ def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project)
 
 
 @pytest.fixture(scope="module")
-def refused(project: Project, server: ServerProcess, clean: dict[str, Any]) -> dict[str, Any]:
-    """A drifted day; the retrain's challenger is far worse on 2020 (the repository's gate)."""
-    return _run(project, server, "refused", 0, project.root / "params.yaml")
+def promoted(project: Project, server: ServerProcess, clean: dict[str, Any]) -> dict[str, Any]:
+    """A drifted day at the repository's gate: the retrain is promoted and published."""
+    return _run(project, server, "promoted", 0, project.root / "params.yaml")
 
 
 @pytest.fixture(scope="module")
-def promoted(project: Project, server: ServerProcess, refused: dict[str, Any]) -> dict[str, Any]:
-    """After `refused`, another drifted day with a loose 2020 tolerance: the gate promotes."""
-    loose = project.params_file("loose", retrain={"old_market_tolerance": 100.0})
-    return _run(project, server, "promoted", 1, loose)
+def refused(project: Project, server: ServerProcess, promoted: dict[str, Any]) -> dict[str, Any]:
+    """After `promoted`, another drifted day whose retrain stops after one boosting round."""
+    stunted = project.params_file("stunted", train={"num_boost_round": 1})
+    return _run(project, server, "refused", 1, stunted)
+
+
+#: The drift DAG's level-refresh branch, skipped when the verdict asks for a retrain.
+REFRESH_PATH = ("refresh_level", "refresh_outcome")
 
 
 @pytest.mark.slow
-def test_drifted_window_retrains_and_the_gate_refuses_a_worse_challenger(
+def test_drifted_window_retrains_and_the_gate_refuses_a_challenger_no_better(
     refused: dict[str, Any],
 ) -> None:
-    """Drift triggers the retrain; the gate refuses it: nothing published, version 1 served."""
+    """A one-round challenger: refused as not better, nothing published, version 2 served."""
     assert refused["run"] == "success", refused["log"][-3000:]
     assert refused["outcome"]["retrain"] is True
+    assert refused["outcome"]["action"] == "retrain"
     assert any("fields drift" in reason for reason in refused["outcome"]["reasons"])
     states = refused["states"]
     assert states["retrain"] == states["promoted"] == "success"
     assert states["publish"] == states["verify_serving"] == "skipped"
+    assert all(states[task] == "skipped" for task in REFRESH_PATH), states
     assert refused["training_run"] == "success"
     training = refused["training_states"]
     assert training["retrain"] == training["retrain_outcome"] == training["gate_outcome"]
@@ -141,11 +149,11 @@ def test_drifted_window_retrains_and_the_gate_refuses_a_worse_challenger(
     assert all(training[t] == "skipped" for t in training if t.startswith("stage_")), training
     gate = refused["gate"]
     assert gate["promote"] is False
-    assert gate["reason"].startswith("catastrophically worse on 2020")
-    assert (gate["challenger_version"], gate["champion_version_after"]) == ("2", "1")
+    assert gate["reason"].startswith("not better on the new market")
+    assert (gate["challenger_version"], gate["champion_version_after"]) == ("3", "2")
     assert refused["mlflow_run_id"] == gate["mlflow_run_id"]
-    assert f"gate refused version 2: {gate['reason']}; nothing is published" in refused["log"]
-    assert refused["served"] == refused["manifest"]["model_version"] == "1"
+    assert f"gate refused version 3: {gate['reason']}; nothing is published" in refused["log"]
+    assert refused["served"] == refused["manifest"]["model_version"] == "2"
 
 
 @pytest.mark.slow
@@ -154,22 +162,24 @@ def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
 ) -> None:
     """Drift → retrain → gate promotes → bundle published → the running server answers it."""
     assert promoted["run"] == "success", promoted["log"][-3000:]
-    assert set(promoted["states"].values()) == {"success"}, promoted["states"]
+    states = promoted["states"]
+    assert {states.pop(task) for task in REFRESH_PATH} == {"skipped"}, promoted["states"]
+    assert set(states.values()) == {"success"}, promoted["states"]
     gate = promoted["gate"]
     assert gate["promote"] is True, gate["reason"]
-    assert (gate["challenger_version"], gate["champion_version_after"]) == ("3", "3")
-    assert promoted["served"] == promoted["manifest"]["model_version"] == "3"
+    assert (gate["challenger_version"], gate["champion_version_after"]) == ("2", "2")
+    assert promoted["served"] == promoted["manifest"]["model_version"] == "2"
     # The XCom's run id is the MLflow run of the registered version, and it is in the logs.
     params = load_params(project.root / "params.yaml")
     service = MlflowService.from_params(params.registry)
-    version = registry.require_version(service, params.registry.model_name, "3")
+    version = registry.require_version(service, params.registry.model_name, "2")
     assert promoted["mlflow_run_id"] == version.run_id
-    assert f"gate promoted version 3 (MLflow run {version.run_id})" in promoted["log"]
-    assert "serves model version 3" in promoted["log"]
+    assert f"gate promoted version 2 (MLflow run {version.run_id})" in promoted["log"]
+    assert "serves model version 2" in promoted["log"]
 
 
 @pytest.fixture(scope="module")
-def empty(project: Project, server: ServerProcess, promoted: dict[str, Any]) -> dict[str, Any]:
+def empty(project: Project, server: ServerProcess, refused: dict[str, Any]) -> dict[str, Any]:
     """The drift DAG on a day the server logged nothing."""
     settings = _settings(project, server, project.root / "params.yaml")
     project.run_dag(DRIFT, CLEAN_DAY - timedelta(days=2), "empty", **settings)
@@ -216,4 +226,4 @@ def test_a_failed_training_run_fails_the_dag_and_publishes_nothing(
     assert all(states[task] == "upstream_failed" for task in RETRAIN_PATH[1:]), states
     assert "the gate needs retrain.min_holdout_rows 100000" in failed_training["log"]
     # The champion of the previous run is still what is published and served.
-    assert failed_training["served"] == failed_training["manifest"]["model_version"] == "3"
+    assert failed_training["served"] == failed_training["manifest"]["model_version"] == "2"

@@ -88,10 +88,12 @@ def test_every_task_has_an_owner_retries_and_a_timeout(dagbag: dict[str, Any]) -
             assert isinstance(task["retries"], int), task_id
             assert (task["timeout_s"] or 0) > 0, task_id
     drift, training = dagbag["dags"][DRIFT]["tasks"], dagbag["dags"][TRAINING]["tasks"]
-    # Steps that talk to MLflow or the server retry; the drift analysis does not.
+    # Steps that talk to MLflow or the server retry; the drift analysis does not, nor the level
+    # refresh, whose failures are refusals that a retry would only repeat.
     assert all(t["retries"] > 0 for t in (training["retrain"], drift["publish"]))
     assert drift["verify_serving"]["retries"] > 0
     assert drift["drift"]["retries"] == 0
+    assert drift["refresh_level"]["retries"] == 0
 
 
 @pytest.mark.slow
@@ -103,6 +105,17 @@ def test_training_dag_runs_dvc_yaml_stages_in_order(dagbag: dict[str, Any]) -> N
     assert all(tasks[a]["downstream"] == [b] for a, b in itertools.pairwise(chained))
     assert tasks[chained[-1]]["downstream"] == ["promote_outcome"]
     assert set(tasks["choose_mode"]["downstream"]) == {chained[0], "retrain"}
+
+
+@pytest.mark.slow
+def test_drift_dag_branches_to_a_level_refresh_or_a_retrain(dagbag: dict[str, Any]) -> None:
+    """The verdict's action picks the refresh or the retrain; both reach the one gate check."""
+    tasks = dagbag["dags"][DRIFT]["tasks"]
+    assert set(tasks["retrain_needed"]["downstream"]) == {"refresh_level", "retrain"}
+    assert tasks["refresh_level"]["downstream"] == ["refresh_outcome"]
+    assert tasks["refresh_outcome"]["downstream"] == ["promoted"]
+    assert tasks["retrain"]["downstream"] == ["promoted"]
+    assert tasks["promoted"]["downstream"] == ["publish"]
 
 
 @pytest.mark.slow

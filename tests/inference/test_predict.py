@@ -12,6 +12,7 @@ from inference.challenger import ChallengerHolder
 from inference.metrics import Metrics
 from inference.model import WARMUP_CAR, Prediction
 from inference.predict import Predictor
+from inference.rating import NOT_ASKED
 from inference.reload import ModelHolder, ModelNotReadyError
 from inference.rollout_metrics import RolloutMetrics
 from inference.settings import Settings
@@ -61,7 +62,9 @@ def test_one_and_many_price_like_a_run(model_bundle: Path, batch_enabled: bool) 
         predictor.start()
         try:
             singles = await asyncio.gather(*(predictor.price_one(car, "r1") for car in cars))
-            return singles, await predictor.price_many(cars, "r2")
+            many, ratings = await predictor.price_many(cars, "r2")
+            assert {rating for _, rating in singles} == {ratings} == {NOT_ASKED}  # no asking price
+            return [single for single, _ in singles], many
         finally:
             await predictor.stop()
 

@@ -68,7 +68,7 @@ def test_shadow_logs_both_prices_and_answers_with_the_champion(
             assert response.headers[MODEL_VERSION_HEADER] == "1"
             assert response.json()["model_version"] == "1"
         # A shadowed answer is logged once its shadow run is done.
-        wait_for(lambda: len(read_prediction_log(log_dir).records) == 3)
+        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 3)
     records = read_prediction_log(log_dir).records
     assert len(records) == 3
     for record in records:
@@ -77,6 +77,32 @@ def test_shadow_logs_both_prices_and_answers_with_the_champion(
         assert record.challenger_price_rub is not None
         assert record.challenger_price_rub > record.price_rub  # a higher intercept
     assert records[0].price_rub == single.json()["price_rub"]
+
+
+def test_a_shadowed_record_keeps_its_asking_price_and_rating(
+    make_client: MakeClient,
+    tmp_path: Path,
+    bundle_publisher: Publish,
+    bundle_stager: Publish,
+    car_payload: dict[str, Any],
+) -> None:
+    """Shadowed and rated at once: the answer's rating and both prices in one record per car."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1", interval=True)
+    bundle_stager(folder, model_version="2", bias=-127.0, interval=True)
+    log_dir = tmp_path / "log"
+    with make_client(
+        folder, shadow_share=1.0, prediction_log_dir=str(log_dir), prediction_log_flush_s=0.05
+    ) as client:
+        cars = [car_payload, {**car_payload, "asking_price_rub": 1.0}]
+        answer = client.post("/predict/batch", json={"cars": cars}).json()
+        # The log's directory appears with its first segment, after the shadow run.
+        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 2)
+    records = read_prediction_log(log_dir).records
+    assert answer["ratings"] == [None, "below_market"]
+    rated = [(r.asking_price_rub, r.rating) for r in records]
+    assert rated == [(None, None), (1.0, "below_market")]
+    assert all(r.challenger_version == "2" and r.challenger_price_rub for r in records)
 
 
 def test_a_failing_shadow_run_is_counted_and_never_seen(

@@ -78,7 +78,7 @@ def test_batch_equals_single(client: Client, car_payload: dict[str, Any]) -> Non
     singles = [client.post("/predict", json=car).json()["price_rub"] for car in cars]
     response = client.post("/predict/batch", json={"cars": cars})
     assert response.status_code == 200, response.text
-    assert response.json() == {"prices_rub": singles, "model_version": "1"}
+    assert response.json() == {"prices_rub": singles, "model_version": "1", "market_date": None}
 
 
 def test_batch_of_a_thousand(client: Client, car_payload: dict[str, Any]) -> None:
@@ -92,14 +92,14 @@ def test_batch_of_a_thousand(client: Client, car_payload: dict[str, Any]) -> Non
 
 
 def test_openapi_schema(client: Client) -> None:
-    """Litestar serves an OpenAPI schema documenting the prediction endpoints and the Car."""
+    """Litestar serves an OpenAPI schema documenting the prediction endpoints and the listing."""
     schema = client.get("/schema/openapi.json").json()
     assert {"/predict", "/predict/batch", "/health", "/ready", "/model"} <= set(schema["paths"])
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["title"] == "Car"
-    assert set(body["schema"]["properties"]) == set(FIELD_NAMES)
+    assert body["schema"]["title"] == "Listing"
+    assert set(body["schema"]["properties"]) == {*FIELD_NAMES, "asking_price_rub"}
     batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
-    assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Car"
+    assert batch["schema"]["properties"]["cars"]["items"]["title"] == "Listing"
 
 
 def test_openapi_documents_every_status_with_its_body(
@@ -121,6 +121,7 @@ def test_openapi_documents_every_status_with_its_body(
         ("/ready", "get"): {"200", "503"},
         ("/model", "get"): {"200", "503"},
         ("/admin/reload", "post"): {"200", "401", "403", "409"},
+        ("/vocabulary", "get"): {"200", "503"},
     }
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     for code in prediction - {"200"}:
@@ -170,8 +171,41 @@ def test_interval_is_served_beside_the_price(
 def test_no_interval_fields_without_an_interval(
     client: Client, car_payload: dict[str, Any]
 ) -> None:
-    """A bundle without an interval answers exactly the old response shape."""
-    assert set(client.post("/predict", json=car_payload).json()) == {"price_rub", "model_version"}
+    """A bundle without an interval answers the old response shape and its market date."""
+    body = client.post("/predict", json=car_payload).json()
+    assert set(body) == {"price_rub", "model_version", "market_date"}
+
+
+_MARKET = {
+    "method": "time-dummy hedonic",
+    "periods": ["2020-09-09", "2022-04-01"],
+    "levels": [0.0, 0.45],
+    "rows": [100, 100],
+    "market_date": "2022-04-01",
+    "served_level": 0.45,
+    "served_rows": 100,
+    "parent_version": None,
+}
+
+
+@pytest.mark.parametrize(("market", "date"), [(_MARKET, "2022-04-01"), (None, None)])
+def test_the_answer_names_the_market_date_it_priced_for(
+    tmp_path: Path,
+    bundle_writer: Callable[..., Path],
+    make_client: MakeClient,
+    car_payload: dict[str, Any],
+    market: dict[str, Any] | None,
+    date: str | None,
+) -> None:
+    """The bundle's market date in every answer; null for a bundle without an index."""
+    bundle = bundle_writer(tmp_path, market=market)
+    expected = onnxruntime_prices(bundle, [car_payload])[0]
+    with make_client(bundle) as app:
+        single = app.post("/predict", json=car_payload).json()
+        batch = app.post("/predict/batch", json={"cars": [car_payload]}).json()
+    # Priced as before: the graph alone sets the price, the index only labels it.
+    assert single["price_rub"] == pytest.approx(expected, rel=1e-6)
+    assert single["market_date"] == batch["market_date"] == date
 
 
 def test_integer_fields_take_whole_number_floats(

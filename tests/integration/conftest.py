@@ -147,7 +147,12 @@ def listening(port: int) -> bool:
 
 @contextlib.contextmanager
 def haproxy(
-    upstream: str, log: Path, *, max_in_flight: int, metrics_port: int | None = None
+    upstream: str,
+    log: Path,
+    *,
+    max_in_flight: int,
+    metrics_port: int | None = None,
+    config: Path = HAPROXY_CFG,
 ) -> Iterator[str]:
     """Run HAProxy with the repository's config in front of `upstream`; yield its URL.
 
@@ -156,6 +161,7 @@ def haproxy(
         log: File that receives HAProxy's log (errors and 503s only, see the config).
         max_in_flight: `PROXY_MAX_IN_FLIGHT`, the bound on prediction requests in flight.
         metrics_port: `PROXY_METRICS_PORT`, where Prometheus scrapes (a free port if None).
+        config: The config file (a broken copy of the repository's, for a test that must fail).
     """
     binary = program("haproxy")
     port = free_port()
@@ -170,7 +176,7 @@ def haproxy(
     with log.open("wb") as output:
         # -db: in the foreground, as in a container.
         process = subprocess.Popen(
-            [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=output, stderr=output
+            [binary, "-db", "-f", str(config)], env=env, stdout=output, stderr=output
         )
 
     def started() -> bool:

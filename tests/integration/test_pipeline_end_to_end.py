@@ -225,6 +225,17 @@ def test_drift_loop_catches_the_2022_market_and_a_retrain_recovers(
     before, after = demo["2022-slice-before"], demo["2022-after"]
     assert before["labelled"] == after["labelled"] == demo["retrain"]["holdout_rows"]
     assert after["realized_mape"] < 0.8 * before["realized_mape"]
+    # The market clock: the refresh prices the newest slice as the one-scalar baseline does
+    # (the same median on the same rows), leaves 2020 at 2020's level as it was, and the
+    # retrain on index-deflated prices beats both without losing 2020.
+    refresh, retrain, scalar = demo["refresh"], demo["retrain"], demo["one_scalar"]
+    assert refresh["promote"] is True, refresh["reason"]
+    assert refresh["challenger"]["holdout_mape"] == pytest.approx(scalar["holdout_mape"], abs=1e-3)
+    assert refresh["challenger"]["test_2020_mape"] == pytest.approx(
+        refresh["champion"]["test_2020_mape"], rel=1e-5
+    )
+    assert retrain["challenger"]["holdout_mape"] < scalar["holdout_mape"]
+    assert retrain["challenger"]["test_2020_mape"] <= 1.05 * refresh["champion"]["test_2020_mape"]
     # The demo leaves the project as it found it: champion alias, served bundle, DVC outputs.
     assert _served_state(project, params) == served_before
     status = _dvc(project, "status")

@@ -76,6 +76,19 @@ def test_records_round_trip_through_a_segment(tmp_path: Path, car: Car) -> None:
     assert (read.lines, read.skipped, read.files) == (5, {}, [str(path)])
 
 
+def test_records_handed_over_per_file_are_not_kept(tmp_path: Path, car: Car) -> None:
+    """With on_records, each file's records in the window go to it in order; none are kept."""
+    records = make_records(car, 5)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(encode_records(records[:3]) + b"not json\n")
+    second.write_bytes(encode_records(records[3:]))
+    handed: list[list[PredictionRecord]] = []
+    read = read_prediction_log([first, second], until=records[4].ts, on_records=handed.append)
+    assert handed == [records[:3], records[3:4]]
+    assert read.records == []
+    assert (read.lines, read.outside_window, read.skipped) == (6, 1, {MALFORMED: 1})
+
+
 def test_a_newline_inside_a_value_stays_inside_its_line(tmp_path: Path, car: Car) -> None:
     """Lines split on newline bytes exactly: a newline in a string field is escaped."""
     # Car's categorical strings refuse control characters, so the newline is in another field.

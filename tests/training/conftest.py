@@ -124,8 +124,27 @@ def write_splits(cars: dict[str, pd.DataFrame]) -> Any:
 
     def _write(params: Params) -> None:
         splits.write(params.paths.splits, cars, "synthetic")
+        write_labels(params.paths.labels, cars)
 
     return _write
+
+
+def write_labels(path: Path, cars: dict[str, pd.DataFrame]) -> None:
+    """The label table `features` writes, for synthetic splits: one market day, 2020-09-09.
+
+    `train` reads when each listing was asked from it (the market index's periods).
+    """
+    frame = pd.concat(list(cars.values()), ignore_index=True)
+    labels = pd.DataFrame(
+        {
+            "listing_id": frame["listing_id"],
+            "event_timestamp": pd.Timestamp("2020-09-09", tz="UTC"),
+            "price": frame["price"],
+            "source": "synthetic",
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_parquet(path)
 
 
 @pytest.fixture(scope="session")

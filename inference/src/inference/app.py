@@ -9,10 +9,13 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from inference.admission import InFlight, LagMonitor, admission_middleware
+from inference.announce import announce_once_serving
 from inference.challenger import ChallengerHolder
 from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
+from inference.multiprocess import multiprocess_dir
+from inference.page import page_routes
 from inference.predict import Predictor
 from inference.reload import ModelHolder
 from inference.rollout_metrics import RolloutMetrics, version_middleware
@@ -70,6 +73,8 @@ def create_app(settings: Settings) -> Litestar:
         holder.start_polling()
         challenger.start_polling()
         lag.start()
+        # `make run` ends with the page's address, said once every worker serves.
+        announce_once_serving(settings, multiprocess_dir())
         try:
             yield
         finally:
@@ -85,6 +90,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             *prediction_routes(settings, predictor),
             *ops_routes(settings, metrics, holder),
+            *page_routes(holder),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -19,7 +19,9 @@ Then it is decoded strictly by decoders built once: no coercion ("120000" is not
 NaN and Infinity are not JSON and fail as malformed, invalid UTF-8 is malformed, a number too
 large for a float fails its field's range. An integer field takes any JSON number with a zero
 fraction (4, 4.0, 4e0): that is what JSON Schema's `integer` in the OpenAPI document means, so
-the server accepts what its schema says (4.5 is still a 422). Errors are Litestar's
+the server accepts what its schema says (4.5 is still a 422). A car is read as a
+`shared_schema.rating.Listing`: the `Car` fields and an optional asking price, which is a 422
+naming `asking_price_rub` when it is not a number in (0, 10⁹]. Errors are Litestar's
 `ClientException`: 400 for malformed JSON, 422 naming the JSON path for a body that breaks
 the schema.
 """
@@ -40,7 +42,7 @@ from litestar.status_codes import (
 from msgspec import Meta
 
 from inference.settings import Settings
-from shared_schema import Car
+from shared_schema.rating import Listing
 
 if TYPE_CHECKING:
     from litestar.types.asgi_types import HTTPReceiveMessage
@@ -60,28 +62,28 @@ _CAR_DEPTH: Final = 3
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Several cars to price at once, in a JSON object so the format can grow."""
 
-    cars: Annotated[list[Car], Meta(min_length=1)]
+    cars: Annotated[list[Listing], Meta(min_length=1)]
 
 
 class ClientDisconnectedError(Exception):
     """The client hung up before its request body was complete."""
 
 
-_car_decoder: Final = msgspec.json.Decoder(Car)
+_car_decoder: Final = msgspec.json.Decoder(Listing)
 _batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
 
 
-async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Car:
-    """The one car in the body of `POST /predict`.
+async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Listing:
+    """The one car (and its asking price, if sent) in the body of `POST /predict`.
 
     Raises:
         ClientException: 400, 408, 413, 415 or 422 (see the module docstring).
         ClientDisconnectedError: The client hung up mid-body.
     """
-    return _decode(await read_body(request, settings), _car_decoder, Car)
+    return _decode(await read_body(request, settings), _car_decoder, Listing)
 
 
-async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list[Car]:
+async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list[Listing]:
     """The cars in the body of `POST /predict/batch`: 1 to `BATCH_LIMIT` of them.
 
     Raises:

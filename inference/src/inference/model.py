@@ -115,12 +115,15 @@ class Prediction(msgspec.Struct, frozen=True):
         version: The model version that computed them.
         lower: Lower interval bound per car; None when the model has no interval.
         upper: Upper interval bound per car; None when the model has no interval.
+        market_date: The market date the model priced for (`Manifest.market`); None for a
+            bundle without a market index (priced at its training market, undated).
     """
 
     prices: list[float]
     version: str
     lower: list[float] | None = None
     upper: list[float] | None = None
+    market_date: str | None = None
 
     def row(self, index: int) -> "Prediction":
         """The result for the car at `index` alone."""
@@ -129,6 +132,7 @@ class Prediction(msgspec.Struct, frozen=True):
             self.version,
             None if self.lower is None else [self.lower[index]],
             None if self.upper is None else [self.upper[index]],
+            self.market_date,
         )
 
 
@@ -151,6 +155,7 @@ class LoadedModel:
         self.manifest_raw = manifest_raw
         self.signature = signature
         self.version = manifest.model_version
+        self.market_date = None if manifest.market is None else manifest.market.market_date
         self.output_names = list(manifest.outputs())
         self.vocabulary: dict[str, frozenset[str]] = {
             field: frozenset(values)
@@ -169,8 +174,8 @@ class LoadedModel:
             np.asarray(out, dtype=np.float64).reshape(-1).tolist() for out in outputs
         )
         if bounds:
-            return Prediction(prices, self.version, bounds[0], bounds[1])
-        return Prediction(prices, self.version)
+            return Prediction(prices, self.version, bounds[0], bounds[1], self.market_date)
+        return Prediction(prices, self.version, market_date=self.market_date)
 
     def predict(self, cars: Sequence[Car]) -> npt.NDArray[np.float64]:
         """Prices in RUB for the cars, in order (one float64 per car)."""

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from inference.announce import ANNOUNCED, STARTED_SUFFIX
+
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -35,8 +37,10 @@ def multiprocess_environment() -> Iterator[Path]:
     existing = multiprocess_dir()
     if existing is not None:
         existing.mkdir(parents=True, exist_ok=True)
-        for stale in existing.glob("*.db"):
-            stale.unlink()
+        # And of the previous run's start-up marks, or its page address would never be said.
+        marks = [*existing.glob(f"*{STARTED_SUFFIX}"), existing / ANNOUNCED]
+        for stale in [*existing.glob("*.db"), *marks]:
+            stale.unlink(missing_ok=True)
         yield existing
         return
     with tempfile.TemporaryDirectory(prefix="carprice-metrics-") as path:

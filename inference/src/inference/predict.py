@@ -31,6 +31,7 @@ from inference.challenger import ChallengerHolder
 from inference.metrics import Metrics
 from inference.model import LoadedModel, Prediction
 from inference.prediction_log import PredictionLog
+from inference.rating import Ratings, rate_listings
 from inference.reload import ModelHolder
 from inference.rollout_metrics import CANARY, CHAMPION, RolloutMetrics
 from inference.settings import Settings
@@ -122,17 +123,8 @@ class Predictor:
             return model
         return None
 
-    def _answered(
-        self, request_id: str, cars: Sequence[Car], prediction: Prediction, *, canary: bool
-    ) -> None:
-        """Hand the champion's answer to the shadow scorer (which logs it then) or to the log."""
-        if not canary and self._shadow.wants():
-            self._shadow.offer(request_id, cars, prediction)
-        elif self._log is not None:
-            self._log.record(request_id, cars, prediction.prices, prediction.version)
-
-    async def price_one(self, car: Car, request_id: str) -> Prediction:
-        """The prediction for one car (a one-row `Prediction`), logged under `request_id`.
+    async def price_one(self, car: Car, request_id: str) -> tuple[Prediction, Ratings]:
+        """One car's prediction (one row) and its asking price's rating, logged as `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -151,11 +143,10 @@ class Predictor:
                 prediction = self.run([car])
         finally:
             self._metrics.inflight.dec()
-        self._answered(request_id, (car,), prediction, canary=canary is not None)
-        return prediction
+        return self._answered(request_id, (car,), prediction, canary=canary is not None)
 
-    async def price_many(self, cars: Sequence[Car], request_id: str) -> Prediction:
-        """Prices for the cars, in order, in one run, and the version, logged under `request_id`.
+    async def price_many(self, cars: Sequence[Car], request_id: str) -> tuple[Prediction, Ratings]:
+        """The cars' prices, in order, in one run, and their ratings, logged as `request_id`.
 
         Raises:
             ModelNotReadyError: No model has loaded yet.
@@ -171,5 +162,21 @@ class Predictor:
                 prediction = run(cars)
         finally:
             self._metrics.inflight.dec()
-        self._answered(request_id, cars, prediction, canary=canary is not None)
-        return prediction
+        return self._answered(request_id, cars, prediction, canary=canary is not None)
+
+    def _answered(
+        self, request_id: str, cars: Sequence[Car], prediction: Prediction, *, canary: bool
+    ) -> tuple[Prediction, Ratings]:
+        """Rate the asking prices once, for the answer and the log alike, and log the answer.
+
+        A champion's answer drawn for shadowing goes to the shadow scorer, which logs it after
+        the challenger's run; any other answer goes to the log at once.
+        """
+        ratings = rate_listings(cars, prediction)
+        if not canary and self._shadow.wants():
+            self._shadow.offer(request_id, cars, prediction, ratings.ratings)
+        elif self._log is not None:
+            self._log.record(
+                request_id, cars, prediction.prices, prediction.version, ratings=ratings.ratings
+            )
+        return prediction, ratings

@@ -33,8 +33,9 @@ from inference.prediction_log import request_id
 from inference.reload import ModelHolder
 from inference.rollout_metrics import MODEL_VERSION_HEADER
 from inference.settings import Settings
-from shared_schema import SCHEMA_VERSION, Car
+from shared_schema import SCHEMA_VERSION
 from shared_schema.prediction_log import REQUEST_ID_HEADER
+from shared_schema.rating import Listing
 
 PREDICT_PATH: Final = "/predict"
 BATCH_PATH: Final = "/predict/batch"
@@ -63,17 +64,19 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
     @post(
         PREDICT_PATH,
         status_code=HTTP_200_OK,
-        operation_class=json_body_operation(Car),
+        operation_class=json_body_operation(Listing),
         response_headers=[id_header, version_header],
         responses=prediction_errors,
         tags=["predict"],
     )
     async def predict(request: Request[Any, Any, Any]) -> Response[PredictResponse]:
-        """Price one car in RUB."""
+        """Price one car in RUB; rate its asking price against the market, if one is sent."""
         answer_id = request_id(request)
-        prediction = await predictor.price_one(await read_car(request, settings), answer_id)
+        car = await read_car(request, settings)
+        prediction, ratings = await predictor.price_one(car, answer_id)
+        answer = PredictResponse.of(prediction, ratings)
         headers = {REQUEST_ID_HEADER: answer_id, MODEL_VERSION_HEADER: prediction.version}
-        return Response(PredictResponse.of(prediction), headers=headers)
+        return Response(answer, headers=headers)
 
     @post(
         BATCH_PATH,
@@ -84,12 +87,13 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         tags=["predict"],
     )
     async def predict_batch(request: Request[Any, Any, Any]) -> Response[BatchResponse]:
-        """Price a list of cars in RUB, in order, in one model run."""
+        """Price a list of cars in RUB, in order, in one model run; rate asking prices sent."""
         answer_id = request_id(request)
         cars = await read_cars(request, settings)
-        prediction = await predictor.price_many(cars, answer_id)
+        prediction, ratings = await predictor.price_many(cars, answer_id)
+        answer = BatchResponse.of(prediction, ratings)
         headers = {REQUEST_ID_HEADER: answer_id, MODEL_VERSION_HEADER: prediction.version}
-        return Response(BatchResponse.of(prediction), headers=headers)
+        return Response(answer, headers=headers)
 
     return [predict, predict_batch]
 

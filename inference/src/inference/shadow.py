@@ -29,6 +29,7 @@ from inference.rollout_metrics import QUEUE_FULL, SHADOW, SHUTDOWN, RolloutMetri
 from inference.settings import Settings
 from inference.threads import lowest_cpu_priority
 from shared_schema import Car
+from shared_schema.rating import Rating
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,9 @@ _LINGER_S = 0.005
 #: The most cars in one shadow run (a batch request alone may exceed it).
 _MAX_ROWS = 256
 
-#: One answered request waiting for its shadow run: id, cars, the champion's answer.
-_Shadowed = tuple[str, Sequence[Car], Prediction]
+#: One answered request waiting for its shadow run: id, cars, the champion's answer, and the
+#: asking prices' ratings (None when no car had one).
+_Shadowed = tuple[str, Sequence[Car], Prediction, Sequence[Rating | None] | None]
 
 
 class ShadowScorer:
@@ -67,16 +69,23 @@ class ShadowScorer:
             return False
         return self._share >= 1.0 or random.random() < self._share  # noqa: S311 - not crypto
 
-    def offer(self, request_id: str, cars: Sequence[Car], answer: Prediction) -> None:
+    def offer(
+        self,
+        request_id: str,
+        cars: Sequence[Car],
+        answer: Prediction,
+        ratings: Sequence[Rating | None] | None,
+    ) -> None:
         """Queue an answered request for its shadow run: O(1), never raises.
 
         A full queue drops the shadow run (counted) and logs the champion's answer alone.
         """
+        shadowed = (request_id, cars, answer, ratings)
         try:
-            self._queue.put_nowait((request_id, cars, answer))
+            self._queue.put_nowait(shadowed)
         except asyncio.QueueFull:
             self._rollout.shadow_dropped.labels(QUEUE_FULL).inc()
-            self._record(request_id, cars, answer, None)
+            self._record(shadowed, None)
 
     def start(self) -> None:
         """Start the shadow task on the running loop."""
@@ -88,9 +97,9 @@ class ShadowScorer:
         self._task = None
         self._thread.shutdown(wait=False, cancel_futures=True)
         while not self._queue.empty():
-            request_id, cars, answer = self._queue.get_nowait()
+            shadowed = self._queue.get_nowait()
             self._rollout.shadow_dropped.labels(SHUTDOWN).inc()
-            self._record(request_id, cars, answer, None)
+            self._record(shadowed, None)
 
     async def _run(self) -> None:
         while True:
@@ -104,17 +113,17 @@ class ShadowScorer:
                 rows += len(batch[-1][1])
             shadow = None
             try:
-                shadow = await self._score([car for _, cars, _ in batch for car in cars])
+                shadow = await self._score([car for _, cars, _, _ in batch for car in cars])
             except asyncio.CancelledError:
                 self._rollout.shadow_dropped.labels(SHUTDOWN).inc(len(batch))
                 raise
             finally:
                 # Stopped mid-run too: every champion answer is logged, alone then.
                 start = 0
-                for request_id, cars, answer in batch:
-                    end = start + len(cars)
+                for shadowed in batch:
+                    end = start + len(shadowed[1])
                     part = None if shadow is None else _rows(shadow, start, end)
-                    self._record(request_id, cars, answer, part)
+                    self._record(shadowed, part)
                     start = end
 
     async def _score(self, cars: Sequence[Car]) -> Prediction | None:
@@ -132,15 +141,12 @@ class ShadowScorer:
         self._rollout.run(model.version, SHADOW, ok=True)
         return shadow
 
-    def _record(
-        self,
-        request_id: str,
-        cars: Sequence[Car],
-        answer: Prediction,
-        shadow: Prediction | None,
-    ) -> None:
+    def _record(self, shadowed: _Shadowed, shadow: Prediction | None) -> None:
         if self._log is not None:
-            self._log.record(request_id, cars, answer.prices, answer.version, shadow)
+            request_id, cars, answer, ratings = shadowed
+            self._log.record(
+                request_id, cars, answer.prices, answer.version, ratings=ratings, shadow=shadow
+            )
 
 
 def _rows(prediction: Prediction, start: int, end: int) -> Prediction:

@@ -33,6 +33,7 @@ import msgspec
 from msgspec import Meta
 
 from shared_schema.car import CATEGORICAL_FIELDS, FIELD_NAMES, SCHEMA_VERSION
+from shared_schema.market import MarketIndex
 
 MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
@@ -118,6 +119,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         created_at: ISO 8601 time of the export; None when the exporter leaves it out.
         registry_alias: The registry alias the bundle was fetched under; None for an export.
         interval: The price interval the graph outputs; None when it outputs the price only.
+        brand_models: Per known brand, the known model names listed with it in training, most
+            listed first (the pricing page's dependent list); None when not recorded.
+        market: The market index and the served level; None for a bundle exported before the
+            index (it prices at the level of the market it was trained on, undated).
     """
 
     sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -134,6 +139,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str | None = None
     registry_alias: str | None = None
     interval: IntervalInfo | None = None
+    brand_models: dict[str, list[str]] | None = None
+    market: MarketIndex | None = None
 
     def outputs(self) -> tuple[str, ...]:
         """The graph outputs a reader runs: the price, then the interval's bounds if any."""
@@ -297,6 +304,7 @@ __all__ = [
     "InvalidBundleError",
     "Manifest",
     "ManifestInput",
+    "MarketIndex",
     "MissingInputError",
     "VerifiedBundle",
     "check_compatible",

@@ -21,7 +21,7 @@ its own and its schema version passes `shared_schema.bundle.schema_version_refus
 minor not newer).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Final
@@ -31,6 +31,7 @@ from msgspec import Meta
 
 from shared_schema.bundle import schema_version_refusal
 from shared_schema.car import SCHEMA_VERSION, Car
+from shared_schema.rating import AskingPrice, Rating
 
 #: Version of the record layout below; a reader skips records of any other.
 LOG_FORMAT: Final = 1
@@ -78,9 +79,11 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
         schema_version: `SCHEMA_VERSION` of the server that decoded the car.
         price_rub: The answered price in RUB.
         car: The car as the client sent it, every `Car` field (missing optional ones as null).
+        asking_price_rub: The asking price sent with the car; absent when none was.
+        rating: The asking price's band (`shared_schema.rating`); absent when it was not rated
+            (no asking price, or a model without an interval).
         challenger_version: The challenger's `model_version` when the request was shadowed
-            (scored by the challenger too, after the answer); else absent, so a record of an
-            unshadowed answer is byte for byte what it was before these two keys existed.
+            (scored by the challenger too, after the answer); else absent.
         challenger_price_rub: The challenger's price for the same car then; else absent.
     """
 
@@ -92,6 +95,10 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
     schema_version: Annotated[str, Meta(pattern=r"^\d+\.\d+\.\d+$")]
     price_rub: float
     car: Car
+    # Added in log format 1 with defaults, left out of a line when unset: lines without them
+    # (older ones too) read as before, and older readers ignore them.
+    asking_price_rub: AskingPrice | None = None
+    rating: Rating | None = None
     challenger_version: Annotated[str, Meta(min_length=1)] | None = None
     challenger_price_rub: float | None = None
 
@@ -110,7 +117,7 @@ class PredictionLogRead(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         records: The readable records in the window, in file order then line order (not sorted
-            by `ts` across files).
+            by `ts` across files); empty when they were handed to `on_records` instead.
         skipped: Lines not taken, per reason (`SKIP_REASONS`); reasons that did not occur are
             absent.
         first_skip: Per reason, where it first occurred and why: `"<file>:<line>: <message>"`.
@@ -172,6 +179,7 @@ def read_prediction_log(
     until: datetime | None = None,
     include_open: bool = True,
     reader_version: str = SCHEMA_VERSION,
+    on_records: Callable[[list[PredictionRecord]], None] | None = None,
 ) -> PredictionLogRead:
     """Read the prediction log; every line is taken, outside the window, or a counted skip.
 
@@ -185,9 +193,14 @@ def read_prediction_log(
             segment open, so leaving them out loses its records; reading a segment being
             written may count its unfinished last line as `cut_line`.
         reader_version: The `Car` schema version to read as (this package's by default).
+        on_records: Called with each file's records in the window, in order, which are then
+            not kept: a reader that stores them compactly holds one file's records at a time
+            rather than the whole log's (a record object is ~1 KB; a day of traffic is
+            millions).
 
     Returns:
-        The records in the window and the accounting of every other line.
+        The records in the window (none with `on_records`) and the accounting of every other
+        line.
 
     Raises:
         OSError: A file cannot be read (other than an `.open` segment renamed meanwhile, which
@@ -203,6 +216,9 @@ def read_prediction_log(
         segment = _read_segment(path, listed)
         if segment is not None:
             state.read_file(*segment)
+        if on_records is not None:
+            on_records(state.records)
+            state.records = []
     return PredictionLogRead(
         records=state.records,
         skipped=state.skipped,

@@ -47,6 +47,17 @@ def test_rare_and_unseen_categories_share_the_unknown_code(make_cars: Any) -> No
     assert list(feature_matrix(frame, vocabulary).columns) == list(FIELD_NAMES)
 
 
+def test_brand_models_pair_known_brands_with_known_models(make_cars: Any) -> None:
+    """Each known brand lists the known models sold under it, most listed first, nothing rare."""
+    frame = make_cars(60)
+    frame.loc[:, "brand"] = ["AUDI"] * 30 + ["BMW"] * 30
+    frame.loc[:, "model_name"] = ["A6"] * 20 + ["A4"] * 9 + ["RARE"] + ["X5"] * 30
+    vocabulary = fit_vocabulary(frame, min_count=2)
+    assert vocabulary.brand_models == {"AUDI": ("A6", "A4"), "BMW": ("X5",)}
+    record = (vocabulary.to_json(), vocabulary.brand_models_json())
+    assert type(vocabulary).from_json(*record) == vocabulary
+
+
 def test_numeric_features_are_float32_rounded(make_cars: Any) -> None:
     """Numbers reach the booster as the float32 values the graph receives (NaN kept)."""
     frame = make_cars(20)

@@ -1,5 +1,6 @@
 """The pure parts of `car-train drift`: the label join and the retrain rules."""
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,6 +75,7 @@ def test_few_drifting_fields_and_steady_error_keep_the_model(drift_params: Param
         rules=drift_params.drift,
     )
     assert not verdict.retrain
+    assert verdict.action == "none"
     assert verdict.reasons == []
     assert [rule.rule for rule in verdict.rules] == [
         "drifting_fields_share",
@@ -84,11 +86,11 @@ def test_few_drifting_fields_and_steady_error_keep_the_model(drift_params: Param
 
 
 @pytest.mark.parametrize(
-    ("drifting", "estimated", "realized", "labelled", "reason"),
+    ("drifting", "estimated", "realized", "labelled", "reason", "action"),
     [
-        (2, 0.2, None, 0, "2 of 8 fields drift"),
-        (0, 0.25, None, 0, "estimated (DLE) MAPE 0.2500"),
-        (0, 0.2, 0.3, 1000, "realized MAPE 0.3000"),
+        (2, 0.2, None, 0, "2 of 8 fields drift", "retrain"),
+        (0, 0.25, None, 0, "estimated (DLE) MAPE 0.2500", "retrain"),
+        (0, 0.2, 0.3, 1000, "realized MAPE 0.3000", "refresh"),
     ],
 )
 def test_each_rule_alone_asks_to_retrain(
@@ -98,8 +100,13 @@ def test_each_rule_alone_asks_to_retrain(
     realized: float | None,
     labelled: int,
     reason: str,
+    action: str,
 ) -> None:
-    """A quarter of the fields, or a MAPE above 1.2 × the reference's, triggers a retrain."""
+    """Drifting fields or a DLE estimate ask for a retrain; a realized MAPE alone, a refresh.
+
+    DLE estimates the error from the features alone: it cannot see a level shift, so its rise
+    is the cars' shape moving, not the market's level.
+    """
     fields = [_field(f"f{i}", i < drifting) for i in range(8)]
     verdict = decide(
         fields,
@@ -111,8 +118,44 @@ def test_each_rule_alone_asks_to_retrain(
         rules=drift_params.drift,
     )
     assert verdict.retrain
+    assert verdict.action == action
     assert len(verdict.reasons) == 1
     assert verdict.reasons[0].startswith(reason)
+
+
+def test_error_and_shape_moving_together_follow_the_rule(drift_params: Params) -> None:
+    """Fields drifting and the realized error up together: `drift.error_and_shape` decides."""
+    fields = [_field(f"f{i}", i < 4) for i in range(8)]
+    for rule in ("retrain", "refresh"):
+        rules = msgspec.structs.replace(drift_params.drift, error_and_shape=rule)
+        verdict = decide(
+            fields,
+            _QUIET,
+            reference_mape=0.2,
+            estimated_mape=0.2,
+            realized_mape=0.4,
+            labelled_rows=1000,
+            rules=rules,
+        )
+        assert verdict.action == rule
+
+
+def test_an_estimated_error_rise_beside_the_realized_one_is_shape_too(
+    drift_params: Params,
+) -> None:
+    """DLE and realized MAPE both up, no field drifting: both kinds moved, the rule decides."""
+    for rule in ("retrain", "refresh"):
+        rules = msgspec.structs.replace(drift_params.drift, error_and_shape=rule)
+        verdict = decide(
+            [_field("f0", False)],
+            _QUIET,
+            reference_mape=0.2,
+            estimated_mape=0.4,
+            realized_mape=0.4,
+            labelled_rows=1000,
+            rules=rules,
+        )
+        assert verdict.action == rule
 
 
 def test_realized_mape_needs_enough_labels(drift_params: Params) -> None:
@@ -142,5 +185,5 @@ def test_multivariate_drift_asks_to_retrain(drift_params: Params) -> None:
         labelled_rows=0,
         rules=drift_params.drift,
     )
-    assert verdict.retrain
+    assert verdict.action == "retrain"
     assert verdict.reasons == ["reconstruction error alerts in 2 of 2 chunks"]

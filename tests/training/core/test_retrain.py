@@ -15,6 +15,7 @@ from training.core.retrain import (
     precedes,
     recency_weights,
     retrain_rows,
+    rows_after,
     slice_key,
 )
 
@@ -66,6 +67,15 @@ def test_slice_keys_order_time_then_id() -> None:
     assert precedes(keys[1], keys[2])
     assert not precedes(keys[2], keys[0])
     assert not precedes(keys[1], keys[1])
+
+
+def test_rows_after_keep_only_what_a_model_trained_through_a_key_never_saw() -> None:
+    """`rows_after`: strictly after the key in time, then id; the key's own row is dropped."""
+    rows = _labels([0, 0, 1, 2], ids=["b", "c", "a", "d"])
+    through = slice_key(rows.iloc[1])
+    assert list(rows_after(rows, through)["listing_id"]) == ["a", "d"]
+    assert list(rows_after(rows, slice_key(rows.iloc[0]))["listing_id"]) == ["c", "a", "d"]
+    assert list(rows_after(rows, None)["listing_id"]) == ["b", "c", "a", "d"]
 
 
 def test_recency_weights_halve_every_half_life() -> None:

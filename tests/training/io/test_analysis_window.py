@@ -1,16 +1,18 @@
 """Reading the drift window and its labels: every row counted, bad files named."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
 
+from shared_schema.prediction_log import PredictionRecord, encode_records, segment_name
 from training.errors import PipelineError
-from training.io.analysis_window import read_labels, read_replay
+from training.io.analysis_window import car_fields, read_labels, read_log, read_replay
 
-from ..drift_windows import synthetic_cars
+from ..drift_windows import START, records, synthetic_cars
 
 
 def _constant_price(frame: pd.DataFrame) -> np.ndarray:
@@ -81,3 +83,62 @@ def test_csv_label_ids_stay_text(tmp_path: Path) -> None:
     frame, column = read_labels(path)
     assert column == "request_id"
     assert frame["request_id"].tolist() == ["007", "42"]
+
+
+def _log_records() -> list[PredictionRecord]:
+    """Ten records over two segments, the second's times before the first's, µs apart.
+
+    Records 2 and 6 were shadowed: they carry a challenger's version and price.
+    """
+    cars = synthetic_cars(10, seed=4)
+    cars.loc[3, "engine_displacement"] = None  # an electric car: a missing optional field
+    logged = records(cars, np.linspace(5e5, 5e6, 10))
+    return [
+        msgspec.structs.replace(
+            record,
+            ts=START + timedelta(minutes=10 - 3 * (i // 5), microseconds=7 * i),
+            model_version="1" if i < 7 else "2",
+            challenger_version="c" if i in {2, 6} else None,
+            challenger_price_rub=1.1 * record.price_rub if i in {2, 6} else None,
+        )
+        for i, record in enumerate(logged)
+    ]
+
+
+def _decoded_frame(kept: list[PredictionRecord]) -> pd.DataFrame:
+    """The window frame made the plain way: from the decoded records, all held at once."""
+    frame = car_fields(pd.DataFrame([msgspec.structs.asdict(r.car) for r in kept]))
+    frame.insert(0, "request_id", pd.Series([r.request_id for r in kept], dtype=str))
+    frame.insert(1, "ts", pd.to_datetime(pd.Series([r.ts for r in kept], dtype=object), utc=True))
+    frame.insert(2, "model_version", pd.Series([r.model_version for r in kept], dtype=str))
+    frame["y_pred"] = [r.price_rub for r in kept]
+    frame["challenger_version"] = pd.Series([r.challenger_version for r in kept], dtype=object)
+    frame["challenger_pred"] = pd.Series([r.challenger_price_rub for r in kept], dtype=np.float64)
+    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def test_log_window_is_the_frame_of_the_decoded_records(tmp_path: Path) -> None:
+    """Read a segment at a time, the window equals the frame of all its records decoded at once."""
+    logged = _log_records()
+    first = segment_name(START, "w1", 0)
+    (tmp_path / first).write_bytes(encode_records(logged[:5]) + b"not json\n")
+    (tmp_path / segment_name(START, "w1", 1)).write_bytes(encode_records(logged[5:]))
+    until = logged[4].ts  # the first segment's last record falls outside the window
+    frame, read = read_log(tmp_path, None, until, include_open=True)
+    kept = [r for r in logged if r.ts < until]
+    pd.testing.assert_frame_equal(frame, _decoded_frame(kept))
+    assert np.isnan(frame.loc[frame["request_id"] == "req-3", "engine_displacement"]).all()
+    assert (read.read, read.records, read.outside_window) == (11, 9, 1)
+    assert read.skipped == {"malformed": 1}
+    assert read.first_skip["malformed"].startswith(f"{tmp_path / first}:6: ")
+    assert read.model_versions == {"1": 6, "2": 3}
+
+
+def test_a_log_window_without_records_is_empty_with_every_column(tmp_path: Path) -> None:
+    """Every record outside the window: no rows, the same columns (the job then says why)."""
+    logged = _log_records()
+    (tmp_path / segment_name(START, "w1", 0)).write_bytes(encode_records(logged))
+    frame, read = read_log(tmp_path, START + timedelta(days=1), None, include_open=True)
+    assert frame.empty
+    assert list(frame.columns) == list(_decoded_frame(logged).columns)
+    assert (read.read, read.outside_window, read.records) == (10, 10, 0)

@@ -167,6 +167,8 @@ def test_bundle_manifest_has_the_serving_keys(
     assert manifest.output == PRICE_OUTPUT
     assert [i.name for i in manifest.inputs] == list(FIELD_NAMES)
     assert set(manifest.categories or {}) == set(CATEGORICAL_FIELDS)
+    assert manifest.brand_models == pipeline.vocabulary.brand_models_json()
+    assert set(manifest.brand_models or {}) == set((manifest.categories or {})["brand"])
     assert manifest.parity_max_rel_diff <= 1e-4
     assert manifest.parity_rows == len(cars["test"])
     assert 0 < manifest.metrics["mape"] < 1

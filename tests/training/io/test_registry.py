@@ -23,7 +23,7 @@ from training.core.live_evidence import ShadowComparison
 from training.io import onnx_scoring, registry, splits
 from training.io.mlflow_service import MODEL_SHA_TAG, PIPELINE_TAG, TELEMETRY_OFF, MlflowService
 
-from ..conftest import merged, relocated, write_params
+from ..conftest import merged, relocated, write_labels, write_params
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def store(
         train={"num_boost_round": 10, "early_stopping_rounds": 100, "use_tuned_params": True},
     )
     splits.write(Path(raw["paths"]["splits"]), cars, "synthetic")
+    write_labels(Path(raw["paths"]["labels"]), cars)
     return {"root": root, "raw": raw}
 
 

@@ -1,5 +1,6 @@
 """Scratch projects for the jobs: synthetic raw files, params pointing at them, the Feast repo."""
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,10 @@ import pytest
 
 from scripts import stage_code
 from training.cli import main
+from training.config import Params, load_params
+from training.core.retrain import ORDER
 
-from ..conftest import REPO_ROOT, relocated, repo_params
+from ..conftest import REPO_ROOT, merged, relocated, repo_params
 from ..conftest import write_params as write_params_file
 from ..raw_markets import synthetic_2020, synthetic_2022, write_raw
 
@@ -67,6 +70,46 @@ def champion_project(
         assert main(["--params", path, step]) == 0, step
     assert main(["--params", path, "fetch-model", "--alias", "champion"]) == 0
     return raw, path
+
+
+def published_project(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    markets: tuple[pd.DataFrame, pd.DataFrame],
+    overrides: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """`champion_project` in a fresh temporary folder: its `root` and the params it wrote."""
+    root = tmp_path_factory.mktemp(name)
+    raw, _ = champion_project(root, markets, overrides)
+    return {"root": root, "raw": raw}
+
+
+def params_variant(
+    project: dict[str, Any], name: str, **sections: dict[str, Any]
+) -> tuple[str, Params]:
+    """The project's params with `sections` laid over them, in `params-<name>.yaml` beside."""
+    raw = merged(copy.deepcopy(project["raw"]), **sections)
+    path = write_params_file(raw, project["root"] / f"params-{name}.yaml")
+    return str(path), load_params(path)
+
+
+def newest_day_before_holdout(params: Params, holdout_rows: int) -> str:
+    """The day of the newest 2022 listing older than the newest `holdout_rows` (the holdout)."""
+    labels = pd.read_parquet(params.paths.labels)
+    new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
+    newest = new["event_timestamp"].iloc[-holdout_rows - 1]
+    return str(pd.Timestamp(newest).tz_convert("UTC").date())
+
+
+def labels_with_2022_prices_times_1000(project: dict[str, Any]) -> dict[str, Any]:
+    """A labels table whose 2022 prices are in thousandths of a rouble, in place of the real."""
+    source = Path(project["raw"]["paths"]["labels"])
+    labels = pd.read_parquet(source)
+    is_new = labels["source"] == "autoru_2022_msk_spb"
+    labels.loc[is_new, "price"] = labels.loc[is_new, "price"] * 1000
+    target = source.with_name("labels-x1000.parquet")
+    labels.to_parquet(target)
+    return {"labels": str(target)}
 
 
 @pytest.fixture

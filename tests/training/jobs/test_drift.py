@@ -8,14 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pandas as pd
 import pytest
 
+from shared_schema.bundle import Manifest, read_verified
+from shared_schema.market import MarketIndex
 from shared_schema.prediction_log import OPEN_SUFFIX, encode_records, segment_name
 from training.cli import main
 from training.config import Params
-from training.io import files, splits
-from training.jobs.drift import SUMMARY_FILE, champion_reference
+from training.errors import PipelineError
+from training.io import files, onnx_scoring, splits
+from training.jobs.drift import SUMMARY_FILE, champion_reference, reference_periods
 from training.records import MarketScores, RetrainRecord
 
 from ..drift_windows import (
@@ -263,8 +267,13 @@ def test_a_retrained_champion_is_judged_against_its_new_market_rows(
 ) -> None:
     """The default reference follows the served champion: retrained → its calibration rows."""
     paths = drift_params.paths
+    served = read_verified(paths.serving_bundle).manifest
+
+    def version(name: str) -> Manifest:
+        return msgspec.structs.replace(served, model_version=name)
+
     test_split = splits.split_file(paths.splits, "test")
-    assert champion_reference(drift_params, "1") == test_split  # no retrain yet
+    assert champion_reference(drift_params, version("1")) == test_split  # no retrain yet
     scores = MarketScores(version="2", holdout_mape=0.2, test_2020_mape=0.15)
     record = RetrainRecord(
         promote=True,
@@ -286,14 +295,62 @@ def test_a_retrained_champion_is_judged_against_its_new_market_rows(
     )
     try:
         files.write_json(record, paths.retrain_report)
-        assert champion_reference(drift_params, "2") == test_split  # its rows are missing
+        assert champion_reference(drift_params, version("2")) == test_split  # its rows are missing
         paths.retrain_reference.parent.mkdir(parents=True, exist_ok=True)
         synthetic_cars(10, seed=5).assign(price=1e6).to_parquet(paths.retrain_reference)
-        assert champion_reference(drift_params, "2") == paths.retrain_reference
-        assert champion_reference(drift_params, "1") == test_split  # v1 is served, not v2
+        assert champion_reference(drift_params, version("2")) == paths.retrain_reference
+        assert champion_reference(drift_params, version("1")) == test_split  # v1 is served, not v2
+        # A level refresh of v2 (v3, its forest v2's) is judged on v2's rows; one of v1 is not.
+        index = MarketIndex(
+            method="m",
+            periods=[],
+            levels=[],
+            rows=[],
+            market_date="2022-04-01",
+            served_level=0.5,
+            served_rows=300,
+        )
+        for parent, expected in (("2", paths.retrain_reference), ("1", test_split)):
+            refreshed = msgspec.structs.replace(
+                version("3"), market=msgspec.structs.replace(index, parent_version=parent)
+            )
+            assert champion_reference(drift_params, refreshed) == expected, parent
         refused = msgspec.structs.replace(record, promote=False, champion_version_after="1")
         files.write_json(refused, paths.retrain_report)
-        assert champion_reference(drift_params, "1") == test_split
+        assert champion_reference(drift_params, version("1")) == test_split
     finally:
         paths.retrain_report.unlink(missing_ok=True)
         paths.retrain_reference.unlink(missing_ok=True)
+
+
+def test_reference_rows_are_priced_at_their_own_periods_level(drift_params: Params) -> None:
+    """A served 2022 level does not price the 2020 test split: each row gets its own day's."""
+    paths = drift_params.paths
+    served = read_verified(paths.serving_bundle)
+    index = MarketIndex(
+        method="m",
+        periods=["2020-09-09", "2022-04-01"],
+        levels=[0.0, 0.5],
+        rows=[100, 100],
+        market_date="2022-04-01",
+        served_level=0.5,
+        served_rows=100,
+    )
+    manifest = msgspec.structs.replace(served.manifest, market=index)
+    test = splits.read(paths.splits, "test")
+    times = pd.Series(pd.Timestamp("2020-09-09T10:00:00Z"), index=range(len(test)))
+    labels = pd.DataFrame({"listing_id": test["listing_id"], "event_timestamp": times})
+    try:
+        files.write_parquet(labels.iloc[1:], paths.labels)
+        with pytest.raises(PipelineError, match="1 reference listing"):
+            reference_periods(drift_params, manifest, test)
+        files.write_parquet(labels, paths.labels)
+        periods = reference_periods(drift_params, manifest, test)
+        assert periods is not None
+        assert set(periods) == {"2020-09-09"}
+        assert reference_periods(drift_params, served.manifest, test) is None  # no index
+        priced = onnx_scoring.prices_at_periods(served.model_bytes, manifest, test, periods)
+        at_served = onnx_scoring.price_at(served.model_bytes, manifest, test)
+        np.testing.assert_allclose(priced, at_served * np.exp(-0.5), rtol=1e-9)
+    finally:
+        paths.labels.unlink(missing_ok=True)

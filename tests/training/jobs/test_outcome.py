@@ -24,7 +24,14 @@ def test_drift_outcome_is_the_summary_verdict_as_one_line(
     out = workdir / "xcom" / "return.json"
     assert _outcome(workdir, "drift", "--run", "day-1", "--out", str(out)) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    expected = {"step": "drift", "run": "day-1", "retrain": True, "reasons": verdict["reasons"]}
+    # A summary written before the market clock has no action: a rule then meant a retrain.
+    expected = {
+        "step": "drift",
+        "run": "day-1",
+        "retrain": True,
+        "reasons": verdict["reasons"],
+        "action": "retrain",
+    }
     assert json.loads(last) == expected
     assert json.loads(out.read_text()) == expected
 

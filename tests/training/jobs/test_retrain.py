@@ -1,12 +1,14 @@
-"""`car-train retrain` on synthetic markets: holdout, gate, registry and served bundle.
+"""`car-train retrain` on synthetic markets: holdout, market index, gate, registry and serving.
 
 The 2022 rows describe the same cars as the 2020 rows at 2.5 times the price (a price shock no
-field reveals), so a model fitted to the new market must be much worse on the old one: the gate
-refuses it at the repository's tolerance and promotes it at a loose one.
+field reveals): a level. The challenger learns it as its index (2022's level 2.5 times 2020's),
+so it is far better on the newest 2022 slice and, scored at 2020's level, not worse on 2020:
+the gate promotes it at the repository's tolerance. (Before the market clock the same
+challenger was catastrophically worse on 2020 and refused.)
 """
 
-import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,18 @@ import pytest
 
 from shared_schema.serving_folder import resolve
 from training.cli import main
-from training.config import Params, load_params
+from training.config import Params
 from training.core.retrain import ORDER, slice_key
 from training.io import registry
 from training.io.mlflow_service import MlflowService
 
-from ..conftest import merged, write_params
 from ..raw_markets import row_2020, row_2022
-from .conftest import champion_project
+from .conftest import (
+    labels_with_2022_prices_times_1000,
+    newest_day_before_holdout,
+    params_variant,
+    published_project,
+)
 
 _N = 400
 _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
@@ -31,6 +37,8 @@ _DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
 _PROJECT: dict[str, dict[str, Any]] = {
     "split": {"val_fraction": 0.3},
     "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
+    # The 2.5x shock in one step is past the repository's x2 sanity bound (held to below).
+    "market": {"max_level_ratio": 3.0},
 }
 
 
@@ -70,15 +78,7 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
-    root = tmp_path_factory.mktemp("retrain")
-    raw, _ = champion_project(root, _markets(), {**fast_training, **_PROJECT})
-    return {"root": root, "raw": raw}
-
-
-def _params(project: dict[str, Any], name: str, **sections: dict[str, Any]) -> tuple[str, Params]:
-    raw = merged(copy.deepcopy(project["raw"]), **sections)
-    path = write_params(raw, project["root"] / f"params-{name}.yaml")
-    return str(path), load_params(path)
+    return published_project(tmp_path_factory, "retrain", _markets(), {**fast_training, **_PROJECT})
 
 
 def _retrain(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
@@ -86,18 +86,9 @@ def _retrain(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 @pytest.fixture(scope="module")
-def refused(project: dict[str, Any]) -> Params:
+def retrained(project: dict[str, Any]) -> Params:
     """One retrain at the repository's tolerance, with version 1 (2020 only) as champion."""
-    path, params = _params(project, "strict")
-    with pytest.MonkeyPatch.context() as patch:
-        assert _retrain(path, patch) == 0
-    return params
-
-
-@pytest.fixture(scope="module")
-def promoted(project: dict[str, Any], refused: Params) -> Params:
-    """After `refused`, one retrain with a loose 2020 tolerance."""
-    path, params = _params(project, "loose", retrain={"old_market_tolerance": 100.0})
+    path, params = params_variant(project, "strict")
     with pytest.MonkeyPatch.context() as patch:
         assert _retrain(path, patch) == 0
     return params
@@ -119,21 +110,32 @@ def _served_version(params: Params) -> str:
 
 
 @pytest.mark.slow
-def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) -> None:
-    """Better on the newest 2022 slice, far worse on 2020: refused, champion and serving kept."""
-    params = refused
+def test_learns_the_level_and_is_not_worse_on_2020_at_2020s_level(retrained: Params) -> None:
+    """Index 2.5x from 2020 to 2022; better on the newest slice, 2020 within the tolerance."""
+    params = retrained
     record = json.loads(params.paths.retrain_report.read_text("utf-8"))
-    assert record["promote"] is False
-    assert record["reason"].startswith("catastrophically worse on 2020")
-    assert record["challenger"]["holdout_mape"] < record["champion"]["holdout_mape"]
-    ceiling = record["champion"]["test_2020_mape"] * 1.1
-    assert record["challenger"]["test_2020_mape"] > ceiling
-    assert (record["champion_version_before"], record["champion_version_after"]) == ("1", "1")
-    assert _champion(params) == _served_version(params) == "1"
+    assert record["promote"] is True, record["reason"]
+    assert record["reason"].startswith("better on the new market, not much worse on 2020")
+    assert record["challenger"]["holdout_mape"] < record["champion"]["holdout_mape"] / 3
+    ceiling = record["champion"]["test_2020_mape"] * (1 + record["old_market_tolerance"])
+    assert record["challenger"]["test_2020_mape"] <= ceiling
+    # At the served (2022) level the same challenger would price 2020 cars 2.5x too high.
+    assert record["challenger"]["test_2020_mape"] < 0.5
+    assert record["test_2020_period"] == "2020-09-09"
+    assert (record["champion_version_before"], record["champion_version_after"]) == ("1", "2")
+    market = json.loads(_served_manifest(params))["market"]
+    levels = dict(zip(market["periods"], market["levels"], strict=True))
+    assert {"2020-09-09", *_DAYS[:-1]} <= set(levels) <= {"2020-09-09", *_DAYS}
+    for day in set(levels) - {"2020-09-09"}:
+        assert math.exp(levels[day] - levels["2020-09-09"]) == pytest.approx(2.5, rel=0.05)
+    assert (
+        record["market_date"] == market["market_date"] == newest_day_before_holdout(params, _N // 5)
+    )
     service = MlflowService.from_params(params.registry)
-    challenger = registry.require_alias(service, params.registry.model_name, "challenger")
-    assert str(challenger.version) == record["challenger"]["version"] == "2"
-    assert challenger.tags["promotion"] == "refused"
+    challenger = registry.require_version(
+        service, params.registry.model_name, record["challenger"]["version"]
+    )
+    assert challenger.tags["promotion"] == "promoted"
     assert challenger.tags["promotion_reason"] == record["reason"]
     assert set(challenger.tags) == {
         "sha256",
@@ -150,9 +152,9 @@ def test_refuses_a_challenger_catastrophically_worse_on_2020(refused: Params) ->
 
 
 @pytest.mark.slow
-def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Params) -> None:
+def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(retrained: Params) -> None:
     """The holdout: the newest fifth of 2022, never trained on; the reference: older rows."""
-    params = refused
+    params = retrained
     holdout = pd.read_parquet(params.paths.retrain_holdout)
     labels = pd.read_parquet(params.paths.labels)
     new = labels.loc[labels["source"] == "autoru_2022_msk_spb"].sort_values(list(ORDER))
@@ -175,9 +177,9 @@ def test_the_holdout_is_the_newest_2022_slice_and_never_trained_on(refused: Para
 
 
 @pytest.mark.slow
-def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) -> None:
-    """With a loose 2020 tolerance the challenger becomes champion and is served."""
-    params = promoted
+def test_promotes_and_publishes_a_challenger_within_tolerance(retrained: Params) -> None:
+    """Within the 2020 tolerance the challenger becomes champion and is served."""
+    params = retrained
     record = json.loads(params.paths.retrain_report.read_text("utf-8"))
     assert record["promote"] is True, record["reason"]
     version = record["challenger"]["version"]
@@ -190,13 +192,13 @@ def test_promotes_and_publishes_a_challenger_within_tolerance(promoted: Params) 
 @pytest.mark.slow
 def test_refuses_a_holdout_the_champion_trained_on(
     project: dict[str, Any],
-    promoted: Params,
+    retrained: Params,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A retrained champion must not have seen the holdout: a larger one is an error."""
-    champion = _champion(promoted)
-    path, params = _params(project, "wider", retrain={"holdout_fraction": 0.5})
+    champion = _champion(retrained)
+    path, params = params_variant(project, "wider", retrain={"holdout_fraction": 0.5})
     assert _retrain(path, monkeypatch) == 1
     err = capsys.readouterr().err
     assert f"champion version {champion} trained on new-market rows up to" in err
@@ -233,8 +235,31 @@ def test_bad_inputs_fail_naming_the_problem(
     """No new labelled rows, too few for a holdout or for validation: a clear error, no outputs."""
     if sections.get("paths"):
         sections = {"paths": _without_2022(project)}
-    path, params = _params(project, "bad", **sections)
+    path, params = params_variant(project, "bad", **sections)
     assert _retrain(path, monkeypatch) == 1
     assert message in capsys.readouterr().err
     assert not params.paths.retrain_report.exists()
     assert not params.paths.retrain_holdout.exists()
+
+
+@pytest.mark.slow
+def test_a_level_past_the_sanity_bound_is_refused_before_registering(
+    project: dict[str, Any],
+    retrained: Params,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """2022 prices x1000 (another unit): the challenger's level is refused naming both levels."""
+    x1000 = labels_with_2022_prices_times_1000(project)
+    champion = _champion(retrained)
+    service = MlflowService.from_params(retrained.registry)
+    name = retrained.registry.model_name
+    versions = len(service.client.search_model_versions(f"name='{name}'"))
+    path, params = params_variant(project, "x1000", paths=x1000)
+    assert _retrain(path, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "retrain refused, nothing registered: the challenger serves level" in err
+    assert "the sanity bound is x3 either way" in err
+    assert not params.paths.retrain_report.exists()
+    assert _champion(params) == champion
+    assert len(service.client.search_model_versions(f"name='{name}'")) == versions

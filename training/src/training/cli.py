@@ -50,8 +50,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "rollback": ("training.jobs.rollback", "Serve `previous` again; move `champion` back to it."),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
+    "refresh-level": (
+        "training.jobs.refresh_level",
+        "The champion's forest at the newest window's market level; gate, publish.",
+    ),
     "reference-cv": ("training.jobs.reference_cv", "5-fold CV under the data README's protocol."),
-    "drift": ("training.jobs.drift", "Drift and estimated error of a window; retrain or not."),
+    "drift": ("training.jobs.drift", "Drift and error of a window; refresh, retrain or nothing."),
     "replay": ("training.jobs.replay", "Post listings to a running server, one car each."),
     "outcome": ("training.jobs.outcome", "A drift or gate decision as one JSON line (XCom)."),
 }

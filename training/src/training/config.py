@@ -64,6 +64,8 @@ class PathParams(_Section, frozen=True):
     retrain_pipeline: Path
     retrain_bundle: Path
     retrain_report: Path
+    refresh_bundle: Path
+    refresh_report: Path
 
 
 class IngestParams(_Section, frozen=True):
@@ -180,6 +182,7 @@ class DriftParams(_Section, frozen=True):
     """`car-train drift`: chunking, drift methods and the retrain rules (training/README.md)."""
 
     chunk_size: Annotated[int, Meta(ge=10)]
+    max_chunks: Annotated[int, Meta(ge=1)]
     continuous_method: DriftMethod
     categorical_method: CategoricalDriftMethod
     std_multiplier: Annotated[float, Meta(gt=0.0)]
@@ -188,6 +191,8 @@ class DriftParams(_Section, frozen=True):
     retrain_on_multivariate: bool
     max_mape_ratio: Annotated[float, Meta(gt=0.0)]
     min_labelled_rows: Annotated[int, Meta(ge=1)]
+    error_alone: Literal["refresh", "retrain"]
+    error_and_shape: Literal["refresh", "retrain"]
     estimator: EstimatorParams
 
 
@@ -201,6 +206,15 @@ class RetrainParams(_Section, frozen=True):
     seed: int
     half_life_days: Annotated[float, Meta(gt=0.0)]
     old_market_tolerance: Annotated[float, Meta(ge=0.0)]
+
+
+class MarketParams(_Section, frozen=True):
+    """`market`: the market index, the served level and its refresh (`car-train refresh-level`)."""
+
+    window_days: Annotated[float, Meta(gt=0.0)]
+    min_window_rows: Annotated[int, Meta(ge=1)]
+    min_window_brands: Annotated[int, Meta(ge=1)]
+    max_level_ratio: Annotated[float, Meta(gt=1.0)]
 
 
 class RolloutParams(_Section, frozen=True):
@@ -230,6 +244,7 @@ class Params(_Section, frozen=True):
     registry: RegistryParams
     drift: DriftParams
     retrain: RetrainParams
+    market: MarketParams
     rollout: RolloutParams
 
 

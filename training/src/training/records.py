@@ -5,7 +5,14 @@ files into dvc.lock, so a second run must write the same bytes. Run ids and time
 MLflow, which finds a model's run by content (`training.io.mlflow_service`).
 """
 
+from typing import Literal
+
 import msgspec
+
+#: What a drift verdict asks for (`training.core.drift.Verdict.action`): nothing, a level
+#: refresh (`car-train refresh-level`: the champion's forest at the newest market level), or
+#: a retrain (a new forest). Here, light to import, for `car-train outcome` too.
+Action = Literal["none", "refresh", "retrain"]
 
 
 class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -148,6 +155,29 @@ class RetrainRecord(_Record, frozen=True):
     val_rows: int
     calibration_rows: int
     half_life_days: float
+    market_date: str | None = None
+    test_2020_period: str | None = None
+
+
+class RefreshRecord(_Record, frozen=True):
+    """`paths.refresh_report`: the level a refresh estimated, and the gate's comparison."""
+
+    promote: bool
+    reason: str
+    model_name: str
+    parent_version: str
+    challenger: MarketScores
+    champion: MarketScores
+    old_market_tolerance: float
+    champion_version_after: str
+    market_date: str
+    parent_level: float
+    level: float
+    window_rows: int
+    window_brands: int
+    holdout_rows: int
+    holdout_from: str
+    test_2020_period: str
 
 
 class ReferenceCV(_Record, frozen=True):

@@ -7,9 +7,15 @@ as written down in training/README.md ("Drift"):
 * a field drifts when at least `chunk_alert_share` of the window's chunks alert on it (its
   statistic above the reference chunks' mean + `std_multiplier` × std), and so does the
   multivariate reconstruction error;
-* retrain when at least `drifting_fields_share` of the fields drift, when the multivariate
-  error drifts (`retrain_on_multivariate`), or when the window's MAPE (estimated, or realized
-  with at least `min_labelled_rows` labels) exceeds the reference MAPE × `max_mape_ratio`.
+* the model must change when at least `drifting_fields_share` of the fields drift, when the
+  multivariate error drifts (`retrain_on_multivariate`), or when the window's MAPE (estimated,
+  or realized with at least `min_labelled_rows` labels) exceeds the reference MAPE ×
+  `max_mape_ratio`;
+* how (`Verdict.action`): the realized MAPE is the error rule, the others see the cars' shape
+  move (the estimated MAPE too: DLE estimates the error from the features alone, so it cannot
+  see a level shift and rises only when the cars move); the error alone asks for
+  `error_alone` (a level refresh: the market moved, the cars did not), the shape for a
+  retrain, both for `error_and_shape`.
 """
 
 import math
@@ -21,6 +27,17 @@ import numpy as np
 import pandas as pd
 
 from training.config import DriftParams
+from training.records import Action
+
+
+def window_chunk_size(window_rows: int, rules: DriftParams) -> int:
+    """Rows per chunk of a window: `chunk_size`, larger when the window would exceed `max_chunks`.
+
+    NannyML's calculators and plots cost per chunk (one plot trace per chunk and field), so a
+    window of a million records in 500-row chunks never finishes; past `max_chunks` × `chunk_size`
+    rows the chunks grow instead, and the window is never cut into more than `max_chunks`.
+    """
+    return max(rules.chunk_size, math.ceil(window_rows / rules.max_chunks))
 
 
 class _Finding(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -88,12 +105,23 @@ class RuleCheck(_Finding, frozen=True):
     detail: str
 
 
+#: The rule that sees the market's level move: the error measured on labels. Every other rule
+#: sees the traffic's shape (its fields; DLE's estimate is made from the fields alone).
+ERROR_RULE = "realized_mape"
+
+
 class Verdict(_Finding, frozen=True):
-    """Retrain or not, the reasons (the triggered rules' details) and every rule checked."""
+    """Whether the model must change, why, every rule checked, and how (the action).
+
+    The action: `drift.error_alone` when only the realized error rule triggered (a market
+    level moved, the cars did not), a retrain when only shape rules did (fields, the
+    reconstruction error, DLE's estimate), `drift.error_and_shape` when both.
+    """
 
     retrain: bool
     reasons: list[str]
     rules: list[RuleCheck]
+    action: Action = "none"
 
 
 def optional_float(value: object) -> float | None:
@@ -246,7 +274,16 @@ def decide(
             )
         )
     reasons = [check.detail for check in checks if check.triggered]
-    return Verdict(retrain=bool(reasons), reasons=reasons, rules=checks)
+    shape = any(c.triggered for c in checks if c.rule != ERROR_RULE)
+    error = any(c.triggered for c in checks if c.rule == ERROR_RULE)
+    action: Action = "none"
+    if shape and error:
+        action = rules.error_and_shape
+    elif shape:
+        action = "retrain"
+    elif error:
+        action = rules.error_alone
+    return Verdict(retrain=bool(reasons), reasons=reasons, rules=checks, action=action)
 
 
 def _mape_check(

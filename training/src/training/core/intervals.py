@@ -51,12 +51,18 @@ class IntervalTable:
         edges = np.asarray(self.edges, dtype=np.float64)
         return np.sum(log_pred.reshape(-1, 1) > edges.reshape(1, -1), axis=1).astype(np.int64)
 
-    def bounds(self, log_pred: Array) -> tuple[Array, Array]:
-        """Lower and upper prices (RUB) for predicted log prices."""
+    def bounds(self, log_pred: Array, level: float = 0.0) -> tuple[Array, Array]:
+        """Lower and upper prices (RUB) for predicted log prices, at a market level.
+
+        Args:
+            log_pred: Log prices relative to the market (`PricePipeline.predict_relative_log`):
+                they pick the bin, so a level refresh moves no car to another bin.
+            level: The market's log level, added to both bounds (they scale with it).
+        """
         index = self.bins(log_pred)
         lower = np.asarray(self.lower, dtype=np.float64)[index]
         upper = np.asarray(self.upper, dtype=np.float64)[index]
-        return np.exp(log_pred + lower), np.exp(log_pred + upper)
+        return np.exp(log_pred + level + lower), np.exp(log_pred + level + upper)
 
 
 def conformal_quantile(scores: Array, level: float, *, upper: bool) -> float:
@@ -73,13 +79,21 @@ def conformal_quantile(scores: Array, level: float, *, upper: bool) -> float:
 
 
 def fit_intervals(
-    log_pred: Array, price: Array, *, nominal: float = 0.8, bins: int = 10
+    log_pred: Array,
+    price: Array,
+    *,
+    nominal: float = 0.8,
+    bins: int = 10,
+    level: Array | float = 0.0,
 ) -> IntervalTable:
     """Calibrate the interval on rows the point model did not train on.
 
     Args:
-        log_pred: The point model's log price for each calibration row.
+        log_pred: The point model's log price for each calibration row, relative to the
+            market (the bins are on it).
         price: The actual prices (RUB).
+        level: Each row's market log level (`training.core.market_index`), added to
+            `log_pred` for the residuals.
         nominal: Intended coverage, in (0, 1).
         bins: Number of equal-count bins of the predicted log price.
 
@@ -97,7 +111,7 @@ def fit_intervals(
         raise ValueError("prices must be positive")
     if len(price) < MIN_BIN_ROWS:
         raise ValueError(f"{len(price)} calibration rows; the interval needs {MIN_BIN_ROWS}")
-    residual = np.log(price) - log_pred
+    residual = np.log(price) - log_pred - level
     # Edges are float32 values: the graph compares its float32 log price with them.
     quantiles = np.quantile(log_pred, np.linspace(0, 1, bins + 1)[1:-1])
     edges = [float(e) for e in np.unique(quantiles.astype(np.float32))]

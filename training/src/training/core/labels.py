@@ -82,8 +82,10 @@ def join_labels(
     by_id = pd.Series(price[matched].to_numpy(), index=ids[matched].to_numpy())
     aligned = record_ids.astype("string").map(by_id).to_numpy(dtype=np.float64, na_value=np.nan)
     labelled = int(np.isfinite(aligned).sum())
-    # A label without an id is named by its row in the file (0-based).
-    names = ids.astype(object).where(ids.notna(), [f"row {i}" for i in range(len(ids))])
+    # A label without an id is named by its row in the file (0-based); only those rows get a
+    # name made (one string per label row cost 0.6 s a million).
+    names, missing = ids.astype(object), ids.isna().to_numpy(dtype=bool)
+    names[missing] = [f"row {i}" for i in np.flatnonzero(missing)]
     join = LabelJoin(
         file=file,
         id_column=id_column,

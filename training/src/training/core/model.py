@@ -9,6 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from shared_schema.market import MarketIndex
 from training.core.encoding import (
     Vocabulary,
     categorical_features,
@@ -31,17 +32,29 @@ class PricePipeline:
             log(price) the booster was centred on, plus a calibration fitted on validation
             rows (the MAPE-optimal price lies below the median the booster estimates).
         interval: The calibrated price interval around the log price; None for none.
+        market: The market index the booster's targets were deflated by, and the level
+            served (`training.core.market_index`); None prices at level 0.
     """
 
     booster: lgb.Booster
     vocabulary: Vocabulary
     log_offset: float = 0.0
     interval: IntervalTable | None = None
+    market: MarketIndex | None = None
 
-    def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
-        """log(price) for each row of raw fields (float64)."""
+    @property
+    def served_level(self) -> float:
+        """The market's log level the pipeline prices at (0 without an index)."""
+        return 0.0 if self.market is None else self.market.served_level
+
+    def predict_relative_log(self, frame: pd.DataFrame) -> np.ndarray:
+        """log(price) relative to the market for each row of raw fields (float64)."""
         raw = self.booster.predict(feature_matrix(frame, self.vocabulary))
         return np.asarray(raw, dtype=np.float64) + self.log_offset
+
+    def predict_log(self, frame: pd.DataFrame) -> np.ndarray:
+        """log(price) at the served market level for each row of raw fields (float64)."""
+        return self.predict_relative_log(frame) + self.served_level
 
     def predict_price(self, frame: pd.DataFrame) -> np.ndarray:
         """Price in RUB for each row of raw fields (float64)."""
@@ -55,7 +68,7 @@ class PricePipeline:
         """
         if self.interval is None:
             raise ValueError("this pipeline has no calibrated interval")
-        return self.interval.bounds(self.predict_log(frame))
+        return self.interval.bounds(self.predict_relative_log(frame), self.served_level)
 
 
 @dataclass
@@ -97,6 +110,7 @@ def train_booster(
     on_round: Callable[[int, float], object] | None = None,
     categorical_splits: bool = True,
     weights: tuple[np.ndarray, np.ndarray] | None = None,
+    levels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[PricePipeline, TrainingHistory]:
     """Fit the booster on log(price) with early stopping on the validation rows.
 
@@ -117,12 +131,17 @@ def train_booster(
             False splits their codes as ordered numbers (the frontier study compares both).
         weights: Sample weights of the training and the validation rows (early stopping then
             follows the weighted validation loss); None weighs every row 1.
+        levels: The market log level of each training and validation row: the booster learns
+            log(price) - level, the car's worth relative to its market; None: no deflation.
 
     Returns:
         The pipeline (booster truncated to its best round, log offset = the training median)
         and the training history.
     """
-    base = float(np.median(np.log(train["price"].to_numpy(dtype=np.float64))))
+    train_level, val_level = (0.0, 0.0) if levels is None else levels
+    train_target = np.log(train["price"].to_numpy(dtype=np.float64)) - train_level
+    val_target = np.log(val["price"].to_numpy(dtype=np.float64)) - val_level
+    base = float(np.median(train_target))
     history = TrainingHistory(base_log_price=base)
 
     def _progress(env: lgb.callback.CallbackEnv) -> None:
@@ -138,14 +157,14 @@ def train_booster(
     categorical = categorical_features() if categorical_splits else []
     train_set = lgb.Dataset(
         feature_matrix(train, vocabulary),
-        np.log(train["price"].to_numpy(dtype=np.float64)) - base,
+        train_target - base,
         categorical_feature=categorical,
         weight=None if weights is None else weights[0],
         free_raw_data=True,
     )
     val_set = lgb.Dataset(
         feature_matrix(val, vocabulary),
-        np.log(val["price"].to_numpy(dtype=np.float64)) - base,
+        val_target - base,
         reference=train_set,
         categorical_feature=categorical,
         weight=None if weights is None else weights[1],
@@ -177,8 +196,16 @@ def fit_log_offset(log_pred: np.ndarray, price: np.ndarray) -> float:
     return float(offsets[int(np.argmin(mape))])
 
 
-def calibrated(pipeline: PricePipeline, val: pd.DataFrame) -> PricePipeline:
-    """The pipeline with its log offset shifted to minimise MAPE on `val`."""
+def calibrated(
+    pipeline: PricePipeline, val: pd.DataFrame, levels: np.ndarray | float = 0.0
+) -> PricePipeline:
+    """The pipeline with its log offset shifted to minimise MAPE on `val` at `levels`.
+
+    Args:
+        pipeline: The pipeline to calibrate.
+        val: Rows of raw fields and `price`.
+        levels: Each row's market log level (the market it was asked in); 0 without an index.
+    """
     price = val["price"].to_numpy(dtype=np.float64)
-    shift = fit_log_offset(pipeline.predict_log(val), price)
+    shift = fit_log_offset(pipeline.predict_relative_log(val) + levels, price)
     return replace(pipeline, log_offset=pipeline.log_offset + shift)

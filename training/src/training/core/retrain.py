@@ -53,6 +53,16 @@ def slice_key(row: pd.Series) -> str:
     return f"{pd.Timestamp(row['event_timestamp']).isoformat()}{_SEP}{row['listing_id']}"
 
 
+def rows_after(rows: pd.DataFrame, trained_through: str | None) -> pd.DataFrame:
+    """The rows that come after `trained_through` (a `slice_key`) in `ORDER`; all if None."""
+    if not trained_through:
+        return rows
+    time, listing_id = _parse_key(trained_through)
+    stamps = pd.to_datetime(rows["event_timestamp"], utc=True)
+    newer = (stamps > time) | ((stamps == time) & (rows["listing_id"].astype(str) > listing_id))
+    return rows.loc[newer.to_numpy()]
+
+
 def _parse_key(key: str) -> tuple[pd.Timestamp, str]:
     time, _, listing_id = key.partition(_SEP)
     return pd.Timestamp(time), listing_id

@@ -1,8 +1,9 @@
 """NannyML on the reference and the window: drift, estimated and realized errors, the plots.
 
 NannyML fits each calculator on the reference (the champion's test split with its prices and
-the champion's predictions), cuts reference and window into chunks of `chunk_size` rows, and
-sets each alert threshold at the reference chunks' mean + `std_multiplier` × std of the same
+the champion's predictions), cuts the reference into chunks of `chunk_size` rows and the
+window into chunks of as many, or more when it would exceed `max_chunks` of them, and sets
+each alert threshold at the reference chunks' mean + `std_multiplier` × std of the same
 statistic: a chunk of the window alerts when it is further from the reference than chunks of
 the reference itself are. The results are handed over as tidy tables of the window's chunks
 (`training.core.drift` reads them).
@@ -29,6 +30,7 @@ import pandas as pd
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
 from training.config import DriftParams
+from training.core.drift import window_chunk_size
 from training.io import files
 from training.io.analysis_window import TS, Y_PRED
 
@@ -49,7 +51,8 @@ class NannyResults:
         performance: Per chunk: `chunk`, `first_row`, `last_row`, `first_ts`, `last_ts`,
             `estimated_mape`, `estimated_mae`, `estimated_mape_alert`, `labelled_rows`,
             `realized_mape`, `realized_mae`.
-        reference_chunks: Chunks the reference was cut into.
+        reference_chunks: Chunks the reference was cut into (`chunk_size` rows each).
+        window_chunk_size: Rows per chunk of the window (`core.drift.window_chunk_size`).
         warnings: NannyML's warnings, once each (also logged).
         figures: Makers of the plotly figures, by name (made when written).
     """
@@ -58,6 +61,7 @@ class NannyResults:
     multivariate: pd.DataFrame
     performance: pd.DataFrame
     reference_chunks: int
+    window_chunk_size: int
     warnings: list[str]
     figures: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
@@ -133,9 +137,12 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
             thresholds=dict.fromkeys(METRICS, threshold),
         ).fit(reference)
         reference_chunks = len(chunker.split(reference))
+        # The thresholds come from the reference's `chunk_size` chunks (fitted above); a long
+        # window is cut into at most `max_chunks` larger ones (`window_chunk_size`).
+        chunker.chunk_size = window_chunk_size(len(window), rules)
         # A window shorter than one chunk is one (smaller) chunk; else the remainder joins the
         # last chunk, so no chunk is a handful of rows with a meaningless statistic.
-        chunker.incomplete = "append" if len(window) >= rules.chunk_size else "keep"
+        chunker.incomplete = "append" if len(window) >= chunker.chunk_size else "keep"
         inputs = window[[*features, Y_PRED]]
         # Plots show the reference's chunks before the window's; the tables the window's only.
         drift_result = univariate.calculate(inputs)
@@ -148,7 +155,9 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
         log.warning("nannyml: %s", message)
     figures: dict[str, Callable[[], Any]] = {
         "univariate_drift": lambda: drift_result.plot(kind="drift"),
-        "univariate_distribution": lambda: drift_result.plot(kind="distribution"),
+        "univariate_distribution": (lambda: drift_result.plot(kind="distribution"))
+        if chunker.chunk_size == rules.chunk_size
+        else _distribution_not_drawn(chunker.chunk_size, rules.chunk_size),
         "multivariate_drift": multivariate_result.plot,
         "estimated_performance": estimated.plot,
     }
@@ -161,9 +170,27 @@ def analyse(reference: pd.DataFrame, window: pd.DataFrame, rules: DriftParams) -
             _window(estimated), None if measured is None else _window(measured), window
         ),
         reference_chunks=reference_chunks,
+        window_chunk_size=chunker.chunk_size,
         warnings=messages,
         figures=figures,
     )
+
+
+def _distribution_not_drawn(window_chunk: int, reference_chunk: int) -> Callable[[], Any]:
+    """A figure maker that names why the distribution plot is not drawn (in `plot_errors`).
+
+    NannyML's distribution plot cuts the reference again with the calculator's one chunker, by
+    then the window's: it would show the reference in the window's chunk size against
+    thresholds from its own, or fail when the reference is shorter than one window chunk.
+    """
+
+    def refuse() -> Any:
+        raise ValueError(
+            f"not drawn for {window_chunk:,}-row window chunks: NannyML's distribution plot "
+            f"would cut the reference ({reference_chunk:,}-row chunks) to the window's size"
+        )
+
+    return refuse
 
 
 def write_plots(

@@ -11,6 +11,7 @@ from typing import Any, Final
 import lightgbm as lgb
 import msgspec
 
+from shared_schema.market import MarketIndex
 from training.core.encoding import Vocabulary
 from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline
@@ -24,11 +25,15 @@ _PRODUCER: Final = "car-train train"
 
 
 class TrainedModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """`PIPELINE_FILE`: the encoding, log offset, interval and lineage beside the booster."""
+    """`PIPELINE_FILE`: the encoding, log offset, interval, market index and lineage."""
 
     vocabulary: dict[str, list[str]]
+    # Recorded since the pricing page; a pipeline written before has none (then nor has its
+    # bundle's manifest).
+    brand_models: dict[str, list[str]] = {}
     log_offset: float
     interval: IntervalTable | None
+    market: MarketIndex | None = None
     best_iteration: int
     lightgbm: dict[str, Any]
     val: dict[str, float]
@@ -59,14 +64,15 @@ def load(directory: Path) -> tuple[PricePipeline, TrainedModel]:
         raise PipelineError(f"{booster_path}: trained model not found; run `{_PRODUCER}` first")
     record = files.read_record(record_path, TrainedModel, _PRODUCER)
     try:
-        vocabulary = Vocabulary.from_json(record.vocabulary)
+        vocabulary = Vocabulary.from_json(record.vocabulary, record.brand_models)
     except KeyError as exc:
         raise PipelineError(f"{record_path}: vocabulary lacks field {exc}") from exc
     try:
         booster = lgb.Booster(model_file=str(booster_path))
     except lgb.basic.LightGBMError as exc:
         raise PipelineError(f"{booster_path}: corrupt LightGBM model: {exc}") from exc
-    return PricePipeline(booster, vocabulary, record.log_offset, record.interval), record
+    pipeline = PricePipeline(booster, vocabulary, record.log_offset, record.interval, record.market)
+    return pipeline, record
 
 
 def fingerprint(directory: Path) -> str:

@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared_schema.market import MarketIndex
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -63,6 +65,34 @@ def feature_importance(importance: pd.Series, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.barh(ordered.index, ordered.to_numpy() / ordered.sum())
     ax.set(xlabel="share of total gain", title="Feature importance (gain)")
+    return _save(fig, path)
+
+
+def market_index(indices: dict[str, MarketIndex], base: str, path: Path) -> Path:
+    """Each index's levels by period as ratios to `base`'s level, its served level marked.
+
+    The periods are categories on the x axis (months apart or a day apart alike), so no line
+    pretends to know the market between them. Only levels and dates: no listing is drawn.
+    """
+    plt = _pyplot()
+    periods = sorted({p for index in indices.values() for p in index.periods})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for offset, ((name, index), marker) in enumerate(zip(indices.items(), "os^", strict=False)):
+        x = [periods.index(p) + 0.08 * offset for p in index.periods]
+        ratios = np.exp(np.asarray(index.levels) - index.level_of(base))
+        ax.plot(x, ratios, marker=marker, linestyle="none", label=f"{name}: level by day")
+        served = float(np.exp(index.served_level - index.level_of(base)))
+        ax.axhline(served, color=f"C{offset}", linewidth=0.8, linestyle="--")
+        ax.annotate(
+            f"{name} serves x{served:.3f} ({index.market_date})",
+            (0.2, served),
+            textcoords="offset points",
+            xytext=(0, 4 - 14 * offset),
+            color=f"C{offset}",
+        )
+    ax.set_xticks(range(len(periods)), periods)
+    ax.set(ylabel=f"price level, {base} = 1", title="Market index: median log residual by day")
+    ax.legend(loc="center right")
     return _save(fig, path)
 
 

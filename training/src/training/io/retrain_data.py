@@ -12,6 +12,7 @@ import pandas as pd
 from shared_schema import FIELD_NAMES
 from training.config import Params, PathParams
 from training.core.intervals import MIN_BIN_ROWS
+from training.core.market_index import period_of
 from training.core.retrain import HOLDOUT_COLUMNS, RetrainRows, newest_slice, retrain_rows
 from training.core.splits import assign_splits
 from training.errors import PipelineError
@@ -95,3 +96,18 @@ def write_slices(paths: PathParams, rows: RetrainRows) -> None:
     files.write_parquet(rows.holdout.loc[:, list(HOLDOUT_COLUMNS)], paths.retrain_holdout)
     reference = rows.calibration.loc[:, ["listing_id", *FIELD_NAMES, "price"]]
     files.write_parquet(reference, paths.retrain_reference)
+
+
+def one_period(times: pd.Series, frame: pd.DataFrame, what: str) -> str:
+    """The one market period (UTC day) of `frame`'s listings, by their event times.
+
+    Raises:
+        PipelineError: A listing has no event time, or the rows span several periods.
+    """
+    found = times.reindex(frame["listing_id"])
+    if found.isna().any():
+        raise PipelineError(f"{what}: {int(found.isna().sum())} listing(s) without a label")
+    periods = sorted(str(p) for p in set(period_of(found)))
+    if len(periods) != 1:
+        raise PipelineError(f"{what} spans the market periods {', '.join(periods)}, not one")
+    return periods[0]

@@ -228,3 +228,53 @@ def collapse_categorical_chains(model_bytes: bytes) -> tuple[bytes, dict[str, in
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, _ML_OPSET)
     return model.SerializeToString(), counts
+
+
+def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
+    """Each tree's leaf value for one row of a `TreeEnsemble`'s input, walked here in Python.
+
+    The exporter's parity check uses it to name the tree where the graph and the booster part.
+
+    Raises:
+        ValueError: A node mode other than the comparisons and BRANCH_MEMBER.
+    """
+    attributes = {item.name: helper.get_attribute_value(item) for item in forest.attribute}
+    modes = numpy_helper.to_array(attributes["nodes_modes"])
+    splits = numpy_helper.to_array(attributes["nodes_splits"])
+    weights = numpy_helper.to_array(attributes["leaf_weights"])
+    flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
+    ends = [i for i, value in enumerate(flat) if np.isnan(value)]
+    starts = [0, *(end + 1 for end in ends[:-1])]
+    member_nodes = np.flatnonzero(modes == _MEMBER).tolist()
+    members = {
+        node: set(flat[start:end])
+        for node, start, end in zip(member_nodes, starts, ends, strict=True)
+    }
+    compare = {
+        0: float.__le__,
+        1: float.__lt__,
+        2: float.__ge__,
+        3: float.__gt__,
+        4: float.__eq__,
+        5: float.__ne__,
+    }
+    found = []
+    for root in attributes["tree_roots"]:
+        node, is_leaf = root, False
+        while not is_leaf:
+            value, mode = float(row[attributes["nodes_featureids"][node]]), int(modes[node])
+            if np.isnan(value):
+                goes_true = bool(attributes["nodes_missing_value_tracks_true"][node])
+            elif mode == _MEMBER:
+                goes_true = value in members[node]
+            elif mode in compare:
+                goes_true = compare[mode](value, float(splits[node]))
+            else:
+                raise ValueError(f"node {node}: unknown node mode {mode}")
+            side = "true" if goes_true else "false"
+            node, is_leaf = (
+                attributes[f"nodes_{side}nodeids"][node],
+                bool(attributes[f"nodes_{side}leafs"][node]),
+            )
+        found.append(float(weights[node]))
+    return found

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from shared_schema import FIELD_NAMES
-from shared_schema.bundle import read_verified
+from shared_schema.bundle import Manifest, read_verified
 from shared_schema.serving_folder import resolve
 from training.config import Params, RolloutParams
 from training.core import drift, live_evidence
 from training.core.labels import LabelJoin, join_labels
 from training.core.live_evidence import ShadowComparison
+from training.core.market_index import period_of
 from training.core.metrics import regression_metrics
 from training.errors import PipelineError
 from training.io import analysis_window, files, nannyml_drift, onnx_scoring, splits
@@ -52,6 +53,8 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     model_version: str
     mape: float
     mae: float
+    #: The market periods the rows were priced at (each row its own); empty: the served level.
+    periods: list[str] = []
 
 
 class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,6 +67,7 @@ class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
     labels: LabelJoin | None
     reference: Reference
     chunk_size: int
+    window_chunk_size: int
     fields: list[drift.FieldDrift]
     multivariate: drift.MultivariateDrift
     estimated_mape: float | None
@@ -76,21 +80,72 @@ class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
     shadow: ShadowComparison | None = None
 
 
-def champion_reference(params: Params, served_version: str) -> Path:
+def champion_reference(params: Params, served: Manifest) -> Path:
     """The rows the served champion is judged against: what it was evaluated on, not trained on.
 
     A champion promoted by `car-train retrain` (its report names the served version as the
-    champion after) is judged against the new-market rows it was calibrated on
-    (`paths.retrain_reference`); any other champion against the test split. Without this a
-    retrained champion would be compared with 2020 traffic and every run would ask to
-    retrain again.
+    champion after), or a level refresh of it (the served index's `parent_version`, the
+    version whose forest it reuses, is that version), is judged against the new-market rows
+    it was calibrated on (`paths.retrain_reference`); any other champion against the test
+    split. Without this a retrained or refreshed champion would be compared with 2020
+    traffic and every run would ask to retrain again.
     """
     report, rows = params.paths.retrain_report, params.paths.retrain_reference
+    lineage = {served.model_version}
+    if served.market is not None and served.market.parent_version is not None:
+        lineage.add(served.market.parent_version)
     if report.is_file() and rows.is_file():
         record = msgspec.json.decode(report.read_bytes(), type=RetrainRecord)
-        if record.promote and record.champion_version_after == served_version:
+        if record.promote and record.champion_version_after in lineage:
             return rows
     return splits.split_file(params.paths.splits, "test")
+
+
+def reference_periods(params: Params, served: Manifest, rows: pd.DataFrame) -> pd.Series | None:
+    """Each reference row's market period (by its listing's event time), to price it at.
+
+    None when the served bundle has no index or the rows carry no `listing_id` (given with
+    --reference): then they are priced at the served level, and the summary says so.
+
+    Raises:
+        PipelineError: A reference listing has no event time in `paths.labels`.
+    """
+    if served.market is None or "listing_id" not in rows.columns:
+        return None
+    labels = files.read_parquet(
+        params.paths.labels, "labels", "car-train features", ("listing_id", "event_timestamp")
+    )
+    times = labels.drop_duplicates("listing_id").set_index("listing_id")["event_timestamp"]
+    found = times.reindex(rows["listing_id"]).reset_index(drop=True)
+    if found.isna().any():
+        raise PipelineError(
+            f"{int(found.isna().sum())} reference listing(s) have no event time in "
+            f"{params.paths.labels}: their market period is unknown"
+        )
+    return period_of(found)
+
+
+def _reference_prices(
+    model_bytes: bytes,
+    manifest: Manifest,
+    rows: pd.DataFrame,
+    periods: pd.Series | None,
+    path: Path,
+) -> np.ndarray:
+    """The reference rows' prices, each at its own market's level when its period is known.
+
+    2020 rows priced at 2022's level would be ~1.5x off: a reference error so large that the
+    error rule could never fire.
+
+    Raises:
+        PipelineError: The served index has no level for a reference period (named).
+    """
+    if periods is None:
+        return onnx_scoring.price_at(model_bytes, manifest, rows)
+    try:
+        return onnx_scoring.prices_at_periods(model_bytes, manifest, rows, periods)
+    except KeyError as exc:
+        raise PipelineError(f"{path}: {exc.args[0]}") from exc
 
 
 def run(
@@ -161,11 +216,14 @@ def run(
         prices, join = join_labels(window[REQUEST_ID], label_rows, id_column, str(labels))
         window[nannyml_drift.Y_TRUE] = prices
 
-    reference_path = reference or champion_reference(params, manifest.model_version)
+    reference_path = reference or champion_reference(params, manifest)
     required = (*FIELD_NAMES, "price")
     test = files.read_parquet(reference_path, "reference rows", "car-train split", required)
     reference_frame = analysis_window.car_fields(test)
-    reference_frame[Y_PRED] = score(test).astype(np.float64)
+    periods = reference_periods(params, manifest, test)
+    reference_frame[Y_PRED] = _reference_prices(
+        model_bytes, manifest, test, periods, reference_path
+    )
     reference_frame[nannyml_drift.Y_TRUE] = test["price"].to_numpy(np.float64)
     reference_metrics = regression_metrics(
         reference_frame[nannyml_drift.Y_TRUE].to_numpy(), reference_frame[Y_PRED].to_numpy()
@@ -212,8 +270,10 @@ def run(
                 model_version=manifest.model_version,
                 mape=reference_metrics["mape"],
                 mae=reference_metrics["mae_rub"],
+                periods=[] if periods is None else sorted(set(periods)),
             ),
             chunk_size=rules.chunk_size,
+            window_chunk_size=results.window_chunk_size,
             fields=fields,
             multivariate=multivariate,
             estimated_mape=estimated,
@@ -226,10 +286,11 @@ def run(
         )
         files.write_json(summary, out / SUMMARY_FILE)
     log.info(
-        "drift run %s: %d records, retrain=%s%s",
+        "drift run %s: %d records, retrain=%s, action=%s%s",
         name,
         read.records,
         verdict.retrain,
+        verdict.action,
         "".join(f"\n  - {reason}" for reason in verdict.reasons),
     )
     return summary

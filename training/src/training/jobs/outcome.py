@@ -5,8 +5,10 @@ the DAGs never read the pipeline's files themselves: this command reads a step's
 prints what the DAG branches on, with the MLflow run behind it. It writes nothing the pipeline
 reads; `--out` also writes the line to a file (a pod's `/airflow/xcom/return.json`).
 
-- `drift --run NAME`: `paths.drift/NAME/summary.json` → `retrain` and its reasons.
+- `drift --run NAME`: `paths.drift/NAME/summary.json` → `retrain`, its reasons and the action
+  (none, refresh or retrain).
 - `retrain`: `paths.retrain_report` → the gate's decision and the challenger's MLflow run.
+- `refresh`: `paths.refresh_report` (`car-train refresh-level`) → the same.
 - `promote`: `paths.promotion` (the pipeline's gate) → the same.
 """
 
@@ -19,11 +21,11 @@ import msgspec
 from training.config import Params
 from training.errors import PipelineError
 from training.io.mlflow_service import MlflowService
-from training.records import PromotionRecord, RetrainRecord
+from training.records import Action, PromotionRecord, RefreshRecord, RetrainRecord
 
 log = logging.getLogger(__name__)
 
-Step = Literal["drift", "retrain", "promote"]
+Step = Literal["drift", "retrain", "refresh", "promote"]
 #: The steps whose outcome this command reads (light to import: `car-train --help` uses it).
 STEPS: tuple[Step, ...] = get_args(Step)
 
@@ -35,12 +37,13 @@ class DriftOutcome(msgspec.Struct, frozen=True, kw_only=True):
     run: str
     retrain: bool
     reasons: list[str]
+    action: Action
 
 
 class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """A gate's decision: the challenger, its MLflow run, and the champion after it."""
 
-    step: Literal["retrain", "promote"]
+    step: Literal["retrain", "refresh", "promote"]
     promote: bool
     reason: str
     model_name: str
@@ -53,6 +56,8 @@ class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class _VerdictView(msgspec.Struct, frozen=True):
     retrain: bool
     reasons: list[str]
+    # Summaries written before the market clock have no action: a rule then meant a retrain.
+    action: Action | None = None
 
 
 class _DriftSummaryView(msgspec.Struct, frozen=True):
@@ -96,8 +101,10 @@ def run(
             raise PipelineError("outcome drift needs --run NAME (the drift run's folder)")
         summary_path = params.paths.drift / run_name / SUMMARY_FILE
         summary = files.read_record(summary_path, _DriftSummaryView, "car-train drift")
+        verdict = summary.verdict
+        action = verdict.action or ("retrain" if verdict.retrain else "none")
         outcome = DriftOutcome(
-            run=summary.run, retrain=summary.verdict.retrain, reasons=summary.verdict.reasons
+            run=summary.run, retrain=verdict.retrain, reasons=verdict.reasons, action=action
         )
     else:
         outcome = _gate_outcome(params, service, step)
@@ -113,20 +120,35 @@ def run(
 
 
 def _gate_outcome(
-    params: Params, service: MlflowService, step: Literal["retrain", "promote"]
+    params: Params, service: MlflowService, step: Literal["retrain", "refresh", "promote"]
 ) -> GateOutcome:
-    """The gate report of `retrain` or `promote`, with the challenger's MLflow run id."""
+    """The gate report of `retrain`, `refresh` or `promote`, with the challenger's run id."""
     from training.io import files, registry
 
     name = params.registry.model_name
     record: RetrainRecord | PromotionRecord
+    if step == "refresh":
+        refresh = files.read_record(
+            params.paths.refresh_report, RefreshRecord, "car-train refresh-level"
+        )
+        version: Any = registry.require_version(service, name, refresh.challenger.version)
+        return GateOutcome(
+            step=step,
+            promote=refresh.promote,
+            reason=refresh.reason,
+            model_name=name,
+            challenger_version=refresh.challenger.version,
+            mlflow_run_id=str(version.run_id),
+            champion_version_before=refresh.parent_version,
+            champion_version_after=refresh.champion_version_after,
+        )
     if step == "retrain":
         record = files.read_record(params.paths.retrain_report, RetrainRecord, "car-train retrain")
         challenger = record.challenger.version
     else:
         record = files.read_record(params.paths.promotion, PromotionRecord, "car-train promote")
         challenger = record.challenger_version
-    version: Any = registry.require_version(service, name, challenger)
+    version = registry.require_version(service, name, challenger)
     return GateOutcome(
         step=step,
         promote=record.promote,
@@ -141,7 +163,7 @@ def _gate_outcome(
 
 def _describe(outcome: DriftOutcome | GateOutcome) -> str:
     if isinstance(outcome, DriftOutcome):
-        return f"retrain={outcome.retrain}" + "".join(f"; {r}" for r in outcome.reasons)
+        return f"action={outcome.action}" + "".join(f"; {r}" for r in outcome.reasons)
     verdict = "promoted" if outcome.promote else "refused"
     return (
         f"version {outcome.challenger_version} (MLflow run {outcome.mlflow_run_id}) {verdict}: "

@@ -4,8 +4,12 @@ import logging
 
 import msgspec
 import numpy as np
+import pandas as pd
 
 from training.config import Params
+from training.core.fitting import market_rows
+from training.core.market_index import Levels, period_of
+from training.errors import PipelineError
 from training.io import files, splits, tuned_params
 from training.io.mlflow_service import MlflowService
 from training.lifecycle.fit import TrainingRows, fit
@@ -46,7 +50,12 @@ def run(params: Params, service: MlflowService) -> TrainReport:
                     "val_rows": len(val),
                 }
             )
-            rows = TrainingRows(train=train, val=val, dataset=dataset)
+            times = _event_times(params, train, val)
+            # A first model: one market, nothing to deflate by; the fit records its level.
+            market = market_rows(
+                (*times, times[1]), Levels.flat(period_of(times[0])), params.market.window_days
+            )
+            rows = TrainingRows(train=train, val=val, dataset=dataset, market=market)
             fitted = fit(tracked, rows, params.train, lightgbm, paths.trained_pipeline)
             scale = float(np.exp(fitted.pipeline.log_offset - fitted.history.base_log_price))
             tracked.log_metrics(
@@ -70,3 +79,24 @@ def run(params: Params, service: MlflowService) -> TrainReport:
         scale,
     )
     return report
+
+
+def _event_times(
+    params: Params, train: pd.DataFrame, val: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
+    """When each train and validation listing was asked, from the label table.
+
+    Raises:
+        PipelineError: A split's listing has no label (the splits are older than the labels).
+    """
+    labels = files.read_parquet(
+        params.paths.labels, "labels", "car-train features", ("listing_id", "event_timestamp")
+    )
+    times = labels.set_index("listing_id")["event_timestamp"]
+    found = tuple(times.reindex(frame["listing_id"]) for frame in (train, val))
+    if any(t.isna().any() for t in found):
+        raise PipelineError(
+            f"{params.paths.splits}: listings without a label in {params.paths.labels}; "
+            "re-run `car-train split`"
+        )
+    return found[0], found[1]

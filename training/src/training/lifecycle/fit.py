@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from training.config import TrainParams
-from training.core.fitting import fit_pipeline
+from training.core.fitting import MarketRows, fit_pipeline
+from training.core.market_index import levels_of
 from training.core.metrics import regression_metrics
 from training.core.model import PricePipeline, TrainingHistory
 from training.io import pipeline_files
@@ -34,6 +35,8 @@ class TrainingRows:
         dataset: The rows' summary, saved with the model (its lineage).
         calibration: Rows the price scale and interval are calibrated on; `val` when None.
         weights: Sample weights of `train` and `val`; None weighs every row 1.
+        market: The rows' periods and the levels the targets are deflated by (the market
+            index, `training.core.fitting.MarketRows`); None fits without an index.
     """
 
     train: pd.DataFrame
@@ -41,6 +44,7 @@ class TrainingRows:
     dataset: DatasetSummary
     calibration: pd.DataFrame | None = None
     weights: tuple[np.ndarray, np.ndarray] | None = None
+    market: MarketRows | None = None
 
 
 @dataclass(frozen=True)
@@ -84,15 +88,20 @@ def fit(
         calibration=rows.calibration,
         weights=rows.weights,
         on_round=lambda step, l1: run.log_metrics({"val_l1_log": l1}, step=step),
+        market=rows.market,
     )
     checked = rows.val if rows.calibration is None else rows.calibration
-    metrics = regression_metrics(
-        checked["price"].to_numpy(dtype=np.float64), pipeline.predict_price(checked)
-    )
+    # Each row at its own market's level: the fit's figure, not the served date's.
+    log_price = pipeline.predict_relative_log(checked)
+    if rows.market is not None and pipeline.market is not None:
+        log_price = log_price + levels_of(pipeline.market).of(rows.market.calibration)
+    metrics = regression_metrics(checked["price"].to_numpy(dtype=np.float64), np.exp(log_price))
     record = pipeline_files.TrainedModel(
         vocabulary=pipeline.vocabulary.to_json(),
+        brand_models=pipeline.vocabulary.brand_models_json(),
         log_offset=pipeline.log_offset,
         interval=pipeline.interval,
+        market=pipeline.market,
         best_iteration=history.best_iteration,
         lightgbm=lightgbm,
         val=metrics,

@@ -17,6 +17,8 @@ import pandas as pd
 
 from training.core.metrics import regression_metrics
 from training.core.promotion import Decision, Policy, Scores, decide
+from training.core.retrain import precedes
+from training.errors import PipelineError
 from training.io import onnx_scoring, registry
 from training.io.mlflow_service import MlflowService, TrackedRun
 
@@ -48,8 +50,14 @@ def gate(
     champion: Any | None,
     frames: Mapping[str, pd.DataFrame],
     policy: Policy,
+    *,
+    periods: Mapping[str, str] | None = None,
 ) -> GateResult:
     """Score both versions' graphs on every frame (raw fields + `price`) and decide.
+
+    A frame named in `periods` is scored at that period's market level of each version's
+    own index (`onnx_scoring.price_at`): the 2020 test split at 2020's level, so a model
+    priced for 2022 is not judged wrong for 2020 prices. The others are scored as served.
 
     Args:
         service: The MLflow store the versions are registered in.
@@ -57,29 +65,52 @@ def gate(
         champion: The champion's (the same version is scored once), or None.
         frames: The row sets by name: the policy's `scored_on`.
         policy: How the two are compared.
+        periods: The market period (ISO date) to score each named frame at.
 
     Raises:
-        PipelineError: A version's run has no bundle.
+        PipelineError: A version's run has no bundle, or its index lacks a period.
         InvalidBundleError: A version's bundle fails `read_verified`.
         ValueError: `frames` lacks a row set the policy compares.
     """
+    at = periods or {}
 
     def scores(version: Any) -> Scores:
         model_bytes, manifest = registry.fetch_bundle(service, version)
-        return {
-            name: regression_metrics(
-                frame["price"].to_numpy(np.float64),
-                onnx_scoring.run_graph(
-                    model_bytes, onnx_scoring.frame_feeds(frame, manifest.inputs)
-                ),
-            )["mape"]
-            for name, frame in frames.items()
-        }
+        try:
+            return {
+                name: regression_metrics(
+                    frame["price"].to_numpy(np.float64),
+                    onnx_scoring.price_at(model_bytes, manifest, frame, at.get(name)),
+                )["mape"]
+                for name, frame in frames.items()
+            }
+        except KeyError as exc:
+            raise PipelineError(f"version {version.version}: {exc.args[0]}") from exc
 
     new = scores(challenger)
     same = champion is not None and champion.version == challenger.version
     old = None if champion is None else (new if same else scores(champion))
     return GateResult(challenger, champion, new, old, decide(new, old, policy))
+
+
+def check_unseen(champion: Any, holdout_from: str) -> None:
+    """Refuse a champion that trained on holdout rows: the comparison would favour it.
+
+    `champion` is its registry version (None: no champion yet); its trained-through tag
+    (`registry.TRAINED_THROUGH_TAG`, a `slice_key`) must come before `holdout_from`.
+
+    Raises:
+        PipelineError: It does not, naming both.
+    """
+    if champion is None:
+        return
+    through = champion.tags.get(registry.TRAINED_THROUGH_TAG)
+    if through and not precedes(through, holdout_from):
+        raise PipelineError(
+            f"champion version {champion.version} trained on new-market rows up to {through}, "
+            f"which reach into the holdout (from {holdout_from}); the gate needs newer "
+            "labelled data or a smaller retrain.holdout_fraction"
+        )
 
 
 def promote(service: MlflowService, model_name: str, result: GateResult) -> None:
