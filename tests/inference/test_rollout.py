@@ -1,5 +1,6 @@
 """The rollout in one worker: the challenger held beside the champion, in shadow or canary."""
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +9,8 @@ from typing import Any
 import pytest
 
 from inference.model import LoadedModel, Prediction
-from inference.rollout_metrics import MODEL_VERSION_HEADER
+from inference.rollout_metrics import MODEL_VERSION_HEADER, SHADOW
+from inference.shadow import ShadowScorer
 from shared_schema.prediction_log import read_prediction_log
 from shared_schema.serving_folder import Pointer
 
@@ -141,6 +143,62 @@ def test_a_failing_shadow_run_is_counted_and_never_seen(
     (record,) = read_prediction_log(log_dir).records
     assert record.challenger_version is None
     assert record.price_rub == response.json()["price_rub"]
+
+
+def test_without_its_guard_a_raising_shadow_run_ends_shadowing_uncounted(
+    make_client: MakeClient,
+    rollout_folder: Path,
+    tmp_path: Path,
+    car_payload: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Broken copy: `_score` without its except: no error counted, the shadow task dead."""
+    real_run = LoadedModel.run
+
+    def challenger_raises(self: LoadedModel, cars: Any) -> Prediction:
+        if self.version == "2":
+            raise RuntimeError("injected challenger fault")
+        return real_run(self, cars)
+
+    async def unguarded_score(self: ShadowScorer, cars: Any) -> Prediction | None:
+        model = self._challenger.current
+        if model is None:
+            return None
+        loop = asyncio.get_running_loop()
+        shadow = await loop.run_in_executor(self._thread, model.run, cars)
+        self._rollout.run(model.version, SHADOW, ok=True)
+        return shadow
+
+    monkeypatch.setattr(ShadowScorer, "_score", unguarded_score)
+    log_dir = tmp_path / "log"
+    client = make_client(
+        rollout_folder,
+        shadow_share=1.0,
+        shadow_queue_max=4,
+        prediction_log_dir=str(log_dir),
+        prediction_log_flush_s=0.05,
+    )
+
+    def serve_while_the_challenger_raises() -> tuple[list[int], float, float]:
+        monkeypatch.setattr(LoadedModel, "run", challenger_raises)
+        statuses = [client.post("/predict", json=car_payload).status_code]
+        # The shadow task logs the champion's answer alone, then the error ends it.
+        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 1)
+        # Nothing takes answers off the queue any more: 4 fit, the other 2 are dropped.
+        statuses += [client.post("/predict", json=car_payload).status_code for _ in range(6)]
+        dropped = metric(client, "carprice_shadow_dropped_total", reason="queue_full")
+        errors = metric(
+            client, "carprice_model_runs_total", model_version="2", role="shadow", outcome="error"
+        )
+        return statuses, dropped, errors
+
+    # Asserted after the block: a failed assert inside would be hidden by the stop's error.
+    with pytest.raises(ExceptionGroup) as stopped, client:
+        statuses, dropped, errors = serve_while_the_challenger_raises()
+    assert statuses == [200] * 7
+    assert (dropped, errors) == (2, 0)
+    # Stopping the server raises the challenger's error out of the dead shadow task.
+    assert stopped.group_contains(RuntimeError, match="injected challenger fault")
 
 
 def test_a_full_shadow_queue_drops_shadow_work_counted_and_loses_no_record(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_schema.bundle import MODEL_FILE, IncompatibleBundleError
+from shared_schema.bundle import MODEL_FILE, IncompatibleBundleError, read_verified
 from shared_schema.serving_folder import (
     BUNDLES_DIR,
     CHALLENGER,
@@ -58,6 +58,22 @@ def test_an_incompatible_challenger_is_refused_and_the_champion_untouched(
         bundle_stager(folder, model_version="2", schema_version="99.0.0")
     assert pointer_bytes(folder) == before
     assert sorted((folder / BUNDLES_DIR).iterdir()) == bundles
+
+
+def test_without_its_check_stage_names_an_incompatible_challenger(
+    tmp_path: Path,
+    bundle_publisher: Publish,
+    bundle_stager: Stage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Broken copy: `stage` without its `read_verified` names a bundle the server refuses."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    monkeypatch.setattr(serving, "read_verified", lambda _directory: None)
+    staged = bundle_stager(folder, model_version="2", schema_version="99.0.0")
+    assert read_pointer(folder, CHALLENGER) == staged
+    with pytest.raises(IncompatibleBundleError, match="schema"):
+        read_verified(folder / staged.bundle)  # what every server then does with it
 
 
 def test_staging_the_champion_is_refused(
@@ -112,6 +128,20 @@ def test_rollback_to_a_collected_bundle_is_refused(
     with pytest.raises(PipelineError, match=f"roll back to version 1: its bundle {first.bundle}"):
         serving.rollback(folder)
     assert pointer_bytes(folder) == before
+
+
+def test_without_its_check_rollback_serves_a_collected_bundle(
+    tmp_path: Path, bundle_publisher: Publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken copy: `rollback` without its `read_verified` points `current` at nothing."""
+    folder = tmp_path / "model"
+    first = bundle_publisher(folder, model_version="1")
+    bundle_publisher(folder, model_version="2")
+    shutil.rmtree(folder / first.bundle)
+    monkeypatch.setattr(serving, "read_verified", lambda _directory: None)
+    serving.rollback(folder)
+    assert read_pointer(folder, CURRENT) == first
+    assert not (folder / first.bundle).exists()
 
 
 def test_rollback_without_previous_is_refused(
