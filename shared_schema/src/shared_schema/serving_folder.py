@@ -12,7 +12,7 @@ change happens inside it:
   (temporary file, fsync, rename). Until it names a bundle, that bundle is not published;
 * `previous`: the pointer `current` held before the last change, the rollback target (and the
   bundle a pod that read the old `current` a moment ago is still loading). Any other pointer
-  file (a later `challenger`, say) is a regular file beside them: a bundle is collected only
+  file (`challenger`, `car-train stage`'s) is a regular file beside them: a bundle is collected only
   once no pointer file names it.
 
 A folder without `current` but with the bundle files directly in it (a plain bundle, as the
@@ -40,6 +40,9 @@ BUNDLES_DIR: Final = "bundles"
 CURRENT: Final = "current"
 #: The pointer `current` held before the last publish that changed it: the rollback target.
 PREVIOUS: Final = "previous"
+#: The challenger's pointer, written by `car-train stage`: a bundle the server scores beside
+#: `current` (in shadow, or answering a canary share), never collected while named.
+CHALLENGER: Final = "challenger"
 #: A pointer names a bundle as `bundles/<64 hex>`, relative to the serving folder (never a path
 #: outside it).
 BUNDLE_REF_PATTERN: Final = rf"^{BUNDLES_DIR}/[0-9a-f]{{64}}$"
@@ -133,6 +136,7 @@ def resolve(folder: Path) -> Resolved:
 __all__ = [
     "BUNDLES_DIR",
     "BUNDLE_REF_PATTERN",
+    "CHALLENGER",
     "CURRENT",
     "DEFAULT_SERVING_FOLDER",
     "PREVIOUS",

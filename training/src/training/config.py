@@ -217,6 +217,19 @@ class MarketParams(_Section, frozen=True):
     max_level_ratio: Annotated[float, Meta(gt=1.0)]
 
 
+class RolloutParams(_Section, frozen=True):
+    """The safe rollout: live evidence for the gate, rollback thresholds (training/README.md)."""
+
+    min_labelled_rows: Annotated[int, Meta(ge=1)]
+    confidence: Annotated[float, Meta(gt=0.0, lt=1.0)]
+    bootstrap_resamples: Annotated[int, Meta(ge=100)]
+    seed: int
+    max_error_ratio: Share
+    max_p95_ratio: Annotated[float, Meta(gt=1.0)]
+    max_mape_ratio: Annotated[float, Meta(gt=1.0)]
+    window: Annotated[str, Meta(pattern=r"^[0-9]+[smh]$")]
+
+
 class Params(_Section, frozen=True):
     """Everything in params.yaml; a new step adds its section here and in params.yaml."""
 
@@ -232,6 +245,7 @@ class Params(_Section, frozen=True):
     drift: DriftParams
     retrain: RetrainParams
     market: MarketParams
+    rollout: RolloutParams
 
 
 def _decode_path(type_: type, value: Any) -> Any:
