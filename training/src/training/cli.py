@@ -111,6 +111,7 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
         "rollback": _rollback_arguments,
         "promote-live": _promote_live_arguments,
         "watch": _watch_arguments,
+        "refresh-level": _refresh_level_arguments,
         "drift": _drift_arguments,
         "replay": _replay_arguments,
         "outcome": _outcome_arguments,
@@ -154,6 +155,14 @@ def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", required=True, help="why: logged and tagged on the version")
     parser.add_argument(
         "--out", help="serving folder to roll back (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _refresh_level_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stage",
+        action="store_true",
+        help="stage a challenger the offline gate passes (promote-live decides), not publish it",
     )
 
 
