@@ -6,8 +6,11 @@ shadowed), stages `car-train refresh-level --stage`'s challenger, replays the ne
 over HTTP, runs `car-train drift` on that window of the log with the asking prices as labels,
 and `car-train promote-live`; then the same for the new champion's forest at twice its prices.
 The better challenger must be promoted and served; the doubled one refused and never served.
+First, a refresh the offline gate refuses (the newest 2022 rows back at 2020's prices) must not
+be staged at all.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,17 +18,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from shared_schema.bundle import read_verified
 from shared_schema.serving_folder import CHALLENGER, resolve
+from training.cli import main
 from training.config import load_params
 from training.io import registry
 from training.io.mlflow_service import MlflowService
+from training.io.retrain_data import read_slices
 
 from ..training.conftest import REPO_ROOT
-from ..training.jobs.conftest import LEVEL_SHIFT_PROJECT, published_project
-from ..training.raw_markets import level_shifted_markets
+from ..training.jobs.conftest import LEVEL_SHIFT_PROJECT, params_variant, published_project
+from ..training.raw_markets import LEVEL_SHIFT, level_shifted_markets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.needs("car-serve")]
 
@@ -40,12 +46,17 @@ _SMALL_WINDOWS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="module")
-def demo(
+def project(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """The demo's `rollout-demo.json` on a published synthetic project, and what it restored."""
+    """The synthetic project run to a published 2020 champion (version 1)."""
     overrides = {**fast_training, **LEVEL_SHIFT_PROJECT, **_SMALL_WINDOWS}
-    project = published_project(tmp_path_factory, "rollout", level_shifted_markets(_N), overrides)
+    return published_project(tmp_path_factory, "rollout", level_shifted_markets(_N), overrides)
+
+
+@pytest.fixture(scope="module")
+def demo(project: dict[str, Any]) -> dict[str, Any]:
+    """The demo's `rollout-demo.json` on the project, and what it restored."""
     root: Path = project["root"]
     params = load_params(root / "params.yaml")
     served_before = _served(params)
@@ -74,6 +85,25 @@ def _served(params: Any) -> dict[str, Any]:
         "current": read_verified(resolve(folder).directory).manifest.sha256,
         "staged": (folder / CHALLENGER).exists(),
     }
+
+
+def test_a_refresh_the_offline_gate_refuses_is_not_staged(project: dict[str, Any]) -> None:
+    """--stage with the newest 2022 rows at 2020's prices: refused offline, nothing staged."""
+    params = load_params(project["root"] / "params.yaml")
+    with contextlib.chdir(project["root"]):
+        _, _, newest = read_slices(params)
+    labels = pd.read_parquet(params.paths.labels)
+    labels.loc[labels["listing_id"].isin(newest["listing_id"]), "price"] /= LEVEL_SHIFT
+    target = params.paths.labels.with_name("labels-newest-at-2020.parquet")
+    labels.to_parquet(target)
+    path, variant = params_variant(project, "newest-at-2020", paths={"labels": str(target)})
+    before = _served(variant)
+    assert main(["--params", path, "refresh-level", "--stage"]) == 0
+    record = json.loads(variant.paths.refresh_report.read_text("utf-8"))
+    assert (record["staged"], record["promote"]) == (False, False)
+    assert record["reason"].startswith("not better on the new market"), record["reason"]
+    assert _served(variant) == before
+    assert before == {"champion": "1", "current": before["current"], "staged": False}
 
 
 def test_a_better_challenger_is_staged_shadowed_and_promoted(demo: dict[str, Any]) -> None:
