@@ -19,15 +19,6 @@ from .conftest import Client, MakeClient
 Publish = Callable[..., Pointer]
 
 
-@pytest.fixture
-def rollout_folder(tmp_path: Path, bundle_publisher: Publish, bundle_stager: Publish) -> Path:
-    """A serving folder: champion version 1, challenger version 2 (other prices) staged."""
-    folder = tmp_path / "model"
-    bundle_publisher(folder, model_version="1")
-    bundle_stager(folder, model_version="2", bias=-127.0)
-    return folder
-
-
 def metric(client: Client, name: str, **labels: str) -> float:
     """A sample's value from /metrics (0 when absent)."""
     want = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))

@@ -5,6 +5,10 @@ It sits beside the champion (one more ORT session) for shadow scoring and the ca
 It is watched like the champion (`Settings.reload_poll_s`), loaded in a thread, and replaced in
 one assignment; a pointer removed drops it. A challenger that fails to load is not held: the
 champion is never affected by it.
+
+The serving folder's canary share file is re-read with the pointer: when it is for the held
+challenger's version, its share (stepped up by `car-train watch`) is the canary share, else
+`Settings.canary_share` is.
 """
 
 import asyncio
@@ -14,7 +18,13 @@ from inference.background import cancel
 from inference.model import BundleError, LoadedModel, load_bundle
 from inference.rollout_metrics import RolloutMetrics
 from inference.settings import Settings
-from shared_schema.serving_folder import CHALLENGER, Pointer, PointerError, read_pointer
+from shared_schema.serving_folder import (
+    CHALLENGER,
+    Pointer,
+    PointerError,
+    read_canary_share,
+    read_pointer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +39,21 @@ class ChallengerHolder:
         self._poller: asyncio.Task[None] | None = None
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
+        #: The canary share file's share when it is for the held challenger, else None.
+        self.canary_share: float | None = None
 
     async def refresh(self) -> None:
         """Load the challenger the pointer names now, if it changed; drop it if removed."""
         folder = self._settings.model_path
         try:
             pointer = read_pointer(folder, CHALLENGER)
+            canary = read_canary_share(folder)
         except (OSError, PointerError) as error:
-            self._fail(f"challenger pointer unreadable, keeping what is held: {error}")
+            self._fail(f"challenger files unreadable, keeping what is held: {error}")
             return
+        held = None if pointer is None else pointer.model_version
+        is_for_held = canary is not None and canary.challenger_version == held
+        self.canary_share = canary.share if canary is not None and is_for_held else None
         if pointer == self._pointer:
             return
         if pointer is None:

@@ -115,11 +115,18 @@ class Predictor:
         return prediction
 
     def _canary(self) -> LoadedModel | None:
-        """The challenger, when this request is drawn into the canary share."""
+        """The challenger, when this request is drawn into the canary share.
+
+        The share is the canary share file's for the held challenger (`car-train watch`'s
+        schedule), else `CANARY_SHARE`.
+        """
         model = self._challenger.current
-        if model is None or self._canary_share <= 0.0:
+        share = self._challenger.canary_share
+        if share is None:
+            share = self._canary_share
+        if model is None or share <= 0.0:
             return None
-        if self._canary_share >= 1.0 or random.random() < self._canary_share:  # noqa: S311
+        if share >= 1.0 or random.random() < share:  # noqa: S311 - not crypto
             return model
         return None
 

@@ -88,7 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         shadow_queue_max: Most answered requests a worker holds waiting for their shadow run;
             more are not shadowed, and counted (`SHADOW_QUEUE_MAX`).
         canary_share: Share of requests, 0 to 1, answered by the challenger instead of the
-            champion while one is held (`CANARY_SHARE`).
+            champion while one is held (`CANARY_SHARE`); the serving folder's canary share
+            file wins when it is for the held challenger (`inference.challenger`).
     """
 
     model_dir: str = DEFAULT_SERVING_FOLDER

@@ -1,11 +1,13 @@
-"""The rollback rule: each threshold crossed is named with its figures; no data crosses none."""
+"""The rollout's rules: thresholds crossed named with their figures, the canary's schedule."""
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from training.config import load_params
-from training.core.rollout import LiveFigures, breaches
+from shared_schema.serving_folder import CanaryShare
+from training.config import CanaryStep, load_params
+from training.core.rollout import LiveFigures, breaches, next_canary_share
 
 RULES = load_params().rollout
 
@@ -55,3 +57,34 @@ def test_no_data_is_no_evidence() -> None:
         baseline_p95_s=None,
     )
     assert breaches(figures, RULES) == []
+
+
+STEPS = [CanaryStep(share=0.05, hold_minutes=30), CanaryStep(share=0.25, hold_minutes=60)]
+T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+def _held(step: int, share: float, version: str = "2") -> CanaryShare:
+    return CanaryShare(challenger_version=version, share=share, step=step, since=T0)
+
+
+@pytest.mark.parametrize(
+    ("held", "now", "expected"),
+    [
+        (None, T0, (0, 0.05)),  # a new challenger starts at the first step
+        (_held(0, 0.05, version="1"), T0, (0, 0.05)),  # another version's share: start again
+        (_held(0, 0.05), T0 + timedelta(minutes=29), None),  # held too briefly: stays
+        (_held(0, 0.05), T0 + timedelta(minutes=30), (1, 0.25)),  # held its 30 min: steps up
+        (_held(1, 0.25), T0 + timedelta(days=1), None),  # the last step stays
+        (_held(3, 0.9), T0, (1, 0.25)),  # a schedule shortened since: its new last step
+    ],
+)
+def test_the_canary_steps_up_its_schedule(
+    held: CanaryShare | None, now: datetime, expected: tuple[int, float] | None
+) -> None:
+    """Each step is held its minutes, then the next; a new challenger starts at the first."""
+    new = next_canary_share(STEPS, "2", held, now)
+    if expected is None:
+        assert new is None
+    else:
+        assert new is not None
+        assert (new.step, new.share, new.challenger_version, new.since) == (*expected, "2", now)

@@ -2,6 +2,7 @@
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,17 +10,23 @@ import pytest
 from shared_schema.bundle import MODEL_FILE, IncompatibleBundleError, read_verified
 from shared_schema.serving_folder import (
     BUNDLES_DIR,
+    CANARY_SHARE_FILE,
     CHALLENGER,
     CURRENT,
     PREVIOUS,
     Pointer,
+    read_canary_share,
     read_pointer,
 )
+from training.config import CanaryStep
 from training.errors import PipelineError
 from training.io import serving
+from training.jobs.watch import step_canary
 
 Publish = Callable[..., Pointer]
 Stage = Callable[..., Pointer]
+
+T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
 def pointer_bytes(folder: Path) -> dict[str, bytes]:
@@ -152,3 +159,43 @@ def test_rollback_without_previous_is_refused(
     bundle_publisher(folder, model_version="1")
     with pytest.raises(PipelineError, match="no previous pointer"):
         serving.rollback(folder)
+
+
+def test_watch_steps_the_canary_share_file_and_collection_ignores_it(
+    tmp_path: Path, bundle_publisher: Publish, bundle_stager: Stage
+) -> None:
+    """The file is written, stepped when due, passed over by collection; unstaging removes it."""
+    folder = tmp_path / "model"
+    champion = bundle_publisher(folder, model_version="1")
+    staged = bundle_stager(folder, model_version="2", bias=1.0)
+    steps = [CanaryStep(share=0.1, hold_minutes=10), CanaryStep(share=0.5, hold_minutes=10)]
+    first = step_canary(folder, steps, "2", T0)
+    assert first is not None
+    assert (first.step, first.share) == (0, 0.1)
+    assert read_canary_share(folder) == first
+    assert step_canary(folder, steps, "2", T0 + timedelta(minutes=5)) == first
+    for version in ("3", "4"):  # collection still runs: version 1's bundle goes
+        bundle_publisher(folder, model_version=version)
+    assert not (folder / champion.bundle).exists()
+    assert (folder / staged.bundle / MODEL_FILE).is_file()
+    assert read_canary_share(folder) == first
+    stepped = step_canary(folder, steps, "2", T0 + timedelta(minutes=10))
+    assert stepped is not None
+    assert (stepped.step, stepped.share) == (1, 0.5)
+    assert read_canary_share(folder) == stepped
+    serving.unstage(folder)
+    assert read_canary_share(folder) is None
+
+
+def test_an_unreadable_canary_share_file_is_refused_naming_it(
+    tmp_path: Path, bundle_publisher: Publish, bundle_stager: Stage
+) -> None:
+    """A canary share file that is not one: the watcher stops, naming it; nothing is written."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    bundle_stager(folder, model_version="2", bias=1.0)
+    (folder / CANARY_SHARE_FILE).write_text('{"share": 2}', encoding="utf-8")
+    steps = [CanaryStep(share=0.1, hold_minutes=10)]
+    with pytest.raises(PipelineError, match=f"{folder / CANARY_SHARE_FILE} is not a valid canary"):
+        step_canary(folder, steps, "2", T0)
+    assert (folder / CANARY_SHARE_FILE).read_text(encoding="utf-8") == '{"share": 2}'

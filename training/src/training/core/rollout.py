@@ -1,14 +1,18 @@
-"""The rollback rule: a candidate version judged against its baseline on live figures.
+"""The rollback rule and the canary schedule, judged on live figures.
 
 Pure: the figures come from Prometheus (`training.io.prometheus`) and a drift run's shadow
-comparison (`training.core.live_evidence`); `car-train watch` acts on the verdict.
+comparison (`training.core.live_evidence`); `car-train watch` acts on the verdict and, when
+there is no breach, steps the canary (`next_canary_share`).
 """
 
 import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import msgspec
 
-from training.config import RolloutParams
+from shared_schema.serving_folder import CanaryShare
+from training.config import CanaryStep, RolloutParams
 
 
 class LiveFigures(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,3 +64,23 @@ def breaches(figures: LiveFigures, rules: RolloutParams) -> list[str]:
 
 def _known(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
+
+
+def next_canary_share(
+    steps: Sequence[CanaryStep], challenger: str, held: CanaryShare | None, now: datetime
+) -> CanaryShare | None:
+    """The canary share to write now, or None to leave the one held.
+
+    A challenger without a share of its own (none held, or one for another version) starts at
+    the first step; a step held its `hold_minutes` moves to the next; the last step stays.
+    A schedule shortened since the share was written puts it on its new last step.
+    """
+    if held is None or held.challenger_version != challenger:
+        return CanaryShare(challenger_version=challenger, share=steps[0].share, step=0, since=now)
+    step = min(held.step, len(steps) - 1)
+    held_long_enough = now - held.since >= timedelta(minutes=steps[step].hold_minutes)
+    if step + 1 < len(steps) and held_long_enough:
+        step += 1
+    if step == held.step and steps[step].share == held.share:
+        return None
+    return CanaryShare(challenger_version=challenger, share=steps[step].share, step=step, since=now)

@@ -39,13 +39,16 @@ from shared_schema.bundle import (
 )
 from shared_schema.serving_folder import (
     BUNDLES_DIR,
+    CANARY_SHARE_FILE,
     CHALLENGER,
     CURRENT,
     PREVIOUS,
+    CanaryShare,
     Pointer,
     PointerError,
     bundle_ref,
     decode_pointer,
+    encode_canary_share,
     encode_pointer,
     read_pointer,
 )
@@ -55,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: The publishers' lock file (a dot file: neither a pointer nor a bundle).
 LOCK_FILE: Final = ".publish.lock"
+#: The files in the serving folder that are not pointers: a plain bundle's, the canary share.
+_NOT_POINTERS: Final = (MODEL_FILE, MANIFEST_FILE, CANARY_SHARE_FILE)
 
 
 @dataclass(frozen=True)
@@ -137,14 +142,23 @@ def stage(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication:
 def unstage(folder: Path) -> Pointer | None:
     """Remove the `challenger` pointer (its bundle goes at the next collection unless named).
 
+    Its canary share file goes with it.
+
     Returns:
         The pointer removed, or None when there was no challenger.
     """
     with _locked(folder):
         pointer = _pointer_or_none(folder, CHALLENGER)
         (folder / CHALLENGER).unlink(missing_ok=True)
+        (folder / CANARY_SHARE_FILE).unlink(missing_ok=True)
         _fsync_dir(folder)
     return pointer
+
+
+def write_canary_share(folder: Path, canary: CanaryShare) -> None:
+    """Write the canary share file atomically, as a pointer is (the server re-reads it)."""
+    with _locked(folder):
+        _write_file(folder, CANARY_SHARE_FILE, encode_canary_share(canary))
 
 
 def previous_pointer(folder: Path) -> Pointer | None:
@@ -159,7 +173,8 @@ def previous_pointer(folder: Path) -> Pointer | None:
 def rollback(folder: Path) -> Publication:
     """Point `current` back at `previous`; `previous` then names the version rolled back.
 
-    A challenger pointer is removed too: whatever was being tried is withdrawn with it.
+    A challenger pointer (and its canary share file) is removed too: whatever was being tried
+    is withdrawn with it.
 
     Returns:
         The pointer `current` holds now (the old `previous`).
@@ -184,6 +199,7 @@ def rollback(folder: Path) -> Publication:
             _write_pointer(folder, PREVIOUS, current)
         _write_pointer(folder, CURRENT, target)
         (folder / CHALLENGER).unlink(missing_ok=True)
+        (folder / CANARY_SHARE_FILE).unlink(missing_ok=True)
         collected = collect(folder)
     return Publication(target, True, collected)
 
@@ -192,16 +208,16 @@ def collect(folder: Path) -> tuple[str, ...]:
     """Remove the bundles (and stale temporaries) no pointer file in `folder` names.
 
     Every regular file directly in the folder whose name does not start with a dot and is not a
-    plain bundle's file counts as a pointer. If one of them is not a valid pointer, nothing is
-    removed: a pointer this code cannot read may still name a bundle someone serves. Call it
-    with the publishers' lock held (`publish` does).
+    plain bundle's file or the canary share file counts as a pointer. If one of them is not a
+    valid pointer, nothing is removed: a pointer this code cannot read may still name a bundle
+    someone serves. Call it with the publishers' lock held (`publish` does).
 
     Returns:
         The removed bundles, as `bundles/<name>`.
     """
     named = set()
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") or entry.name in (MODEL_FILE, MANIFEST_FILE):
+        if entry.name.startswith(".") or entry.name in _NOT_POINTERS:
             continue
         if not entry.is_file():
             continue
@@ -298,11 +314,15 @@ def _write_bundle(target: Path, model_bytes: bytes, manifest_bytes: bytes) -> No
 
 
 def _write_pointer(folder: Path, name: str, pointer: Pointer) -> None:
+    _write_file(folder, name, encode_pointer(pointer))
+
+
+def _write_file(folder: Path, name: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        _write_synced(tmp_path, encode_pointer(pointer))
+        _write_synced(tmp_path, data)
         tmp_path.replace(folder / name)
         _fsync_dir(folder)
     finally:

@@ -6,16 +6,30 @@ promotion; a breach rolls pointer and `champion` alias back, `training.lifecycle
 Figures over `rollout.window`: the candidate's share of failed model runs, its p95 answer
 latency against the baseline's (`carprice_version_request_duration_seconds`), and, given a
 drift run with labelled shadow rows, both realized MAPEs. Thresholds: params.yaml `rollout`.
+
+A staged challenger found without a breach has its canary share stepped up the schedule
+(`rollout.canary_steps`, `training.core.rollout.next_canary_share`): the serving folder's
+`canary_share` file, which the servers re-read as they re-read the pointers. A share only
+grows on a run that found nothing wrong; a breach withdraws the challenger and its share.
 """
 
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
-from shared_schema.serving_folder import CHALLENGER, CURRENT, PREVIOUS, read_pointer
-from training.config import Params
-from training.core.rollout import LiveFigures, breaches
+from shared_schema.serving_folder import (
+    CHALLENGER,
+    CURRENT,
+    PREVIOUS,
+    CanaryShare,
+    read_canary_share,
+    read_pointer,
+)
+from training.config import CanaryStep, Params
+from training.core.rollout import LiveFigures, breaches, next_canary_share
 from training.errors import PipelineError
 from training.io import serving
 from training.io.mlflow_service import MlflowService
@@ -27,11 +41,15 @@ log = logging.getLogger(__name__)
 
 
 class WatchResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What the watcher saw and did: `action` is "none", "withdrawn" or "rolled_back"."""
+    """What the watcher saw and did: `action` is "none", "withdrawn" or "rolled_back".
+
+    `canary` is the challenger's canary share after the run (None without a challenger).
+    """
 
     figures: LiveFigures
     reasons: list[str]
     action: str
+    canary: CanaryShare | None = None
 
 
 def run(
@@ -63,6 +81,9 @@ def run(
     figures = live_figures(params, prometheus, candidate, baseline, drift_run)
     reasons = breaches(figures, params.rollout)
     action = "none"
+    canary = None
+    if challenger is not None and not reasons:
+        canary = step_canary(folder, params.rollout.canary_steps, candidate, datetime.now(UTC))
     if reasons:
         reason = "; ".join(reasons)
         if challenger is not None:
@@ -72,9 +93,29 @@ def run(
         else:
             rollback(service, params.registry.model_name, folder, reason)
             action = "rolled_back"
-    result = WatchResult(figures=figures, reasons=reasons, action=action)
+    result = WatchResult(figures=figures, reasons=reasons, action=action, canary=canary)
     print(msgspec.json.encode(result).decode())
     return result
+
+
+def step_canary(
+    folder: Path, steps: Sequence[CanaryStep], challenger: str, now: datetime
+) -> CanaryShare | None:
+    """Move the challenger's canary share along the schedule, if due; the share in force after.
+
+    Raises:
+        PipelineError: The canary share file is there but unreadable (the message names it).
+    """
+    try:
+        held = read_canary_share(folder)
+    except ValueError as error:  # PointerError: a file this code cannot read is not guessed at
+        raise PipelineError(str(error)) from error
+    new = next_canary_share(steps, challenger, held, now)
+    if new is None:
+        return held
+    serving.write_canary_share(folder, new)
+    log.info("canary of version %s at step %d: share %g", challenger, new.step, new.share)
+    return new
 
 
 def live_figures(
