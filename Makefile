@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help uv setup system-deps images run train serve test test-fast lint format bench drift-demo manifests generate
+.PHONY: help uv setup system-deps images run train serve test test-fast lint format bench drift-demo rollout-demo manifests generate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,11 @@ bench: setup  ## Run the benchmarks (model-level, Locust side by side, the peers
 # back at the end, on failure too (scripts/demo_restore.py), so `make train` is unchanged after it.
 drift-demo: train  ## The drift loop on the real data (replay, drift, retrain, reload); restores the registry's aliases and serving folder after.
 	$(UV) run --frozen python -m scripts.drift_demo
+
+# Live evidence both ways: a better challenger shadowed then promoted, a 2x worse one refused;
+# restores the registry's aliases and the serving folder after, as drift-demo does.
+rollout-demo: train  ## Shadow a refreshed challenger and a doubled one on the newest 2022 listings; promote-live decides each.
+	$(UV) run --frozen python -m scripts.rollout_demo
 
 # OVERLAY: a folder of k8s/overlays (dev, prod, keda); `make -s manifests OVERLAY=prod | kubectl apply -f -`
 # (-s: make's own echo of the setup step would go into the pipe).

@@ -77,10 +77,10 @@ class Demo:
         Shuffled: the 2022 scrape is sorted by brand, and the log window is chunked in the
         order the server answered.
         """
-        since = _now()
+        since = utc_now()
         self.car_train("replay", "--url", self.url, "--cars", str(cars), "--shuffle", "0")
         time.sleep(5 * FLUSH_S)  # every answer of the window written out
-        self.windows[name] = (since, _now())
+        self.windows[name] = (since, utc_now())
 
     def drift(
         self, run: str, window: str, labels: Path, reference: Path | None = None
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(root / "params.yaml")
     paths = params.paths
     log_dir = root / paths.drift / "demo-log"
-    results: dict[str, Any] = {"started_at": _now(), "source": params.retrain.source}
+    results: dict[str, Any] = {"started_at": utc_now(), "source": params.retrain.source}
     with restored(root, params), serving(root, params, log_dir) as url:
         demo = Demo(root, url, log_dir)
         test_2020 = root / paths.splits / "test.parquet"
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.replay("2022-after", holdout)
         reference = root / paths.retrain_reference
         results["2022-after"] = demo.drift("2022-after", "2022-after", holdout, reference)
-    results["finished_at"] = _now()
+    results["finished_at"] = utc_now()
     market_clock.plot(results["index"], root / paths.drift / "demo-market-index.png")
     (root / paths.drift / "demo.json").write_text(json.dumps(results, indent=2), "utf-8")
     print(table(results))
@@ -199,8 +199,11 @@ def _pct(value: float | None) -> str:
 
 
 @contextmanager
-def serving(root: Path, params: Params, log_dir: Path) -> Iterator[str]:
-    """`car-serve` (one worker) on the serving bundle, logging every answer to `log_dir`."""
+def serving(root: Path, params: Params, log_dir: Path, **settings: str) -> Iterator[str]:
+    """`car-serve` (one worker) on the serving bundle, logging every answer to `log_dir`.
+
+    `settings`: more of the server's environment variables (`SHADOW_SHARE="1"`).
+    """
     if log_dir.exists():
         for segment in log_dir.iterdir():
             segment.unlink()
@@ -216,12 +219,13 @@ def serving(root: Path, params: Params, log_dir: Path) -> Iterator[str]:
         "PREDICTION_LOG_DIR": str(log_dir),
         "PREDICTION_LOG_FLUSH_S": str(FLUSH_S),
         "LOG_LEVEL": "warning",
+        **settings,
     }
     with (log_dir.parent / "demo-server.log").open("wb") as sink:
         process = subprocess.Popen([str(BIN / "car-serve")], env=env, stderr=sink, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: ready(url) is not None, "car-serve to become ready", process)
+        wait_until(lambda: ready(url) is not None, "car-serve to become ready", process)
         yield url
     finally:
         process.terminate()
@@ -240,16 +244,19 @@ def ready(url: str) -> Any:
 
 def wait_for_reload(url: str, version: str) -> str:
     """Wait until the server serves model `version`; that version."""
-    _wait(lambda: (ready(url) or {}).get("model_version") == version, f"the reload to {version}")
+    wait_until(
+        lambda: (ready(url) or {}).get("model_version") == version, f"the reload to {version}"
+    )
     return version
 
 
-def _wait(
+def wait_until(
     condition: Callable[[], bool],
     what: str,
     process: subprocess.Popen[bytes] | None = None,
     timeout: float = 60,
 ) -> None:
+    """Poll `condition` until true; fail past `timeout` s, or if `process` (car-serve) exits."""
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and process.poll() is not None:
@@ -266,7 +273,8 @@ def _free_port() -> int:
         return port
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now, as the drift job's --since and --until take it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

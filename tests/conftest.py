@@ -73,13 +73,17 @@ DEFAULT_BIAS = -127.6
 INTERVAL_FACTORS = (0.8, 1.25)
 
 
-def build_model_bytes(bias: float = DEFAULT_BIAS, *, interval: bool = False) -> bytes:
+def build_model_bytes(
+    bias: float = DEFAULT_BIAS, *, interval: bool = False, slow_steps: int = 0
+) -> bytes:
     """Serialize the test graph: `price = exp(bias + w·x)` with encoded categories.
 
     Args:
         bias: Intercept of log(price); changing it changes every price, which tests of hot
             reload use to tell models apart.
         interval: Also output `price_lower` and `price_upper` (price × `INTERVAL_FACTORS`).
+        slow_steps: Add this many 512 × 512 matrix products per row whose result is added
+            times zero: the same prices, a slower graph (a canary whose latency regressed).
 
     Returns:
         The ONNX model bytes.
@@ -124,7 +128,7 @@ def build_model_bytes(bias: float = DEFAULT_BIAS, *, interval: bool = False) -> 
     nodes += [
         helper.make_node("Concat", columns, ["features"], axis=1),
         helper.make_node("MatMul", ["features", "weights"], ["linear"]),
-        helper.make_node("Add", ["linear", "bias"], ["log_price"]),
+        helper.make_node("Add", ["linear", "bias"], ["log_price" if not slow_steps else "fast"]),
         helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT]),
         *(
             [
@@ -135,6 +139,26 @@ def build_model_bytes(bias: float = DEFAULT_BIAS, *, interval: bool = False) -> 
             else []
         ),
     ]
+    slow: list[onnx.TensorProto] = []
+    if slow_steps:
+        # Depends on the input, so onnxruntime cannot fold it away when the session opens.
+        slow_nodes = [helper.make_node("Expand", ["linear", "slow_shape"], ["slow_0"])]
+        slow_nodes += [
+            helper.make_node("MatMul", [f"slow_{step}", "slow_mix"], [f"slow_{step + 1}"])
+            for step in range(slow_steps)
+        ]
+        slow_nodes += [
+            helper.make_node("ReduceMean", [f"slow_{slow_steps}"], ["slow_mean"], axes=[1]),
+            helper.make_node("Mul", ["slow_mean", "zero"], ["slow_zero"]),
+            helper.make_node("Add", ["fast", "slow_zero"], ["log_price"]),
+        ]
+        after = next(i for i, node in enumerate(nodes) if "fast" in node.output) + 1
+        nodes[after:after] = slow_nodes
+        slow = [
+            numpy_helper.from_array(np.array([1, 512], dtype=np.int64), "slow_shape"),
+            # Averaging: every product stays the input's value, finite.
+            numpy_helper.from_array(np.full((512, 512), 1 / 512, dtype=np.float32), "slow_mix"),
+        ]
     graph = helper.make_graph(
         nodes,
         "test_car_price",
@@ -147,6 +171,7 @@ def build_model_bytes(bias: float = DEFAULT_BIAS, *, interval: bool = False) -> 
             numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero"),
             numpy_helper.from_array(weights, "weights"),
             numpy_helper.from_array(np.array([bias], dtype=np.float32), "bias"),
+            *slow,
             *(
                 numpy_helper.from_array(np.array([factor], dtype=np.float32), name)
                 for name, factor in zip(
@@ -172,6 +197,7 @@ def write_bundle(
     model_version: str = "1",
     bias: float = DEFAULT_BIAS,
     interval: bool = False,
+    slow_steps: int = 0,
     schema_version: str = SCHEMA_VERSION,
     categories: dict[str, list[str]] | None = TEST_VOCABULARY,
     **manifest_overrides: Any,
@@ -183,6 +209,7 @@ def write_bundle(
         model_version: Version recorded in the manifest.
         bias: Intercept of the graph (see `build_model_bytes`).
         interval: Also output `price_lower`/`price_upper` (price × `INTERVAL_FACTORS`).
+        slow_steps: A slower graph of the same prices (see `build_model_bytes`).
         schema_version: Schema version recorded in the manifest.
         categories: Vocabulary recorded in the manifest; None records none.
         **manifest_overrides: Manifest keys to replace or add (raw JSON values, so tests can
@@ -192,7 +219,7 @@ def write_bundle(
         The bundle directory.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    model_bytes = build_model_bytes(bias, interval=interval)
+    model_bytes = build_model_bytes(bias, interval=interval, slow_steps=slow_steps)
     manifest: dict[str, Any] = msgspec.to_builtins(
         Manifest(
             sha256=hashlib.sha256(model_bytes).hexdigest(),
@@ -259,6 +286,29 @@ def publish_bundle(folder: Path, **bundle: Any) -> Pointer:
         model_bytes = (plain / MODEL_FILE).read_bytes()
         manifest = decode_manifest((plain / MANIFEST_FILE).read_bytes())
     return serving.publish(folder, model_bytes, manifest).pointer
+
+
+def stage_bundle(folder: Path, **bundle: Any) -> Pointer:
+    """Stage a test bundle as the serving folder's challenger with `training.io.serving.stage`.
+
+    As `car-train stage` does with a registry's bundle; `current` is left alone.
+
+    Returns:
+        The pointer `challenger` holds afterwards.
+    """
+    from training.io import serving
+
+    with tempfile.TemporaryDirectory(prefix="test-bundle-") as scratch:
+        plain = write_bundle(Path(scratch), **bundle)
+        model_bytes = (plain / MODEL_FILE).read_bytes()
+        manifest = decode_manifest((plain / MANIFEST_FILE).read_bytes())
+    return serving.stage(folder, model_bytes, manifest).pointer
+
+
+@pytest.fixture(scope="session")
+def bundle_stager() -> Callable[..., Pointer]:
+    """`stage_bundle` itself: `bundle_stager(folder, model_version="2", bias=1.0)`."""
+    return stage_bundle
 
 
 @pytest.fixture(scope="session")

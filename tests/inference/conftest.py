@@ -9,6 +9,7 @@ from litestar.testing import TestClient
 
 from inference.app import create_app
 from inference.settings import Settings
+from shared_schema.serving_folder import Pointer
 
 Client = TestClient[Any]
 MakeClient = Callable[..., Client]
@@ -32,3 +33,16 @@ def client(request: pytest.FixtureRequest, model_bundle: Path) -> Iterator[Clien
     """The app on the test bundle, started, once with micro-batching and once without."""
     with _make_client(model_bundle, batch_enabled=request.param) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def rollout_folder(
+    tmp_path: Path,
+    bundle_publisher: Callable[..., Pointer],
+    bundle_stager: Callable[..., Pointer],
+) -> Path:
+    """A serving folder: champion version 1, challenger version 2 (other prices) staged."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    bundle_stager(folder, model_version="2", bias=-127.0)
+    return folder

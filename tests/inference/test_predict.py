@@ -8,11 +8,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from inference.challenger import ChallengerHolder
 from inference.metrics import Metrics
 from inference.model import WARMUP_CAR, Prediction
 from inference.predict import Predictor
 from inference.rating import NOT_ASKED
 from inference.reload import ModelHolder, ModelNotReadyError
+from inference.rollout_metrics import RolloutMetrics
 from inference.settings import Settings
 from shared_schema import Car
 
@@ -25,7 +27,9 @@ def make_predictor(model_dir: Path, *, batch_enabled: bool) -> tuple[Predictor, 
     holder = ModelHolder(settings, metrics)
     if model_dir.exists():
         asyncio.run(holder.reload())
-    return Predictor(settings, holder, metrics), metrics
+    rollout = RolloutMetrics(metrics)
+    challenger = ChallengerHolder(settings, rollout)
+    return Predictor(settings, holder, metrics, challenger, rollout), metrics
 
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float | None:

@@ -1,5 +1,6 @@
 """Settings: read once from the environment, validated, each default defined once."""
 
+import msgspec
 import pytest
 
 from inference.settings import Settings, SettingsError, available_cpus
@@ -64,12 +65,39 @@ def test_overrides_win_over_environment() -> None:
         ("PREDICTION_LOG_BUFFER", "0"),
         ("PREDICTION_LOG_SEGMENT_BYTES", "100"),
         ("PREDICTION_LOG_FLUSH_S", "0"),
+        ("SHADOW_SHARE", "1.5"),
+        ("CANARY_SHARE", "-0.1"),
+        ("CANARY_SHARE", "1.01"),
+        ("SHADOW_QUEUE_MAX", "0"),
     ],
 )
 def test_invalid_values_are_rejected(variable: str, value: str) -> None:
     """A malformed or out-of-range variable fails at start-up with its name in the message."""
     with pytest.raises(SettingsError, match=f"invalid server setting: {variable}="):
         Settings.from_env({variable: value})
+
+
+def _settings_with_unbounded_shares() -> type[msgspec.Struct]:
+    """A copy of `Settings` whose shadow and canary shares are plain floats, without bounds."""
+    fields = [
+        (
+            field.name,
+            float if field.name.endswith("_share") else field.type,
+            msgspec.field(default=field.default, default_factory=field.default_factory),
+        )
+        for field in msgspec.structs.fields(Settings)
+    ]
+    return msgspec.defstruct(
+        "Settings", fields, kw_only=True, frozen=True, forbid_unknown_fields=True
+    )
+
+
+@pytest.mark.parametrize(("variable", "value"), [("SHADOW_SHARE", "1.5"), ("CANARY_SHARE", "-0.1")])
+def test_without_their_bounds_shares_outside_0_1_pass_start_up(variable: str, value: str) -> None:
+    """Broken copy: `from_env` on a Settings without the shares' bounds takes 1.5 and -0.1."""
+    unbounded = _settings_with_unbounded_shares()
+    settings = Settings.from_env.__func__(unbounded, {variable: value})  # type: ignore[attr-defined]
+    assert getattr(settings, variable.lower()) == float(value)
 
 
 def test_settings_are_frozen() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from inference.metrics import Metrics
+from inference.rollout_metrics import RolloutMetrics
 
 from ..proxy_bound import HAPROXY_CFG, exporter_path, max_in_flight_problem
 
@@ -39,9 +40,11 @@ def _panels() -> list[dict[str, Any]]:
 
 def test_rules_and_dashboard_read_only_metrics_the_server_exports() -> None:
     """Every carprice_* name in the rules and the dashboard is a sample name the server exports."""
+    metrics = Metrics()
+    RolloutMetrics(metrics)  # the rollout's metrics, on the same registry (as create_app does)
     exported = {
         family.name + suffix
-        for family in Metrics().registry.collect()
+        for family in metrics.registry.collect()
         for suffix in SUFFIXES[family.type]
     }
     text = DASHBOARD.read_text(encoding="utf-8") + "".join(rule["expr"] for rule in _rules())

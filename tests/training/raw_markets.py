@@ -84,3 +84,52 @@ def write_raw(raw_dir: Path, frame_2020: pd.DataFrame, frame_2022: pd.DataFrame)
     raw_dir.mkdir(parents=True, exist_ok=True)
     frame_2020.to_csv(raw_dir / "auto_ru_2020-09-09_moscow.csv.gz", index=False)
     frame_2022.to_parquet(raw_dir / "auto_ru_2022-03_msk_spb_xelorr.parquet", index=False)
+
+
+#: `level_shifted_markets`: the 2022 prices over the 2020 prices of the same cars.
+LEVEL_SHIFT = 1.5
+_LEVEL_DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
+_LEVEL_CARS = (("TOYOTA", "CAMRY", 1.0), ("MITSUBISHI", "LANCER", 0.7))
+
+
+def _level_price(i: int) -> float:
+    return (2_000_000.0 - 4_000.0 * i) * _LEVEL_CARS[i % 2][2]
+
+
+def level_shifted_markets(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two brands' `n` cars in 2020 and, `LEVEL_SHIFT` times dearer, in 2022 (over four days).
+
+    A pure market-level move: the refresh of the market level finds it from the older 2022 rows.
+    """
+    old = pd.DataFrame(
+        [
+            row_2020(
+                brand=_LEVEL_CARS[i % 2][0],
+                model_name=_LEVEL_CARS[i % 2][1],
+                model_year=2014,
+                mileage=5_000 * (i + 1),
+                price=_level_price(i),
+            )
+            for i in range(n)
+        ]
+    )
+    rows = []
+    for i in range(n):
+        car = (i * 7) % n
+        mark, model, _ = _LEVEL_CARS[car % 2]
+        rows.append(
+            row_2022(
+                sell_id=10_000 + i,
+                year=2014.0,
+                kmage=5_000.0 * (car + 1),
+                price=LEVEL_SHIFT * _level_price(car),
+                super_gen=json.dumps({"mark": mark, "model": model, "year": 2014}),
+                color="серый",
+                engineDisplacement=2.5,
+                enginePower=181.0,
+                vehicleTransmission="автоматическая",
+                owner="2 владельца",
+                parse_date=_LEVEL_DAYS[i * len(_LEVEL_DAYS) // n],
+            )
+        )
+    return old, pd.DataFrame(rows).astype({"sell_id": "Int64"})

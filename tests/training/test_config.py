@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from training.cli import main
-from training.config import load_params
+from training.config import RolloutParams, load_params
 from training.errors import PipelineError
 
 from .conftest import REPO_ROOT, merged, repo_params, write_params
@@ -44,3 +45,41 @@ def test_cli_exits_1_on_bad_params(tmp_path: Path, capsys: pytest.CaptureFixture
     path = write_params(merged(repo_params(), export={"parity_tolerance": -1}), tmp_path / "p.yaml")
     assert main(["--params", str(path), "train"]) == 1
     assert "parity_tolerance" in capsys.readouterr().err
+
+
+def _schedule(*steps: tuple[float, float]) -> list[dict[str, float]]:
+    return [{"share": share, "hold_minutes": hold} for share, hold in steps]
+
+
+@pytest.mark.parametrize(
+    ("steps", "named"),
+    [
+        (_schedule((0.1, 5), (0.5, 5), (0.2, 5)), r"canary_steps\[2\]: share 0.2 is not above"),
+        (_schedule((0.1, 5), (0.1, 5)), r"canary_steps\[1\]: share 0.1 is not above"),
+        (_schedule((0.1, 5), (1.5, 5)), r"canary_steps\[1\]\.share"),
+        (_schedule((0.0, 5), (0.5, 5)), r"canary_steps\[0\]\.share"),
+        (_schedule((0.1, -1)), r"canary_steps\[0\]\.hold_minutes"),
+        ([], r"canary_steps"),
+    ],
+)
+def test_a_malformed_canary_schedule_is_refused_naming_the_entry(
+    tmp_path: Path, steps: list[dict[str, float]], named: str
+) -> None:
+    """Shares not increasing, outside (0, 1], a negative hold or no step: the entry is named."""
+    raw = merged(repo_params(), rollout={"canary_steps": steps})
+    with pytest.raises(PipelineError, match=named):
+        load_params(write_params(raw, tmp_path / "params.yaml"))
+
+
+def test_without_its_check_a_decreasing_canary_schedule_loads() -> None:
+    """Broken copy: RolloutParams without its __post_init__ takes shares that step down."""
+
+    class UncheckedRollout(RolloutParams, frozen=True):
+        def __post_init__(self) -> None:
+            pass
+
+    section = {**repo_params()["rollout"], "canary_steps": _schedule((0.5, 5), (0.1, 5))}
+    unchecked = msgspec.convert(section, UncheckedRollout)
+    assert [step.share for step in unchecked.canary_steps] == [0.5, 0.1]
+    with pytest.raises(msgspec.ValidationError, match="not above"):
+        msgspec.convert(section, RolloutParams)

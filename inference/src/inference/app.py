@@ -10,6 +10,7 @@ from litestar.openapi import OpenAPIConfig
 
 from inference.admission import InFlight, LagMonitor, admission_middleware
 from inference.announce import announce_once_serving
+from inference.challenger import ChallengerHolder
 from inference.errors import EXCEPTION_HANDLERS, RETRY_AFTER_S
 from inference.metrics import Metrics, metrics_middleware
 from inference.model import BundleError
@@ -17,6 +18,7 @@ from inference.multiprocess import multiprocess_dir
 from inference.page import page_routes
 from inference.predict import Predictor
 from inference.reload import ModelHolder
+from inference.rollout_metrics import RolloutMetrics, version_middleware
 from inference.routes import PREDICTION_PATHS, ops_routes, prediction_routes
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION
@@ -45,8 +47,10 @@ def create_app(settings: Settings) -> Litestar:
         The Litestar application.
     """
     metrics = Metrics()
+    rollout = RolloutMetrics(metrics)
     holder = ModelHolder(settings, metrics)
-    predictor = Predictor(settings, holder, metrics)
+    challenger = ChallengerHolder(settings, rollout)
+    predictor = Predictor(settings, holder, metrics, challenger, rollout)
     lag = LagMonitor(settings.shed_lag_ms)
     inflight = InFlight()
     drain_s = drain_seconds(settings)
@@ -64,8 +68,10 @@ def create_app(settings: Settings) -> Litestar:
         except BundleError:
             # Stay up and unready: the poller picks the bundle up once a valid one appears.
             logger.exception("no servable model in %s at start-up", settings.model_dir)
+        await challenger.refresh()
         predictor.start()
         holder.start_polling()
+        challenger.start_polling()
         lag.start()
         # `make run` ends with the page's address, said once every worker serves.
         announce_once_serving(settings, multiprocess_dir())
@@ -76,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
                 logger.warning("shutting down with %d requests still in flight", inflight.count)
             await lag.stop()
             await holder.stop_polling()
+            await challenger.stop_polling()
             await predictor.stop()
             metrics.worker_exit()
 
@@ -100,7 +107,10 @@ def create_app(settings: Settings) -> Litestar:
     # ASGI handler (router and exception handlers) instead, and admission sits in front of the
     # router, where turning a request away costs least.
     admission = admission_middleware(lag, metrics, PREDICTION_PATHS, RETRY_AFTER_S)
-    app.asgi_handler = inflight.middleware(metrics_middleware(metrics)(admission(app.asgi_handler)))
+    by_version = version_middleware(rollout)
+    app.asgi_handler = inflight.middleware(
+        metrics_middleware(metrics)(by_version(admission(app.asgi_handler)))
+    )
     app.state.lag_monitor = lag
     return app
 

@@ -31,6 +31,7 @@ from typing import Any, Final
 from litestar import Request
 
 from inference.metrics import Metrics
+from inference.model import Prediction
 from inference.segment_writer import SegmentWriter
 from inference.settings import Settings
 from shared_schema import FIELD_NAMES, SCHEMA_VERSION, Car
@@ -58,8 +59,17 @@ _ENCODE_CHUNK: Final = 128
 _request_id: Final = re.compile(REQUEST_ID_PATTERN)
 
 #: One request's answer as the request path leaves it: time, request id, cars, prices, version,
-#: and the asking prices' ratings (None when no car had one).
-_Answered = tuple[float, str, Sequence[Car], Sequence[float], str, Sequence[Rating | None] | None]
+#: the asking prices' ratings (None when no car had one), and the challenger's shadow
+#: prediction when it was shadowed.
+_Answered = tuple[
+    float,
+    str,
+    Sequence[Car],
+    Sequence[float],
+    str,
+    Sequence[Rating | None] | None,
+    Prediction | None,
+]
 
 
 def request_id(request: Request[Any, Any, Any]) -> str:
@@ -111,11 +121,14 @@ class PredictionLog:
         cars: Sequence[Car],
         prices: Sequence[float],
         version: str,
+        *,
         ratings: Sequence[Rating | None] | None = None,
+        shadow: Prediction | None = None,
     ) -> None:
         """Keep one request's answered cars for the log: O(1), no I/O, never raises.
 
         `ratings`: each car's asking-price rating (`inference.rating`), None when none was rated.
+        `shadow` is the challenger's prediction for the same cars, when it was shadowed.
         """
         count = len(cars)
         if self._sample < 1.0 and random.random() >= self._sample:  # noqa: S311 - not crypto
@@ -131,7 +144,7 @@ class PredictionLog:
                 return
             cars, prices, count = cars[:room], prices[:room], room
             ratings = None if ratings is None else ratings[:room]
-        self._buffer.append((time.time(), request_id, cars, prices, version, ratings))
+        self._buffer.append((time.time(), request_id, cars, prices, version, ratings, shadow))
         self._held += count
         if self._held >= self._high_water:
             self._wake.set()
@@ -192,7 +205,7 @@ class PredictionLog:
 
     async def _flush(self) -> None:
         entries, self._buffer = self._buffer, []
-        count = sum(len(cars) for _, _, cars, _, _, _ in entries)
+        count = sum(len(cars) for _, _, cars, _, _, _, _ in entries)
         written = 0
         try:
             if entries:
@@ -215,8 +228,9 @@ class PredictionLog:
     async def _encode(self, entries: list[_Answered]) -> bytes:
         parts: list[bytes] = []
         records: list[PredictionRecord] = []
-        for answered_at, request_id, cars, prices, version, ratings in entries:
+        for answered_at, request_id, cars, prices, version, ratings, shadow in entries:
             ts = datetime.fromtimestamp(answered_at, UTC)
+            shadow_version = None if shadow is None else shadow.version
             for row, (car, price) in enumerate(zip(cars, prices, strict=True)):
                 asking_price = getattr(car, "asking_price_rub", None)
                 records.append(
@@ -231,6 +245,8 @@ class PredictionLog:
                         car=_bare(car),
                         asking_price_rub=asking_price,
                         rating=None if ratings is None else ratings[row],
+                        challenger_version=shadow_version,
+                        challenger_price_rub=None if shadow is None else shadow.prices[row],
                     )
                 )
                 if len(records) == _ENCODE_CHUNK:

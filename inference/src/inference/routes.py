@@ -31,6 +31,7 @@ from inference.openapi import error_responses, json_body_operation
 from inference.predict import Predictor
 from inference.prediction_log import request_id
 from inference.reload import ModelHolder
+from inference.rollout_metrics import MODEL_VERSION_HEADER
 from inference.settings import Settings
 from shared_schema import SCHEMA_VERSION
 from shared_schema.prediction_log import REQUEST_ID_HEADER
@@ -51,6 +52,12 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         description=f"The request's id in the prediction log: the client's {REQUEST_ID_HEADER} if "
         "it sent a valid one (1-64 of A-Z a-z 0-9 . _ : -), else 32 random hex digits.",
     )
+    version_header = ResponseHeader(
+        name=MODEL_VERSION_HEADER,
+        documentation_only=True,
+        description="The model version that priced the answer (the champion's, or the "
+        "challenger's for a request in the canary share); the body's model_version too.",
+    )
     # Every status a prediction route answers besides 200 (decode's 4xx, errors' 503).
     prediction_errors = error_responses(400, 408, 413, 415, 422, 503)
 
@@ -58,7 +65,7 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         PREDICT_PATH,
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(Listing),
-        response_headers=[id_header],
+        response_headers=[id_header, version_header],
         responses=prediction_errors,
         tags=["predict"],
     )
@@ -68,13 +75,14 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         car = await read_car(request, settings)
         prediction, ratings = await predictor.price_one(car, answer_id)
         answer = PredictResponse.of(prediction, ratings)
-        return Response(answer, headers={REQUEST_ID_HEADER: answer_id})
+        headers = {REQUEST_ID_HEADER: answer_id, MODEL_VERSION_HEADER: prediction.version}
+        return Response(answer, headers=headers)
 
     @post(
         BATCH_PATH,
         status_code=HTTP_200_OK,
         operation_class=json_body_operation(BatchRequest, max_items={"cars": settings.batch_limit}),
-        response_headers=[id_header],
+        response_headers=[id_header, version_header],
         responses=prediction_errors,
         tags=["predict"],
     )
@@ -84,7 +92,8 @@ def prediction_routes(settings: Settings, predictor: Predictor) -> list[HTTPRout
         cars = await read_cars(request, settings)
         prediction, ratings = await predictor.price_many(cars, answer_id)
         answer = BatchResponse.of(prediction, ratings)
-        return Response(answer, headers={REQUEST_ID_HEADER: answer_id})
+        headers = {REQUEST_ID_HEADER: answer_id, MODEL_VERSION_HEADER: prediction.version}
+        return Response(answer, headers=headers)
 
     return [predict, predict_batch]
 

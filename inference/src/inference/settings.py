@@ -82,6 +82,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             (`PREDICTION_LOG_SEGMENT_SECONDS`).
         prediction_log_flush_s: Seconds between writes of the buffer to the open segment;
             sooner when half the buffer fills (`PREDICTION_LOG_FLUSH_S`).
+        shadow_share: Share of the champion's answers, 0 to 1, also scored by the challenger
+            (the serving folder's `challenger` pointer) after the answer, off the hot path;
+            0 or no challenger: none (`SHADOW_SHARE`, see `inference.shadow`).
+        shadow_queue_max: Most answered requests a worker holds waiting for their shadow run;
+            more are not shadowed, and counted (`SHADOW_QUEUE_MAX`).
+        canary_share: Share of requests, 0 to 1, answered by the challenger instead of the
+            champion while one is held (`CANARY_SHARE`); the serving folder's canary share
+            file wins when it is for the held challenger (`inference.challenger`).
     """
 
     model_dir: str = DEFAULT_SERVING_FOLDER
@@ -109,6 +117,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     prediction_log_segment_bytes: Annotated[int, Meta(ge=1024)] = 64_000_000
     prediction_log_segment_seconds: Annotated[float, Meta(gt=0.0, le=604_800.0)] = 3600.0
     prediction_log_flush_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 1.0
+    shadow_share: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.0
+    shadow_queue_max: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
+    canary_share: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.0
 
     @property
     def model_path(self) -> Path:

@@ -82,6 +82,9 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
         asking_price_rub: The asking price sent with the car; absent when none was.
         rating: The asking price's band (`shared_schema.rating`); absent when it was not rated
             (no asking price, or a model without an interval).
+        challenger_version: The challenger's `model_version` when the request was shadowed
+            (scored by the challenger too, after the answer); else absent.
+        challenger_price_rub: The challenger's price for the same car then; else absent.
     """
 
     log_format: int
@@ -96,6 +99,8 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
     # (older ones too) read as before, and older readers ignore them.
     asking_price_rub: AskingPrice | None = None
     rating: Rating | None = None
+    challenger_version: Annotated[str, Meta(min_length=1)] | None = None
+    challenger_price_rub: float | None = None
 
 
 class _Envelope(msgspec.Struct):

@@ -12,14 +12,18 @@ change happens inside it:
   (temporary file, fsync, rename). Until it names a bundle, that bundle is not published;
 * `previous`: the pointer `current` held before the last change, the rollback target (and the
   bundle a pod that read the old `current` a moment ago is still loading). Any other pointer
-  file (a later `challenger`, say) is a regular file beside them: a bundle is collected only
-  once no pointer file names it.
+  file (`challenger`, `car-train stage`'s) is a regular file beside them: a bundle is collected only
+  once no pointer file names it;
+* `canary_share`: not a pointer: the share of requests the challenger answers, and which
+  challenger version it is for (`CanaryShare`), written atomically as the pointers are by
+  `car-train watch` stepping the canary up its schedule, and re-read by the server with them.
 
 A folder without `current` but with the bundle files directly in it (a plain bundle, as the
 export writes) is served as it is: tests, benchmarks and the exported candidate use that.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -40,13 +44,18 @@ BUNDLES_DIR: Final = "bundles"
 CURRENT: Final = "current"
 #: The pointer `current` held before the last publish that changed it: the rollback target.
 PREVIOUS: Final = "previous"
+#: The challenger's pointer, written by `car-train stage`: a bundle the server scores beside
+#: `current` (in shadow, or answering a canary share), never collected while named.
+CHALLENGER: Final = "challenger"
+#: The canary share file (`CanaryShare`), beside the pointers; never read as a pointer.
+CANARY_SHARE_FILE: Final = "canary_share"
 #: A pointer names a bundle as `bundles/<64 hex>`, relative to the serving folder (never a path
 #: outside it).
 BUNDLE_REF_PATTERN: Final = rf"^{BUNDLES_DIR}/[0-9a-f]{{64}}$"
 
 
 class PointerError(ValueError):
-    """A pointer file that cannot be read as a `Pointer`: the message names the file."""
+    """A pointer file (or the canary share file) that cannot be read: the message names it."""
 
 
 class Pointer(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +75,49 @@ class Pointer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _pointer_decoder: Final = msgspec.json.Decoder(Pointer)
+
+
+class CanaryShare(msgspec.Struct, frozen=True, kw_only=True):
+    """The canary share file: the share of requests a challenger version answers, since when.
+
+    Attributes:
+        challenger_version: The challenger's `model_version` this share is for; a server holding
+            another challenger ignores the file.
+        share: Share of requests, 0 to 1, the challenger answers instead of the champion.
+        step: The entry of params.yaml's `rollout.canary_steps` this share is (0 the first).
+        since: When this step began (UTC): the schedule's hold counts from it.
+    """
+
+    challenger_version: Annotated[str, Meta(min_length=1)]
+    share: Annotated[float, Meta(ge=0.0, le=1.0)]
+    step: Annotated[int, Meta(ge=0)]
+    since: datetime
+
+
+_canary_decoder: Final = msgspec.json.Decoder(CanaryShare)
+
+
+def encode_canary_share(canary: CanaryShare) -> bytes:
+    """The canary share file's bytes: indented JSON."""
+    return msgspec.json.format(msgspec.json.encode(canary), indent=2) + b"\n"
+
+
+def read_canary_share(folder: Path) -> CanaryShare | None:
+    """The serving folder's canary share file; None when there is none.
+
+    Raises:
+        PointerError: The file is there but is not a `CanaryShare` (the message names it).
+        OSError: The file cannot be read.
+    """
+    path = folder / CANARY_SHARE_FILE
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return _canary_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise PointerError(f"{path} is not a valid canary share file: {error}") from error
 
 
 def bundle_ref(digest: str) -> str:
@@ -133,15 +185,20 @@ def resolve(folder: Path) -> Resolved:
 __all__ = [
     "BUNDLES_DIR",
     "BUNDLE_REF_PATTERN",
+    "CANARY_SHARE_FILE",
+    "CHALLENGER",
     "CURRENT",
     "DEFAULT_SERVING_FOLDER",
     "PREVIOUS",
+    "CanaryShare",
     "Pointer",
     "PointerError",
     "Resolved",
     "bundle_ref",
     "decode_pointer",
+    "encode_canary_share",
     "encode_pointer",
+    "read_canary_share",
     "read_pointer",
     "resolve",
 ]

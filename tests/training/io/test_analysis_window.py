@@ -86,7 +86,10 @@ def test_csv_label_ids_stay_text(tmp_path: Path) -> None:
 
 
 def _log_records() -> list[PredictionRecord]:
-    """Ten records over two segments, the second's times before the first's, µs apart."""
+    """Ten records over two segments, the second's times before the first's, µs apart.
+
+    Records 2 and 6 were shadowed: they carry a challenger's version and price.
+    """
     cars = synthetic_cars(10, seed=4)
     cars.loc[3, "engine_displacement"] = None  # an electric car: a missing optional field
     logged = records(cars, np.linspace(5e5, 5e6, 10))
@@ -95,6 +98,8 @@ def _log_records() -> list[PredictionRecord]:
             record,
             ts=START + timedelta(minutes=10 - 3 * (i // 5), microseconds=7 * i),
             model_version="1" if i < 7 else "2",
+            challenger_version="c" if i in {2, 6} else None,
+            challenger_price_rub=1.1 * record.price_rub if i in {2, 6} else None,
         )
         for i, record in enumerate(logged)
     ]
@@ -107,6 +112,8 @@ def _decoded_frame(kept: list[PredictionRecord]) -> pd.DataFrame:
     frame.insert(1, "ts", pd.to_datetime(pd.Series([r.ts for r in kept], dtype=object), utc=True))
     frame.insert(2, "model_version", pd.Series([r.model_version for r in kept], dtype=str))
     frame["y_pred"] = [r.price_rub for r in kept]
+    frame["challenger_version"] = pd.Series([r.challenger_version for r in kept], dtype=object)
+    frame["challenger_pred"] = pd.Series([r.challenger_price_rub for r in kept], dtype=np.float64)
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
 

@@ -7,16 +7,19 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from shared_schema.bundle import read_verified
-from shared_schema.serving_folder import resolve
+from shared_schema.serving_folder import CHALLENGER, CURRENT, PREVIOUS, read_pointer, resolve
 from training.cli import main
 from training.config import Params, load_params
+from training.core.live_evidence import ShadowComparison
 from training.io import onnx_scoring, registry, splits
 from training.io.mlflow_service import MODEL_SHA_TAG, PIPELINE_TAG, TELEMETRY_OFF, MlflowService
 
@@ -182,6 +185,54 @@ def test_gate_refuses_a_worse_challenger(store: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+def test_stage_serves_the_refused_challenger_beside_the_champion(store: dict[str, Any]) -> None:
+    """`car-train stage` names registry challenger 2 in `challenger`; `current` stays on 1."""
+    path, params = _params(store, 2)
+    folder = params.paths.serving_bundle
+    current = (folder / CURRENT).read_bytes()
+    assert main(["--params", path, "stage", "--out", str(folder)]) == 0
+    staged = read_pointer(folder, CHALLENGER)
+    assert staged is not None
+    assert staged.model_version == "2"
+    assert read_verified(folder / staged.bundle).manifest.registry_alias == "challenger"
+    assert (folder / CURRENT).read_bytes() == current
+
+
+def _live_run(params: Params, name: str, champion: str, challenger: str, gap: float) -> None:
+    """A drift run's summary whose shadow rows put the challenger `gap` MAPE from the champion."""
+    shadow = ShadowComparison(
+        champion_version=champion,
+        challenger_version=challenger,
+        labelled_rows=params.rollout.min_labelled_rows,
+        champion_mape=0.2,
+        challenger_mape=0.2 + gap,
+        difference=gap,
+        ci_low=gap - 0.01,
+        ci_high=gap + 0.01,
+        confidence=0.95,
+        resamples=1000,
+    )
+    out = params.paths.drift / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_bytes(msgspec.json.encode({"shadow": shadow}))
+
+
+@pytest.mark.slow
+def test_live_evidence_of_a_worse_challenger_refuses_it(store: dict[str, Any]) -> None:
+    """Shadow rows where challenger 2 is worse: refused and tagged, champion and folder stay."""
+    path, params = _params(store, 2)
+    _live_run(params, "worse", "1", "2", gap=0.2)
+    current = (params.paths.serving_bundle / CURRENT).read_bytes()
+    assert main(["--params", path, "promote-live", "--run", "worse"]) == 0
+    assert _champion(params) == "1"
+    client = MlflowService.from_params(params.registry).client
+    tags = client.get_model_version(params.registry.model_name, "2").tags
+    assert tags["promotion"] == "refused"
+    assert "not better on live traffic with confidence" in tags["promotion_reason"]
+    assert (params.paths.serving_bundle / CURRENT).read_bytes() == current
+
+
+@pytest.mark.slow
 def test_gate_accepts_a_better_challenger(store: dict[str, Any]) -> None:
     """A 60-round model beats the 10-round champion and takes the alias."""
     path, params = _params(store, 60)
@@ -325,3 +376,44 @@ def test_two_services_in_one_process_keep_to_their_own_stores(
         version = registry.register(service, "car-price", run.run_id, {"project": project})
         assert version == "1"
         assert registry.require_version(service, "car-price", "1").tags == {"project": project}
+
+
+@pytest.mark.slow
+def test_rollback_moves_pointer_and_alias_back_then_refuses_a_collected_target(
+    store: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rollback serves 1 again, alias and tag too; a collected target: exit 1, nothing moves."""
+    path, params = _params(store, 60)
+    folder = params.paths.serving_bundle
+    assert (
+        main(["--params", path, "rollback", "--reason", "p95 doubled", "--out", str(folder)]) == 0
+    )
+    assert _served(params)["model_version"] == "1"
+    assert _champion(params) == "1"
+    client = MlflowService.from_params(params.registry).client
+    tags = client.get_model_version(params.registry.model_name, "1").tags
+    assert tags["rollback_reason"] == "p95 doubled"
+    previous = read_pointer(folder, PREVIOUS)
+    assert previous is not None
+    assert previous.model_version == "3"
+    shutil.rmtree(folder / previous.bundle)
+    current = (folder / CURRENT).read_bytes()
+    assert main(["--params", path, "rollback", "--reason", "again", "--out", str(folder)]) == 1
+    assert f"its bundle {previous.bundle} is not servable" in capsys.readouterr().err
+    assert (folder / CURRENT).read_bytes() == current
+    assert _champion(params) == "1"
+
+
+@pytest.mark.slow
+def test_live_evidence_of_a_better_challenger_promotes_and_publishes_it(
+    store: dict[str, Any],
+) -> None:
+    """After the rollback: shadow rows where 3 beats 1 promote 3, serve it, drop `challenger`."""
+    path, params = _params(store, 60)
+    folder = params.paths.serving_bundle
+    assert main(["--params", path, "stage", "--alias", "challenger", "--out", str(folder)]) == 0
+    _live_run(params, "better", "1", "3", gap=-0.1)
+    assert main(["--params", path, "promote-live", "--run", "better"]) == 0
+    assert _champion(params) == "3"
+    assert _served(params)["model_version"] == "3"
+    assert read_pointer(folder, CHALLENGER) is None

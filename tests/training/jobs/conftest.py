@@ -17,6 +17,13 @@ from ..conftest import REPO_ROOT, merged, relocated, repo_params
 from ..conftest import write_params as write_params_file
 from ..raw_markets import synthetic_2020, synthetic_2022, write_raw
 
+#: Settings for a project of `raw_markets.level_shifted_markets(400)`: few rows, all usable.
+LEVEL_SHIFT_PROJECT: dict[str, dict[str, Any]] = {
+    "split": {"val_fraction": 0.3},
+    "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
+    "market": {"min_window_rows": 100},
+}
+
 #: The pipeline's steps from raw files to a promoted champion (then `fetch-model` publishes it).
 TO_CHAMPION = ("ingest", "features", "split", "train", "export", "register", "promote")
 

@@ -32,6 +32,8 @@ from ..drift_windows import (
 )
 
 WINDOW_ROWS = 400
+#: The shadow challenger's price / the label, on the shadowed rows of `log_run`.
+SHADOW_FACTOR = 1.05
 #: Label rows per outcome in the log window's labels file (see `log_run`).
 LABEL_OUTCOMES = {
     "missing_id": 0,
@@ -57,22 +59,29 @@ def _summary(params: Params, run: str) -> dict[str, Any]:
 def log_run(drift_root: Path, drift_params: Params) -> dict[str, Any]:
     """An unshifted window in a prediction log with a cut and an other-schema segment, labelled.
 
-    Segments: 200 records (closed); 200 records and a line cut by a crash (open); 30 records
-    of schema 2.0.0. Labels: req-0..389 priced with APE 0.1/0.3 in turn, req-390/391 at 0
-    and -5, req-392 without a price, req-393 twice, two ids of no window record; req-394..399
-    unlabelled.
+    Segments: 200 records shadowed by challenger 9 (closed); 200 records and a line cut by a
+    crash (open); 30 records of schema 2.0.0. Labels: req-0..389 priced with APE 0.1/0.3 in
+    turn, req-390/391 at 0 and -5, req-392 without a price, req-393 twice, two ids of no window
+    record; req-394..399 unlabelled.
     """
     cars = synthetic_cars(WINDOW_ROWS, seed=2)
     predicted = bundle_prices(drift_params.paths.serving_bundle, cars)
     logged = records(cars, predicted)
+    prices = known_error_prices(predicted)
+    # The first 200 were shadowed by challenger "9", whose price is off its label by 5 %.
+    shadowed = [
+        msgspec.structs.replace(
+            record, challenger_version="9", challenger_price_rub=float(prices[i] * SHADOW_FACTOR)
+        )
+        for i, record in enumerate(logged[:200])
+    ]
     log_dir = drift_root / "log"
     log_dir.mkdir()
-    (log_dir / segment_name(START, "w1", 1)).write_bytes(encode_records(logged[:200]))
+    (log_dir / segment_name(START, "w1", 1)).write_bytes(encode_records(shadowed))
     cut = encode_records(logged[200:]) + b'{"log_format": 1, "ts": "2026-11'
     (log_dir / (segment_name(START, "w2", 1) + OPEN_SUFFIX)).write_bytes(cut)
     other = records(cars[:30], predicted[:30], first=1000, schema_version="2.0.0")
     (log_dir / segment_name(START, "w3", 1)).write_bytes(encode_records(other))
-    prices = known_error_prices(predicted)
     labels = pd.DataFrame(
         [{"request_id": f"req-{i}", "price": prices[i]} for i in range(390)]
         + [
@@ -162,6 +171,19 @@ def test_realized_mape_is_the_mean_ape_of_the_labelled_rows(log_run: dict[str, A
     assert [chunk["labelled_rows"] for chunk in chunks] == [100, 100, 100, 90]
     assert [chunk["realized_mape"] for chunk in chunks] == pytest.approx([0.2] * 4, abs=1e-6)
     assert log_run["estimated_mape"] == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.slow
+def test_shadow_rows_compare_champion_and_challenger_on_the_same_labels(
+    log_run: dict[str, Any],
+) -> None:
+    """200 labelled shadow rows: MAPE 0.2 vs 0.05, the paired interval wholly below zero."""
+    shadow = log_run["shadow"]
+    assert (shadow["champion_version"], shadow["challenger_version"]) == ("1", "9")
+    assert shadow["labelled_rows"] == 200
+    assert shadow["champion_mape"] == pytest.approx(0.2, abs=1e-6)
+    assert shadow["challenger_mape"] == pytest.approx(SHADOW_FACTOR - 1, abs=1e-6)
+    assert shadow["ci_low"] <= shadow["difference"] <= shadow["ci_high"] < 0.0
 
 
 @pytest.mark.slow

@@ -23,8 +23,9 @@ from training.io import onnx_graph, registry
 from training.io.mlflow_service import MlflowService
 from training.jobs.refresh_level import PARENT_TAG
 
-from ..raw_markets import row_2020, row_2022
+from ..raw_markets import LEVEL_SHIFT, level_shifted_markets
 from .conftest import (
+    LEVEL_SHIFT_PROJECT,
     labels_with_2022_prices_times_1000,
     newest_day_before_holdout,
     params_variant,
@@ -32,55 +33,6 @@ from .conftest import (
 )
 
 _N = 400
-_DAYS = ("2022-03-27", "2022-03-28", "2022-04-01", "2022-04-04")
-_CARS = (("TOYOTA", "CAMRY", 1.0), ("MITSUBISHI", "LANCER", 0.7))
-_SHIFT = 1.5
-
-_PROJECT: dict[str, dict[str, Any]] = {
-    "split": {"val_fraction": 0.3},
-    "retrain": {"min_holdout_rows": 50, "val_fraction": 0.3},
-    "market": {"min_window_rows": 100},
-}
-
-
-def _price(i: int) -> float:
-    return (2_000_000.0 - 4_000.0 * i) * _CARS[i % 2][2]
-
-
-def _markets() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two brands' cars in 2020 and, 1.5 times dearer, in 2022 (over four days)."""
-    old = pd.DataFrame(
-        [
-            row_2020(
-                brand=_CARS[i % 2][0],
-                model_name=_CARS[i % 2][1],
-                model_year=2014,
-                mileage=5_000 * (i + 1),
-                price=_price(i),
-            )
-            for i in range(_N)
-        ]
-    )
-    rows = []
-    for i in range(_N):
-        car = (i * 7) % _N
-        mark, model, _ = _CARS[car % 2]
-        rows.append(
-            row_2022(
-                sell_id=10_000 + i,
-                year=2014.0,
-                kmage=5_000.0 * (car + 1),
-                price=_SHIFT * _price(car),
-                super_gen=json.dumps({"mark": mark, "model": model, "year": 2014}),
-                color="серый",
-                engineDisplacement=2.5,
-                enginePower=181.0,
-                vehicleTransmission="автоматическая",
-                owner="2 владельца",
-                parse_date=_DAYS[i * len(_DAYS) // _N],
-            )
-        )
-    return old, pd.DataFrame(rows).astype({"sell_id": "Int64"})
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +40,12 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, fast_training: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """Both markets ingested, the 2020 pipeline run to a published champion (version 1)."""
-    return published_project(tmp_path_factory, "refresh", _markets(), {**fast_training, **_PROJECT})
+    return published_project(
+        tmp_path_factory,
+        "refresh",
+        level_shifted_markets(_N),
+        {**fast_training, **LEVEL_SHIFT_PROJECT},
+    )
 
 
 def _champion(params: Params) -> Any:
@@ -148,7 +105,9 @@ def test_the_refresh_finds_the_level_and_is_promoted_through_the_gate(refreshed:
     """Level x1.5 found; far better on the newest rows; 2020 priced exactly as before."""
     record = json.loads(refreshed.paths.refresh_report.read_text("utf-8"))
     assert record["promote"] is True, record["reason"]
-    assert math.exp(record["level"] - record["parent_level"]) == pytest.approx(_SHIFT, rel=0.05)
+    assert math.exp(record["level"] - record["parent_level"]) == pytest.approx(
+        LEVEL_SHIFT, rel=0.05
+    )
     # 1.5x too low costs the champion a third of every price: the refresh wins that back.
     assert record["challenger"]["holdout_mape"] < record["champion"]["holdout_mape"] - 0.1
     # The same forest at 2020's level: the 2020 test split priced as the parent priced it.

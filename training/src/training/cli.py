@@ -36,6 +36,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.jobs.fetch_model",
         "Publish the bundle of an alias into the serving folder.",
     ),
+    "stage": (
+        "training.jobs.stage",
+        "Stage the bundle of an alias as the serving folder's challenger.",
+    ),
+    "promote-live": (
+        "training.jobs.promote_live",
+        "Promote the challenger on a drift run's labelled shadow rows (live evidence).",
+    ),
+    "watch": (
+        "training.jobs.watch",
+        "Judge the rollout's candidate on Prometheus figures; withdraw or roll back on a breach.",
+    ),
+    "rollback": ("training.jobs.rollback", "Serve `previous` again; move `champion` back to it."),
     "retrain": ("training.jobs.retrain", "Retrain on 2020 + new market rows; gate on the newest."),
     "refresh-level": (
         "training.jobs.refresh_level",
@@ -94,6 +107,11 @@ def _extra_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     """Per-command options, passed to the job's `run` as keyword arguments."""
     extras: dict[str, Callable[[argparse.ArgumentParser], None]] = {
         "fetch-model": _fetch_model_arguments,
+        "stage": _stage_arguments,
+        "rollback": _rollback_arguments,
+        "promote-live": _promote_live_arguments,
+        "watch": _watch_arguments,
+        "refresh-level": _refresh_level_arguments,
         "drift": _drift_arguments,
         "replay": _replay_arguments,
         "outcome": _outcome_arguments,
@@ -105,6 +123,46 @@ def _fetch_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
     parser.add_argument(
         "--out", help="serving folder to publish into (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _stage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--alias", default="challenger", help="registry alias (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", help="serving folder to stage into (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _promote_live_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run", dest="run_name", required=True, help="the drift run whose shadow rows to judge"
+    )
+
+
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    parser.add_argument(
+        "--out", help="serving folder to watch (absent or empty: paths.serving_bundle)"
+    )
+    parser.add_argument(
+        "--drift-run", help="a drift run whose labelled shadow rows give both realized MAPEs"
+    )
+
+
+def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", required=True, help="why: logged and tagged on the version")
+    parser.add_argument(
+        "--out", help="serving folder to roll back (absent or empty: paths.serving_bundle)"
+    )
+
+
+def _refresh_level_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stage",
+        action="store_true",
+        help="stage a challenger the offline gate passes (promote-live decides), not publish it",
     )
 
 

@@ -217,6 +217,37 @@ class MarketParams(_Section, frozen=True):
     max_level_ratio: Annotated[float, Meta(gt=1.0)]
 
 
+class CanaryStep(_Section, frozen=True):
+    """One entry of `rollout.canary_steps`: a canary share, held at least `hold_minutes`."""
+
+    share: Share
+    hold_minutes: Annotated[float, Meta(ge=0.0)]
+
+
+class RolloutParams(_Section, frozen=True):
+    """The safe rollout: live evidence for the gate, rollback thresholds (training/README.md)."""
+
+    min_labelled_rows: Annotated[int, Meta(ge=1)]
+    confidence: Annotated[float, Meta(gt=0.0, lt=1.0)]
+    bootstrap_resamples: Annotated[int, Meta(ge=100)]
+    seed: int
+    max_error_ratio: Share
+    max_p95_ratio: Annotated[float, Meta(gt=1.0)]
+    max_mape_ratio: Annotated[float, Meta(gt=1.0)]
+    window: Annotated[str, Meta(pattern=r"^[0-9]+[smh]$")]
+    canary_steps: Annotated[list[CanaryStep], Meta(min_length=1)]
+
+    def __post_init__(self) -> None:
+        """Refuse a canary schedule whose shares do not increase, naming the entry."""
+        for index in range(1, len(self.canary_steps)):
+            share, before = self.canary_steps[index].share, self.canary_steps[index - 1].share
+            if share <= before:
+                raise ValueError(
+                    f"canary_steps[{index}]: share {share:g} is not above "
+                    f"canary_steps[{index - 1}]'s {before:g}: a canary only steps up"
+                )
+
+
 class Params(_Section, frozen=True):
     """Everything in params.yaml; a new step adds its section here and in params.yaml."""
 
@@ -232,6 +263,7 @@ class Params(_Section, frozen=True):
     drift: DriftParams
     retrain: RetrainParams
     market: MarketParams
+    rollout: RolloutParams
 
 
 def _decode_path(type_: type, value: Any) -> Any:

@@ -160,7 +160,10 @@ class RetrainRecord(_Record, frozen=True):
 
 
 class RefreshRecord(_Record, frozen=True):
-    """`paths.refresh_report`: the level a refresh estimated, and the gate's comparison."""
+    """`paths.refresh_report`: the level a refresh estimated, and the gate's comparison.
+
+    `staged`: `refresh-level --stage` staged the challenger for live evidence, not promoted.
+    """
 
     promote: bool
     reason: str
@@ -178,6 +181,7 @@ class RefreshRecord(_Record, frozen=True):
     holdout_rows: int
     holdout_from: str
     test_2020_period: str
+    staged: bool = False
 
 
 class ReferenceCV(_Record, frozen=True):

@@ -7,7 +7,10 @@ policy judges the two models' scores. There are two policies:
   worse than the champion beyond `registry.promote_tolerance`;
 - `BetterOnNewMarket`, the retrain's (`car-train retrain`): scored on the new market's newest
   slice and the 2020 test split, promoted when better on the first and not catastrophically
-  worse on the second (`retrain.old_market_tolerance`).
+  worse on the second (`retrain.old_market_tolerance`);
+- `BetterOnLiveEvidence`, the rollout's (`car-train promote-live`): scored on labelled shadow
+  rows of live traffic (`training.core.live_evidence`), promoted when there are enough of them
+  and the paired-bootstrap interval of the MAPE difference lies wholly below zero.
 
 Pure: the scores come from `training.lifecycle.promote`, which scores both registered graphs.
 """
@@ -92,13 +95,52 @@ class BetterOnNewMarket:
         return Decision(True, f"better on the new market, not much worse on 2020: {figures}")
 
 
+#: `BetterOnLiveEvidence`'s extra keys in the challenger's scores: the interval of
+#: challenger MAPE - champion MAPE on the shadow rows, and how many labelled rows it rests on.
+LIVE_CI_LOW = "live_ci_low"
+LIVE_CI_HIGH = "live_ci_high"
+LIVE_ROWS = "live_rows"
+
+
+@dataclass(frozen=True)
+class BetterOnLiveEvidence:
+    """The rollout's policy: better on live traffic's labelled shadow rows, with confidence.
+
+    Attributes:
+        min_labelled_rows: Fewer labelled shadow rows than this is no evidence: refused.
+    """
+
+    min_labelled_rows: int
+    scored_on: ClassVar[tuple[str, ...]] = ("live",)
+
+    def judge(self, challenger: Scores, champion: Scores) -> Decision:
+        """Promote when rows >= the minimum and the difference's interval is below zero."""
+        missing = [key for key in (LIVE_CI_LOW, LIVE_CI_HIGH, LIVE_ROWS) if key not in challenger]
+        if missing:
+            raise ValueError(f"live evidence lacks {', '.join(missing)}")
+        rows = int(challenger[LIVE_ROWS])
+        low, high = challenger[LIVE_CI_LOW], challenger[LIVE_CI_HIGH]
+        figures = (
+            f"live MAPE {challenger['live']:.5f} vs champion {champion['live']:.5f} on {rows} "
+            f"labelled shadow rows, difference interval [{low:+.5f}, {high:+.5f}]"
+        )
+        if rows < self.min_labelled_rows:
+            return Decision(
+                False,
+                f"too few labelled shadow rows ({rows} < {self.min_labelled_rows}): {figures}",
+            )
+        if high < 0.0:
+            return Decision(True, f"better on live traffic, interval excludes zero: {figures}")
+        return Decision(False, f"not better on live traffic with confidence: {figures}")
+
+
 def decide(challenger: Scores, champion: Scores | None, policy: Policy) -> Decision:
     """The gate: promote a first model; otherwise the policy judges the two models' scores.
 
     Args:
         challenger: The challenger's MAPE on each of `policy.scored_on`.
         champion: The champion's MAPEs on the same rows; None when there is no champion.
-        policy: `NotWorse` or `BetterOnNewMarket`.
+        policy: `NotWorse`, `BetterOnNewMarket` or `BetterOnLiveEvidence`.
 
     Raises:
         ValueError: A model was not scored on a row set the policy compares.

@@ -32,6 +32,9 @@ TS = "ts"
 MODEL_VERSION = "model_version"
 #: The answered price; NannyML's `y_pred`.
 Y_PRED = "y_pred"
+#: The challenger's version and shadow price of a shadowed record (log only; else missing).
+CHALLENGER_VERSION = "challenger_version"
+CHALLENGER_PRED = "challenger_pred"
 #: A replay file's answered price column (the log record's name).
 PRICE_RUB = "price_rub"
 #: The labels' price column.
@@ -47,6 +50,8 @@ _EMPTY_DTYPE: dict[str, Any] = {
     TS: np.int64,
     MODEL_VERSION: object,
     Y_PRED: np.float64,
+    CHALLENGER_VERSION: object,
+    CHALLENGER_PRED: np.float64,
     **{name: object if name in CATEGORICAL_FIELDS else np.float64 for name in FIELD_NAMES},
 }
 
@@ -133,7 +138,16 @@ class _LogColumns:
     def __init__(self) -> None:
         self._strings: dict[str, str] = {}
         self._parts: dict[str, list[np.ndarray]] = {
-            name: [] for name in (REQUEST_ID, TS, MODEL_VERSION, Y_PRED, *FIELD_NAMES)
+            name: []
+            for name in (
+                REQUEST_ID,
+                TS,
+                MODEL_VERSION,
+                Y_PRED,
+                CHALLENGER_VERSION,
+                CHALLENGER_PRED,
+                *FIELD_NAMES,
+            )
         }
 
     def add(self, records: list[PredictionRecord]) -> None:
@@ -148,6 +162,14 @@ class _LogColumns:
             np.array([shared(r.model_version, r.model_version) for r in records], dtype=object)
         )
         parts[Y_PRED].append(np.array([r.price_rub for r in records], dtype=np.float64))
+        # A record that was not shadowed has neither: None and NaN.
+        parts[CHALLENGER_VERSION].append(
+            np.array([r.challenger_version for r in records], dtype=object)
+        )
+        shadow_prices = [r.challenger_price_rub for r in records]
+        parts[CHALLENGER_PRED].append(
+            np.array([np.nan if p is None else p for p in shadow_prices], dtype=np.float64)
+        )
         cars = [r.car for r in records]
         for name in FIELD_NAMES:
             values = [getattr(car, name) for car in cars]
@@ -172,6 +194,8 @@ class _LogColumns:
         frame.insert(1, TS, pd.to_datetime(ts[order], unit="us", utc=True).as_unit("ns"))
         frame.insert(2, MODEL_VERSION, self._joined(MODEL_VERSION)[order])
         frame[Y_PRED] = self._joined(Y_PRED)[order]
+        frame[CHALLENGER_VERSION] = self._joined(CHALLENGER_VERSION)[order]
+        frame[CHALLENGER_PRED] = self._joined(CHALLENGER_PRED)[order]
         return frame
 
     def _joined(self, name: str) -> np.ndarray:

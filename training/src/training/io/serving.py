@@ -10,7 +10,10 @@ keeps seeing every publish. A publish stopped before `current` changes leaves a 
 pointer names: the server never looks at it, and the next publish reuses or collects it.
 
 Publishing the bundle `current` already names changes nothing on disk (no file is written, so
-no server reloads). Publishers take an exclusive lock on `.publish.lock` in the folder, so two
+no server reloads). `stage` writes a bundle the same way but names it in `challenger` (the
+server scores it beside the champion, in shadow or as a canary) and leaves `current` and
+`previous` alone; `rollback` points `current` back at `previous`, refused when that bundle is
+gone. Publishers take an exclusive lock on `.publish.lock` in the folder, so two
 of them never interleave their pointer writes or collect each other's bundle in progress.
 """
 
@@ -26,15 +29,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, encode_manifest, read_verified
+from shared_schema.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    InvalidBundleError,
+    Manifest,
+    encode_manifest,
+    read_verified,
+)
 from shared_schema.serving_folder import (
     BUNDLES_DIR,
+    CANARY_SHARE_FILE,
+    CHALLENGER,
     CURRENT,
     PREVIOUS,
+    CanaryShare,
     Pointer,
     PointerError,
     bundle_ref,
     decode_pointer,
+    encode_canary_share,
     encode_pointer,
     read_pointer,
 )
@@ -44,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: The publishers' lock file (a dot file: neither a pointer nor a bundle).
 LOCK_FILE: Final = ".publish.lock"
+#: The files in the serving folder that are not pointers: a plain bundle's, the canary share.
+_NOT_POINTERS: Final = (MODEL_FILE, MANIFEST_FILE, CANARY_SHARE_FILE)
 
 
 @dataclass(frozen=True)
@@ -73,21 +89,12 @@ def publish(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication
         InvalidBundleError: An existing bundle directory of the same digest fails
             `read_verified`; `current` is left as it was.
     """
-    if manifest.sha256 != hashlib.sha256(model_bytes).hexdigest():
-        raise PipelineError("manifest sha256 does not match the model bytes")
-    manifest_bytes = encode_manifest(manifest)
-    ref = bundle_ref(hashlib.sha256(manifest_bytes).hexdigest())
-    pointer = Pointer(bundle=ref, model_version=manifest.model_version, sha256=manifest.sha256)
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
         current = _current_or_none(folder)
-        target = folder / ref
-        if target.is_dir():
-            _check_existing(target, manifest_bytes)
-            if current != pointer:
-                log.info("%s is already written (a publish stopped before its pointer)", target)
-        else:
-            _write_bundle(target, model_bytes, manifest_bytes)
+        pointer, written = _place_bundle(folder, model_bytes, manifest)
+        if not written and current != pointer:
+            log.info("%s is already written (a publish stopped before its pointer)", pointer.bundle)
         changed = current != pointer
         if changed:
             if current is not None and current.bundle != pointer.bundle:
@@ -97,20 +104,120 @@ def publish(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication
     return Publication(pointer, changed, collected)
 
 
+def stage(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication:
+    """Stage a challenger: its bundle under `bundles/`, verified, then the `challenger` pointer.
+
+    `current` and `previous` are never touched: the champion keeps serving whatever happens.
+    The bundle is read back with `read_verified` (the server's own reader) before the pointer
+    is written, so a bundle the server would refuse is refused here; a bundle directory this
+    call wrote for it is removed again.
+
+    Returns:
+        The pointer `challenger` holds now, and whether this call changed it.
+
+    Raises:
+        PipelineError: The manifest does not match the model, or the bundle is the champion.
+        InvalidBundleError: `read_verified` refuses the bundle (incompatible schema, say).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder):
+        pointer, written = _place_bundle(folder, model_bytes, manifest)
+        try:
+            read_verified(folder / pointer.bundle)
+        except InvalidBundleError:
+            if written:
+                shutil.rmtree(folder / pointer.bundle)
+            raise
+        if _current_or_none(folder) == pointer:
+            raise PipelineError(
+                f"{folder}: version {pointer.model_version} is already the champion (current)"
+            )
+        changed = _pointer_or_none(folder, CHALLENGER) != pointer
+        if changed:
+            _write_pointer(folder, CHALLENGER, pointer)
+        collected = collect(folder)
+    return Publication(pointer, changed, collected)
+
+
+def unstage(folder: Path) -> Pointer | None:
+    """Remove the `challenger` pointer (its bundle goes at the next collection unless named).
+
+    Its canary share file goes with it.
+
+    Returns:
+        The pointer removed, or None when there was no challenger.
+    """
+    with _locked(folder):
+        pointer = _pointer_or_none(folder, CHALLENGER)
+        (folder / CHALLENGER).unlink(missing_ok=True)
+        (folder / CANARY_SHARE_FILE).unlink(missing_ok=True)
+        _fsync_dir(folder)
+    return pointer
+
+
+def write_canary_share(folder: Path, canary: CanaryShare) -> None:
+    """Write the canary share file atomically, as a pointer is (the server re-reads it)."""
+    with _locked(folder):
+        _write_file(folder, CANARY_SHARE_FILE, encode_canary_share(canary))
+
+
+def previous_pointer(folder: Path) -> Pointer | None:
+    """The `previous` pointer (the rollback target), or None.
+
+    Raises:
+        PipelineError: The file is there but is not a pointer.
+    """
+    return _pointer_or_none(folder, PREVIOUS)
+
+
+def rollback(folder: Path) -> Publication:
+    """Point `current` back at `previous`; `previous` then names the version rolled back.
+
+    A challenger pointer (and its canary share file) is removed too: whatever was being tried
+    is withdrawn with it.
+
+    Returns:
+        The pointer `current` holds now (the old `previous`).
+
+    Raises:
+        PipelineError: There is no `previous` pointer, or its bundle is gone or fails
+            `read_verified` (the message names it); nothing is changed then.
+    """
+    with _locked(folder):
+        target = _pointer_or_none(folder, PREVIOUS)
+        if target is None:
+            raise PipelineError(f"{folder}: no {PREVIOUS} pointer: nothing to roll back to")
+        try:
+            read_verified(folder / target.bundle)
+        except InvalidBundleError as error:
+            raise PipelineError(
+                f"{folder}: refusing to roll back to version {target.model_version}: "
+                f"its bundle {target.bundle} is not servable: {error}"
+            ) from error
+        current = _current_or_none(folder)
+        if current is not None:
+            _write_pointer(folder, PREVIOUS, current)
+        _write_pointer(folder, CURRENT, target)
+        (folder / CHALLENGER).unlink(missing_ok=True)
+        (folder / CANARY_SHARE_FILE).unlink(missing_ok=True)
+        collected = collect(folder)
+    return Publication(target, True, collected)
+
+
 def collect(folder: Path) -> tuple[str, ...]:
     """Remove the bundles (and stale temporaries) no pointer file in `folder` names.
 
     Every regular file directly in the folder whose name does not start with a dot and is not a
-    plain bundle's file counts as a pointer. If one of them is not a valid pointer, nothing is
-    removed: a pointer this code cannot read may still name a bundle someone serves. Call it
-    with the publishers' lock held (`publish` does).
+    plain bundle's file or the canary share file counts as a pointer. If one of them is not a
+    valid pointer, nothing is removed: a pointer this code cannot read may still name a bundle
+    someone serves. Call it with the publishers' lock held (`publish` does).
 
     Returns:
         The removed bundles, as `bundles/<name>`.
     """
     named = set()
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") or entry.name in (MODEL_FILE, MANIFEST_FILE):
+        if entry.name.startswith(".") or entry.name in _NOT_POINTERS:
             continue
         if not entry.is_file():
             continue
@@ -158,6 +265,32 @@ def _current_or_none(folder: Path) -> Pointer | None:
         return None
 
 
+def _pointer_or_none(folder: Path, name: str) -> Pointer | None:
+    try:
+        return read_pointer(folder, name)
+    except PointerError as error:
+        raise PipelineError(str(error)) from error
+
+
+def _place_bundle(folder: Path, model_bytes: bytes, manifest: Manifest) -> tuple[Pointer, bool]:
+    """Write the bundle directory (or check the one already there).
+
+    Returns:
+        The pointer naming it, and whether this call wrote it.
+    """
+    if manifest.sha256 != hashlib.sha256(model_bytes).hexdigest():
+        raise PipelineError("manifest sha256 does not match the model bytes")
+    manifest_bytes = encode_manifest(manifest)
+    ref = bundle_ref(hashlib.sha256(manifest_bytes).hexdigest())
+    pointer = Pointer(bundle=ref, model_version=manifest.model_version, sha256=manifest.sha256)
+    target = folder / ref
+    if target.is_dir():
+        _check_existing(target, manifest_bytes)
+        return pointer, False
+    _write_bundle(target, model_bytes, manifest_bytes)
+    return pointer, True
+
+
 def _check_existing(target: Path, manifest_bytes: bytes) -> None:
     """A directory of this digest must hold exactly this bundle (verified, never rewritten)."""
     if read_verified(target).manifest_bytes != manifest_bytes:
@@ -181,11 +314,15 @@ def _write_bundle(target: Path, model_bytes: bytes, manifest_bytes: bytes) -> No
 
 
 def _write_pointer(folder: Path, name: str, pointer: Pointer) -> None:
+    _write_file(folder, name, encode_pointer(pointer))
+
+
+def _write_file(folder: Path, name: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        _write_synced(tmp_path, encode_pointer(pointer))
+        _write_synced(tmp_path, data)
         tmp_path.replace(folder / name)
         _fsync_dir(folder)
     finally:

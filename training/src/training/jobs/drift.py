@@ -20,14 +20,22 @@ import pandas as pd
 from shared_schema import FIELD_NAMES
 from shared_schema.bundle import Manifest, read_verified
 from shared_schema.serving_folder import resolve
-from training.config import Params
-from training.core import drift
+from training.config import Params, RolloutParams
+from training.core import drift, live_evidence
 from training.core.labels import LabelJoin, join_labels
+from training.core.live_evidence import ShadowComparison
 from training.core.market_index import period_of
 from training.core.metrics import regression_metrics
 from training.errors import PipelineError
 from training.io import analysis_window, files, nannyml_drift, onnx_scoring, splits
-from training.io.analysis_window import REQUEST_ID, Y_PRED, WindowRead
+from training.io.analysis_window import (
+    CHALLENGER_PRED,
+    CHALLENGER_VERSION,
+    MODEL_VERSION,
+    REQUEST_ID,
+    Y_PRED,
+    WindowRead,
+)
 from training.records import RetrainRecord
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,8 @@ class DriftSummary(msgspec.Struct, frozen=True, kw_only=True):
     nannyml_warnings: list[str]
     plots: list[str]
     plot_errors: dict[str, str]
+    #: Champion vs challenger on the labelled shadow rows; None without any.
+    shadow: ShadowComparison | None = None
 
 
 def champion_reference(params: Params, served: Manifest) -> Path:
@@ -233,6 +243,7 @@ def run(
         else None
     )
     estimated = drift.window_mape(chunks)
+    shadow = shadow_comparison(window, params.rollout)
     verdict = drift.decide(
         fields,
         multivariate,
@@ -271,6 +282,7 @@ def run(
             nannyml_warnings=results.warnings,
             plots=plots,
             plot_errors=plot_errors,
+            shadow=shadow,
         )
         files.write_json(summary, out / SUMMARY_FILE)
     log.info(
@@ -282,3 +294,28 @@ def run(
         "".join(f"\n  - {reason}" for reason in verdict.reasons),
     )
     return summary
+
+
+def shadow_comparison(window: pd.DataFrame, rules: RolloutParams) -> ShadowComparison | None:
+    """Champion vs challenger on the window's labelled shadow rows (`live_evidence.compare`).
+
+    Rows of the most frequent (champion, challenger) pair of versions are compared; None when
+    no labelled row was shadowed.
+    """
+    if CHALLENGER_PRED not in window.columns:
+        return None
+    rows = window[window[CHALLENGER_PRED].notna() & window[nannyml_drift.Y_TRUE].notna()]
+    if rows.empty:
+        return None
+    pairs = rows.groupby([MODEL_VERSION, CHALLENGER_VERSION]).size()
+    champion, challenger = (str(version) for version in pairs.idxmax())  # type: ignore[attr-defined]
+    pair = rows[(rows[MODEL_VERSION] == champion) & (rows[CHALLENGER_VERSION] == challenger)]
+    return live_evidence.compare(
+        pair[nannyml_drift.Y_TRUE].to_numpy(np.float64),
+        pair[Y_PRED].to_numpy(np.float64),
+        pair[CHALLENGER_PRED].to_numpy(np.float64),
+        versions=(str(champion), str(challenger)),
+        confidence=rules.confidence,
+        resamples=rules.bootstrap_resamples,
+        seed=rules.seed,
+    )

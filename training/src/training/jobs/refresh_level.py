@@ -10,23 +10,26 @@ a new level, its index extended by the window's period and its lineage (`parent_
 recorded. It goes through the lifecycle's register, gate (`BetterOnNewMarket`, the 2020 test
 split at 2020's level) and publish, like a retrain.
 
+With `--stage` the offline gate is a precondition, not the decision: a challenger it passes is
+staged (`training.lifecycle.stage`: the serving folder's `challenger` pointer, which the server
+scores in shadow or answers a canary share with) and not promoted or published; the champion
+alias and `current` stay, and `car-train promote-live` decides on live evidence. A challenger
+the offline gate refuses is refused as without `--stage`, and nothing is staged.
+
 Refused, naming the reason, and never published: a window under `market.min_window_rows`
 labelled rows or `market.min_window_brands` brands, a champion exported before the index, and
 a level that moves prices by more than ×`market.max_level_ratio` (labels in another unit too).
 """
 
-import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 import pandas as pd
 
-from shared_schema.bundle import Manifest
-from shared_schema.market import MarketIndex
 from training.config import MarketParams, Params
-from training.core.intervals import coverage, mean_relative_width
 from training.core.market_index import (
     LevelRefusedError,
     check_jump,
@@ -35,29 +38,37 @@ from training.core.market_index import (
     window_level,
     window_mask,
 )
-from training.core.metrics import regression_metrics
 from training.core.promotion import BetterOnNewMarket, Scores
 from training.core.retrain import rows_after, slice_key
 from training.errors import PipelineError
-from training.io import bundle, feast_store, files, market_levels, onnx_scoring, registry
+from training.io import bundle, feast_store, files, market_levels, registry
 from training.io import splits as split_files
+from training.io.level_bundle import at_level
 from training.io.mlflow_service import MlflowService
-from training.io.onnx_graph import with_market_level
 from training.io.retrain_data import one_period, read_slices
 from training.lifecycle.export import log_export
-from training.lifecycle.promote import check_unseen, gate, promote
+from training.lifecycle.promote import GateResult, check_unseen, gate, promote
 from training.lifecycle.publish import publish
 from training.lifecycle.register import register
+from training.lifecycle.stage import stage as stage_bundle
 from training.records import MarketScores, RefreshRecord
 
 log = logging.getLogger(__name__)
 
 #: The registry version tag naming the version whose forest a refresh reused.
 PARENT_TAG = "parent_version"
+#: The registry version tag holding the offline gate's reason for a staged refresh.
+OFFLINE_GATE_TAG = "offline_gate"
 
 
-def run(params: Params, service: MlflowService) -> RefreshRecord:
+def run(params: Params, service: MlflowService, *, stage: bool = False) -> RefreshRecord:
     """Estimate the newest market level, bundle it with the champion's forest, gate, publish.
+
+    Args:
+        params: The pipeline's parameters.
+        service: The MLflow store.
+        stage: Stage a challenger the offline gate passes instead of promoting and publishing
+            it (module docstring).
 
     Returns:
         The gate's record (also written to `paths.refresh_report`).
@@ -106,15 +117,9 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
         index = extended(
             parent.market, (window_from, market_date), level, len(window), forest_version
         )
-        model_bytes = with_market_level(parent_bytes, level)
-        worst = _check_scaled(
-            parent_bytes,
-            model_bytes,
-            float(np.exp(level - parent.market.served_level)),
-            onnx_scoring.frame_feeds(holdout, parent.inputs),
-            tolerance=params.export.parity_tolerance,
+        model_bytes, manifest = at_level(
+            parent_bytes, parent, level, index, holdout, tolerance=params.export.parity_tolerance
         )
-        manifest = _manifest(model_bytes, parent, index, holdout, worst)
         bundle.write(paths.refresh_bundle, model_bytes, manifest)
         through = slice_key(older.iloc[-1])
         with service.run("refresh-level") as tracked:
@@ -145,19 +150,20 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
             BetterOnNewMarket(tolerance),
             periods={"test_2020": test_period},
         )
-        promote(service, name, result)
-        if result.decision.promote:
-            publish(service, name, registry.CHAMPION, paths.serving_bundle)
+        staged = stage and result.decision.promote
+        reason = _act(service, name, result, staged=staged, folder=paths.serving_bundle)
+        promoted = result.decision.promote and not staged
         champion_scores = result.champion_scores or {}
         record = RefreshRecord(
-            promote=result.decision.promote,
-            reason=result.decision.reason,
+            promote=promoted,
+            staged=staged,
+            reason=reason,
             model_name=name,
             parent_version=str(champion.version),
             challenger=_scores(version, result.challenger_scores),
             champion=_scores(str(champion.version), champion_scores),
             old_market_tolerance=tolerance,
-            champion_version_after=version if result.decision.promote else str(champion.version),
+            champion_version_after=version if promoted else str(champion.version),
             market_date=market_date,
             parent_level=parent.market.served_level,
             level=level,
@@ -176,6 +182,27 @@ def run(params: Params, service: MlflowService) -> RefreshRecord:
         record.reason,
     )
     return record
+
+
+def _act(
+    service: MlflowService, name: str, result: GateResult, *, staged: bool, folder: Path
+) -> str:
+    """Stage the challenger, or record the gate's decision and publish a promotion; the reason.
+
+    Staged, the gate's reason is tagged on the version (`OFFLINE_GATE_TAG`) and the champion
+    alias stays: `promote-live` records the decision (`promotion`) when it makes it.
+    """
+    passed = result.decision.reason
+    if not staged:
+        promote(service, name, result)
+        if result.decision.promote:
+            publish(service, name, registry.CHAMPION, folder)
+        return passed
+    version = str(result.challenger.version)
+    service.client.set_model_version_tag(name, version, OFFLINE_GATE_TAG, passed)
+    pointer = stage_bundle(service, name, registry.CHALLENGER, folder).pointer
+    log.info("staged version %s as %s's challenger", pointer.model_version, folder)
+    return f"staged for live evidence (car-train promote-live), passed the offline gate: {passed}"
 
 
 def _unseen_window(older: pd.DataFrame, champion: Any, market: MarketParams) -> pd.DataFrame:
@@ -203,66 +230,6 @@ def _unseen_window(older: pd.DataFrame, champion: Any, market: MarketParams) -> 
             f"{min_rows} (market.min_window_rows): wait for newer labelled listings"
         )
     return unseen
-
-
-def _manifest(
-    model_bytes: bytes, parent: Manifest, index: MarketIndex, holdout: pd.DataFrame, parity: float
-) -> Manifest:
-    """The refreshed bundle's manifest: the parent's, with the new graph and index.
-
-    Measured on the holdout, the rows the parity check ran on (as an export measures on its
-    check rows): the metrics, the interval's coverage and width, `parity_rows`.
-    """
-    sha256 = hashlib.sha256(model_bytes).hexdigest()
-    feeds = onnx_scoring.frame_feeds(holdout, parent.inputs)
-    price = holdout["price"].to_numpy(np.float64)
-    graph_price, *bounds = onnx_scoring.run_outputs(model_bytes, feeds, parent.outputs())
-    interval = parent.interval
-    if interval is not None:
-        low, high = bounds
-        interval = msgspec.structs.replace(
-            interval,
-            coverage=coverage(price, low, high),
-            mean_relative_width=mean_relative_width(graph_price, low, high),
-        )
-    return msgspec.structs.replace(
-        parent,
-        sha256=sha256,
-        model_version=f"dev-{sha256[:12]}",
-        registry_alias=None,
-        metrics=regression_metrics(price, graph_price),
-        parity_max_rel_diff=parity,
-        parity_rows=len(holdout),
-        interval=interval,
-        market=index,
-    )
-
-
-def _check_scaled(
-    parent_bytes: bytes,
-    model_bytes: bytes,
-    ratio: float,
-    feeds: dict[str, np.ndarray],
-    *,
-    tolerance: float,
-) -> float:
-    """The new graph's prices are the parent's times `ratio` (the level change) on `feeds`.
-
-    Returns:
-        The largest relative difference found (the manifest's `parity_max_rel_diff`).
-
-    Raises:
-        PipelineError: It is beyond `tolerance` (`export.parity_tolerance`).
-    """
-    before = onnx_scoring.run_graph(parent_bytes, feeds).astype(np.float64) * ratio
-    after = onnx_scoring.run_graph(model_bytes, feeds).astype(np.float64)
-    worst = float(np.max(np.abs(after - before) / before))
-    if worst > tolerance:
-        raise PipelineError(
-            f"refreshed graph differs from the parent's x{ratio:.4f} by {worst:.3g} "
-            f"(export.parity_tolerance {tolerance:g})"
-        )
-    return worst
 
 
 def _scores(version: str, scores: Scores) -> MarketScores:

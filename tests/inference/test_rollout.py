@@ -1,0 +1,274 @@
+"""The rollout in one worker: the challenger held beside the champion, in shadow or canary."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inference.model import LoadedModel, Prediction
+from inference.rollout_metrics import MODEL_VERSION_HEADER, SHADOW
+from inference.shadow import ShadowScorer
+from shared_schema.prediction_log import read_prediction_log
+from shared_schema.serving_folder import Pointer
+
+from .conftest import Client, MakeClient
+
+Publish = Callable[..., Pointer]
+
+
+def metric(client: Client, name: str, **labels: str) -> float:
+    """A sample's value from /metrics (0 when absent)."""
+    want = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    prefix = f"{name}{{{want}}} " if labels else f"{name} "
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+        if (
+            labels
+            and line.startswith(name + "{")
+            and all(f'{key}="{value}"' in line for key, value in labels.items())
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll until `condition()` holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_shadow_logs_both_prices_and_answers_with_the_champion(
+    make_client: MakeClient, rollout_folder: Path, tmp_path: Path, car_payload: dict[str, Any]
+) -> None:
+    """Every answer is the champion's; each logged car carries the challenger's price too."""
+    log_dir = tmp_path / "log"
+    with make_client(
+        rollout_folder,
+        shadow_share=1.0,
+        prediction_log_dir=str(log_dir),
+        prediction_log_flush_s=0.05,
+    ) as client:
+        single = client.post("/predict", json=car_payload)
+        batch = client.post("/predict/batch", json={"cars": [car_payload, car_payload]})
+        for response in (single, batch):
+            assert response.status_code == 200
+            assert response.headers[MODEL_VERSION_HEADER] == "1"
+            assert response.json()["model_version"] == "1"
+        # A shadowed answer is logged once its shadow run is done.
+        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 3)
+    records = read_prediction_log(log_dir).records
+    assert len(records) == 3
+    for record in records:
+        assert record.model_version == "1"
+        assert record.challenger_version == "2"
+        assert record.challenger_price_rub is not None
+        assert record.challenger_price_rub > record.price_rub  # a higher intercept
+    assert records[0].price_rub == single.json()["price_rub"]
+
+
+def test_a_shadowed_record_keeps_its_asking_price_and_rating(
+    make_client: MakeClient,
+    tmp_path: Path,
+    bundle_publisher: Publish,
+    bundle_stager: Publish,
+    car_payload: dict[str, Any],
+) -> None:
+    """Shadowed and rated at once: the answer's rating and both prices in one record per car."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1", interval=True)
+    bundle_stager(folder, model_version="2", bias=-127.0, interval=True)
+    log_dir = tmp_path / "log"
+    with make_client(
+        folder, shadow_share=1.0, prediction_log_dir=str(log_dir), prediction_log_flush_s=0.05
+    ) as client:
+        cars = [car_payload, {**car_payload, "asking_price_rub": 1.0}]
+        answer = client.post("/predict/batch", json={"cars": cars}).json()
+        # The log's directory appears with its first segment, after the shadow run.
+        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 2)
+    records = read_prediction_log(log_dir).records
+    assert answer["ratings"] == [None, "below_market"]
+    rated = [(r.asking_price_rub, r.rating) for r in records]
+    assert rated == [(None, None), (1.0, "below_market")]
+    assert all(r.challenger_version == "2" and r.challenger_price_rub for r in records)
+
+
+def test_a_failing_shadow_run_is_counted_and_never_seen(
+    make_client: MakeClient,
+    rollout_folder: Path,
+    tmp_path: Path,
+    car_payload: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The challenger raising: 200 with the champion's price, an error counted, logged alone."""
+    real_run = LoadedModel.run
+
+    def challenger_raises(self: LoadedModel, cars: Any) -> Prediction:
+        if self.version == "2":
+            raise RuntimeError("injected challenger fault")
+        return real_run(self, cars)
+
+    log_dir = tmp_path / "log"
+    with make_client(rollout_folder, shadow_share=1.0, prediction_log_dir=str(log_dir)) as client:
+        monkeypatch.setattr(LoadedModel, "run", challenger_raises)
+        response = client.post("/predict", json=car_payload)
+        assert response.status_code == 200
+        assert response.json()["model_version"] == "1"
+        wait_for(
+            lambda: (
+                metric(
+                    client,
+                    "carprice_model_runs_total",
+                    model_version="2",
+                    role="shadow",
+                    outcome="error",
+                )
+                == 1
+            )
+        )
+    (record,) = read_prediction_log(log_dir).records
+    assert record.challenger_version is None
+    assert record.price_rub == response.json()["price_rub"]
+
+
+def test_without_its_guard_a_raising_shadow_run_ends_shadowing_uncounted(
+    make_client: MakeClient,
+    rollout_folder: Path,
+    tmp_path: Path,
+    car_payload: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Broken copy: `_score` without its except: no error counted, the shadow task dead."""
+    real_run = LoadedModel.run
+
+    def challenger_raises(self: LoadedModel, cars: Any) -> Prediction:
+        if self.version == "2":
+            raise RuntimeError("injected challenger fault")
+        return real_run(self, cars)
+
+    async def unguarded_score(self: ShadowScorer, cars: Any) -> Prediction | None:
+        model = self._challenger.current
+        if model is None:
+            return None
+        loop = asyncio.get_running_loop()
+        shadow = await loop.run_in_executor(self._thread, model.run, cars)
+        self._rollout.run(model.version, SHADOW, ok=True)
+        return shadow
+
+    monkeypatch.setattr(ShadowScorer, "_score", unguarded_score)
+    log_dir = tmp_path / "log"
+    client = make_client(
+        rollout_folder,
+        shadow_share=1.0,
+        shadow_queue_max=4,
+        prediction_log_dir=str(log_dir),
+        prediction_log_flush_s=0.05,
+    )
+
+    def serve_while_the_challenger_raises() -> tuple[list[int], float, float]:
+        monkeypatch.setattr(LoadedModel, "run", challenger_raises)
+        statuses = [client.post("/predict", json=car_payload).status_code]
+        # The shadow task logs the champion's answer alone, then the error ends it.
+        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 1)
+        # Nothing takes answers off the queue any more: 4 fit, the other 2 are dropped.
+        statuses += [client.post("/predict", json=car_payload).status_code for _ in range(6)]
+        dropped = metric(client, "carprice_shadow_dropped_total", reason="queue_full")
+        errors = metric(
+            client, "carprice_model_runs_total", model_version="2", role="shadow", outcome="error"
+        )
+        return statuses, dropped, errors
+
+    # Asserted after the block: a failed assert inside would be hidden by the stop's error.
+    with pytest.raises(ExceptionGroup) as stopped, client:
+        statuses, dropped, errors = serve_while_the_challenger_raises()
+    assert statuses == [200] * 7
+    assert (dropped, errors) == (2, 0)
+    # Stopping the server raises the challenger's error out of the dead shadow task.
+    assert stopped.group_contains(RuntimeError, match="injected challenger fault")
+
+
+def test_a_full_shadow_queue_drops_shadow_work_counted_and_loses_no_record(
+    make_client: MakeClient,
+    rollout_folder: Path,
+    tmp_path: Path,
+    car_payload: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow challenger and a queue of one: shadow runs dropped and counted, every car logged."""
+    real_run = LoadedModel.run
+
+    def slow_challenger(self: LoadedModel, cars: Any) -> Prediction:
+        if self.version == "2":
+            time.sleep(0.3)
+        return real_run(self, cars)
+
+    log_dir = tmp_path / "log"
+    with make_client(
+        rollout_folder, shadow_share=1.0, shadow_queue_max=1, prediction_log_dir=str(log_dir)
+    ) as client:
+        monkeypatch.setattr(LoadedModel, "run", slow_challenger)
+        for _ in range(6):
+            assert client.post("/predict", json=car_payload).status_code == 200
+        dropped = metric(client, "carprice_shadow_dropped_total", reason="queue_full")
+        assert dropped >= 3
+        wait_for(
+            lambda: (
+                metric(
+                    client,
+                    "carprice_model_runs_total",
+                    model_version="2",
+                    role="shadow",
+                    outcome="ok",
+                )
+                >= 1
+            )
+        )
+    read = read_prediction_log(log_dir)
+    assert len(read.records) == 6
+    shadowed = [record for record in read.records if record.challenger_version == "2"]
+    assert 1 <= len(shadowed) <= 6 - dropped
+
+
+def test_the_canary_share_is_answered_by_the_challenger_and_named(
+    make_client: MakeClient, rollout_folder: Path, car_payload: dict[str, Any]
+) -> None:
+    """CANARY_SHARE=1: answers carry version 2 in header and JSON; metrics count it by version."""
+    with make_client(rollout_folder, canary_share=1.0) as client:
+        single = client.post("/predict", json=car_payload)
+        batch = client.post("/predict/batch", json={"cars": [car_payload]})
+        for response in (single, batch):
+            assert response.headers[MODEL_VERSION_HEADER] == "2"
+            assert response.json()["model_version"] == "2"
+        assert batch.json()["prices_rub"] == [single.json()["price_rub"]]
+        runs = metric(
+            client, "carprice_model_runs_total", model_version="2", role="canary", outcome="ok"
+        )
+        assert runs == 2
+        timed = metric(client, "carprice_version_request_duration_seconds_count", model_version="2")
+        assert timed == 2
+
+
+def test_without_a_challenger_the_shares_change_nothing(
+    make_client: MakeClient,
+    tmp_path: Path,
+    bundle_publisher: Publish,
+    car_payload: dict[str, Any],
+) -> None:
+    """Shares set and no challenger pointer: the champion answers, records have no challenger."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    log_dir = tmp_path / "log"
+    with make_client(
+        folder, shadow_share=1.0, canary_share=1.0, prediction_log_dir=str(log_dir)
+    ) as client:
+        response = client.post("/predict", json=car_payload)
+        assert response.headers[MODEL_VERSION_HEADER] == "1"
+    (record,) = read_prediction_log(log_dir).records
+    assert record.challenger_version is None
+    line = next(log_dir.glob("predictions-*")).read_bytes()
+    assert b"challenger" not in line

@@ -1,0 +1,87 @@
+"""`car-train promote-live --run NAME`: the gate on live evidence, from a drift run's shadow rows.
+
+Reads `paths.drift/<run>/summary.json`'s `shadow` (champion vs challenger realized MAPE on the
+same labelled shadow rows, `training.core.live_evidence`), asks the one gate under
+`BetterOnLiveEvidence(rollout.min_labelled_rows)`, records the decision on the challenger's
+version (`training.lifecycle.promote.promote`) and, if promoted, publishes the new champion
+into the serving folder and withdraws the `challenger` pointer.
+"""
+
+import logging
+
+import msgspec
+
+from training.config import Params
+from training.core.live_evidence import ShadowComparison
+from training.core.promotion import (
+    LIVE_CI_HIGH,
+    LIVE_CI_LOW,
+    LIVE_ROWS,
+    BetterOnLiveEvidence,
+    Decision,
+    decide,
+)
+from training.errors import PipelineError
+from training.io import registry, serving
+from training.io.mlflow_service import MlflowService
+from training.jobs.drift import SUMMARY_FILE
+from training.lifecycle.promote import GateResult, promote
+from training.lifecycle.publish import publish
+
+log = logging.getLogger(__name__)
+
+
+class _ShadowOfRun(msgspec.Struct, frozen=True):
+    """The part of a drift run's summary this job reads."""
+
+    shadow: ShadowComparison | None = None
+
+
+def read_shadow(params: Params, run_name: str) -> ShadowComparison | None:
+    """A drift run's shadow comparison; None when it had no labelled shadow rows.
+
+    Raises:
+        PipelineError: The run's summary is missing or is not a drift summary.
+    """
+    path = params.paths.drift / run_name / SUMMARY_FILE
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=_ShadowOfRun).shadow
+    except FileNotFoundError as error:
+        raise PipelineError(f"{path}: no drift run summary (run `car-train drift`)") from error
+    except msgspec.DecodeError as error:
+        raise PipelineError(f"{path}: not a drift summary: {error}") from error
+
+
+def run(params: Params, service: MlflowService, *, run_name: str) -> Decision:
+    """Decide on the drift run's live evidence; promote and publish when it says so.
+
+    Raises:
+        PipelineError: The run's summary is missing, or has no labelled shadow rows, or a
+            version it names is not registered.
+    """
+    shadow = read_shadow(params, run_name)
+    if shadow is None:
+        path = params.paths.drift / run_name / SUMMARY_FILE
+        raise PipelineError(f"{path}: no labelled shadow rows: nothing to judge a challenger on")
+    name = params.registry.model_name
+    challenger = registry.require_version(service, name, shadow.challenger_version)
+    champion = registry.require_version(service, name, shadow.champion_version)
+    challenger_scores = {
+        "live": shadow.challenger_mape,
+        LIVE_CI_LOW: shadow.ci_low,
+        LIVE_CI_HIGH: shadow.ci_high,
+        LIVE_ROWS: float(shadow.labelled_rows),
+    }
+    champion_scores = {"live": shadow.champion_mape}
+    policy = BetterOnLiveEvidence(params.rollout.min_labelled_rows)
+    decision = decide(challenger_scores, champion_scores, policy)
+    promote(
+        service,
+        name,
+        GateResult(challenger, champion, challenger_scores, champion_scores, decision),
+    )
+    if decision.promote:
+        folder = params.paths.serving_bundle
+        publish(service, name, registry.CHAMPION, folder)
+        serving.unstage(folder)
+    return decision
