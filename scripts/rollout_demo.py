@@ -47,6 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts.demo_restore import restored
 from scripts.drift_demo import Demo, ready, serving, utc_now, wait_for_reload, wait_until
 
+from shared_schema.serving_folder import CHALLENGER, read_pointer
 from training.config import Params, load_params
 from training.io import bundle, registry
 from training.io.level_bundle import at_level
@@ -106,6 +107,7 @@ class Rollout:
             "decision": decision,
             "served_after": ready(self.url)["model_version"],
             "champion_alias_after": self.alias(registry.CHAMPION),
+            "staged_after": self.staged(),
             "steps_s": steps,
         }
 
@@ -181,6 +183,11 @@ class Rollout:
             if sample.name == "carprice_challenger_info" and sample.value == 1
         ]
         return held[0] if held else None
+
+    def staged(self) -> str | None:
+        """The version the serving folder's challenger pointer names, or None (withdrawn)."""
+        pointer = read_pointer(self.root / self.params.paths.serving_bundle, CHALLENGER)
+        return None if pointer is None else pointer.model_version
 
     def counters(self) -> dict[str, float]:
         """The server's counts of answers logged and lost, and of shadow runs dropped."""

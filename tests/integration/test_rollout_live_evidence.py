@@ -121,13 +121,14 @@ def test_a_better_challenger_is_staged_shadowed_and_promoted(demo: dict[str, Any
     assert shadow["labelled_rows"] == figures["replayed_rows"] == _N // 5
     assert shadow["ci_low"] <= shadow["difference"] <= shadow["ci_high"] < 0.0
     assert better["decision"]["promote"] is True, better["decision"]["reason"]
+    assert better["staged_after"] is None  # promoted: no longer a challenger
     assert (
         better["served_after"] == better["champion_alias_after"] == refresh["challenger"]["version"]
     )
 
 
 def test_a_doubled_challenger_is_caught_in_shadow_and_never_served(demo: dict[str, Any]) -> None:
-    """Prices x2: its live MAPE far above the champion's, refused; the champion keeps serving."""
+    """Prices x2: far worse live, refused and withdrawn; the champion keeps serving."""
     figures = demo["figures"]
     champion, doubled = figures["better"]["challenger_version"], figures["doubled"]
     shadow = doubled["shadow"]
@@ -141,6 +142,7 @@ def test_a_doubled_challenger_is_caught_in_shadow_and_never_served(demo: dict[st
     assert doubled["decision"]["promote"] is False
     assert "not better on live traffic" in doubled["decision"]["reason"]
     assert doubled["served_after"] == doubled["champion_alias_after"] == champion
+    assert doubled["staged_after"] is None  # worse with confidence: withdrawn
 
 
 def test_the_project_is_left_as_the_demo_found_it(demo: dict[str, Any]) -> None:

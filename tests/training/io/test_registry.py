@@ -219,11 +219,18 @@ def _live_run(params: Params, name: str, champion: str, challenger: str, gap: fl
 
 @pytest.mark.slow
 def test_live_evidence_of_a_worse_challenger_refuses_it(store: dict[str, Any]) -> None:
-    """Shadow rows where challenger 2 is worse: refused and tagged, champion and folder stay."""
+    """Inconclusive rows keep staged challenger 2; worse with confidence: refused, withdrawn."""
     path, params = _params(store, 2)
+    folder = params.paths.serving_bundle
+    _live_run(params, "even", "1", "2", gap=0.0)
+    assert main(["--params", path, "promote-live", "--run", "even"]) == 0
+    staged = read_pointer(folder, CHALLENGER)
+    assert staged is not None  # still gathering rows
+    assert staged.model_version == "2"
     _live_run(params, "worse", "1", "2", gap=0.2)
-    current = (params.paths.serving_bundle / CURRENT).read_bytes()
+    current = (folder / CURRENT).read_bytes()
     assert main(["--params", path, "promote-live", "--run", "worse"]) == 0
+    assert read_pointer(folder, CHALLENGER) is None  # no more shadow runs or canary answers
     assert _champion(params) == "1"
     client = MlflowService.from_params(params.registry).client
     tags = client.get_model_version(params.registry.model_name, "2").tags

@@ -139,16 +139,19 @@ def stage(folder: Path, model_bytes: bytes, manifest: Manifest) -> Publication:
     return Publication(pointer, changed, collected)
 
 
-def unstage(folder: Path) -> Pointer | None:
+def unstage(folder: Path, version: str | None = None) -> Pointer | None:
     """Remove the `challenger` pointer (its bundle goes at the next collection unless named).
 
-    Its canary share file goes with it.
+    Its canary share file goes with it. With `version`, only a pointer naming that version is
+    removed: one staged since by someone else stays.
 
     Returns:
-        The pointer removed, or None when there was no challenger.
+        The pointer removed, or None when there was no challenger (or another version).
     """
     with _locked(folder):
         pointer = _pointer_or_none(folder, CHALLENGER)
+        if version is not None and (pointer is None or pointer.model_version != version):
+            return None
         (folder / CHALLENGER).unlink(missing_ok=True)
         (folder / CANARY_SHARE_FILE).unlink(missing_ok=True)
         _fsync_dir(folder)

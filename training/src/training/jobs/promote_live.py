@@ -4,7 +4,8 @@ Reads `paths.drift/<run>/summary.json`'s `shadow` (champion vs challenger realiz
 same labelled shadow rows, `training.core.live_evidence`), asks the one gate under
 `BetterOnLiveEvidence(rollout.min_labelled_rows)`, records the decision on the challenger's
 version (`training.lifecycle.promote.promote`) and, if promoted, publishes the new champion
-into the serving folder and withdraws the `challenger` pointer.
+into the serving folder and withdraws the `challenger` pointer. A challenger worse with
+confidence (the interval wholly above zero) is withdrawn too; an inconclusive one stays staged.
 """
 
 import logging
@@ -80,8 +81,12 @@ def run(params: Params, service: MlflowService, *, run_name: str) -> Decision:
         name,
         GateResult(challenger, champion, challenger_scores, champion_scores, decision),
     )
+    folder = params.paths.serving_bundle
     if decision.promote:
-        folder = params.paths.serving_bundle
         publish(service, name, registry.CHAMPION, folder)
         serving.unstage(folder)
+    # Worse with confidence: no more shadow runs or canary answers for it. An interval that
+    # holds zero keeps it staged, gathering rows for the next drift run.
+    elif shadow.ci_low > 0.0 and serving.unstage(folder, shadow.challenger_version):
+        log.info("challenger %s withdrawn: worse on live traffic", challenger.version)
     return decision
