@@ -105,6 +105,12 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def idle_seconds(core: int) -> float:
+    """Time one core has spent idle so far (idle and I/O wait), seconds."""
+    times = psutil.cpu_times(percpu=True)[core]
+    return float(times.idle + getattr(times, "iowait", 0.0))
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process, MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -5,6 +5,7 @@ request away costs the worker nothing (README, "Overload"); these tests run the 
 config unchanged, as docker-compose and the Kubernetes sidecar do.
 """
 
+import os
 import threading
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from shared_schema.prediction_log import REQUEST_ID_HEADER
 
 from ..proxy_bound import in_flight_per_worker
 from .conftest import free_port, haproxy, pod_layout, serve
-from .load import CAR, cpu_seconds, describe, h2load, rss_mib
+from .load import CAR, cpu_seconds, describe, h2load, idle_seconds, rss_mib
 
 pytestmark = [
     pytest.mark.integration,
@@ -102,7 +103,8 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
         offered = 2 * accepted_per_s
         prober = Prober(proxy)
         prober.start()
-        cpu_before = cpu_seconds(worker)
+        core = min(os.sched_getaffinity(worker))  # pinned: its only core
+        cpu_before, idle_before = cpu_seconds(worker), idle_seconds(core)
         try:
             overload = h2load(
                 url,
@@ -114,7 +116,11 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
         finally:
             prober.stop()
         # The CPU it used while requests came (h2load's start and its log's parsing excluded).
-        worker_cores = (cpu_seconds(worker) - cpu_before) / overload.duration_s
+        worker_cpu = cpu_seconds(worker) - cpu_before
+        worker_cores = worker_cpu / overload.duration_s
+        # Of the CPU its core had for it (what other processes left), the share it used: a
+        # starved worker leaves its core idle; one the machine's other jobs crowd out does not.
+        worker_fed = worker_cpu / (worker_cpu + idle_seconds(core) - idle_before)
         rss_after = rss_mib(worker)
         shed_by_server = server.metric('carprice_rejected_total{reason="lagging"}')
     print(
@@ -123,7 +129,7 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
         f"{describe('overload', overload)}; accepted p95 "
         f"{overload.p95(200) / nominal.p95(200):.1f}x nominal, served "
         f"{overload.rate(200) / accepted_per_s:.0%} of capacity, worker busy "
-        f"{worker_cores:.2f} cores; 503 share "
+        f"{worker_cores:.2f} cores, {worker_fed:.0%} of what its core had free; 503 share "
         f"{overload.count(503) / len(overload.requests):.0%}; shed by the server "
         f"{shed_by_server:.0f}; /ready {len(prober.statuses)} probes, statuses "
         f"{sorted(set(prober.statuses))}; worker RSS {rss_before:.0f} -> {rss_after:.0f} MiB"
@@ -143,8 +149,9 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
     # batches four at a time, while the proxy hands it requests as they arrive and slots free.
     # Over nine runs here it was busy 0.80-0.98 cores and served 61-111 % of that capacity
     # (unpinned, in one CI run, 38 %); a proxy refusing most of what it could pass falls far
-    # below both floors.
-    assert worker_cores > 0.6
+    # below both floors. The floor is on the share of its core's free time, not on cores: a
+    # fresh-clone run beside two other jobs had it busy 0.40 cores at 71 % of capacity.
+    assert worker_fed > 0.6
     assert overload.rate(200) > 0.25 * accepted_per_s
     # Turned away fast: within a few ms (1 ms in the queue), sooner than an accepted answer.
     assert overload.p95(503) <= overload.p95(200)
