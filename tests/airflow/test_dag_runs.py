@@ -2,8 +2,9 @@
 
 Order matters and is kept by the fixtures: the clean day, then a retrain the gate promotes,
 published to a running `car-serve` (with the market index the 2022 price shock is a level, so
-the challenger is far better on 2022 and, at 2020's level, not worse on 2020), then a retrain
-stopped after one boosting round, which the gate refuses as not better on the new market.
+the challenger is far better on 2022 and, at 2020's level, not worse on 2020) and verified
+through a real Prometheus scraping it, then a retrain stopped after one boosting round, which
+the gate refuses as not better on the new market.
 """
 
 import json
@@ -20,15 +21,18 @@ from training.io import registry
 from training.io.mlflow_service import MlflowService
 
 from ..integration.conftest import ServerProcess, serve
+from ..integration.prometheus import Prometheus, running
 from .conftest import CLEAN_DAY, DRIFTED_DAYS, Project
 
 pytestmark = [
-    pytest.mark.needs("airflow", "car-serve", "car-train", "dvc"),
+    pytest.mark.needs("airflow", "car-serve", "car-train", "dvc", "prometheus"),
     pytest.mark.integration,
 ]
 
 DRIFT, TRAINING = "car_price_drift", "car_price_training"
 RETRAIN_PATH = ("retrain", "promoted", "publish", "verify_serving")
+#: The server's scrape job, as `verify_serving` is told it (prometheus_job).
+JOB = "car-price-test"
 
 
 def _served(server: ServerProcess) -> str:
@@ -48,11 +52,36 @@ def server(project: Project) -> Iterator[ServerProcess]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def prometheus(project: Project, server: ServerProcess) -> Iterator[Prometheus]:
+    """A real Prometheus scraping the server every second as job JOB."""
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {"job_name": JOB, "static_configs": [{"targets": [server.url.removeprefix("http://")]}]}
+        ],
+    }
+    workdir = project.root / "prometheus"
+    workdir.mkdir()
+    with running(config, workdir) as started:
+        yield started
+
+
 def _run(
-    project: Project, server: ServerProcess, name: str, day: int, params: Path
+    project: Project,
+    server: ServerProcess,
+    name: str,
+    day: int,
+    params: Path,
+    prometheus: Prometheus | None = None,
 ) -> dict[str, Any]:
-    """The drift DAG on drifted day `day`; the states and XComs of it and its training run."""
+    """The drift DAG on drifted day `day`; the states and XComs of it and its training run.
+
+    With `prometheus`, `verify_serving` asks it for every target's version, not `/ready`.
+    """
     settings = _settings(project, server, params)
+    if prometheus is not None:
+        settings |= {"prometheus_url": prometheus.url, "prometheus_job": JOB}
     done = project.run_dag(DRIFT, DRIFTED_DAYS[day] + timedelta(days=1), name, **settings)
     return {
         "returncode": done.returncode,
@@ -113,9 +142,11 @@ def test_clean_window_skips_the_retrain(clean: dict[str, Any], project: Project)
 
 
 @pytest.fixture(scope="module")
-def promoted(project: Project, server: ServerProcess, clean: dict[str, Any]) -> dict[str, Any]:
-    """A drifted day at the repository's gate: the retrain is promoted and published."""
-    return _run(project, server, "promoted", 0, project.root / "params.yaml")
+def promoted(
+    project: Project, server: ServerProcess, prometheus: Prometheus, clean: dict[str, Any]
+) -> dict[str, Any]:
+    """A drifted day at the repository's gate: the retrain is promoted, published, verified."""
+    return _run(project, server, "promoted", 0, project.root / "params.yaml", prometheus)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +206,8 @@ def test_drifted_window_retrains_promotes_publishes_and_the_server_serves_it(
     version = registry.require_version(service, params.registry.model_name, "2")
     assert promoted["mlflow_run_id"] == version.run_id
     assert f"gate promoted version 2 (MLflow run {version.run_id})" in promoted["log"]
-    assert "serves model version 2" in promoted["log"]
+    # Verified through Prometheus: `count by (model_version)` over the job's targets up.
+    assert f"every target of job {JOB} serves model version 2" in promoted["log"]
 
 
 @pytest.fixture(scope="module")

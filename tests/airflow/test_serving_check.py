@@ -144,3 +144,19 @@ def test_fails_naming_an_unreachable_prometheus() -> None:
 def test_model_info_is_the_servers_metric_name() -> None:
     """The check asks for the gauge the server exports (one name, two packages)."""
     assert MODEL_INFO == metrics.MODEL_INFO
+
+
+#: The labels a scrape gives every target: Prometheus' own, and the Prometheus Operator's for a
+#: PodMonitor/ServiceMonitor. An exported label of the same name is renamed `exported_<name>`,
+#: and `job` would then no longer select the servers in the check's query.
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "endpoint", "service"}
+
+
+def test_model_info_keeps_its_labels_under_any_scrape() -> None:
+    """The gauge exports model_version and no target label, so none is renamed exported_*."""
+    served = metrics.Metrics()
+    served.model_info.labels("car-price", "7", "3", "abc").set(1)
+    (family,) = [f for f in served.registry.collect() if f.name == MODEL_INFO]
+    (labels,) = {frozenset(sample.labels) for sample in family.samples}
+    assert "model_version" in labels
+    assert not labels & TARGET_LABELS, labels
