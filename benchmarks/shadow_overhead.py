@@ -5,7 +5,8 @@ serving folder that holds a challenger (`car-train stage`): `SHADOW_SHARE=0`, an
 `SHADOW_SHARE=1` (every answer scored again). Finds the capacity with shadow off (the highest
 ladder step answered in full with p95 at most `MAX_P95_MS`), then sends the same seeded
 Poisson schedule at half of it to each in turn. Also reads the worker's resident memory with
-the challenger held and without one. Prints one JSON object.
+the challenger held and without one, and how much shadow work the shadowing server did and
+dropped. Prints one JSON object.
 
     python -m benchmarks.shadow_overhead SERVING_FOLDER --bodies BODIES_JSONL
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.openloop import predict_target, run_streams
 from benchmarks.servers import LOADGEN_CORE, SERVER_CORE, free_port
@@ -59,6 +61,26 @@ def worker_rss_mb(process: subprocess.Popen[bytes]) -> float:
     return max(child.memory_info().rss for child in children) / 2**20
 
 
+def shadow_counts(url: str) -> dict[str, float]:
+    """The shadowing server's answers, shadow runs and shadow work dropped, from /metrics.
+
+    Without them the p95 ratio could hide a shadow that kept up by dropping its work.
+    """
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts = {"answered": 0.0, "shadow_runs": 0.0, "shadow_dropped": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "carprice_http_requests_total" and labels.get("status") == "200":
+                counts["answered"] += sample.value if labels.get("route") == "/predict" else 0.0
+            elif sample.name == "carprice_model_runs_total" and labels.get("role") == "shadow":
+                counts["shadow_runs"] += sample.value
+            elif sample.name == "carprice_shadow_dropped_total":
+                counts["shadow_dropped"] += sample.value
+    return counts
+
+
 def measure(folder: Path, bodies: list[bytes], seconds: float, rounds: int) -> dict[str, Any]:
     """Capacity with shadow off, then both servers in turn at half of it on one schedule.
 
@@ -89,6 +111,7 @@ def measure(folder: Path, bodies: list[bytes], seconds: float, rounds: int) -> d
             run = asyncio.run(run_streams(servers[name][1], [(target, capacity / 2)], seconds))
             results.setdefault(name, []).append(run["predict"])
         results["rss_mb_two_sessions"] = worker_rss_mb(servers["off"][0])
+        results["shadow_on_counts"] = shadow_counts(servers["on"][1])
     finally:
         for process, _ in servers.values():
             process.terminate()
