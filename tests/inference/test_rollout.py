@@ -14,6 +14,7 @@ from inference.shadow import ShadowScorer
 from shared_schema.prediction_log import read_prediction_log
 from shared_schema.serving_folder import Pointer
 
+from ..conftest import wait_for
 from .conftest import Client, MakeClient
 
 Publish = Callable[..., Pointer]
@@ -35,12 +36,26 @@ def metric(client: Client, name: str, **labels: str) -> float:
     return 0.0
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll until `condition()` holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+def shadow_runs(client: Client, outcome: str) -> float:
+    """The challenger's (version 2) shadow runs counted with this outcome."""
+    return metric(
+        client, "carprice_model_runs_total", model_version="2", role="shadow", outcome=outcome
+    )
+
+
+REAL_RUN = LoadedModel.run
+
+
+def challenger_raises(self: LoadedModel, cars: Any) -> Prediction:
+    """`LoadedModel.run` with an injected fault in the challenger (version 2) alone."""
+    if self.version == "2":
+        raise RuntimeError("injected challenger fault")
+    return REAL_RUN(self, cars)
+
+
+def logged(log_dir: Path, records: int) -> Callable[[], bool]:
+    """Whether the prediction log holds `records` records (a condition for `wait_for`)."""
+    return lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == records
 
 
 def test_shadow_logs_both_prices_and_answers_with_the_champion(
@@ -61,7 +76,7 @@ def test_shadow_logs_both_prices_and_answers_with_the_champion(
             assert response.headers[MODEL_VERSION_HEADER] == "1"
             assert response.json()["model_version"] == "1"
         # A shadowed answer is logged once its shadow run is done.
-        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 3)
+        wait_for(logged(log_dir, 3), "3 records logged")
     records = read_prediction_log(log_dir).records
     assert len(records) == 3
     for record in records:
@@ -90,7 +105,7 @@ def test_a_shadowed_record_keeps_its_asking_price_and_rating(
         cars = [car_payload, {**car_payload, "asking_price_rub": 1.0}]
         answer = client.post("/predict/batch", json={"cars": cars}).json()
         # The log's directory appears with its first segment, after the shadow run.
-        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 2)
+        wait_for(logged(log_dir, 2), "2 records logged")
     records = read_prediction_log(log_dir).records
     assert answer["ratings"] == [None, "below_market"]
     rated = [(r.asking_price_rub, r.rating) for r in records]
@@ -106,31 +121,13 @@ def test_a_failing_shadow_run_is_counted_and_never_seen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The challenger raising: 200 with the champion's price, an error counted, logged alone."""
-    real_run = LoadedModel.run
-
-    def challenger_raises(self: LoadedModel, cars: Any) -> Prediction:
-        if self.version == "2":
-            raise RuntimeError("injected challenger fault")
-        return real_run(self, cars)
-
     log_dir = tmp_path / "log"
     with make_client(rollout_folder, shadow_share=1.0, prediction_log_dir=str(log_dir)) as client:
         monkeypatch.setattr(LoadedModel, "run", challenger_raises)
         response = client.post("/predict", json=car_payload)
         assert response.status_code == 200
         assert response.json()["model_version"] == "1"
-        wait_for(
-            lambda: (
-                metric(
-                    client,
-                    "carprice_model_runs_total",
-                    model_version="2",
-                    role="shadow",
-                    outcome="error",
-                )
-                == 1
-            )
-        )
+        wait_for(lambda: shadow_runs(client, "error") == 1, "the shadow run's error counted")
     (record,) = read_prediction_log(log_dir).records
     assert record.challenger_version is None
     assert record.price_rub == response.json()["price_rub"]
@@ -144,12 +141,6 @@ def test_without_its_guard_a_raising_shadow_run_ends_shadowing_uncounted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Broken copy: `_score` without its except: no error counted, the shadow task dead."""
-    real_run = LoadedModel.run
-
-    def challenger_raises(self: LoadedModel, cars: Any) -> Prediction:
-        if self.version == "2":
-            raise RuntimeError("injected challenger fault")
-        return real_run(self, cars)
 
     async def unguarded_score(self: ShadowScorer, cars: Any) -> Prediction | None:
         model = self._challenger.current
@@ -174,13 +165,11 @@ def test_without_its_guard_a_raising_shadow_run_ends_shadowing_uncounted(
         monkeypatch.setattr(LoadedModel, "run", challenger_raises)
         statuses = [client.post("/predict", json=car_payload).status_code]
         # The shadow task logs the champion's answer alone, then the error ends it.
-        wait_for(lambda: log_dir.is_dir() and len(read_prediction_log(log_dir).records) == 1)
+        wait_for(logged(log_dir, 1), "1 records logged")
         # Nothing takes answers off the queue any more: 4 fit, the other 2 are dropped.
         statuses += [client.post("/predict", json=car_payload).status_code for _ in range(6)]
         dropped = metric(client, "carprice_shadow_dropped_total", reason="queue_full")
-        errors = metric(
-            client, "carprice_model_runs_total", model_version="2", role="shadow", outcome="error"
-        )
+        errors = shadow_runs(client, "error")
         return statuses, dropped, errors
 
     # Asserted after the block: a failed assert inside would be hidden by the stop's error.
@@ -200,12 +189,11 @@ def test_a_full_shadow_queue_drops_shadow_work_counted_and_loses_no_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A slow challenger and a queue of one: shadow runs dropped and counted, every car logged."""
-    real_run = LoadedModel.run
 
     def slow_challenger(self: LoadedModel, cars: Any) -> Prediction:
         if self.version == "2":
             time.sleep(0.3)
-        return real_run(self, cars)
+        return REAL_RUN(self, cars)
 
     log_dir = tmp_path / "log"
     with make_client(
@@ -216,18 +204,7 @@ def test_a_full_shadow_queue_drops_shadow_work_counted_and_loses_no_record(
             assert client.post("/predict", json=car_payload).status_code == 200
         dropped = metric(client, "carprice_shadow_dropped_total", reason="queue_full")
         assert dropped >= 3
-        wait_for(
-            lambda: (
-                metric(
-                    client,
-                    "carprice_model_runs_total",
-                    model_version="2",
-                    role="shadow",
-                    outcome="ok",
-                )
-                >= 1
-            )
-        )
+        wait_for(lambda: shadow_runs(client, "ok") >= 1, "a shadow run")
     read = read_prediction_log(log_dir)
     assert len(read.records) == 6
     shadowed = [record for record in read.records if record.challenger_version == "2"]

@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,31 @@ import httpx
 from ..conftest import wait_for
 from ..programs import program
 from ..proxy_bound import HAPROXY_CFG
+from ..training.conftest import REPO_ROOT
 
 # Lag shedding off, for tests of other behaviour under load: on a busy machine a late event loop
 # turns requests away 503 by design, which such a test would count as its own failure (CI saw
 # it in the bundle-fault and SIGKILL tests). test_faults_under_load's overload test covers it.
 NO_LAG_SHEDDING = {"SHED_LAG_MS": "60000"}
+
+
+def run_demo(module: str, root: Path, timeout: float) -> str:
+    """Run a demo script (`python -m scripts.<module> --root ROOT`) to its end; its stdout.
+
+    Without the test session's MLFLOW_TRACKING_URI: the script finds the project's own
+    registry from ROOT's params.yaml, as `make` would run it.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", f"scripts.{module}", "--root", str(root)],
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
 
 
 def free_port() -> int:

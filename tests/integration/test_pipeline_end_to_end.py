@@ -31,7 +31,7 @@ from training.io.mlflow_service import MlflowService
 from training.io.splits import split_file
 
 from ..programs import program
-from .conftest import serve
+from .conftest import run_demo, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RAW_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -201,17 +201,7 @@ def test_drift_loop_catches_the_2022_market_and_a_retrain_recovers(
     falls against the old champion's on the same cars.
     """
     served_before, status_before = _served_state(project, params), _dvc(project, "status")
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.drift_demo", "--root", str(project)],
-        cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    print(result.stdout)
+    print(run_demo("drift_demo", project, timeout=1500))
     demo = _json(project / params.paths.drift / "demo.json")
     calm, shifted = demo["2020"], demo["2022"]
     assert calm["retrain"] is False, calm["reasons"]

@@ -12,9 +12,6 @@ be staged at all.
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,9 @@ from training.io import registry
 from training.io.mlflow_service import MlflowService
 from training.io.retrain_data import read_slices
 
-from ..training.conftest import REPO_ROOT
 from ..training.jobs.conftest import LEVEL_SHIFT_PROJECT, params_variant, published_project
 from ..training.raw_markets import LEVEL_SHIFT, level_shifted_markets
+from .conftest import run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.needs("car-serve")]
 
@@ -60,17 +57,7 @@ def demo(project: dict[str, Any]) -> dict[str, Any]:
     root: Path = project["root"]
     params = load_params(root / "params.yaml")
     served_before = _served(params)
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.rollout_demo", "--root", str(root)],
-        cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    print(result.stdout)
+    print(run_demo("rollout_demo", root, timeout=600))
     figures = json.loads((params.paths.drift / "rollout-demo.json").read_text("utf-8"))
     return {"figures": figures, "before": served_before, "after": _served(params)}
 
