@@ -1,8 +1,9 @@
 """The rollout against real processes: car-serve under Granian, a real Prometheus, the watcher.
 
 A canary whose graph is slower (same prices, 300 more matrix products a row: its p95 more
-than doubles) answers half the requests; `car-train watch` reads both versions' p95 from
-Prometheus, withdraws the challenger, and the server answers with the champion only again.
+than doubles) answers half the requests, sent through the pod's HAProxy; `car-train watch`
+reads both versions' p95 from Prometheus, withdraws the challenger, and the server answers
+with the champion only again.
 A healthy canary is stepped up its schedule by the same watcher instead, and a rollback fires
 its alert in Prometheus from the servers' own metrics.
 """
@@ -20,14 +21,15 @@ from shared_schema.serving_folder import CHALLENGER, Pointer
 from training.cli import main
 from training.io import serving
 
+from ..proxy_bound import in_flight_per_worker
 from ..training.conftest import merged, relocated, write_params
-from .conftest import serve, wait_for
+from .conftest import haproxy, serve, wait_for
 from .prometheus import MONITORING, running
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.needs("car-serve", "prometheus"),
+    pytest.mark.needs("car-serve", "prometheus", "haproxy"),
 ]
 
 CAR = json.loads((Path(__file__).parents[1] / "data" / "car.json").read_text("utf-8"))
@@ -57,8 +59,14 @@ def test_a_slow_canary_is_withdrawn_automatically(
     params = write_params(relocated(tmp_path), tmp_path / "params.yaml")
     with (
         serve(folder, tmp_path / "server.log", CANARY_SHARE="0.5", RELOAD_POLL_S="0.5") as server,
+        # Clients through the pod's proxy, as in production; Prometheus scrapes the server.
+        haproxy(
+            f"127.0.0.1:{server.port}",
+            tmp_path / "haproxy.log",
+            max_in_flight=in_flight_per_worker(),
+        ) as proxy,
         running(_prometheus_config(f"127.0.0.1:{server.port}"), tmp_path) as prometheus,
-        httpx.Client(base_url=server.url, timeout=5) as client,
+        httpx.Client(base_url=proxy, timeout=5) as client,
     ):
         # The counters' starting values scraped first: rate() then sees the traffic's increase.
         wait_for(lambda: bool(prometheus.query("up == 1")), "the first scrape")
