@@ -31,7 +31,7 @@ def test_the_file_share_wins_over_the_setting_and_is_re_read(
     with make_client(rollout_folder, canary_share=0.0, reload_poll_s=0.05) as client:
         assert version() == "2"
         write_share(rollout_folder, 0.0)
-        wait_for(lambda: version() == "1")
+        wait_for(lambda: version() == "1", "the champion answering once the share file is 0")
         (rollout_folder / CANARY_SHARE_FILE).unlink()  # no file: CANARY_SHARE again
         assert {version() for _ in range(5)} == {"1"}
 

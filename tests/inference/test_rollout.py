@@ -6,11 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from inference import shadow as shadow_module
+from inference.challenger import ChallengerHolder
+from inference.metrics import Metrics
 from inference.model import LoadedModel, Prediction
-from inference.rollout_metrics import MODEL_VERSION_HEADER, SHADOW
+from inference.prediction_log import PredictionLog
+from inference.rollout_metrics import MODEL_VERSION_HEADER, SHADOW, SHUTDOWN, RolloutMetrics
+from inference.settings import Settings
 from inference.shadow import ShadowScorer
+from shared_schema import Car
 from shared_schema.prediction_log import read_prediction_log
 from shared_schema.serving_folder import Pointer
 
@@ -249,3 +256,77 @@ def test_without_a_challenger_the_shares_change_nothing(
     assert record.challenger_version is None
     line = next(log_dir.glob("predictions-*")).read_bytes()
     assert b"challenger" not in line
+
+
+async def stop_while_lingering(folder: Path, log_dir: Path, car: Car) -> tuple[int, float]:
+    """Offer 3 answers, stop while the shadow task lingers on them: (records, shutdown drops)."""
+    settings = Settings(model_dir=str(folder), shadow_share=1.0, prediction_log_dir=str(log_dir))
+    metrics = Metrics()
+    rollout = RolloutMetrics(metrics)
+    challenger = ChallengerHolder(settings, rollout)
+    await challenger.refresh()
+    log = PredictionLog(settings, metrics)
+    log.start()
+    scorer = ShadowScorer(settings, challenger, rollout, log)
+    scorer.start()
+    for number in range(3):
+        scorer.offer(f"r{number}", [car], Prediction([1.0], "1"), None)
+    await asyncio.sleep(0.2)  # the task took them all and lingers (60 s, patched)
+    await scorer.stop()
+    await log.stop()
+    records = len(read_prediction_log(log_dir).records) if log_dir.is_dir() else 0
+    dropped = metrics.registry.get_sample_value(
+        "carprice_shadow_dropped_total", {"reason": SHUTDOWN}
+    )
+    return records, dropped or 0.0
+
+
+def test_stopped_while_lingering_every_taken_answer_is_logged_and_counted(
+    rollout_folder: Path,
+    tmp_path: Path,
+    car_payload: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stop() during the linger: each answer the task took is logged alone, counted as shutdown."""
+    monkeypatch.setattr(shadow_module, "_LINGER_S", 60.0)
+    car = msgspec.convert(car_payload, Car)
+    log_dir = tmp_path / "log"
+    assert asyncio.run(stop_while_lingering(rollout_folder, log_dir, car)) == (3, 3)
+
+
+def test_without_the_fix_a_stop_while_lingering_loses_the_taken_answers(
+    rollout_folder: Path,
+    tmp_path: Path,
+    car_payload: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Broken copy, the linger before the try/finally: the taken answer is not logged or counted."""
+
+    async def run_lingering_unguarded(self: ShadowScorer) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            await asyncio.sleep(shadow_module._LINGER_S)
+            rows = len(batch[0][1])
+            while rows < shadow_module._MAX_ROWS and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                rows += len(batch[-1][1])
+            shadow = None
+            try:
+                shadow = await self._score([car for _, cars, _, _ in batch for car in cars])
+            except asyncio.CancelledError:
+                self._rollout.shadow_dropped.labels(SHUTDOWN).inc(len(batch))
+                raise
+            finally:
+                start = 0
+                for shadowed in batch:
+                    end = start + len(shadowed[1])
+                    part = None if shadow is None else shadow_module._rows(shadow, start, end)
+                    self._record(shadowed, part)
+                    start = end
+
+    monkeypatch.setattr(shadow_module, "_LINGER_S", 60.0)
+    monkeypatch.setattr(ShadowScorer, "_run", run_lingering_unguarded)
+    car = msgspec.convert(car_payload, Car)
+    log_dir = tmp_path / "log"
+    # The task took the first answer only; the other two were still queued, so stop() logs them.
+    assert asyncio.run(stop_while_lingering(rollout_folder, log_dir, car)) == (2, 2)

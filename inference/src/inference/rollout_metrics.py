@@ -19,6 +19,7 @@ VERSION_REQUEST_DURATION: Final = "carprice_version_request_duration_seconds"
 MODEL_RUNS: Final = "carprice_model_runs_total"
 SHADOW_DROPPED: Final = "carprice_shadow_dropped_total"
 CHALLENGER_INFO: Final = "carprice_challenger_info"
+CHALLENGER_LOADS: Final = "carprice_challenger_loads_total"
 
 #: The response header naming the model version that priced the answer.
 MODEL_VERSION_HEADER: Final = "X-Model-Version"
@@ -66,6 +67,14 @@ class RolloutMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.challenger_loads = Counter(
+            CHALLENGER_LOADS,
+            "Challenger bundle loads by outcome (success, failure); pending ones are not counted.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("success", "failure"):
+            self.challenger_loads.labels(outcome)  # exposed as 0 from the start
         for reason in (QUEUE_FULL, SHUTDOWN):
             self.shadow_dropped.labels(reason)  # exposed as 0 from the start
 

@@ -104,21 +104,23 @@ class ShadowScorer:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            # Linger, then take what queued meanwhile: one challenger run (and one wake-up of
-            # the loop) for many answers, instead of one each.
-            await asyncio.sleep(_LINGER_S)
-            rows = len(batch[0][1])
-            while rows < _MAX_ROWS and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                rows += len(batch[-1][1])
             shadow = None
+            # From here on what is taken off the queue is in `batch`, which the finally logs:
+            # stopped while lingering or mid-run, no answer is lost.
             try:
+                # Linger, then take what queued meanwhile: one challenger run (and one wake-up
+                # of the loop) for many answers, instead of one each.
+                await asyncio.sleep(_LINGER_S)
+                rows = len(batch[0][1])
+                while rows < _MAX_ROWS and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                    rows += len(batch[-1][1])
                 shadow = await self._score([car for _, cars, _, _ in batch for car in cars])
             except asyncio.CancelledError:
                 self._rollout.shadow_dropped.labels(SHUTDOWN).inc(len(batch))
                 raise
             finally:
-                # Stopped mid-run too: every champion answer is logged, alone then.
+                # Stopped too: every champion answer is logged, alone then.
                 start = 0
                 for shadowed in batch:
                     end = start + len(shadowed[1])
