@@ -151,6 +151,31 @@ def test_without_its_check_rollback_serves_a_collected_bundle(
     assert not (folder / first.bundle).exists()
 
 
+def test_rollback_of_a_version_no_longer_served_is_refused(
+    tmp_path: Path, bundle_publisher: Publish
+) -> None:
+    """Version 2 judged, 3 published since: rollback expecting 2 is refused naming both."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    bundle_publisher(folder, model_version="2")
+    bundle_publisher(folder, model_version="3")
+    before = pointer_bytes(folder)
+    with pytest.raises(PipelineError, match="roll back version 2: current names version 3"):
+        serving.rollback(folder, expected="2")
+    assert pointer_bytes(folder) == before
+
+
+def test_without_the_expected_version_rollback_rolls_back_an_unjudged_champion(
+    tmp_path: Path, bundle_publisher: Publish
+) -> None:
+    """Broken copy: no expected version, and the champion published after the judging goes."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    judged = bundle_publisher(folder, model_version="2")
+    bundle_publisher(folder, model_version="3")
+    assert serving.rollback(folder).pointer == judged
+
+
 def test_rollback_without_previous_is_refused(
     tmp_path: Path, bundle_publisher: Publish, bundle_stager: Stage
 ) -> None:

@@ -173,20 +173,29 @@ def previous_pointer(folder: Path) -> Pointer | None:
     return _pointer_or_none(folder, PREVIOUS)
 
 
-def rollback(folder: Path) -> Publication:
+def rollback(folder: Path, expected: str | None = None) -> Publication:
     """Point `current` back at `previous`; `previous` then names the version rolled back.
 
     A challenger pointer (and its canary share file) is removed too: whatever was being tried
-    is withdrawn with it.
+    is withdrawn with it. With `expected`, `current` must still name that version when the lock
+    is held: a champion published since the caller judged one is never rolled back unjudged.
 
     Returns:
         The pointer `current` holds now (the old `previous`).
 
     Raises:
-        PipelineError: There is no `previous` pointer, or its bundle is gone or fails
-            `read_verified` (the message names it); nothing is changed then.
+        PipelineError: `current` names another version than `expected` (both named), there is
+            no `previous` pointer, or its bundle is gone or fails `read_verified` (the message
+            names it); nothing is changed then.
     """
     with _locked(folder):
+        served = _current_or_none(folder)
+        if expected is not None and (served is None or served.model_version != expected):
+            now = "nothing" if served is None else f"version {served.model_version}"
+            raise PipelineError(
+                f"{folder}: refusing to roll back version {expected}: {CURRENT} names {now} "
+                "now (published since it was judged)"
+            )
         target = _pointer_or_none(folder, PREVIOUS)
         if target is None:
             raise PipelineError(f"{folder}: no {PREVIOUS} pointer: nothing to roll back to")

@@ -1,8 +1,10 @@
 """`car-train watch`: read the rollout's live figures from Prometheus; roll back on a breach.
 
 The candidate is the serving folder's `challenger` when one is staged (a shadow or canary
-trial; a breach withdraws it), else `current` judged against `previous` (the window after a
-promotion; a breach rolls pointer and `champion` alias back, `training.lifecycle.rollback`).
+trial; a breach withdraws it and tags its version `withdrawn_reason`), else `current` judged
+against `previous` (the window after a promotion; a breach rolls pointer and `champion` alias
+back, `training.lifecycle.rollback`). Either acts only on the version judged: the folder may
+change while Prometheus answers, and a challenger or champion put there since stays.
 Figures over `rollout.window`: the candidate's share of failed model runs, its p95 answer
 latency against the baseline's (`carprice_version_request_duration_seconds`), and, given a
 drift run with labelled shadow rows, both realized MAPEs. Thresholds: params.yaml `rollout`.
@@ -35,7 +37,7 @@ from training.io import serving
 from training.io.mlflow_service import MlflowService
 from training.io.prometheus import query_number
 from training.jobs.promote_live import read_shadow
-from training.lifecycle.rollback import rollback
+from training.lifecycle.rollback import WITHDRAWN_REASON_TAG, rollback
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +88,16 @@ def run(
         canary = step_canary(folder, params.rollout.canary_steps, candidate, datetime.now(UTC))
     if reasons:
         reason = "; ".join(reasons)
-        if challenger is not None:
-            serving.unstage(folder)
+        name = params.registry.model_name
+        if challenger is None:
+            rollback(service, name, folder, reason, expected=candidate)
+            action = "rolled_back"
+        elif serving.unstage(folder, candidate) is not None:
+            service.client.set_model_version_tag(name, candidate, WITHDRAWN_REASON_TAG, reason)
             action = "withdrawn"
             log.warning("withdrew challenger %s: %s", candidate, reason)
-        else:
-            rollback(service, params.registry.model_name, folder, reason)
-            action = "rolled_back"
+        else:  # another challenger was staged while the figures were read: it is not judged
+            log.warning("challenger %s breached but is no longer staged: %s", candidate, reason)
     result = WatchResult(figures=figures, reasons=reasons, action=action, canary=canary)
     print(msgspec.json.encode(result).decode())
     return result
