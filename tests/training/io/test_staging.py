@@ -112,15 +112,19 @@ def test_the_challenger_bundle_survives_later_publishes(
 def test_rollback_serves_previous_and_withdraws_the_challenger(
     tmp_path: Path, bundle_publisher: Publish, bundle_stager: Stage
 ) -> None:
-    """After rollback `current` is the old `previous`, `previous` the rolled-back version."""
+    """After rollback `current` is the old `previous`; no pointer names the rolled-back 2."""
     folder = tmp_path / "model"
     first = bundle_publisher(folder, model_version="1")
     second = bundle_publisher(folder, model_version="2")
     bundle_stager(folder, model_version="3", bias=1.0)
     rolled = serving.rollback(folder)
     assert rolled.pointer == first == read_pointer(folder, CURRENT)
-    assert read_pointer(folder, PREVIOUS) == second
+    assert not (folder / PREVIOUS).exists()
     assert not (folder / CHALLENGER).exists()
+    assert not (folder / second.bundle).exists()  # collected: nothing can serve it again
+    with pytest.raises(PipelineError, match="no previous pointer"):
+        serving.rollback(folder)  # a second rollback never brings 2 back
+    assert read_pointer(folder, CURRENT) == first
 
 
 def test_rollback_to_a_collected_bundle_is_refused(

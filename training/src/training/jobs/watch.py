@@ -33,7 +33,7 @@ from shared_schema.serving_folder import (
 from training.config import CanaryStep, Params
 from training.core.rollout import LiveFigures, breaches, next_canary_share
 from training.errors import PipelineError
-from training.io import serving
+from training.io import registry, serving
 from training.io.mlflow_service import MlflowService
 from training.io.prometheus import query_number
 from training.jobs.promote_live import read_shadow
@@ -93,14 +93,28 @@ def run(
             rollback(service, name, folder, reason, expected=candidate)
             action = "rolled_back"
         elif serving.unstage(folder, candidate) is not None:
-            service.client.set_model_version_tag(name, candidate, WITHDRAWN_REASON_TAG, reason)
             action = "withdrawn"
             log.warning("withdrew challenger %s: %s", candidate, reason)
+            tag_withdrawn(service, name, candidate, reason)
         else:  # another challenger was staged while the figures were read: it is not judged
             log.warning("challenger %s breached but is no longer staged: %s", candidate, reason)
     result = WatchResult(figures=figures, reasons=reasons, action=action, canary=canary)
     print(msgspec.json.encode(result).decode())
     return result
+
+
+def tag_withdrawn(service: MlflowService, model_name: str, version: str, reason: str) -> None:
+    """Tag a withdrawn challenger `withdrawn_reason` (promote-live refuses it then).
+
+    A bundle staged by hand from outside the registry has no version to tag: said, not raised
+    (the withdrawal itself has happened).
+    """
+    try:
+        registry.require_version(service, model_name, version)
+    except PipelineError as error:
+        log.warning("withdrawal of version %s not tagged: %s", version, error)
+        return
+    service.client.set_model_version_tag(model_name, version, WITHDRAWN_REASON_TAG, reason)
 
 
 def step_canary(
