@@ -198,17 +198,19 @@ def test_watch_steps_the_canary_share_file_and_collection_ignores_it(
     champion = bundle_publisher(folder, model_version="1")
     staged = bundle_stager(folder, model_version="2", bias=1.0)
     steps = [CanaryStep(share=0.1, hold_minutes=10), CanaryStep(share=0.5, hold_minutes=10)]
-    first = step_canary(folder, steps, "2", T0)
+    first = step_canary(folder, steps, "2", T0, True)
     assert first is not None
     assert (first.step, first.share) == (0, 0.1)
     assert read_canary_share(folder) == first
-    assert step_canary(folder, steps, "2", T0 + timedelta(minutes=5)) == first
+    assert step_canary(folder, steps, "2", T0 + timedelta(minutes=5), True) == first
     for version in ("3", "4"):  # collection still runs: version 1's bundle goes
         bundle_publisher(folder, model_version=version)
     assert not (folder / champion.bundle).exists()
     assert (folder / staged.bundle / MODEL_FILE).is_file()
     assert read_canary_share(folder) == first
-    stepped = step_canary(folder, steps, "2", T0 + timedelta(minutes=10))
+    due = T0 + timedelta(minutes=10)
+    assert step_canary(folder, steps, "2", due, False) == first  # due, but no answers judged
+    stepped = step_canary(folder, steps, "2", due, True)
     assert stepped is not None
     assert (stepped.step, stepped.share) == (1, 0.5)
     assert read_canary_share(folder) == stepped
@@ -226,5 +228,5 @@ def test_an_unreadable_canary_share_file_is_refused_naming_it(
     (folder / CANARY_SHARE_FILE).write_text('{"share": 2}', encoding="utf-8")
     steps = [CanaryStep(share=0.1, hold_minutes=10)]
     with pytest.raises(PipelineError, match=f"{folder / CANARY_SHARE_FILE} is not a valid canary"):
-        step_canary(folder, steps, "2", T0)
+        step_canary(folder, steps, "2", T0, True)
     assert (folder / CANARY_SHARE_FILE).read_text(encoding="utf-8") == '{"share": 2}'

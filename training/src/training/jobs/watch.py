@@ -12,7 +12,9 @@ drift run with labelled shadow rows, both realized MAPEs. Thresholds: params.yam
 A staged challenger found without a breach has its canary share stepped up the schedule
 (`rollout.canary_steps`, `training.core.rollout.next_canary_share`): the serving folder's
 `canary_share` file, which the servers re-read as they re-read the pointers. A share only
-grows on a run that found nothing wrong; a breach withdraws the challenger and its share.
+grows on a run that found nothing wrong with both versions having answered at least
+`rollout.min_canary_answers` requests in the window (no traffic is no evidence); a breach
+withdraws the challenger and its share. An empty schedule is shadow only: no share file.
 """
 
 import logging
@@ -31,7 +33,7 @@ from shared_schema.serving_folder import (
     read_pointer,
 )
 from training.config import CanaryStep, Params
-from training.core.rollout import LiveFigures, breaches, next_canary_share
+from training.core.rollout import LiveFigures, breaches, enough_answers, next_canary_share
 from training.errors import PipelineError
 from training.io import registry, serving
 from training.io.mlflow_service import MlflowService
@@ -84,8 +86,10 @@ def run(
     reasons = breaches(figures, params.rollout)
     action = "none"
     canary = None
-    if challenger is not None and not reasons:
-        canary = step_canary(folder, params.rollout.canary_steps, candidate, datetime.now(UTC))
+    if challenger is not None and not reasons and params.rollout.canary_steps:
+        evidence = enough_answers(figures, params.rollout)
+        now = datetime.now(UTC)
+        canary = step_canary(folder, params.rollout.canary_steps, candidate, now, evidence)
     if reasons:
         reason = "; ".join(reasons)
         name = params.registry.model_name
@@ -118,9 +122,11 @@ def tag_withdrawn(service: MlflowService, model_name: str, version: str, reason:
 
 
 def step_canary(
-    folder: Path, steps: Sequence[CanaryStep], challenger: str, now: datetime
+    folder: Path, steps: Sequence[CanaryStep], challenger: str, now: datetime, evidence: bool
 ) -> CanaryShare | None:
     """Move the challenger's canary share along the schedule, if due; the share in force after.
+
+    `evidence`: both versions answered enough requests in the window to step past a step.
 
     Raises:
         PipelineError: The canary share file is there but unreadable (the message names it).
@@ -129,7 +135,7 @@ def step_canary(
         held = read_canary_share(folder)
     except ValueError as error:  # PointerError: a file this code cannot read is not guessed at
         raise PipelineError(str(error)) from error
-    new = next_canary_share(steps, challenger, held, now)
+    new = next_canary_share(steps, challenger, held, now, evidence=evidence)
     if new is None:
         return held
     serving.write_canary_share(folder, new)
@@ -147,6 +153,10 @@ def live_figures(
     error_ratio = query_number(
         prometheus, f"sum(rate({failed}[{window}])) / sum(rate({runs}[{window}]))"
     )
+
+    def answers(version: str) -> float | None:
+        answered = f'carprice_version_request_duration_seconds_count{{model_version="{version}"}}'
+        return query_number(prometheus, f"sum(increase({answered}[{window}]))")
 
     def p95(version: str) -> float | None:
         buckets = f'carprice_version_request_duration_seconds_bucket{{model_version="{version}"}}'
@@ -166,4 +176,6 @@ def live_figures(
         baseline_p95_s=None if baseline is None else p95(baseline),
         candidate_mape=mapes[0],
         baseline_mape=mapes[1],
+        candidate_answers=answers(candidate),
+        baseline_answers=None if baseline is None else answers(baseline),
     )
