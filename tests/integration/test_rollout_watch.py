@@ -112,14 +112,14 @@ def test_a_slow_canary_is_withdrawn_automatically(
 def test_a_healthy_canary_steps_up_its_schedule(
     tmp_path: Path, bundle_publisher: Any, bundle_stager: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Two watches without a breach: share 0.5, then 1; the server follows the file each time."""
+    """Share 0.5; kept there until both versions answered enough; then 1; the server follows."""
     folder = tmp_path / "model"
     bundle_publisher(folder, model_version="1")
     bundle_stager(folder, model_version="2", bias=-127.0)  # other, finite prices
     steps = [{"share": 0.5, "hold_minutes": 0}, {"share": 1.0, "hold_minutes": 0}]
     # The latency rule off: two sub-millisecond p95s of the same graph differ by more than
     # x1.5 on a busy machine, and the slow-canary test above covers the rule.
-    rollout = {"canary_steps": steps, "max_p95_ratio": 1000.0}
+    rollout = {"canary_steps": steps, "max_p95_ratio": 1000.0, "min_canary_answers": 20}
     raw = merged(relocated(tmp_path), rollout=rollout)
     params = write_params(raw, tmp_path / "params.yaml")
     with (
@@ -132,17 +132,34 @@ def test_a_healthy_canary_steps_up_its_schedule(
             answers = [client.post("/predict", json=CAR) for _ in range(40)]
             return {answer.headers["X-Model-Version"] for answer in answers}
 
-        assert versions() == {"1"}  # CANARY_SHARE is 0 and there is no file yet
-        argv = ["--params", str(params), "watch", "--prometheus", prometheus.url]
-        shares = []
-        for expected in ({"1", "2"}, {"2"}):
+        def watch() -> float:
             capsys.readouterr()
+            argv = ["--params", str(params), "watch", "--prometheus", prometheus.url]
             assert main([*argv, "--out", str(folder)]) == 0
             verdict = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
             assert verdict["action"] == "none", verdict
-            shares.append(verdict["canary"]["share"])
-            wait_for(lambda want=expected: versions() == want, f"answers from {expected}")
-    assert shares == [0.5, 1.0]
+            share: float = verdict["canary"]["share"]
+            return share
+
+        def answered(version: str) -> bool:
+            query = (
+                "sum(increase(carprice_version_request_duration_seconds_count"
+                f'{{model_version="{version}"}}[5m])) >= 20'
+            )
+            return bool(prometheus.query(query))
+
+        assert versions() == {"1"}  # CANARY_SHARE is 0 and there is no file yet
+        assert watch() == 0.5
+        assert watch() == 0.5  # its step held, but version 2 answered nobody yet: no evidence
+        wait_for(lambda: versions() == {"1", "2"}, "answers from both versions")
+        # increase() counts from a series' first scrape on: answers keep coming meanwhile.
+        wait_for(
+            lambda: bool(versions()) and answered("1") and answered("2"),
+            "Prometheus to count 20 answers of each version",
+            30,
+        )
+        assert watch() == 1.0
+        wait_for(lambda: versions() == {"2"}, "answers from version 2 only")
 
 
 def test_a_rollback_fires_its_alert(tmp_path: Path, bundle_publisher: Any) -> None:

@@ -59,15 +59,27 @@ def _schedule(*steps: tuple[float, float]) -> list[dict[str, float]]:
         (_schedule((0.1, 5), (1.5, 5)), r"canary_steps\[1\]\.share"),
         (_schedule((0.0, 5), (0.5, 5)), r"canary_steps\[0\]\.share"),
         (_schedule((0.1, -1)), r"canary_steps\[0\]\.hold_minutes"),
-        ([], r"canary_steps"),
     ],
 )
 def test_a_malformed_canary_schedule_is_refused_naming_the_entry(
     tmp_path: Path, steps: list[dict[str, float]], named: str
 ) -> None:
-    """Shares not increasing, outside (0, 1], a negative hold or no step: the entry is named."""
+    """Shares not increasing, outside (0, 1] or a negative hold: the entry is named."""
     raw = merged(repo_params(), rollout={"canary_steps": steps})
     with pytest.raises(PipelineError, match=named):
+        load_params(write_params(raw, tmp_path / "params.yaml"))
+
+
+def test_an_empty_canary_schedule_is_shadow_only(tmp_path: Path) -> None:
+    """`canary_steps: []` loads: no canary, the challenger is only shadowed."""
+    raw = merged(repo_params(), rollout={"canary_steps": []})
+    assert load_params(write_params(raw, tmp_path / "params.yaml")).rollout.canary_steps == []
+
+
+def test_a_minimum_of_no_canary_answers_is_refused(tmp_path: Path) -> None:
+    """`min_canary_answers: 0` would step a canary nobody used: refused, the setting named."""
+    raw = merged(repo_params(), rollout={"min_canary_answers": 0})
+    with pytest.raises(PipelineError, match="min_canary_answers"):
         load_params(write_params(raw, tmp_path / "params.yaml"))
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from shared_schema.serving_folder import CanaryShare
 from training.config import CanaryStep, load_params
-from training.core.rollout import LiveFigures, breaches, next_canary_share
+from training.core.rollout import LiveFigures, breaches, enough_answers, next_canary_share
 
 RULES = load_params().rollout
 
@@ -82,9 +82,55 @@ def test_the_canary_steps_up_its_schedule(
     held: CanaryShare | None, now: datetime, expected: tuple[int, float] | None
 ) -> None:
     """Each step is held its minutes, then the next; a new challenger starts at the first."""
-    new = next_canary_share(STEPS, "2", held, now)
+    new = next_canary_share(STEPS, "2", held, now, evidence=True)
     if expected is None:
         assert new is None
     else:
         assert new is not None
         assert (new.step, new.share, new.challenger_version, new.since) == (*expected, "2", now)
+
+
+@pytest.mark.parametrize(
+    ("held", "expected"),
+    [
+        (None, (0, 0.05)),  # a new challenger still starts at the first step
+        (_held(0, 0.05), None),  # held long enough, but nobody was answered by it: stays
+        (_held(3, 0.9), (1, 0.25)),  # a shortened schedule still clamps
+    ],
+)
+def test_without_answers_the_canary_never_steps_up(
+    held: CanaryShare | None, expected: tuple[int, float] | None
+) -> None:
+    """No evidence: the share starts or is clamped, but never moves past a step it holds."""
+    new = next_canary_share(STEPS, "2", held, T0 + timedelta(days=1), evidence=False)
+    if expected is None:
+        assert new is None
+    else:
+        assert new is not None
+        assert (new.step, new.share) == expected
+
+
+def test_an_empty_schedule_is_shadow_only() -> None:
+    """`canary_steps: []`: no share for any challenger, held or not."""
+    assert next_canary_share([], "2", None, T0, evidence=True) is None
+    assert next_canary_share([], "2", _held(0, 0.05), T0, evidence=True) is None
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "enough"),
+    [
+        (None, 500.0, False),  # Prometheus had no series: no traffic, or not scraping
+        (math.nan, 500.0, False),
+        (49.0, 500.0, False),  # one short of min_canary_answers
+        (50.0, None, False),  # the champion's figures missing: nothing to compare with
+        (50.0, 50.0, True),
+    ],
+)
+def test_enough_answers_needs_both_versions_answered(
+    candidate: float | None, baseline: float | None, enough: bool
+) -> None:
+    """Both versions need `min_canary_answers` answers in the window to count as evidence."""
+    figures = LiveFigures(
+        candidate="2", baseline="1", candidate_answers=candidate, baseline_answers=baseline
+    )
+    assert enough_answers(figures, RULES) is enough

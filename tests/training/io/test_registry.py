@@ -7,7 +7,6 @@ import copy
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from training.io import onnx_scoring, registry, splits
 from training.io.mlflow_service import MODEL_SHA_TAG, PIPELINE_TAG, TELEMETRY_OFF, MlflowService
 
 from ..conftest import merged, relocated, write_labels, write_params
+from .test_staging import pointer_bytes
 
 
 @pytest.fixture(scope="module")
@@ -386,10 +386,10 @@ def test_two_services_in_one_process_keep_to_their_own_stores(
 
 
 @pytest.mark.slow
-def test_rollback_moves_pointer_and_alias_back_then_refuses_a_collected_target(
+def test_rollback_moves_pointer_and_alias_back_and_a_second_one_is_refused(
     store: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Rollback serves 1 again, alias and tag too; a collected target: exit 1, nothing moves."""
+    """Rollback serves 1 again, alias too, 3 tagged; a second one: exit 1, 3 never served."""
     path, params = _params(store, 60)
     folder = params.paths.serving_bundle
     assert (
@@ -398,29 +398,77 @@ def test_rollback_moves_pointer_and_alias_back_then_refuses_a_collected_target(
     assert _served(params)["model_version"] == "1"
     assert _champion(params) == "1"
     client = MlflowService.from_params(params.registry).client
-    tags = client.get_model_version(params.registry.model_name, "1").tags
-    assert tags["rollback_reason"] == "p95 doubled"
-    previous = read_pointer(folder, PREVIOUS)
-    assert previous is not None
-    assert previous.model_version == "3"
-    shutil.rmtree(folder / previous.bundle)
+    tags = client.get_model_version(params.registry.model_name, "3").tags
+    assert tags["rollback_reason"] == "p95 doubled"  # the version rolled back, not the target
+    assert read_pointer(folder, PREVIOUS) is None  # 3 is served again only if published anew
     current = (folder / CURRENT).read_bytes()
     assert main(["--params", path, "rollback", "--reason", "again", "--out", str(folder)]) == 1
-    assert f"its bundle {previous.bundle} is not servable" in capsys.readouterr().err
+    assert "no previous pointer: nothing to roll back to" in capsys.readouterr().err
     assert (folder / CURRENT).read_bytes() == current
     assert _champion(params) == "1"
+
+
+def _promote_live(path: str, run: str, folder: Path) -> int:
+    return main(["--params", path, "promote-live", "--run", run, "--out", str(folder)])
+
+
+@pytest.mark.slow
+def test_promote_live_refuses_a_run_not_about_the_trial_in_force(
+    store: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the rollback to 1: runs on champion 3, on an unstaged 2, or on rolled-back 3 fail."""
+    path, params = _params(store, 60)
+    folder = params.paths.serving_bundle
+    assert main(["--params", path, "stage", "--alias", "challenger", "--out", str(folder)]) == 0
+    client = MlflowService.from_params(params.registry).client
+    name = params.registry.model_name
+    before = pointer_bytes(folder)
+    capsys.readouterr()
+    _live_run(params, "stale-champion", "3", "4", gap=-0.1)
+    assert _promote_live(path, "stale-champion", folder) == 1
+    assert "champion version 3, but the `champion` alias names version 1" in capsys.readouterr().err
+    _live_run(params, "stale-challenger", "1", "2", gap=-0.1)
+    assert _promote_live(path, "stale-challenger", folder) == 1
+    assert "challenger is version 2, but" in (err := capsys.readouterr().err)
+    assert "pointer names version 4 now" in err
+    client.set_registered_model_alias(name, "challenger", "3")
+    assert main(["--params", path, "stage", "--alias", "challenger", "--out", str(folder)]) == 0
+    _live_run(params, "rolled-back", "1", "3", gap=-0.1)
+    assert _promote_live(path, "rolled-back", folder) == 1
+    assert "version 3 is tagged rollback_reason: 'p95 doubled'" in capsys.readouterr().err
+    client.set_model_version_tag(name, "4", "withdrawn_reason", "error ratio")
+    client.set_registered_model_alias(name, "challenger", "4")
+    assert main(["--params", path, "stage", "--alias", "challenger", "--out", str(folder)]) == 0
+    _live_run(params, "withdrawn", "1", "4", gap=-0.1)
+    assert _promote_live(path, "withdrawn", folder) == 1
+    assert "version 4 is tagged withdrawn_reason: 'error ratio'" in capsys.readouterr().err
+    client.delete_model_version_tag(name, "4", "withdrawn_reason")
+    assert _champion(params) == "1"
+    assert pointer_bytes(folder) == before
 
 
 @pytest.mark.slow
 def test_live_evidence_of_a_better_challenger_promotes_and_publishes_it(
     store: dict[str, Any],
 ) -> None:
-    """After the rollback: shadow rows where 3 beats 1 promote 3, serve it, drop `challenger`."""
+    """After the rollback: shadow rows where staged 4 beats 1 promote 4, serve it, unstage it."""
     path, params = _params(store, 60)
     folder = params.paths.serving_bundle
-    assert main(["--params", path, "stage", "--alias", "challenger", "--out", str(folder)]) == 0
-    _live_run(params, "better", "1", "3", gap=-0.1)
-    assert main(["--params", path, "promote-live", "--run", "better"]) == 0
-    assert _champion(params) == "3"
-    assert _served(params)["model_version"] == "3"
+    _live_run(params, "better", "1", "4", gap=-0.1)
+    assert _promote_live(path, "better", folder) == 0
+    assert _champion(params) == "4"
+    assert _served(params)["model_version"] == "4"
     assert read_pointer(folder, CHALLENGER) is None
+
+
+@pytest.mark.slow
+def test_without_its_trial_check_promote_live_brings_back_a_rolled_back_version(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken copy: no `require_on_trial`, and the stale run re-promotes rolled-back 3."""
+    from training.jobs import promote_live
+
+    path, params = _params(store, 60)
+    monkeypatch.setattr(promote_live, "require_on_trial", lambda *_args: None)
+    assert _promote_live(path, "rolled-back", params.paths.serving_bundle) == 0
+    assert _champion(params) == "3"

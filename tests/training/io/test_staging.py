@@ -112,15 +112,19 @@ def test_the_challenger_bundle_survives_later_publishes(
 def test_rollback_serves_previous_and_withdraws_the_challenger(
     tmp_path: Path, bundle_publisher: Publish, bundle_stager: Stage
 ) -> None:
-    """After rollback `current` is the old `previous`, `previous` the rolled-back version."""
+    """After rollback `current` is the old `previous`; no pointer names the rolled-back 2."""
     folder = tmp_path / "model"
     first = bundle_publisher(folder, model_version="1")
     second = bundle_publisher(folder, model_version="2")
     bundle_stager(folder, model_version="3", bias=1.0)
     rolled = serving.rollback(folder)
     assert rolled.pointer == first == read_pointer(folder, CURRENT)
-    assert read_pointer(folder, PREVIOUS) == second
+    assert not (folder / PREVIOUS).exists()
     assert not (folder / CHALLENGER).exists()
+    assert not (folder / second.bundle).exists()  # collected: nothing can serve it again
+    with pytest.raises(PipelineError, match="no previous pointer"):
+        serving.rollback(folder)  # a second rollback never brings 2 back
+    assert read_pointer(folder, CURRENT) == first
 
 
 def test_rollback_to_a_collected_bundle_is_refused(
@@ -151,6 +155,31 @@ def test_without_its_check_rollback_serves_a_collected_bundle(
     assert not (folder / first.bundle).exists()
 
 
+def test_rollback_of_a_version_no_longer_served_is_refused(
+    tmp_path: Path, bundle_publisher: Publish
+) -> None:
+    """Version 2 judged, 3 published since: rollback expecting 2 is refused naming both."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    bundle_publisher(folder, model_version="2")
+    bundle_publisher(folder, model_version="3")
+    before = pointer_bytes(folder)
+    with pytest.raises(PipelineError, match="roll back version 2: current names version 3"):
+        serving.rollback(folder, expected="2")
+    assert pointer_bytes(folder) == before
+
+
+def test_without_the_expected_version_rollback_rolls_back_an_unjudged_champion(
+    tmp_path: Path, bundle_publisher: Publish
+) -> None:
+    """Broken copy: no expected version, and the champion published after the judging goes."""
+    folder = tmp_path / "model"
+    bundle_publisher(folder, model_version="1")
+    judged = bundle_publisher(folder, model_version="2")
+    bundle_publisher(folder, model_version="3")
+    assert serving.rollback(folder).pointer == judged
+
+
 def test_rollback_without_previous_is_refused(
     tmp_path: Path, bundle_publisher: Publish, bundle_stager: Stage
 ) -> None:
@@ -169,17 +198,19 @@ def test_watch_steps_the_canary_share_file_and_collection_ignores_it(
     champion = bundle_publisher(folder, model_version="1")
     staged = bundle_stager(folder, model_version="2", bias=1.0)
     steps = [CanaryStep(share=0.1, hold_minutes=10), CanaryStep(share=0.5, hold_minutes=10)]
-    first = step_canary(folder, steps, "2", T0)
+    first = step_canary(folder, steps, "2", T0, True)
     assert first is not None
     assert (first.step, first.share) == (0, 0.1)
     assert read_canary_share(folder) == first
-    assert step_canary(folder, steps, "2", T0 + timedelta(minutes=5)) == first
+    assert step_canary(folder, steps, "2", T0 + timedelta(minutes=5), True) == first
     for version in ("3", "4"):  # collection still runs: version 1's bundle goes
         bundle_publisher(folder, model_version=version)
     assert not (folder / champion.bundle).exists()
     assert (folder / staged.bundle / MODEL_FILE).is_file()
     assert read_canary_share(folder) == first
-    stepped = step_canary(folder, steps, "2", T0 + timedelta(minutes=10))
+    due = T0 + timedelta(minutes=10)
+    assert step_canary(folder, steps, "2", due, False) == first  # due, but no answers judged
+    stepped = step_canary(folder, steps, "2", due, True)
     assert stepped is not None
     assert (stepped.step, stepped.share) == (1, 0.5)
     assert read_canary_share(folder) == stepped
@@ -197,5 +228,5 @@ def test_an_unreadable_canary_share_file_is_refused_naming_it(
     (folder / CANARY_SHARE_FILE).write_text('{"share": 2}', encoding="utf-8")
     steps = [CanaryStep(share=0.1, hold_minutes=10)]
     with pytest.raises(PipelineError, match=f"{folder / CANARY_SHARE_FILE} is not a valid canary"):
-        step_canary(folder, steps, "2", T0)
+        step_canary(folder, steps, "2", T0, True)
     assert (folder / CANARY_SHARE_FILE).read_text(encoding="utf-8") == '{"share": 2}'

@@ -139,6 +139,9 @@ def _promote_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", dest="run_name", required=True, help="the drift run whose shadow rows to judge"
     )
+    parser.add_argument(
+        "--out", help="serving folder of the trial (absent or empty: paths.serving_bundle)"
+    )
 
 
 def _watch_arguments(parser: argparse.ArgumentParser) -> None:

@@ -235,7 +235,9 @@ class RolloutParams(_Section, frozen=True):
     max_p95_ratio: Annotated[float, Meta(gt=1.0)]
     max_mape_ratio: Annotated[float, Meta(gt=1.0)]
     window: Annotated[str, Meta(pattern=r"^[0-9]+[smh]$")]
-    canary_steps: Annotated[list[CanaryStep], Meta(min_length=1)]
+    #: An empty schedule is "no canary: shadow only" (`car-train watch` writes no share file).
+    canary_steps: list[CanaryStep]
+    min_canary_answers: Annotated[int, Meta(ge=1)]
 
     def __post_init__(self) -> None:
         """Refuse a canary schedule whose shares do not increase, naming the entry."""

@@ -26,6 +26,8 @@ class LiveFigures(msgspec.Struct, frozen=True, kw_only=True):
         baseline_p95_s: The baseline's.
         candidate_mape: The candidate's realized MAPE on labelled shadow rows.
         baseline_mape: The baseline's on the same rows.
+        candidate_answers: The requests the candidate answered (a canary's, not its shadow runs).
+        baseline_answers: The requests the baseline answered.
     """
 
     candidate: str
@@ -35,6 +37,8 @@ class LiveFigures(msgspec.Struct, frozen=True, kw_only=True):
     baseline_p95_s: float | None = None
     candidate_mape: float | None = None
     baseline_mape: float | None = None
+    candidate_answers: float | None = None
+    baseline_answers: float | None = None
 
 
 def breaches(figures: LiveFigures, rules: RolloutParams) -> list[str]:
@@ -66,20 +70,40 @@ def _known(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
+def enough_answers(figures: LiveFigures, rules: RolloutParams) -> bool:
+    """Whether both versions answered `rules.min_canary_answers` requests over the window.
+
+    A candidate nobody sent to (no traffic, a Prometheus not scraping, pods that never loaded
+    it) crosses no threshold: without this its share would climb on no evidence at all.
+    """
+    wanted = rules.min_canary_answers
+    counts = (_known(figures.candidate_answers), _known(figures.baseline_answers))
+    return all(count is not None and count >= wanted for count in counts)
+
+
 def next_canary_share(
-    steps: Sequence[CanaryStep], challenger: str, held: CanaryShare | None, now: datetime
+    steps: Sequence[CanaryStep],
+    challenger: str,
+    held: CanaryShare | None,
+    now: datetime,
+    *,
+    evidence: bool,
 ) -> CanaryShare | None:
     """The canary share to write now, or None to leave the one held.
 
     A challenger without a share of its own (none held, or one for another version) starts at
-    the first step; a step held its `hold_minutes` moves to the next; the last step stays.
-    A schedule shortened since the share was written puts it on its new last step.
+    the first step; a step held its `hold_minutes` moves to the next, given `evidence` (enough
+    answers judged in the window, `enough_answers`); the last step stays. A schedule shortened
+    since the share was written puts it on its new last step. An empty schedule (shadow only)
+    never has a share: None.
     """
+    if not steps:
+        return None
     if held is None or held.challenger_version != challenger:
         return CanaryShare(challenger_version=challenger, share=steps[0].share, step=0, since=now)
     step = min(held.step, len(steps) - 1)
     held_long_enough = now - held.since >= timedelta(minutes=steps[step].hold_minutes)
-    if step + 1 < len(steps) and held_long_enough:
+    if step + 1 < len(steps) and held_long_enough and evidence:
         step += 1
     if step == held.step and steps[step].share == held.share:
         return None

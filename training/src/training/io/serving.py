@@ -12,8 +12,9 @@ pointer names: the server never looks at it, and the next publish reuses or coll
 Publishing the bundle `current` already names changes nothing on disk (no file is written, so
 no server reloads). `stage` writes a bundle the same way but names it in `challenger` (the
 server scores it beside the champion, in shadow or as a canary) and leaves `current` and
-`previous` alone; `rollback` points `current` back at `previous`, refused when that bundle is
-gone. Publishers take an exclusive lock on `.publish.lock` in the folder, so two
+`previous` alone; `rollback` points `current` back at `previous` and removes `previous` (the
+version rolled back is served again only when staged or published anew), refused when that
+bundle is gone. Publishers take an exclusive lock on `.publish.lock` in the folder, so two
 of them never interleave their pointer writes or collect each other's bundle in progress.
 """
 
@@ -173,20 +174,32 @@ def previous_pointer(folder: Path) -> Pointer | None:
     return _pointer_or_none(folder, PREVIOUS)
 
 
-def rollback(folder: Path) -> Publication:
-    """Point `current` back at `previous`; `previous` then names the version rolled back.
+def rollback(folder: Path, expected: str | None = None) -> Publication:
+    """Point `current` back at `previous`, then remove `previous`.
 
-    A challenger pointer (and its canary share file) is removed too: whatever was being tried
-    is withdrawn with it.
+    No pointer names the version rolled back afterwards (its bundle is collected): a second
+    rollback is refused for want of a `previous` rather than serving the bad version again, and
+    it is served again only when staged or published anew. A challenger pointer (and its canary
+    share file) is removed too: whatever was being tried is withdrawn with it. With `expected`,
+    `current` must still name that version when the lock is held: a champion published since
+    the caller judged one is never rolled back unjudged.
 
     Returns:
         The pointer `current` holds now (the old `previous`).
 
     Raises:
-        PipelineError: There is no `previous` pointer, or its bundle is gone or fails
-            `read_verified` (the message names it); nothing is changed then.
+        PipelineError: `current` names another version than `expected` (both named), there is
+            no `previous` pointer, or its bundle is gone or fails `read_verified` (the message
+            names it); nothing is changed then.
     """
     with _locked(folder):
+        served = _current_or_none(folder)
+        if expected is not None and (served is None or served.model_version != expected):
+            now = "nothing" if served is None else f"version {served.model_version}"
+            raise PipelineError(
+                f"{folder}: refusing to roll back version {expected}: {CURRENT} names {now} "
+                "now (published since it was judged)"
+            )
         target = _pointer_or_none(folder, PREVIOUS)
         if target is None:
             raise PipelineError(f"{folder}: no {PREVIOUS} pointer: nothing to roll back to")
@@ -197,10 +210,8 @@ def rollback(folder: Path) -> Publication:
                 f"{folder}: refusing to roll back to version {target.model_version}: "
                 f"its bundle {target.bundle} is not servable: {error}"
             ) from error
-        current = _current_or_none(folder)
-        if current is not None:
-            _write_pointer(folder, PREVIOUS, current)
         _write_pointer(folder, CURRENT, target)
+        (folder / PREVIOUS).unlink(missing_ok=True)
         (folder / CHALLENGER).unlink(missing_ok=True)
         (folder / CANARY_SHARE_FILE).unlink(missing_ok=True)
         collected = collect(folder)

@@ -1,8 +1,10 @@
 """`car-train watch`: read the rollout's live figures from Prometheus; roll back on a breach.
 
 The candidate is the serving folder's `challenger` when one is staged (a shadow or canary
-trial; a breach withdraws it), else `current` judged against `previous` (the window after a
-promotion; a breach rolls pointer and `champion` alias back, `training.lifecycle.rollback`).
+trial; a breach withdraws it and tags its version `withdrawn_reason`), else `current` judged
+against `previous` (the window after a promotion; a breach rolls pointer and `champion` alias
+back, `training.lifecycle.rollback`). Either acts only on the version judged: the folder may
+change while Prometheus answers, and a challenger or champion put there since stays.
 Figures over `rollout.window`: the candidate's share of failed model runs, its p95 answer
 latency against the baseline's (`carprice_version_request_duration_seconds`), and, given a
 drift run with labelled shadow rows, both realized MAPEs. Thresholds: params.yaml `rollout`.
@@ -10,7 +12,9 @@ drift run with labelled shadow rows, both realized MAPEs. Thresholds: params.yam
 A staged challenger found without a breach has its canary share stepped up the schedule
 (`rollout.canary_steps`, `training.core.rollout.next_canary_share`): the serving folder's
 `canary_share` file, which the servers re-read as they re-read the pointers. A share only
-grows on a run that found nothing wrong; a breach withdraws the challenger and its share.
+grows on a run that found nothing wrong with both versions having answered at least
+`rollout.min_canary_answers` requests in the window (no traffic is no evidence); a breach
+withdraws the challenger and its share. An empty schedule is shadow only: no share file.
 """
 
 import logging
@@ -29,13 +33,13 @@ from shared_schema.serving_folder import (
     read_pointer,
 )
 from training.config import CanaryStep, Params
-from training.core.rollout import LiveFigures, breaches, next_canary_share
+from training.core.rollout import LiveFigures, breaches, enough_answers, next_canary_share
 from training.errors import PipelineError
-from training.io import serving
+from training.io import registry, serving
 from training.io.mlflow_service import MlflowService
 from training.io.prometheus import query_number
 from training.jobs.promote_live import read_shadow
-from training.lifecycle.rollback import rollback
+from training.lifecycle.rollback import WITHDRAWN_REASON_TAG, rollback
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +86,47 @@ def run(
     reasons = breaches(figures, params.rollout)
     action = "none"
     canary = None
-    if challenger is not None and not reasons:
-        canary = step_canary(folder, params.rollout.canary_steps, candidate, datetime.now(UTC))
+    if challenger is not None and not reasons and params.rollout.canary_steps:
+        evidence = enough_answers(figures, params.rollout)
+        now = datetime.now(UTC)
+        canary = step_canary(folder, params.rollout.canary_steps, candidate, now, evidence)
     if reasons:
         reason = "; ".join(reasons)
-        if challenger is not None:
-            serving.unstage(folder)
+        name = params.registry.model_name
+        if challenger is None:
+            rollback(service, name, folder, reason, expected=candidate)
+            action = "rolled_back"
+        elif serving.unstage(folder, candidate) is not None:
             action = "withdrawn"
             log.warning("withdrew challenger %s: %s", candidate, reason)
-        else:
-            rollback(service, params.registry.model_name, folder, reason)
-            action = "rolled_back"
+            tag_withdrawn(service, name, candidate, reason)
+        else:  # another challenger was staged while the figures were read: it is not judged
+            log.warning("challenger %s breached but is no longer staged: %s", candidate, reason)
     result = WatchResult(figures=figures, reasons=reasons, action=action, canary=canary)
     print(msgspec.json.encode(result).decode())
     return result
 
 
+def tag_withdrawn(service: MlflowService, model_name: str, version: str, reason: str) -> None:
+    """Tag a withdrawn challenger `withdrawn_reason` (promote-live refuses it then).
+
+    A bundle staged by hand from outside the registry has no version to tag: said, not raised
+    (the withdrawal itself has happened).
+    """
+    try:
+        registry.require_version(service, model_name, version)
+    except PipelineError as error:
+        log.warning("withdrawal of version %s not tagged: %s", version, error)
+        return
+    service.client.set_model_version_tag(model_name, version, WITHDRAWN_REASON_TAG, reason)
+
+
 def step_canary(
-    folder: Path, steps: Sequence[CanaryStep], challenger: str, now: datetime
+    folder: Path, steps: Sequence[CanaryStep], challenger: str, now: datetime, evidence: bool
 ) -> CanaryShare | None:
     """Move the challenger's canary share along the schedule, if due; the share in force after.
+
+    `evidence`: both versions answered enough requests in the window to step past a step.
 
     Raises:
         PipelineError: The canary share file is there but unreadable (the message names it).
@@ -110,7 +135,7 @@ def step_canary(
         held = read_canary_share(folder)
     except ValueError as error:  # PointerError: a file this code cannot read is not guessed at
         raise PipelineError(str(error)) from error
-    new = next_canary_share(steps, challenger, held, now)
+    new = next_canary_share(steps, challenger, held, now, evidence=evidence)
     if new is None:
         return held
     serving.write_canary_share(folder, new)
@@ -128,6 +153,10 @@ def live_figures(
     error_ratio = query_number(
         prometheus, f"sum(rate({failed}[{window}])) / sum(rate({runs}[{window}]))"
     )
+
+    def answers(version: str) -> float | None:
+        answered = f'carprice_version_request_duration_seconds_count{{model_version="{version}"}}'
+        return query_number(prometheus, f"sum(increase({answered}[{window}]))")
 
     def p95(version: str) -> float | None:
         buckets = f'carprice_version_request_duration_seconds_bucket{{model_version="{version}"}}'
@@ -147,4 +176,6 @@ def live_figures(
         baseline_p95_s=None if baseline is None else p95(baseline),
         candidate_mape=mapes[0],
         baseline_mape=mapes[1],
+        candidate_answers=answers(candidate),
+        baseline_answers=None if baseline is None else answers(baseline),
     )
