@@ -238,6 +238,9 @@ class RolloutParams(_Section, frozen=True):
     #: An empty schedule is "no canary: shadow only" (`car-train watch` writes no share file).
     canary_steps: list[CanaryStep]
     min_canary_answers: Annotated[int, Meta(ge=1)]
+    #: With no challenger staged, `watch` judges `current` against `previous` only this long
+    #: after `current` was written (a publish): after it, nothing is on trial.
+    post_promotion_minutes: Annotated[int, Meta(ge=1)]
 
     def __post_init__(self) -> None:
         """Refuse a canary schedule whose shares do not increase, naming the entry."""

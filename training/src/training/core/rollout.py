@@ -108,3 +108,8 @@ def next_canary_share(
     if step == held.step and steps[step].share == held.share:
         return None
     return CanaryShare(challenger_version=challenger, share=steps[step].share, step=step, since=now)
+
+
+def on_trial_after_promotion(published: datetime, now: datetime, minutes: int) -> bool:
+    """Whether a champion published at `published` is still in its watched window at `now`."""
+    return now - published <= timedelta(minutes=minutes)

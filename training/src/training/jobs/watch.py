@@ -33,7 +33,13 @@ from shared_schema.serving_folder import (
     read_pointer,
 )
 from training.config import CanaryStep, Params
-from training.core.rollout import LiveFigures, breaches, enough_answers, next_canary_share
+from training.core.rollout import (
+    LiveFigures,
+    breaches,
+    enough_answers,
+    next_canary_share,
+    on_trial_after_promotion,
+)
 from training.errors import PipelineError
 from training.io import registry, serving
 from training.io.mlflow_service import MlflowService
@@ -79,6 +85,17 @@ def run(
     if challenger is not None:
         candidate, baseline = challenger.model_version, current.model_version
     else:
+        published = datetime.fromtimestamp((folder / CURRENT).stat().st_mtime, UTC)
+        minutes = params.rollout.post_promotion_minutes
+        if not on_trial_after_promotion(published, datetime.now(UTC), minutes):
+            # Nothing on trial: a watcher run on a schedule judges nothing, rolls nothing back.
+            log.info(
+                "nothing on trial: no challenger, %s written over %d min ago", CURRENT, minutes
+            )
+            idle = LiveFigures(candidate=current.model_version, baseline=None)
+            result = WatchResult(figures=idle, reasons=[], action="none")
+            print(msgspec.json.encode(result).decode())
+            return result
         previous = read_pointer(folder, PREVIOUS)
         candidate = current.model_version
         baseline = None if previous is None else previous.model_version
