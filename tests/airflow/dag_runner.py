@@ -54,6 +54,7 @@ def dagbag() -> dict[str, Any]:
         dags[dag_id] = {
             "cycle": cycle,
             "schedule": type(dag.timetable).__name__,
+            "max_active_runs": dag.max_active_runs,
             "tasks": {
                 task.task_id: {
                     "operator": type(task).__name__,

@@ -8,8 +8,9 @@ the gate refuses as not better on the new market.
 """
 
 import json
+import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ pytestmark = [
     pytest.mark.integration,
 ]
 
-DRIFT, TRAINING = "car_price_drift", "car_price_training"
+DRIFT, TRAINING, ROLLOUT = "car_price_drift", "car_price_training", "car_price_rollout"
 RETRAIN_PATH = ("retrain", "promoted", "publish", "verify_serving")
 #: The server's scrape job, as `verify_serving` is told it (prometheus_job).
 JOB = "car-price-test"
@@ -259,3 +260,46 @@ def test_a_failed_training_run_fails_the_dag_and_publishes_nothing(
     assert "the gate needs retrain.min_holdout_rows 100000" in failed_training["log"]
     # The champion of the previous run is still what is published and served.
     assert failed_training["served"] == failed_training["manifest"]["model_version"] == "2"
+
+
+@pytest.fixture(scope="module")
+def watched(
+    project: Project,
+    server: ServerProcess,
+    prometheus: Prometheus,
+    failed_training: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """The rollout DAG, once without a Prometheus URL and once with the real one."""
+    settings = _settings(project, server, project.root / "params.yaml")
+    runs = {}
+    for minute, (name, url) in enumerate((("rollout_unset", ""), ("rollout", prometheus.url))):
+        logical = datetime(2026, 12, 7, 1, minute, tzinfo=UTC)
+        done = project.run_dag(ROLLOUT, logical, name, **settings, prometheus_url=url)
+        runs[name] = {
+            "returncode": done.returncode,
+            "run": project.run_state(ROLLOUT),
+            "states": project.task_states(ROLLOUT),
+            "log": project.log_text(name),
+        }
+    return runs
+
+
+@pytest.mark.slow
+def test_the_rollout_dag_watches_through_prometheus(watched: dict[str, dict[str, Any]]) -> None:
+    """Unset Prometheus: fails naming the setting. Set: watch judges the fresh promotion, no breach.
+
+    The champion published by the promoted run minutes ago is on trial against the one before;
+    the previous version answers nothing any more, so only the error ratio can judge it: none.
+    """
+    unset = watched["rollout_unset"]
+    assert unset["run"] == "failed"
+    assert unset["states"] == {"prometheus_set": "failed", "watch": "upstream_failed"}
+    assert "set CAR_PRICE_PROMETHEUS_URL" in unset["log"]
+    judged = watched["rollout"]
+    assert judged["run"] == "success", judged["log"][-3000:]
+    found = re.findall(r'(\{"figures".*\})', judged["log"])
+    assert found, judged["log"][-3000:]
+    verdict = json.loads(found[-1])
+    assert verdict["action"] == "none"
+    assert (verdict["figures"]["candidate"], verdict["figures"]["baseline"]) == ("2", "1")
+    assert verdict["reasons"] == []

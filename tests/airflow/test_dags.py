@@ -21,7 +21,7 @@ from ..pod_security import restricted_problems
 from ..training.conftest import REPO_ROOT
 from .conftest import DAGS, RUNNER
 
-DRIFT, TRAINING = "car_price_drift", "car_price_training"
+DRIFT, TRAINING, ROLLOUT = "car_price_drift", "car_price_training", "car_price_rollout"
 
 
 def _load(tmp_path: Path, command: str, **env: str) -> dict[str, Any]:
@@ -67,11 +67,11 @@ def pods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_dagbag_loads_both_dags_without_errors_or_cycles(dagbag: dict[str, Any]) -> None:
-    """Both DAG files import cleanly, quickly, and form no cycle."""
+def test_dagbag_loads_every_dag_without_errors_or_cycles(dagbag: dict[str, Any]) -> None:
+    """The three DAG files import cleanly, quickly, and form no cycle."""
     print(f"DagBag: {dagbag['parse_s']:.2f} s in all; per file: {dagbag['file_stats']}")
     assert dagbag["import_errors"] == {}
-    assert set(dagbag["dags"]) == {DRIFT, TRAINING}
+    assert set(dagbag["dags"]) == {DRIFT, TRAINING, ROLLOUT}
     assert all(dag["cycle"] is None for dag in dagbag["dags"].values())
     # Light top-level code: a DAG file parses in well under a second, and the training stack
     # (pandas, MLflow, ...) stays out of the DAG processor.
@@ -127,6 +127,17 @@ def test_drift_dag_is_daily_over_data_intervals(dagbag: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+def test_rollout_dag_watches_every_minute_one_run_at_a_time(dagbag: dict[str, Any]) -> None:
+    """`car-train watch` each minute after the Prometheus check; no retries, no overlap."""
+    rollout = dagbag["dags"][ROLLOUT]
+    assert rollout["schedule"] == "CronTriggerTimetable"
+    assert rollout["max_active_runs"] == 1
+    tasks = rollout["tasks"]
+    assert tasks["prometheus_set"]["downstream"] == ["watch"]
+    assert tasks["watch"]["retries"] == 0
+
+
+@pytest.mark.slow
 def test_kubernetes_mode_renders_a_valid_pod_per_step(pods: dict[str, Any]) -> None:
     """Every step becomes a valid, non-root pod of the training image with resources and MLflow."""
     steps = {
@@ -136,6 +147,7 @@ def test_kubernetes_mode_renders_a_valid_pod_per_step(pods: dict[str, Any]) -> N
         "car_price_training.retrain",
         "car_price_training.retrain_outcome",
         "car_price_training.stage_train",
+        "car_price_rollout.watch",
     }
     assert steps <= set(pods)
     for name, pod in pods.items():

@@ -8,3 +8,4 @@ from typing import Final
 
 TRAINING_DAG_ID: Final = "car_price_training"
 DRIFT_DAG_ID: Final = "car_price_drift"
+ROLLOUT_DAG_ID: Final = "car_price_rollout"
