@@ -23,11 +23,11 @@ challenger's version, its share (stepped up by `car-train watch`) is the canary 
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 from inference.background import cancel
 from inference.model import BundleError, BundleSignature, LoadedModel, load_bundle, signature_of
+from inference.reload import Grace
 from inference.rollout_metrics import RolloutMetrics
 from inference.settings import Settings
 from shared_schema.serving_folder import (
@@ -54,8 +54,8 @@ class ChallengerHolder:
         self._pointer: Pointer | None = None
         #: The last counted failure's pointer and files: not retried until they change.
         self._failed: _Tried | None = None
-        #: The pointer whose bundle is pending, since when (monotonic s).
-        self._pending: tuple[Pointer, float] | None = None
+        #: The grace of the pointer whose bundle is pending.
+        self._pending = Grace(settings.reload_grace_s)
         self._unreadable = False
         self._poller: asyncio.Task[None] | None = None
         self.current: LoadedModel | None = None
@@ -81,7 +81,8 @@ class ChallengerHolder:
         is_for_held = canary is not None and canary.challenger_version == held
         self.canary_share = canary.share if canary is not None and is_for_held else None
         if pointer is None:
-            self._failed = self._pending = None
+            self._failed = None
+            self._pending.clear()
             if self._pointer is not None:
                 self._set(None, None)
             return
@@ -106,30 +107,24 @@ class ChallengerHolder:
             reason = f"pointer expects model sha256 {pointer.sha256}, got {model.manifest.sha256}"
             self._failure(tried, pending=True, reason=reason)
             return
-        self._failed = self._pending = None
+        self._failed = None
+        self._pending.clear()
         self._rollout.challenger_loads.labels("success").inc()
         self._set(pointer, model)
 
     def _failure(self, tried: _Tried, *, pending: bool, reason: str) -> None:
         pointer = tried[0]
         version = pointer.model_version
-        if pending and self._still_pending(pointer):
+        if pending and self._pending.within(pointer):
             self.last_error = f"challenger {version} pending, keeping what is held: {reason}"
             logger.warning("%s", self.last_error)
             return
         late = " (still pending after the grace)" if pending else ""
         self._failed = tried
-        self._pending = None
+        self._pending.clear()
         self._rollout.challenger_loads.labels("failure").inc()
         self._fail(f"challenger {version} not loaded{late}: {reason}")
         self._set(pointer, None)
-
-    def _still_pending(self, pointer: Pointer) -> bool:
-        """Whether the pointer's bundle is within its grace (starting it if new)."""
-        now = time.monotonic()
-        if self._pending is None or self._pending[0] != pointer:
-            self._pending = (pointer, now)
-        return now - self._pending[1] < self._settings.reload_grace_s
 
     def _set(self, pointer: Pointer | None, model: LoadedModel | None) -> None:
         previous, self.current, self._pointer = self.current, model, pointer

@@ -11,7 +11,6 @@ from inference.model import (
     BundleSignature,
     LoadedModel,
     PendingBundleError,
-    Stat,
     load_bundle,
     read_signature,
 )
@@ -23,6 +22,25 @@ logger = logging.getLogger(__name__)
 
 class ModelNotReadyError(Exception):
     """No model has been loaded yet."""
+
+
+class Grace:
+    """How long a bundle may stay pending: from the first time its key was seen so, per key."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._since: tuple[object, float] | None = None
+
+    def within(self, key: object) -> bool:
+        """Whether `key` is within its grace (which starts now if the key is new)."""
+        now = time.monotonic()
+        if self._since is None or self._since[0] != key:
+            self._since = (key, now)
+        return now - self._since[1] < self._seconds
+
+    def clear(self) -> None:
+        """Forget the pending key: the next one starts a fresh grace."""
+        self._since = None
 
 
 class ModelHolder:
@@ -43,7 +61,7 @@ class ModelHolder:
         self._rejected: BundleSignature | None = None
         # The bundle pending since when (monotonic s): its dir and pointer, not its file stats,
         # which change as a network filesystem catches up.
-        self._pending: tuple[tuple[str, Stat | None], float] | None = None
+        self._pending = Grace(settings.reload_grace_s)
         self._poller: asyncio.Task[None] | None = None
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
@@ -113,10 +131,7 @@ class ModelHolder:
         except (OSError, PointerError):
             return False
         key = (signature.directory, signature.pointer) if signature is not None else ("", None)
-        now = time.monotonic()
-        if self._pending is None or self._pending[0] != key:
-            self._pending = (key, now)
-        return now - self._pending[1] < self._settings.reload_grace_s
+        return self._pending.within(key)
 
     def _signature(self) -> BundleSignature | None:
         """The model dir's signature now; None when it cannot be read."""
@@ -139,7 +154,7 @@ class ModelHolder:
     def _swap(self, model: LoadedModel) -> None:
         previous, self.current = self.current, model
         self._rejected = None
-        self._pending = None
+        self._pending.clear()
         self.last_error = None
         metrics = self._metrics
         if previous is not None:
