@@ -273,6 +273,14 @@ def _check_graph(session: ort.InferenceSession, manifest: Manifest) -> None:
     expected = {item.name: ORT_TYPES[item.type] for item in manifest.inputs}
     if inputs != expected:
         raise BundleError(f"graph inputs {inputs} differ from the manifest's {expected}")
+    columns = {item.name: item.columns for item in manifest.inputs}
+    for item in session.get_inputs():
+        width = item.shape[1] if len(item.shape) == 2 else None
+        if isinstance(width, int) and width != len(columns[item.name]):
+            raise BundleError(
+                f"graph input {item.name!r} has {width} columns, the manifest feeds it "
+                f"{len(columns[item.name])}: {list(columns[item.name])}"
+            )
     outputs = {item.name for item in session.get_outputs()}
     missing = [name for name in manifest.outputs() if name not in outputs]
     if missing:

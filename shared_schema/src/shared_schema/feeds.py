@@ -24,27 +24,36 @@ def build_feeds(
 
     Args:
         inputs: The graph's inputs, in graph order.
-        columns: One sequence per input at least, equal lengths: strings for `string` inputs,
-            numbers (None or NaN for missing) for `float` ones. Other columns are ignored.
+        columns: One sequence per field the inputs carry at least, equal lengths: strings for
+            `string` inputs, numbers (None or NaN for missing) for `float` ones. Other columns
+            are ignored.
 
     Returns:
-        `{input: array [N, 1]}`: object arrays of `str`, float32 arrays with NaN for missing.
+        `{input: array [N, fields]}` (one field: [N, 1]): object arrays of `str`, float32
+        arrays with NaN for missing.
 
     Raises:
         MissingInputError: A column the graph takes as input is not in `columns`.
     """
     feeds: dict[str, npt.NDArray[Any]] = {}
     for item in inputs:
-        if item.name not in columns:
-            raise MissingInputError(
-                f"no column {item.name!r}: the graph takes it as a {item.type} input"
-            )
-        column = columns[item.name]
-        if item.type == "string":
-            feeds[item.name] = np.asarray(column, dtype=object).reshape(-1, 1)
-        else:
-            # float32 conversion turns None into NaN.
-            feeds[item.name] = np.asarray(column, dtype=np.float32).reshape(-1, 1)
+        for name in item.columns:
+            if name not in columns:
+                where = f" (a column of input {item.name!r})" if item.fields else ""
+                raise MissingInputError(
+                    f"no column {name!r}: the graph takes it as a {item.type} input{where}"
+                )
+        if len(item.columns) == 1:
+            column = columns[item.columns[0]]
+            if item.type == "string":
+                feeds[item.name] = np.asarray(column, dtype=object).reshape(-1, 1)
+            else:
+                # float32 conversion turns None into NaN.
+                feeds[item.name] = np.asarray(column, dtype=np.float32).reshape(-1, 1)
+            continue
+        dtype = object if item.type == "string" else np.float32
+        stacked = np.asarray([columns[name] for name in item.columns], dtype=dtype)
+        feeds[item.name] = np.ascontiguousarray(stacked.T)
     return feeds
 
 
@@ -57,7 +66,8 @@ def feeds_from_cars(
     cars: Sequence[Car], inputs: Sequence[ManifestInput]
 ) -> dict[str, npt.NDArray[Any]]:
     """`build_feeds` for decoded cars (the server's path)."""
-    return build_feeds(inputs, car_columns(cars, (item.name for item in inputs)))
+    fields = [name for item in inputs for name in item.columns]
+    return build_feeds(inputs, car_columns(cars, fields))
 
 
 __all__ = ["build_feeds", "car_columns", "feeds_from_cars"]

@@ -2,19 +2,17 @@
 
 Built by composition: a hand-written preprocessing front (onnx.helper), the booster converted
 by onnxmltools, and a hand-written back (log offset, the market level as one constant, exp).
-The front mirrors `training.core.encoding.feature_matrix` node for node:
+The front (`training.io.graph_front`) mirrors `training.core.encoding.feature_matrix`:
 
 * categorical field (tensor(string) [N, 1]) → ai.onnx.ml LabelEncoder → code, with the
-  unknown code as the encoder's default;
-* numeric field (tensor(float) [N, 1]) → passed through as float32; a NaN becomes 0 for
-  features the booster never saw missing, because LightGBM does exactly that at prediction
-  time (`missing_type: None`), while ONNX tree ensembles would route NaN to the false branch;
-* Concat → the [N, 16] float32 feature matrix the tree ensemble reads (cast to double);
-* the forest as one `ai.onnx.ml.TreeEnsemble` (opset 5) whose categorical splits are
-  set-membership nodes (`training.io.tree_ensemble`), not onnxmltools' equality chains; a set
-  onnxruntime cannot test with its bitmask is tested on a class column instead, looked up by
-  the field's code with one `Gather` per field and appended to the matrix
-  (`training.io.member_sets`).
+  unknown code as the encoder's default; one `Gather` by that code reads the code and the
+  field's class columns (`training.io.member_sets`) from one table;
+* numeric field (tensor(float) [N, 1]) → passed through; LightGBM turns a NaN into 0 for
+  features it never saw missing (`missing_type: None`), and the forest sends such a NaN the
+  way it sends 0 (`graph_front.route_missing_like_zero`), so no node rewrites it;
+* one float64 matrix, which the forest reads as one `ai.onnx.ml.TreeEnsemble` (opset 5) whose
+  categorical splits are set-membership nodes (`training.io.tree_ensemble`), not onnxmltools'
+  equality chains; a set onnxruntime cannot test with its bitmask is tested on a class column.
 
 Why float32 thresholds are safe here: the booster was trained on float32-rounded inputs
 (see `training.core.encoding`), so every split threshold lies between two float32 values and
@@ -36,13 +34,13 @@ from shared_schema.bundle import (
     UPPER_OUTPUT,
     InputType,
     ManifestInput,
+    grouped_inputs,
     manifest_inputs,
 )
-from training.core.encoding import UNKNOWN_CODE
 from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline
 from training.errors import PipelineError
-from training.io import member_sets, tree_ensemble
+from training.io import graph_front, interval_tree, member_sets, tree_ensemble
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +57,8 @@ MARKET_LEVEL: Final = "market_level"
 #: the other two stay for the benchmarks' comparison, `benchmarks/representations.py`).
 ForestForm = Literal["chains", "sets", "class_columns"]
 #: The graph input's element type per manifest input type, both ways (`input_spec`).
+#: The graph metadata key (then the input's name) listing a grouped input's fields.
+_FIELDS_KEY: Final = "car_price.input_fields."
 _TENSOR_TYPES: Final[Mapping[InputType, int]] = {
     "string": TensorProto.STRING,
     "float": TensorProto.FLOAT,
@@ -76,12 +76,19 @@ def build_graph(
         forest: How the categorical splits are written (`ForestForm`).
 
     Returns:
-        A checked ONNX model with one input per schema field and the output `price`.
+        A checked ONNX model with the output `price`, fed the schema's fields as two grouped
+        inputs (`shared_schema.bundle.grouped_inputs`), or one input per field for the
+        forms kept for comparison (`chains`, `sets`: the graph as it was before issue 21).
     """
-    trees, rewrite = _convert_booster(pipeline, opset, forest)
-    # LabelEncoder with string keys and float values needs ai.onnx.ml 2.
+    trees, layout = _convert_booster(pipeline, opset, forest)
+    # LabelEncoder with string keys and float or int64 values needs ai.onnx.ml 2.
     ml_opset = max([2, *(o.version for o in trees.opset_import if o.domain == _ML_DOMAIN)])
-    front, front_inits = _front(pipeline, rewrite.tables)
+    if layout is None:
+        front, front_inits = graph_front.column_front(pipeline, _TREE_INPUT)
+        fed = manifest_inputs()
+    else:
+        fed = grouped_inputs()
+        front, front_inits = graph_front.lookup_front(pipeline, layout, fed, _TREE_INPUT)
     back = [
         helper.make_node(
             "Add", [_TREE_OUTPUT, "log_offset"], [_RELATIVE_LOG_PRICE], name="log_offset"
@@ -89,17 +96,27 @@ def build_graph(
         helper.make_node(
             "Add", [_RELATIVE_LOG_PRICE, MARKET_LEVEL], ["log_price"], name=MARKET_LEVEL
         ),
-        helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"),
     ]
     outputs = [PRICE_OUTPUT]
     back_inits: list[onnx.TensorProto] = []
-    if pipeline.interval is not None:
-        interval_nodes, back_inits = _interval(pipeline.interval)
-        back += interval_nodes
+    if pipeline.interval is None:
+        back.append(helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"))
+    elif layout is not None:
+        nodes, back_inits = interval_tree.interval_nodes(
+            pipeline.interval, _RELATIVE_LOG_PRICE, "log_price"
+        )
+        back += nodes
+        outputs += [LOWER_OUTPUT, UPPER_OUTPUT]
+    else:  # the graph before issue 21 (`chains`, `sets`), kept for the comparison
+        back.append(helper.make_node("Exp", ["log_price"], [PRICE_OUTPUT], name="to_rub"))
+        nodes, back_inits = _interval(pipeline.interval)
+        back += nodes
         outputs += [LOWER_OUTPUT, UPPER_OUTPUT]
     inputs = [
-        helper.make_tensor_value_info(item.name, _TENSOR_TYPES[item.type], [None, 1])
-        for item in manifest_inputs()
+        helper.make_tensor_value_info(
+            item.name, _TENSOR_TYPES[item.type], [None, len(item.columns)]
+        )
+        for item in fed
     ]
     graph = helper.make_graph(
         [*front, *trees.graph.node, *back],
@@ -123,6 +140,10 @@ def build_graph(
         doc_string="Used-car price in RUB from the raw shared_schema.Car fields.",
     )
     model.ir_version = min(model.ir_version, 9)
+    for item in fed:
+        if item.fields:
+            entry = model.metadata_props.add()
+            entry.key, entry.value = f"{_FIELDS_KEY}{item.name}", ",".join(item.fields)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -153,10 +174,18 @@ def with_market_level(model_bytes: bytes, level: float) -> bytes:
 def input_spec(model: onnx.ModelProto) -> list[ManifestInput]:
     """The graph's own inputs, as the manifest records them and the feed rule takes them.
 
+    A grouped input's fields are read from the graph's metadata (`build_graph` writes them).
+
     Raises:
-        PipelineError: An input of an element type no manifest input type has (named).
+        PipelineError: An input of an element type no manifest input type has, or an input
+            that is neither a `Car` field nor listed with its fields in the metadata (named).
     """
     input_types = {tensor: name for name, tensor in _TENSOR_TYPES.items()}
+    grouped = {
+        entry.key.removeprefix(_FIELDS_KEY): tuple(entry.value.split(","))
+        for entry in model.metadata_props
+        if entry.key.startswith(_FIELDS_KEY)
+    }
     spec = []
     for value in model.graph.input:
         elem_type = value.type.tensor_type.elem_type
@@ -165,7 +194,13 @@ def input_spec(model: onnx.ModelProto) -> list[ManifestInput]:
                 f"graph input {value.name!r} has element type "
                 f"{TensorProto.DataType.Name(elem_type)}, not STRING or FLOAT"
             )
-        spec.append(ManifestInput(value.name, input_types[elem_type]))
+        if value.name not in FIELD_NAMES and value.name not in grouped:
+            raise PipelineError(
+                f"graph input {value.name!r} is not a Car field, and the graph's metadata "
+                f"does not list its fields ({_FIELDS_KEY}{value.name})"
+            )
+        fields = grouped.get(value.name, ())
+        spec.append(ManifestInput(value.name, input_types[elem_type], fields))
     return spec
 
 
@@ -207,85 +242,14 @@ def _interval(table: IntervalTable) -> tuple[list[onnx.NodeProto], list[onnx.Ten
     return nodes, inits
 
 
-def _front(
-    pipeline: PricePipeline, tables: list[member_sets.ClassTable]
-) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    nodes: list[onnx.NodeProto] = []
-    columns: list[str] = []
-    nan_as_zero = _features_without_missing(pipeline)
-    for index, name in enumerate(FIELD_NAMES):
-        column = f"{name}__feature"
-        if name in CATEGORICAL_FIELDS:
-            known = list(pipeline.vocabulary.categories[name])
-            nodes.append(
-                helper.make_node(
-                    "LabelEncoder",
-                    [name],
-                    [column],
-                    name=f"encode_{name}",
-                    domain=_ML_DOMAIN,
-                    keys_strings=known or ["\x00"],
-                    values_floats=[float(code + 1) for code in range(len(known))] or [0.0],
-                    default_float=float(UNKNOWN_CODE),
-                )
-            )
-        elif index in nan_as_zero:
-            nodes += [
-                helper.make_node("IsNaN", [name], [f"{name}__isnan"], name=f"isnan_{name}"),
-                helper.make_node(
-                    "Where", [f"{name}__isnan", "zero", name], [column], name=f"fill_{name}"
-                ),
-            ]
-        else:
-            nodes.append(helper.make_node("Identity", [name], [column], name=f"pass_{name}"))
-        columns.append(column)
-    nodes.append(helper.make_node("Concat", columns, ["features_f32"], axis=1, name="features"))
-    # The trees run in double: onnxruntime then sums the leaf values in double too, which keeps
-    # the graph within ~1e-6 of LightGBM over thousands of trees (float32 sums drift to ~5e-5).
-    # The cast is exact, so comparisons against the (float32-rounded) thresholds are unchanged.
-    codes = "features_codes" if tables else _TREE_INPUT
-    nodes.append(
-        helper.make_node("Cast", ["features_f32"], [codes], to=TensorProto.DOUBLE, name="to_double")
-    )
-    inits = [numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero")]
-    if tables:
-        inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "column_axis"))
-    looked_up = [codes]
-    for table in tables:
-        name = f"{FIELD_NAMES[table.feature]}__classes"
-        code = f"{FIELD_NAMES[table.feature]}__feature"
-        inits.append(numpy_helper.from_array(table.classes, f"{name}_table"))
-        nodes += [
-            helper.make_node("Cast", [code], [f"{code}_i64"], to=TensorProto.INT64),
-            helper.make_node("Squeeze", [f"{code}_i64", "column_axis"], [f"{code}_index"]),
-            helper.make_node("Gather", [f"{name}_table", f"{code}_index"], [name], axis=0),
-        ]
-        looked_up.append(name)
-    if tables:
-        nodes.append(helper.make_node("Concat", looked_up, [_TREE_INPUT], axis=1, name="classes"))
-    return nodes, inits
-
-
-def _features_without_missing(pipeline: PricePipeline) -> set[int]:
-    """Feature indices whose splits never track missing values (LightGBM maps NaN to 0)."""
-    with_missing: set[int] = set()
-
-    def visit(node: dict[str, object]) -> None:
-        if "split_feature" in node:
-            if node.get("missing_type") == "NaN":
-                with_missing.add(int(node["split_feature"]))  # type: ignore[call-overload]
-            visit(node["left_child"])  # type: ignore[arg-type]
-            visit(node["right_child"])  # type: ignore[arg-type]
-
-    for tree in pipeline.booster.dump_model()["tree_info"]:
-        visit(tree["tree_structure"])
-    return set(range(len(FIELD_NAMES))) - with_missing
-
-
 def _convert_booster(
     pipeline: PricePipeline, opset: int, forest: ForestForm
-) -> tuple[onnx.ModelProto, member_sets.Rewrite]:
-    """The booster as one TreeEnsemble: `features` [N, 16 + class columns] → `log_price_raw`."""
+) -> tuple[onnx.ModelProto, graph_front.Layout | None]:
+    """The booster as one tree ensemble reading `features`, and the layout of that matrix.
+
+    The layout is None for onnxmltools' chains, which read the fields in `FIELD_NAMES` order
+    (`graph_front.column_front`).
+    """
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import DoubleTensorType
 
@@ -296,43 +260,51 @@ def _convert_booster(
         target_opset=min(opset, 15),
         zipmap=False,
     )
-    rewrite = member_sets.Rewrite()
+    layout = None
     if forest != "chains":
-        converted, rewrite = _collapse(pipeline, converted, class_columns=forest == "class_columns")
+        converted, layout = _collapse(pipeline, converted, class_columns=forest == "class_columns")
     outputs = [o.name for o in converted.graph.output]
     if len(outputs) != 1:
         raise ValueError(f"converted booster has outputs {outputs}, expected one")
     for node in converted.graph.node:
         node.name = f"trees_{node.name}"  # unique beside the front and back nodes
         node.output[:] = [_TREE_OUTPUT if o == outputs[0] else o for o in node.output]
-    return converted, rewrite
+    return converted, layout
 
 
 def _collapse(
     pipeline: PricePipeline, converted: onnx.ModelProto, *, class_columns: bool
-) -> tuple[onnx.ModelProto, member_sets.Rewrite]:
+) -> tuple[onnx.ModelProto, graph_front.Layout | None]:
     """One set-membership node per categorical split, on class columns where the set is large.
 
     Same prices as onnxmltools' chains of equality tests, a forest less than half the size
     (`training.io.tree_ensemble`), and sets onnxruntime tests with a bitmask
-    (`training.io.member_sets`).
+    (`training.io.member_sets`). With class columns, the forest then reads
+    `graph_front.lookup_front`'s matrix, and sends NaN the way LightGBM does for the features
+    it never saw missing; without (`sets`, the graph before issue 21), it reads the fields in
+    `FIELD_NAMES` order and the layout is None.
     """
     collapsed, counts = tree_ensemble.collapse_categorical_chains(converted.SerializeToString())
     converted = onnx.load_from_string(collapsed)
     log.info("forest: %(nodes_before)d nodes as chains, %(nodes_after)d as sets", counts)
     rewrite = member_sets.Rewrite()
     if not class_columns:
-        return converted, rewrite
+        return converted, None
     codes = {
         FIELD_NAMES.index(name): len(pipeline.vocabulary.categories[name]) + 1
         for name in CATEGORICAL_FIELDS
     }
+    nan_as_zero = graph_front.features_without_missing(pipeline)
+    layout = graph_front.Layout({})
     for position, node in enumerate(converted.graph.node):
-        if node.op_type == "TreeEnsemble":
-            new, rewrite = member_sets.to_class_columns(
-                node, codes, len(FIELD_NAMES), list(FIELD_NAMES)
-            )
-            converted.graph.node[position].CopyFrom(new)
+        if node.op_type != "TreeEnsemble":
+            continue
+        forest, rewrite = member_sets.to_class_columns(
+            node, codes, len(FIELD_NAMES), list(FIELD_NAMES)
+        )
+        forest = graph_front.route_missing_like_zero(forest, nan_as_zero)
+        layout = graph_front.Layout({table.feature: table for table in rewrite.tables})
+        converted.graph.node[position].CopyFrom(layout.move(forest))
     # A split left on its codes is still exact (onnxruntime's hash-set path), only slower.
     log.log(
         logging.WARNING if rewrite.fallbacks else logging.INFO,
@@ -342,4 +314,4 @@ def _collapse(
         len(rewrite.fallbacks),
         "".join(f"\n  {split}" for split in rewrite.fallbacks),
     )
-    return converted, rewrite
+    return converted, layout

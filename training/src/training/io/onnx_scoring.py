@@ -89,10 +89,11 @@ def frame_feeds(frame: pd.DataFrame, inputs: Sequence[ManifestInput]) -> dict[st
         MissingInputError: `frame` has no column for one of `inputs` (named).
     """
     columns = {
-        item.name: frame[item.name].astype(str).to_numpy(dtype=object)
+        name: frame[name].astype(str).to_numpy(dtype=object)
         if item.type == "string"
-        else pd.to_numeric(frame[item.name], errors="coerce").to_numpy(dtype=np.float64)
+        else pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
         for item in inputs
-        if item.name in frame.columns
+        for name in item.columns
+        if name in frame.columns
     }
     return build_feeds(inputs, columns)

@@ -44,7 +44,9 @@ def log_bundle(run: TrackedRun, bundle_dir: Path, example: dict[str, Any]) -> st
     from mlflow.types.schema import Schema, TensorSpec
 
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(array.dtype, (-1, 1), name) for name, array in example.items()]),
+        inputs=Schema(
+            [TensorSpec(array.dtype, (-1, array.shape[1]), name) for name, array in example.items()]
+        ),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), PRICE_OUTPUT)]),
     )
     with run.active():
