@@ -15,8 +15,9 @@ Two fronts, both mirroring `training.core.encoding.feature_matrix`:
   Fewer nodes: onnxruntime's per-node and per-input overhead is most of the one-car call
   (issue 21; 49 nodes and 16 inputs before, 25 and 2 now).
 * `column_front`, for the graphs kept for the benchmarks' comparison (onnxmltools' chains,
-  and the sets as exported before issue 21), fed one input per field: a `LabelEncoder` to the float code per categorical field, `IsNaN`/`Where` per
-  numeric field the booster never saw missing, `Concat`, cast to float64.
+  and the sets as exported before issue 21), fed one input per field: a `LabelEncoder` to the
+  float code per categorical field, `IsNaN`/`Where` per numeric field the booster never saw
+  missing, `Concat`, cast to float64.
 """
 
 from dataclasses import dataclass
@@ -183,9 +184,7 @@ def lookup_front(
             code_of_id[1] = UNKNOWN_CODE
         inits.append(numpy_helper.from_array(by_code[code_of_id], f"{name}__rows"))
         nodes.append(
-            helper.make_node(
-                "Gather", [f"{name}__rows", f"{name}__id"], [f"{name}__block"], axis=0
-            )
+            helper.make_node("Gather", [f"{name}__rows", f"{name}__id"], [f"{name}__block"], axis=0)
         )
         blocks.append(f"{name}__block")
     nodes += [
