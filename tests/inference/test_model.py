@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from inference.model import WARMUP_CAR, BundleError, load_bundle
@@ -101,3 +102,70 @@ def test_older_patch_of_the_same_schema_is_accepted(
     major, minor, _ = SCHEMA_VERSION.split(".")
     bundle_writer(tmp_path, schema_version=f"{major}.{minor}.99")
     assert load_bundle(tmp_path).manifest.schema_version == f"{major}.{minor}.99"
+
+
+def _grouped_bundle(directory: Path, string_columns: int) -> Path:
+    """A bundle fed the two grouped inputs, price = 1000 + mileage, strings `string_columns` wide.
+
+    The manifest feeds the string input every categorical field, whatever its width.
+    """
+    import msgspec
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from shared_schema.bundle import MANIFEST_FILE, MODEL_FILE, Manifest, grouped_inputs
+
+    strings, numbers = grouped_inputs()
+    mileage = numbers.fields.index("mileage")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["numeric", "mileage_at"], ["mileage"], axis=1),
+            helper.make_node("Add", ["mileage", "base"], ["price"]),
+        ],
+        "grouped",
+        [
+            helper.make_tensor_value_info(
+                "categorical", TensorProto.STRING, [None, string_columns]
+            ),
+            helper.make_tensor_value_info(
+                "numeric", TensorProto.FLOAT, [None, len(numbers.fields)]
+            ),
+        ],
+        [helper.make_tensor_value_info("price", TensorProto.FLOAT, [None, 1])],
+        initializer=[
+            numpy_helper.from_array(np.array([mileage], dtype=np.int64), "mileage_at"),
+            numpy_helper.from_array(np.array([1000.0], dtype=np.float32), "base"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    model_bytes = model.SerializeToString()
+    manifest = Manifest(
+        sha256=hashlib.sha256(model_bytes).hexdigest(),
+        schema_version=SCHEMA_VERSION,
+        model_name="car-price",
+        model_version="1",
+        inputs=[strings, numbers],
+        training_data_hash="test",
+        parity_max_rel_diff=0.0,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MODEL_FILE).write_bytes(model_bytes)
+    (directory / MANIFEST_FILE).write_bytes(msgspec.json.encode(manifest))
+    onnx.checker.check_model(model)
+    return directory
+
+
+def test_a_bundle_fed_grouped_inputs_loads_and_prices_each_car(tmp_path: Path) -> None:
+    """The server feeds a grouped input its fields side by side, one row per car."""
+    import msgspec
+
+    model = load_bundle(_grouped_bundle(tmp_path, string_columns=8))
+    cars = [msgspec.structs.replace(WARMUP_CAR, mileage=m) for m in (0.0, 5.0, 123.0)]
+    assert model.predict(cars).ravel().tolist() == [1000.0, 1005.0, 1123.0]
+
+
+def test_a_grouped_input_of_another_width_than_the_manifest_is_refused(tmp_path: Path) -> None:
+    """A graph whose string input is 3 columns wide, for 8 fields, is refused naming both."""
+    with pytest.raises(BundleError, match="'categorical' has 3 columns, the manifest feeds it 8"):
+        load_bundle(_grouped_bundle(tmp_path, string_columns=3))

@@ -19,6 +19,7 @@ from shared_schema.bundle import (
     check_compatible,
     decode_manifest,
     encode_manifest,
+    grouped_inputs,
     manifest_inputs,
     read_verified,
     schema_version_refusal,
@@ -116,6 +117,26 @@ def test_schema_version_rule_is_one_function(
         ([ManifestInput("brand", "float")], "price", "the schema says 'string'"),
         ([ManifestInput("brand", "string")] * 2, "price", "twice"),
         (manifest_inputs(), "prediction", "output is 'prediction'"),
+        (
+            [ManifestInput("categorical", "string", ("brand", "seats"))],
+            "price",
+            "input 'categorical' column 'seats' is not a Car field",
+        ),
+        (
+            [ManifestInput("numeric", "float", ("mileage", "brand"))],
+            "price",
+            "input 'numeric' column 'brand' is 'float', the schema says 'string'",
+        ),
+        (
+            [ManifestInput("brand", "string", ("brand", "color"))],
+            "price",
+            "groups fields \\['brand', 'color'\\] under a Car field's name",
+        ),
+        (
+            [*grouped_inputs(), ManifestInput("mileage", "float")],
+            "price",
+            "name a field twice: \\['mileage'\\]",
+        ),
     ],
 )
 def test_inputs_and_output_must_match_the_schema(
@@ -198,3 +219,14 @@ def test_a_missing_bundle_directory_is_incomplete(tmp_path: Path) -> None:
     """No directory at all is a bundle not there (yet), naming the manifest it looked for."""
     with pytest.raises(IncompleteBundleError, match=f"{MANIFEST_FILE}: bundle file not found"):
         read_verified(tmp_path / "absent")
+
+
+def test_grouped_inputs_round_trip_and_single_ones_keep_their_old_bytes() -> None:
+    """`fields` is written only for a grouped input: a per-field manifest is as it was."""
+    grouped = _manifest(inputs=grouped_inputs())
+    assert decode_manifest(encode_manifest(grouped)) == grouped
+    check_compatible(grouped)
+    single = msgspec.json.decode(encode_manifest(_manifest()))
+    assert single["inputs"][0] == {"name": "brand", "type": "string"}
+    fed = [name for item in grouped.inputs for name in item.columns]
+    assert sorted(fed) == sorted(item.name for item in manifest_inputs())

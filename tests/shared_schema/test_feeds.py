@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES, Car
-from shared_schema.bundle import ManifestInput, MissingInputError, manifest_inputs
+from shared_schema.bundle import ManifestInput, MissingInputError, grouped_inputs, manifest_inputs
 from shared_schema.feeds import build_feeds, feeds_from_cars
 
 
@@ -58,3 +58,35 @@ def test_a_missing_column_is_named() -> None:
         MissingInputError, match="no column 'mileage': the graph takes it as a float"
     ):
         build_feeds(inputs, {"brand": ["BMW"]})
+
+
+def test_a_grouped_input_is_its_fields_side_by_side() -> None:
+    """[N, fields] in the listed order: strings as objects, numbers float32 with NaN."""
+    inputs = [
+        ManifestInput("categorical", "string", ("color", "brand")),
+        ManifestInput("numeric", "float", ("mileage", "engine_power")),
+    ]
+    columns = {"brand": ["BMW", "AUDI"], "color": ["white", "red"]}
+    columns |= {"mileage": [1.0, None], "engine_power": [150, 90]}
+    feeds = build_feeds(inputs, columns)
+    assert feeds["categorical"].tolist() == [["white", "BMW"], ["red", "AUDI"]]
+    assert feeds["categorical"].dtype == object
+    assert feeds["numeric"].dtype == np.float32
+    assert feeds["numeric"].shape == (2, 2)
+    assert feeds["numeric"][0].tolist() == [1.0, 150.0]
+    assert math.isnan(feeds["numeric"][1, 0])
+    assert feeds["numeric"].flags["C_CONTIGUOUS"]
+
+
+def test_a_missing_column_of_a_grouped_input_is_named() -> None:
+    """The column and the grouped input it belongs to are both named."""
+    with pytest.raises(MissingInputError, match=r"no column 'color': .* of input 'categorical'"):
+        build_feeds(grouped_inputs(), {name: ["x"] for name in FIELD_NAMES if name != "color"})
+
+
+def test_cars_feed_grouped_inputs() -> None:
+    """The server's path fills each grouped input from the decoded cars, one row per car."""
+    car = Car(**{name: "x" if name in CATEGORICAL_FIELDS else 1.0 for name in FIELD_NAMES})
+    feeds = feeds_from_cars([car, car, car], grouped_inputs())
+    assert feeds["categorical"].shape == (3, len(CATEGORICAL_FIELDS))
+    assert feeds["numeric"].shape == (3, len(FIELD_NAMES) - len(CATEGORICAL_FIELDS))

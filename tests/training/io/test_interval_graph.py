@@ -79,3 +79,29 @@ def test_manifest_records_nominal_and_measured_coverage(
     measured = coverage(cars["test"]["price"].to_numpy(float), low, high)
     assert manifest.interval.coverage == pytest.approx(measured, abs=0.01)
     assert 0.6 <= manifest.interval.coverage <= 0.95
+
+
+def test_interval_edges_that_do_not_ascend_are_refused() -> None:
+    """A table whose edges are out of order, or offsets not one per bin, is refused by name."""
+    from training.io.interval_tree import interval_nodes
+
+    with pytest.raises(ValueError, match=r"edges must ascend strictly: \[0.2, 0.1\]"):
+        interval_nodes(IntervalTable(0.8, (0.2, 0.1), (-0.2,) * 3, (0.2,) * 3, 100), "r", "p")
+    with pytest.raises(ValueError, match="2 upper offsets for 3 bins"):
+        interval_nodes(IntervalTable(0.8, (0.1, 0.2), (-0.2,) * 3, (0.2,) * 2, 100), "r", "p")
+
+
+def test_each_bin_reads_its_own_offsets(
+    with_interval: PricePipeline, cars: dict[str, pd.DataFrame]
+) -> None:
+    """Rows in every bin, and on each edge itself, get that bin's bounds (as the pipeline)."""
+    table = with_interval.interval
+    assert table is not None
+    assert len(table.edges) >= 2
+    graph = onnx_graph.build_graph(with_interval)
+    model, inputs = graph.SerializeToString(), onnx_graph.input_spec(graph)
+    frame = cars["test"].reset_index(drop=True)
+    relative = with_interval.predict_relative_log(frame)
+    bins = np.searchsorted(np.asarray(table.edges), relative, side="left")
+    assert set(bins.tolist()) == set(range(len(table.edges) + 1))
+    assert parity(model, inputs, with_interval, frame) < 1e-5

@@ -176,3 +176,14 @@ def test_a_graph_off_the_booster_fails_export_naming_the_row_and_the_tree(
         export_bundle(
             pipeline, cars["test"], tmp_path / "m", training_data_hash="t", model_name="car-price"
         )
+
+
+def test_routing_nan_like_zero_refuses_an_unknown_mode_naming_the_node() -> None:
+    """NaN is sent where 0 goes; a node whose mode says nothing of 0 is named, not guessed."""
+    from training.io import graph_front
+
+    forest = _forest([[1.0, 2.0], [3.0, 4.0]], modes=[6, 9])
+    with pytest.raises(ValueError, match=r"node 1 \(feature 0\): unknown node mode 9"):
+        graph_front.route_missing_like_zero(forest, {0})
+    routed = graph_front.route_missing_like_zero(_forest([[0.0, 2.0], [3.0, 4.0]]), {0})
+    assert _attributes(routed)["nodes_missing_value_tracks_true"][:2] == [1, 0]

@@ -16,6 +16,7 @@ from shared_schema.bundle import (
     ManifestInput,
     MissingInputError,
     decode_manifest,
+    grouped_inputs,
     manifest_inputs,
 )
 from training.core.model import PricePipeline
@@ -42,27 +43,39 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
     ]
 
 
-def test_inputs_are_the_schema_fields_with_their_types(model_bytes: bytes) -> None:
-    """One [None, 1] input per schema field, in order: string for categories, float32 else."""
+def test_inputs_are_the_schema_fields_grouped_by_type(model_bytes: bytes) -> None:
+    """Two inputs: the categorical fields' strings [None, 8], then the numbers [None, 8]."""
     graph = onnx.load_from_string(model_bytes).graph
-    assert [i.name for i in graph.input] == list(FIELD_NAMES)
-    for value in graph.input:
-        expected = (
-            onnx.TensorProto.STRING if value.name in CATEGORICAL_FIELDS else onnx.TensorProto.FLOAT
-        )
-        assert value.type.tensor_type.elem_type == expected, value.name
-        assert _dims(value) == [None, 1], value.name
+    assert [i.name for i in graph.input] == ["categorical", "numeric"]
+    strings, numbers = graph.input
+    assert strings.type.tensor_type.elem_type == onnx.TensorProto.STRING
+    assert numbers.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert _dims(strings) == [None, len(CATEGORICAL_FIELDS)]
+    assert _dims(numbers) == [None, len(FIELD_NAMES) - len(CATEGORICAL_FIELDS)]
 
 
 def test_input_spec_is_the_graphs_inputs_as_the_manifest_records_them(
     model_bytes: bytes, inputs: list[ManifestInput]
 ) -> None:
-    """The exporter's manifest inputs, read from the built graph, are the schema's fields."""
-    assert inputs == manifest_inputs()
+    """The exporter's manifest inputs, read from the built graph, carry every schema field."""
+    assert inputs == grouped_inputs()
+    assert sorted(name for item in inputs for name in item.columns) == sorted(FIELD_NAMES)
     broken = onnx.load_from_string(model_bytes)
-    broken.graph.input[2].type.tensor_type.elem_type = onnx.TensorProto.INT64
-    with pytest.raises(PipelineError, match="graph input 'body_type' has element type INT64"):
+    broken.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
+    with pytest.raises(PipelineError, match="graph input 'categorical' has element type INT64"):
         onnx_graph.input_spec(broken)
+    unlisted = onnx.load_from_string(model_bytes)
+    del unlisted.metadata_props[:]
+    with pytest.raises(PipelineError, match="'categorical' is not a Car field, and the graph"):
+        onnx_graph.input_spec(unlisted)
+
+
+def test_the_graphs_before_issue_21_keep_one_input_per_field(pipeline: PricePipeline) -> None:
+    """The comparison forms (`sets`, `chains`) are fed as bundles were: [None, 1] per field."""
+    for form in ("sets", "chains"):
+        graph = onnx_graph.build_graph(pipeline, forest=form)
+        assert onnx_graph.input_spec(graph) == manifest_inputs(), form
+        assert all(_dims(value) == [None, 1] for value in graph.graph.input), form
 
 
 def test_a_frame_missing_a_graph_input_is_named(
@@ -165,7 +178,7 @@ def test_bundle_manifest_has_the_serving_keys(
     assert manifest.schema_version == SCHEMA_VERSION
     assert manifest.model_name == "car-price"
     assert manifest.output == PRICE_OUTPUT
-    assert [i.name for i in manifest.inputs] == list(FIELD_NAMES)
+    assert manifest.inputs == grouped_inputs()
     assert set(manifest.categories or {}) == set(CATEGORICAL_FIELDS)
     assert manifest.brand_models == pipeline.vocabulary.brand_models_json()
     assert set(manifest.brand_models or {}) == set((manifest.categories or {})["brand"])
@@ -192,3 +205,48 @@ def test_failed_parity_writes_nothing_and_keeps_the_old_bundle(
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def _numbers_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every numeric field NaN, each in a different third of the rows."""
+    rows = frame.reset_index(drop=True).copy()
+    numeric = [name for name in FIELD_NAMES if name not in CATEGORICAL_FIELDS]
+    for index, name in enumerate(numeric):
+        rows[name] = rows[name].astype("float64")
+        rows.loc[rows.index % 3 == index % 3, name] = np.nan
+    return rows
+
+
+def test_a_missing_number_goes_where_lightgbm_sends_it(
+    model_bytes: bytes,
+    inputs: list[ManifestInput],
+    pipeline: PricePipeline,
+    cars: dict[str, pd.DataFrame],
+) -> None:
+    """NaN in any numeric field prices as LightGBM does (as 0 where it never saw one missing).
+
+    The graph has no NaN → 0 node: each split sends NaN where it sends 0. Without that
+    routing (every split's missing track cleared) the same rows part from the pipeline.
+    """
+    rows = _numbers_missing(cars["test"].head(300))
+    assert parity(model_bytes, inputs, pipeline, rows) <= 1e-5
+    graph = onnx.load_from_string(model_bytes)
+    forest = next(node for node in graph.graph.node if node.op_type == "TreeEnsemble")
+    for attribute in forest.attribute:
+        if attribute.name == "nodes_missing_value_tracks_true":
+            attribute.ints[:] = [0] * len(attribute.ints)
+    assert parity(graph.SerializeToString(), inputs, pipeline, rows) > 1e-3
+
+
+def test_another_fields_string_is_that_fields_unknown_code(
+    model_bytes: bytes,
+    inputs: list[ManifestInput],
+    pipeline: PricePipeline,
+    cars: dict[str, pd.DataFrame],
+) -> None:
+    """One encoder serves every categorical column: a value of another field is unknown here."""
+    rows = cars["test"].head(200).reset_index(drop=True).copy()
+    fields = list(CATEGORICAL_FIELDS)
+    for field, other in zip(fields, [*fields[1:], fields[0]], strict=True):
+        rows[field] = cars["test"][other].head(200).to_numpy()
+    assert parity(model_bytes, inputs, pipeline, rows) <= 1e-5

@@ -24,14 +24,15 @@ manifest = json.load(open(bundle + "/manifest.json", encoding="utf-8"))
 rows = json.load(open(rows_file, encoding="utf-8"))
 feeds = {}
 for item in manifest["inputs"]:
-    name = item["name"]
-    values = [row[name] for row in rows]
+    # An input is one field [N, 1], or the fields it lists side by side [N, len(fields)].
+    fields = item.get("fields") or [item["name"]]
+    values = [[row[name] for name in fields] for row in rows]
     if item["type"] == "string":
-        feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
+        feeds[item["name"]] = np.array(values, dtype=object).reshape(-1, len(fields))
     else:
-        feeds[name] = np.array(
-            [np.nan if v is None else v for v in values], dtype=np.float32
-        ).reshape(-1, 1)
+        feeds[item["name"]] = np.array(
+            [[np.nan if v is None else v for v in row] for row in values], dtype=np.float32
+        ).reshape(-1, len(fields))
 session = ort.InferenceSession(bundle + "/model.onnx", providers=["CPUExecutionProvider"])
 (price,) = session.run(["price"], feeds)
 print(json.dumps({"price": price.reshape(-1).tolist()}))

@@ -109,18 +109,20 @@ def route_missing_like_zero(forest: onnx.NodeProto, features: set[int]) -> onnx.
     attributes = _attributes(forest)
     modes = numpy_helper.to_array(attributes["nodes_modes"]).tolist()
     splits = numpy_helper.to_array(attributes["nodes_splits"]).tolist()
+    routed = [
+        node for node, feature in enumerate(attributes["nodes_featureids"]) if feature in features
+    ]
+    for node in routed:
+        if modes[node] != _MEMBER and modes[node] not in _ZERO_GOES_TRUE:
+            feature = attributes["nodes_featureids"][node]
+            raise ValueError(f"node {node} (feature {feature}): unknown node mode {modes[node]}")
     members = _member_sets(attributes, modes)
     tracks = list(attributes["nodes_missing_value_tracks_true"])
-    for node, feature in enumerate(attributes["nodes_featureids"]):
-        if feature not in features:
-            continue
-        mode = int(modes[node])
-        if mode == _MEMBER:
+    for node in routed:
+        if modes[node] == _MEMBER:
             tracks[node] = int(0.0 in members[node])
-        elif mode in _ZERO_GOES_TRUE:
-            tracks[node] = int(_ZERO_GOES_TRUE[mode](0.0, float(splits[node])))
         else:
-            raise ValueError(f"node {node} (feature {feature}): unknown node mode {mode}")
+            tracks[node] = int(_ZERO_GOES_TRUE[modes[node]](0.0, float(splits[node])))
     return _with_attributes(forest, nodes_missing_value_tracks_true=tracks)
 
 
@@ -239,17 +241,19 @@ def _attributes(forest: onnx.NodeProto) -> dict[str, Any]:
 
 
 def _member_sets(attributes: dict[str, Any], modes: list[int]) -> dict[int, set[float]]:
+    """Each BRANCH_MEMBER node's set, in node order (`membership_values`, NaN-separated)."""
     flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
-    sets: dict[int, set[float]] = {}
-    nodes = iter(node for node, mode in enumerate(modes) if mode == _MEMBER)
-    current: set[float] = set()
-    for value in flat:
-        if np.isnan(value):
-            sets[next(nodes)] = current
-            current = set()
-        else:
-            current.add(value)
-    return sets
+    member_nodes = [node for node, mode in enumerate(modes) if mode == _MEMBER]
+    ends = [index for index, value in enumerate(flat) if np.isnan(value)]
+    if len(ends) != len(member_nodes):
+        raise ValueError(
+            f"{len(member_nodes)} BRANCH_MEMBER nodes but {len(ends)} sets in membership_values"
+        )
+    starts = [0, *(end + 1 for end in ends[:-1])]
+    return {
+        node: set(flat[start:end])
+        for node, start, end in zip(member_nodes, starts, ends, strict=True)
+    }
 
 
 def _with_attributes(forest: onnx.NodeProto, **changed: Any) -> onnx.NodeProto:
