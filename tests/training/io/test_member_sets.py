@@ -187,3 +187,17 @@ def test_routing_nan_like_zero_refuses_an_unknown_mode_naming_the_node() -> None
         graph_front.route_missing_like_zero(forest, {0})
     routed = graph_front.route_missing_like_zero(_forest([[0.0, 2.0], [3.0, 4.0]]), {0})
     assert _attributes(routed)["nodes_missing_value_tracks_true"][:2] == [1, 0]
+
+
+def test_a_forest_without_set_splits_is_routed_and_walked() -> None:
+    """Thresholds only, no BRANCH_MEMBER (a small forest): routing and the walker still work."""
+    from training.io import graph_front, tree_ensemble
+
+    forest = _forest([[1.0], [2.0]], modes=[0, 3])
+    for attribute in forest.attribute:
+        if attribute.name == "membership_values":
+            attribute.t.CopyFrom(numpy_helper.from_array(np.zeros(0)))
+    routed = graph_front.route_missing_like_zero(forest, {0})
+    # Splits at 0: 0 <= 0 goes true, 0 > 0 does not.
+    assert _attributes(routed)["nodes_missing_value_tracks_true"] == [1, 0]
+    assert tree_ensemble.leaf_values(routed, np.array([np.nan])) == [1.0, 0.0]

@@ -249,7 +249,7 @@ def _member_sets(attributes: dict[str, Any], modes: list[int]) -> dict[int, set[
         raise ValueError(
             f"{len(member_nodes)} BRANCH_MEMBER nodes but {len(ends)} sets in membership_values"
         )
-    starts = [0, *(end + 1 for end in ends[:-1])]
+    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
     return {
         node: set(flat[start:end])
         for node, start, end in zip(member_nodes, starts, ends, strict=True)

@@ -244,7 +244,7 @@ def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
     weights = numpy_helper.to_array(attributes["leaf_weights"])
     flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
     ends = [i for i, value in enumerate(flat) if np.isnan(value)]
-    starts = [0, *(end + 1 for end in ends[:-1])]
+    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
     member_nodes = np.flatnonzero(modes == _MEMBER).tolist()
     members = {
         node: set(flat[start:end])
