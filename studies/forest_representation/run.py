@@ -41,7 +41,8 @@ RESULTS = Path(__file__).with_name("results")
 REPRESENTATIONS = {
     "chains": "onnxmltools' TreeEnsembleRegressor: each categorical set a chain of BRANCH_EQ",
     "sets": "one TreeEnsemble (ai.onnx.ml 5), a BRANCH_MEMBER per set on the field's code",
-    "class_columns": "sets on per-field class columns (Gather), each a 64-bit mask (shipped)",
+    "class_columns": "sets on class columns, each a 64-bit mask; two grouped inputs, one encoder,"
+    " NaN routed in the trees, the interval as a small tree (shipped)",
 }
 
 
@@ -102,11 +103,14 @@ def measure(
     *,
     forms: list[str],
     reference_dir: Path | None = None,
+    saved: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Every representation and baseline at every size, with parity and sizes.
 
     `reference_dir`, another trained pipeline (the previous champion), adds lleaves on its
-    booster to the same run, so a ratio against it is measured beside the rest.
+    booster to the same run, so a ratio against it is measured beside the rest. `saved` adds
+    graphs from files (label → .onnx of the same booster, e.g. one an earlier exporter wrote),
+    each fed its own inputs and checked for parity like the rest.
     """
     import onnxruntime as ort
 
@@ -123,8 +127,12 @@ def measure(
     # Other processes' load says how far to trust absolute figures (ratios are one run's).
     results["load_before"] = os.getloadavg()
     outputs = [PRICE_OUTPUT, LOWER_OUTPUT, UPPER_OUTPUT]
-    for name in forms:
-        model_bytes = champion.graph_bytes(name)
+    graphs: list[tuple[str, Callable[[], bytes]]] = [
+        (name, partial(champion.graph_bytes, name)) for name in forms
+    ]
+    graphs += [(label, path.read_bytes) for label, path in (saved or {}).items()]
+    for name, build in graphs:
+        model_bytes = build()
         graph = onnx.load_from_string(model_bytes)
         inputs = onnx_graph.input_spec(graph)
         session = ort.InferenceSession(
@@ -132,6 +140,8 @@ def measure(
         )
         entry: dict[str, Any] = {
             "nodes": _forest_nodes(graph),
+            "graph_nodes": len(graph.graph.node),
+            "inputs": len(graph.graph.input),
             "graph_mb": len(model_bytes) / 1e6,
             "session_mb": _session_mb(model_bytes),
             "parity": parity(model_bytes, inputs, pipeline, check),
@@ -178,14 +188,14 @@ def measure(
 
 def table(results: dict[str, Any], sizes: list[int]) -> str:
     """The results as Markdown: one row per representation or baseline."""
-    head = ["runtime", "nodes", "graph MB", "session MB"]
+    head = ["runtime", "forest nodes", "graph nodes / inputs", "graph MB", "session MB"]
     head += [f"µs/row at {size:,}" for size in sizes] + ["cold 1-car µs", "parity (max rel)"]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for name, entry in results["runs"].items():
-        cells = [name, "–", "–", "–"]
+        cells = [name, "–", "–", "–", "–"]
         if "nodes" in entry:
-            cells[1:] = [f"{entry['nodes']:,}", f"{entry['graph_mb']:.1f}"]
-            cells.append(f"{entry['session_mb']:.0f}")
+            cells[1:] = [f"{entry['nodes']:,}", f"{entry['graph_nodes']} / {entry['inputs']}"]
+            cells += [f"{entry['graph_mb']:.1f}", f"{entry['session_mb']:.0f}"]
         cells += [f"{entry[str(size)]:.2f}" for size in sizes] + [f"{entry['cold_1']:.1f}"]
         cells.append(f"{entry['parity']:.2g}" if "parity" in entry else "–")
         lines.append("| " + " | ".join(cells) + " |")
@@ -204,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference", type=Path, help="another trained pipeline: lleaves on its booster too"
     )
+    parser.add_argument(
+        "--graph",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also time this saved graph of the same booster (repeatable)",
+    )
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per timed cell")
     parser.add_argument("--out", type=Path, default=RESULTS / f"representations-{date.today()}")
     args = parser.parse_args(argv)
@@ -212,8 +229,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(forms) - set(REPRESENTATIONS))
     if unknown:
         parser.error(f"unknown representation {unknown}; known: {', '.join(REPRESENTATIONS)}")
+    saved = {}
+    for item in args.graph:
+        label, _, path = item.partition("=")
+        if not path or not Path(path).is_file():
+            parser.error(f"--graph {item!r}: expected LABEL=PATH to an .onnx file")
+        saved[label] = Path(path)
     results = measure(
-        args.pipeline, args.rows, sizes, args.budget, forms=forms, reference_dir=args.reference
+        args.pipeline,
+        args.rows,
+        sizes,
+        args.budget,
+        forms=forms,
+        reference_dir=args.reference,
+        saved=saved,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
