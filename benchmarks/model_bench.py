@@ -26,7 +26,7 @@ import pytest
 
 from benchmarks.champion import NO_BOOSTER, Champion, car_dicts, take
 from shared_schema import Car
-from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT
+from shared_schema.bundle import MODEL_FILE, PRICE_OUTPUT, ManifestInput
 from shared_schema.feeds import feeds_from_cars
 
 VARIANTS: Final = {
@@ -98,6 +98,7 @@ class Runtimes:
         self.notes: dict[str, dict[str, Any]] = {"onnx": {"note": graph_note(graph)}}
         self.lleaves: Any = None
         self.before: Any = None
+        self.before_inputs: list[ManifestInput] = []
         if champion.pipeline_dir is None:
             self.notes["onnx"]["parity_vs_pipeline"] = f"not measured: {NO_BOOSTER}"
             return
@@ -106,20 +107,25 @@ class Runtimes:
         except Exception as error:  # lleaves missing, LLVM out of time or memory: say so
             note = f"not measured: {error!r}"
         self.notes["lleaves"] = {"note": note}
+        import onnx
+
+        from training.io.onnx_graph import input_spec
+
+        before = champion.graph_bytes("sets")
+        # Its inputs are its own (one per field), not the served graph's grouped ones.
+        self.before_inputs = input_spec(onnx.load_from_string(before))
         self.before = ort.InferenceSession(
-            champion.graph_bytes("sets"),
-            sess_options=session_options(1),
-            providers=["CPUExecutionProvider"],
+            before, sess_options=session_options(1), providers=["CPUExecutionProvider"]
         )
 
     def call(self, variant: str, rows: pd.DataFrame) -> Callable[[], object]:
         """The timed call of `variant` on `rows`, its inputs prepared now."""
-        session, outputs = self.session, [PRICE_OUTPUT]
+        session, inputs, outputs = self.session, self.inputs, [PRICE_OUTPUT]
         cars = msgspec.convert(car_dicts(rows), list[Car])
         if variant.startswith("onnx_before"):
-            session = self.before
+            session, inputs = self.before, self.before_inputs
         if variant in ("onnx", "onnx_cold", "onnx_before", "onnx_before_cold"):
-            feeds = feeds_from_cars(cars, self.inputs)
+            feeds = feeds_from_cars(cars, inputs)
             return lambda: session.run(outputs, feeds)
         if variant == "onnx_from_structs":
             return lambda: session.run(outputs, feeds_from_cars(cars, self.inputs))
