@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from benchmarks.champion import Champion
 
 from benchmarks import model_bench
-from benchmarks.champion import Champion
 from shared_schema import FIELD_NAMES
 from shared_schema.bundle import GROUPED_INPUT_NAMES
 from training.core.model import PricePipeline
