@@ -32,18 +32,9 @@ from shared_schema.bundle import ManifestInput
 from training.core.encoding import UNKNOWN_CODE
 from training.core.model import PricePipeline
 from training.io.member_sets import ClassTable
+from training.io.tree_ensemble import COMPARISONS, MEMBER_MODE
 
 _ML_DOMAIN: Final = "ai.onnx.ml"
-#: TreeEnsemble (ai.onnx.ml 5) comparison modes: does the value 0 go to the true branch?
-_ZERO_GOES_TRUE: Final = {
-    0: float.__le__,
-    1: float.__lt__,
-    2: float.__ge__,
-    3: float.__gt__,
-    4: float.__eq__,
-    5: float.__ne__,
-}
-_MEMBER: Final = 6
 
 
 def features_without_missing(pipeline: PricePipeline) -> set[int]:
@@ -113,16 +104,16 @@ def route_missing_like_zero(forest: onnx.NodeProto, features: set[int]) -> onnx.
         node for node, feature in enumerate(attributes["nodes_featureids"]) if feature in features
     ]
     for node in routed:
-        if modes[node] != _MEMBER and modes[node] not in _ZERO_GOES_TRUE:
+        if modes[node] != MEMBER_MODE and modes[node] not in COMPARISONS:
             feature = attributes["nodes_featureids"][node]
             raise ValueError(f"node {node} (feature {feature}): unknown node mode {modes[node]}")
     members = _member_sets(attributes, modes)
     tracks = list(attributes["nodes_missing_value_tracks_true"])
     for node in routed:
-        if modes[node] == _MEMBER:
+        if modes[node] == MEMBER_MODE:
             tracks[node] = int(0.0 in members[node])
         else:
-            tracks[node] = int(_ZERO_GOES_TRUE[modes[node]](0.0, float(splits[node])))
+            tracks[node] = int(COMPARISONS[modes[node]](0.0, float(splits[node])))
     return _with_attributes(forest, nodes_missing_value_tracks_true=tracks)
 
 
@@ -243,7 +234,7 @@ def _attributes(forest: onnx.NodeProto) -> dict[str, Any]:
 def _member_sets(attributes: dict[str, Any], modes: list[int]) -> dict[int, set[float]]:
     """Each BRANCH_MEMBER node's set, in node order (`membership_values`, NaN-separated)."""
     flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
-    member_nodes = [node for node, mode in enumerate(modes) if mode == _MEMBER]
+    member_nodes = [node for node, mode in enumerate(modes) if mode == MEMBER_MODE]
     ends = [index for index, value in enumerate(flat) if np.isnan(value)]
     if len(ends) != len(member_nodes):
         raise ValueError(

@@ -26,7 +26,16 @@ _MODES: Final = {
     "BRANCH_EQ": 4,
     "BRANCH_NEQ": 5,
 }
-_MEMBER: Final = 6
+MEMBER_MODE: Final = 6
+#: What each comparison mode tests: `COMPARISONS[mode](value, threshold)` is the true branch.
+COMPARISONS: Final = {
+    0: float.__le__,
+    1: float.__lt__,
+    2: float.__ge__,
+    3: float.__gt__,
+    4: float.__eq__,
+    5: float.__ne__,
+}
 _ML_OPSET: Final = 5
 
 
@@ -107,7 +116,7 @@ class _Builder:
                 members.append(float(self.forest.field("nodes_values", following)))
                 last = following
             if len(members) > 1:
-                new_mode, split = _MEMBER, 0.0
+                new_mode, split = MEMBER_MODE, 0.0
                 self.members += [*members, float("nan")]
         false_id = self.forest.field("nodes_falsenodeids", last)
         missing = self.forest.field("nodes_missing_value_tracks_true", position)
@@ -245,18 +254,10 @@ def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
     flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
     ends = [i for i, value in enumerate(flat) if np.isnan(value)]
     starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
-    member_nodes = np.flatnonzero(modes == _MEMBER).tolist()
+    member_nodes = np.flatnonzero(modes == MEMBER_MODE).tolist()
     members = {
         node: set(flat[start:end])
         for node, start, end in zip(member_nodes, starts, ends, strict=True)
-    }
-    compare = {
-        0: float.__le__,
-        1: float.__lt__,
-        2: float.__ge__,
-        3: float.__gt__,
-        4: float.__eq__,
-        5: float.__ne__,
     }
     found = []
     for root in attributes["tree_roots"]:
@@ -265,10 +266,10 @@ def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
             value, mode = float(row[attributes["nodes_featureids"][node]]), int(modes[node])
             if np.isnan(value):
                 goes_true = bool(attributes["nodes_missing_value_tracks_true"][node])
-            elif mode == _MEMBER:
+            elif mode == MEMBER_MODE:
                 goes_true = value in members[node]
-            elif mode in compare:
-                goes_true = compare[mode](value, float(splits[node]))
+            elif mode in COMPARISONS:
+                goes_true = COMPARISONS[mode](value, float(splits[node]))
             else:
                 raise ValueError(f"node {node}: unknown node mode {mode}")
             side = "true" if goes_true else "false"
