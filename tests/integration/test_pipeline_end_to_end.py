@@ -164,19 +164,23 @@ def test_served_champion_answers_real_test_rows_like_the_graph(
     singles = [httpx.post(f"{served}/predict", json=car, timeout=10).json() for car in cars[:10]]
     assert [s["price_rub"] for s in singles] == prices[:10]
 
-    session = ort.InferenceSession(
-        str(resolve(project / params.paths.serving_bundle).directory / MODEL_FILE)
-    )
-    feeds = {
-        name: (
-            np.array([[car[name]] for car in cars], dtype=object)
-            if name in CATEGORICAL_FIELDS
-            else np.array(
-                [[np.nan if car[name] is None else car[name]] for car in cars], dtype=np.float32
-            )
-        )
-        for name in FIELD_NAMES
-    }
+    # The graph fed by hand from the manifest's JSON (not by the feed rule the server uses):
+    # each input's columns are its `fields`, or the field it is named after.
+    bundle_dir = resolve(project / params.paths.serving_bundle).directory
+    session = ort.InferenceSession(str(bundle_dir / MODEL_FILE))
+    manifest = json.loads((bundle_dir / MANIFEST_FILE).read_text("utf-8"))
+
+    def value(car: dict[str, Any], name: str) -> Any:
+        missing = car[name] is None and name not in CATEGORICAL_FIELDS
+        return np.nan if missing else car[name]
+
+    feeds, fed = {}, []
+    for spec in manifest["inputs"]:
+        columns = spec.get("fields") or [spec["name"]]
+        dtype = object if spec["type"] == "string" else np.float32
+        feeds[spec["name"]] = np.array([[value(car, c) for c in columns] for car in cars], dtype)
+        fed += columns
+    assert sorted(fed) == sorted(FIELD_NAMES)
     expected = session.run(["price"], feeds)[0].reshape(-1)
     np.testing.assert_allclose(prices, expected, rtol=1e-6)
     assert np.median(np.abs(np.array(prices) / rows["price"].to_numpy() - 1)) < 0.2
