@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from training.core.model import PricePipeline
 from training.errors import PipelineError
-from training.io import member_sets, onnx_graph, onnx_scoring
+from training.io import member_sets, onnx_graph, onnx_scoring, tree_ensemble
 from training.io.exporter import export_bundle, parity
 
 CODES = 100
@@ -90,7 +90,7 @@ def test_recoded_sets_route_every_code_as_the_original_sets() -> None:
 def test_recoded_sets_are_what_the_bitmask_takes() -> None:
     """Every rewritten set has at most 30 members, all in 1..30, on a class column."""
     _, new, rewrite = _rewrite([[1.0, 45.0, 99.0], [0.0, 2.0], [*map(float, range(3, 70))]])
-    members = member_sets._member_lists(_attributes(new))
+    members = tree_ensemble.member_lists(_attributes(new))
     assert rewrite.rewritten == 3
     for values in members.values():
         assert len(values) <= 30
@@ -191,7 +191,7 @@ def test_routing_nan_like_zero_refuses_an_unknown_mode_naming_the_node() -> None
 
 def test_a_forest_without_set_splits_is_routed_and_walked() -> None:
     """Thresholds only, no BRANCH_MEMBER (a small forest): routing and the walker still work."""
-    from training.io import graph_front, tree_ensemble
+    from training.io import graph_front
 
     forest = _forest([[1.0], [2.0]], modes=[0, 3])
     for attribute in forest.attribute:

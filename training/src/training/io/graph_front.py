@@ -32,7 +32,7 @@ from shared_schema.bundle import ManifestInput
 from training.core.encoding import UNKNOWN_CODE
 from training.core.model import PricePipeline
 from training.io.member_sets import ClassTable
-from training.io.tree_ensemble import COMPARISONS, MEMBER_MODE
+from training.io.tree_ensemble import COMPARISONS, MEMBER_MODE, member_lists
 
 _ML_DOMAIN: Final = "ai.onnx.ml"
 
@@ -107,7 +107,7 @@ def route_missing_like_zero(forest: onnx.NodeProto, features: set[int]) -> onnx.
         if modes[node] != MEMBER_MODE and modes[node] not in COMPARISONS:
             feature = attributes["nodes_featureids"][node]
             raise ValueError(f"node {node} (feature {feature}): unknown node mode {modes[node]}")
-    members = _member_sets(attributes, modes)
+    members = member_lists(attributes)
     tracks = list(attributes["nodes_missing_value_tracks_true"])
     for node in routed:
         if modes[node] == MEMBER_MODE:
@@ -229,22 +229,6 @@ def column_front(
 
 def _attributes(forest: onnx.NodeProto) -> dict[str, Any]:
     return {item.name: helper.get_attribute_value(item) for item in forest.attribute}
-
-
-def _member_sets(attributes: dict[str, Any], modes: list[int]) -> dict[int, set[float]]:
-    """Each BRANCH_MEMBER node's set, in node order (`membership_values`, NaN-separated)."""
-    flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
-    member_nodes = [node for node, mode in enumerate(modes) if mode == MEMBER_MODE]
-    ends = [index for index, value in enumerate(flat) if np.isnan(value)]
-    if len(ends) != len(member_nodes):
-        raise ValueError(
-            f"{len(member_nodes)} BRANCH_MEMBER nodes but {len(ends)} sets in membership_values"
-        )
-    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
-    return {
-        node: set(flat[start:end])
-        for node, start, end in zip(member_nodes, starts, ends, strict=True)
-    }
 
 
 def _with_attributes(forest: onnx.NodeProto, **changed: Any) -> onnx.NodeProto:

@@ -25,9 +25,10 @@ import numpy.typing as npt
 import onnx
 from onnx import helper, numpy_helper
 
+from training.io.tree_ensemble import MEMBER_MODE, member_lists
+
 #: onnxruntime's bitmask takes sets of at most 30 values in 0..30, and its mask starts at 1.
 MASK_CLASSES: Final = 30
-_MEMBER: Final = 6
 
 
 @dataclass(frozen=True)
@@ -66,22 +67,6 @@ class _Column:
             return False
         self.labels = np.cumsum(present)[combined] * (combined > 0)
         return True
-
-
-def _member_lists(attributes: Mapping[str, Any]) -> dict[int, list[float]]:
-    """Each BRANCH_MEMBER node's values (NaN-delimited in `membership_values`, in node order)."""
-    values = numpy_helper.to_array(attributes["membership_values"]).tolist()
-    modes = numpy_helper.to_array(attributes["nodes_modes"])
-    lists: dict[int, list[float]] = {}
-    position = 0
-    for node in np.flatnonzero(modes == _MEMBER):
-        members = []
-        while not np.isnan(values[position]):
-            members.append(values[position])
-            position += 1
-        position += 1
-        lists[int(node)] = members
-    return lists
 
 
 def _tree_of(attributes: Mapping[str, Any]) -> dict[int, int]:
@@ -155,9 +140,9 @@ def to_class_columns(
     modes = numpy_helper.to_array(attributes["nodes_modes"])
     trees = _tree_of(attributes)
     for node, mode in enumerate(modes.tolist()):
-        if mode > _MEMBER and node in trees:
+        if mode > MEMBER_MODE and node in trees:
             raise ValueError(f"tree {trees[node]} node {node}: unknown node mode {mode}")
-    members = _member_lists(attributes)
+    members = member_lists(attributes)
     features = list(attributes["nodes_featureids"])
     rewrite = Rewrite()
     per_feature = _large_sets(members, features, trees, codes=codes, names=names, rewrite=rewrite)
@@ -213,7 +198,7 @@ def check(
     """
     old_attributes = {a.name: helper.get_attribute_value(a) for a in old.attribute}
     new_attributes = {a.name: helper.get_attribute_value(a) for a in new.attribute}
-    before, after = _member_lists(old_attributes), _member_lists(new_attributes)
+    before, after = member_lists(old_attributes), member_lists(new_attributes)
     trees = _tree_of(old_attributes)
     columns = {
         t.first_column + i: (t, i) for t in rewrite.tables for i in range(t.classes.shape[1])

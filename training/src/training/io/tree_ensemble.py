@@ -11,6 +11,7 @@ logs the node counts before and after; the effect on latency and memory is measu
 benchmarks (`benchmarks/results/`).
 """
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import numpy as np
@@ -239,6 +240,26 @@ def collapse_categorical_chains(model_bytes: bytes) -> tuple[bytes, dict[str, in
     return model.SerializeToString(), counts
 
 
+def member_lists(attributes: Mapping[str, Any]) -> dict[int, list[float]]:
+    """Each BRANCH_MEMBER node's values, by node (NaN-delimited in `membership_values`).
+
+    Raises:
+        ValueError: The number of sets is not the number of BRANCH_MEMBER nodes.
+    """
+    flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
+    member_nodes = np.flatnonzero(numpy_helper.to_array(attributes["nodes_modes"]) == MEMBER_MODE)
+    ends = [index for index, value in enumerate(flat) if np.isnan(value)]
+    if len(ends) != len(member_nodes):
+        raise ValueError(
+            f"{len(member_nodes)} BRANCH_MEMBER nodes but {len(ends)} sets in membership_values"
+        )
+    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
+    return {
+        int(node): flat[start:end]
+        for node, start, end in zip(member_nodes, starts, ends, strict=True)
+    }
+
+
 def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
     """Each tree's leaf value for one row of a `TreeEnsemble`'s input, walked here in Python.
 
@@ -251,14 +272,7 @@ def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
     modes = numpy_helper.to_array(attributes["nodes_modes"])
     splits = numpy_helper.to_array(attributes["nodes_splits"])
     weights = numpy_helper.to_array(attributes["leaf_weights"])
-    flat = numpy_helper.to_array(attributes["membership_values"]).tolist()
-    ends = [i for i, value in enumerate(flat) if np.isnan(value)]
-    starts = [0, *(end + 1 for end in ends[:-1])] if ends else []
-    member_nodes = np.flatnonzero(modes == MEMBER_MODE).tolist()
-    members = {
-        node: set(flat[start:end])
-        for node, start, end in zip(member_nodes, starts, ends, strict=True)
-    }
+    members = {node: set(values) for node, values in member_lists(attributes).items()}
     found = []
     for root in attributes["tree_roots"]:
         node, is_leaf = root, False
