@@ -42,7 +42,10 @@ REPRESENTATIONS = {
     "chains": "onnxmltools' TreeEnsembleRegressor: each categorical set a chain of BRANCH_EQ",
     "sets": "one TreeEnsemble (ai.onnx.ml 5), a BRANCH_MEMBER per set on the field's code",
     "class_columns": "sets on class columns, each a 64-bit mask; two grouped inputs, one encoder,"
-    " NaN routed in the trees, the interval as a small tree (shipped)",
+    " NaN routed in the trees, the interval as a small tree",
+    "thresholds": "every split a BRANCH_LEQ (one node mode): categorical sets as thresholds on"
+    " threshold columns, front and back as class_columns (shipped)",
+    "thresholds_f32": "thresholds, the forest and its front in float32",
 }
 
 

@@ -137,7 +137,7 @@ def test_graph_with_class_columns_keeps_parity_with_the_pipeline(
 ) -> None:
     """With a 2-class mask every categorical set is re-coded; prices stay the pipeline's."""
     monkeypatch.setattr(member_sets, "MASK_CLASSES", 2)
-    graph = onnx_graph.build_graph(pipeline)
+    graph = onnx_graph.build_graph(pipeline, forest="class_columns")
     assert any(node.op_type == "Gather" for node in graph.graph.node)
     inputs = onnx_graph.input_spec(graph)
     assert parity(graph.SerializeToString(), inputs, pipeline, cars["test"]) < 1e-5

@@ -42,9 +42,12 @@ def test_set_membership_forest_predicts_exactly_like_the_chains(pipeline: PriceP
     assert "TreeEnsembleRegressor" not in ops
 
 
-def test_exported_graph_uses_set_membership_nodes(pipeline: PricePipeline) -> None:
-    """The serving graph holds one TreeEnsemble (ai.onnx.ml 5) and no equality chains."""
-    model = onnx_graph.build_graph(pipeline)
+def test_the_sets_form_uses_set_membership_nodes(pipeline: PricePipeline) -> None:
+    """The `sets` graph holds one TreeEnsemble (ai.onnx.ml 5) with BRANCH_MEMBER, no chains.
+
+    (The exported form turns those sets into thresholds: `test_threshold_columns`.)
+    """
+    model = onnx_graph.build_graph(pipeline, forest="sets")
     forests = [
         node for node in model.graph.node if node.domain == "ai.onnx.ml" and "Tree" in node.op_type
     ]

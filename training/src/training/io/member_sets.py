@@ -33,7 +33,7 @@ MASK_CLASSES: Final = 30
 
 @dataclass(frozen=True)
 class ClassTable:
-    """The class columns of one categorical feature, appended to the forest's input."""
+    """One categorical feature's lookup columns (class columns, or `threshold_columns`' ranks)."""
 
     feature: int
     #: [codes, columns] float64: the class of each code of the feature in each column.
@@ -69,7 +69,7 @@ class _Column:
         return True
 
 
-def _tree_of(attributes: Mapping[str, Any]) -> dict[int, int]:
+def tree_of(attributes: Mapping[str, Any]) -> dict[int, int]:
     """The tree of every internal node (for naming a split)."""
     trees: dict[int, int] = {}
     for tree, root in enumerate(attributes["tree_roots"]):
@@ -138,7 +138,7 @@ def to_class_columns(
     """
     attributes = {a.name: helper.get_attribute_value(a) for a in forest.attribute}
     modes = numpy_helper.to_array(attributes["nodes_modes"])
-    trees = _tree_of(attributes)
+    trees = tree_of(attributes)
     for node, mode in enumerate(modes.tolist()):
         if mode > MEMBER_MODE and node in trees:
             raise ValueError(f"tree {trees[node]} node {node}: unknown node mode {mode}")
@@ -199,7 +199,7 @@ def check(
     old_attributes = {a.name: helper.get_attribute_value(a) for a in old.attribute}
     new_attributes = {a.name: helper.get_attribute_value(a) for a in new.attribute}
     before, after = member_lists(old_attributes), member_lists(new_attributes)
-    trees = _tree_of(old_attributes)
+    trees = tree_of(old_attributes)
     columns = {
         t.first_column + i: (t, i) for t in rewrite.tables for i in range(t.classes.shape[1])
     }

@@ -4,15 +4,15 @@ Built by composition: a hand-written preprocessing front (onnx.helper), the boos
 by onnxmltools, and a hand-written back (log offset, the market level as one constant, exp).
 The front (`training.io.graph_front`) mirrors `training.core.encoding.feature_matrix`:
 
-* categorical field (tensor(string) [N, 1]) → ai.onnx.ml LabelEncoder → code, with the
-  unknown code as the encoder's default; one `Gather` by that code reads the code and the
-  field's class columns (`training.io.member_sets`) from one table;
-* numeric field (tensor(float) [N, 1]) → passed through; LightGBM turns a NaN into 0 for
+* the categorical fields (tensor(string) [N, 8]) → one ai.onnx.ml LabelEncoder → an id, with
+  the unknown code's id as the encoder's default; one `Gather` per field by that id reads the
+  field's code and its threshold columns (`training.io.threshold_columns`) from one table;
+* the numeric fields (tensor(float) [N, 8]) → cast to float64; LightGBM turns a NaN into 0 for
   features it never saw missing (`missing_type: None`), and the forest sends such a NaN the
   way it sends 0 (`graph_front.route_missing_like_zero`), so no node rewrites it;
-* one float64 matrix, which the forest reads as one `ai.onnx.ml.TreeEnsemble` (opset 5) whose
-  categorical splits are set-membership nodes (`training.io.tree_ensemble`), not onnxmltools'
-  equality chains; a set onnxruntime cannot test with its bitmask is tested on a class column.
+* one float64 matrix, which the forest reads as one `ai.onnx.ml.TreeEnsemble` (opset 5), not
+  onnxmltools' equality chains (`training.io.tree_ensemble`), whose every node is a
+  `BRANCH_LEQ`: each categorical split tests its field's threshold column.
 
 Why float32 thresholds are safe here: the booster was trained on float32-rounded inputs
 (see `training.core.encoding`), so every split threshold lies between two float32 values and
@@ -40,7 +40,7 @@ from shared_schema.bundle import (
 from training.core.intervals import IntervalTable
 from training.core.model import PricePipeline
 from training.errors import PipelineError
-from training.io import graph_front, interval_tree, member_sets, tree_ensemble
+from training.io import graph_front, interval_tree, member_sets, threshold_columns, tree_ensemble
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,10 @@ _RELATIVE_LOG_PRICE = "log_price_relative"
 #: replaces only this initializer).
 MARKET_LEVEL: Final = "market_level"
 #: How the forest's categorical splits are written: onnxmltools' equality chains, one
-#: BRANCH_MEMBER per split on the field's code, or that on class columns (what is exported;
-#: the other two stay for the benchmarks' comparison, `benchmarks/representations.py`).
-ForestForm = Literal["chains", "sets", "class_columns"]
+#: BRANCH_MEMBER per split on the field's code, that on class columns (each set a bitmask), or
+#: every split a BRANCH_LEQ on threshold columns (what is exported; the other three stay for
+#: the comparison in `studies/forest_representation` and `make bench`).
+ForestForm = Literal["chains", "sets", "class_columns", "thresholds", "thresholds_f32"]
 #: The graph input's element type per manifest input type, both ways (`input_spec`).
 #: The graph metadata key (then the input's name) listing a grouped input's fields.
 _FIELDS_KEY: Final = "car_price.input_fields."
@@ -66,7 +67,7 @@ _TENSOR_TYPES: Final[Mapping[InputType, int]] = {
 
 
 def build_graph(
-    pipeline: PricePipeline, *, opset: int = 17, forest: ForestForm = "class_columns"
+    pipeline: PricePipeline, *, opset: int = 17, forest: ForestForm = "thresholds"
 ) -> onnx.ModelProto:
     """Compose the serving graph for a trained pipeline.
 
@@ -88,7 +89,9 @@ def build_graph(
         fed = manifest_inputs()
     else:
         fed = grouped_inputs()
-        front, front_inits = graph_front.lookup_front(pipeline, layout, fed, _TREE_INPUT)
+        front, front_inits = graph_front.lookup_front(
+            pipeline, layout, fed, _TREE_INPUT, wide=forest != "thresholds_f32"
+        )
     back = [
         helper.make_node(
             "Add", [_TREE_OUTPUT, "log_offset"], [_RELATIVE_LOG_PRICE], name="log_offset"
@@ -251,18 +254,19 @@ def _convert_booster(
     (`graph_front.column_front`).
     """
     from onnxmltools import convert_lightgbm
-    from onnxmltools.convert.common.data_types import DoubleTensorType
+    from onnxmltools.convert.common.data_types import DoubleTensorType, FloatTensorType
 
+    tensor_type = FloatTensorType if forest == "thresholds_f32" else DoubleTensorType
     converted: onnx.ModelProto = convert_lightgbm(
         pipeline.booster,
-        initial_types=[(_TREE_INPUT, DoubleTensorType([None, len(FIELD_NAMES)]))],
+        initial_types=[(_TREE_INPUT, tensor_type([None, len(FIELD_NAMES)]))],
         # onnxmltools converts up to opset 15; its nodes are valid under the graph's opset too.
         target_opset=min(opset, 15),
         zipmap=False,
     )
     layout = None
     if forest != "chains":
-        converted, layout = _collapse(pipeline, converted, class_columns=forest == "class_columns")
+        converted, layout = _collapse(pipeline, converted, forest)
     outputs = [o.name for o in converted.graph.output]
     if len(outputs) != 1:
         raise ValueError(f"converted booster has outputs {outputs}, expected one")
@@ -273,22 +277,24 @@ def _convert_booster(
 
 
 def _collapse(
-    pipeline: PricePipeline, converted: onnx.ModelProto, *, class_columns: bool
+    pipeline: PricePipeline, converted: onnx.ModelProto, forest: ForestForm
 ) -> tuple[onnx.ModelProto, graph_front.Layout | None]:
-    """One set-membership node per categorical split, on class columns where the set is large.
+    """One node per categorical split: a set, or a threshold on a looked-up column.
 
     Same prices as onnxmltools' chains of equality tests, a forest less than half the size
-    (`training.io.tree_ensemble`), and sets onnxruntime tests with a bitmask
-    (`training.io.member_sets`). With class columns, the forest then reads
-    `graph_front.lookup_front`'s matrix, and sends NaN the way LightGBM does for the features
-    it never saw missing; without (`sets`, the graph before issue 21), it reads the fields in
-    `FIELD_NAMES` order and the layout is None.
+    (`training.io.tree_ensemble`). With `class_columns` the large sets are tested on class
+    columns with a bitmask (`training.io.member_sets`); with `thresholds` every categorical
+    split is a BRANCH_LEQ on a threshold column (`training.io.threshold_columns`), so the whole
+    forest is one node mode. Either way the forest then reads `graph_front.lookup_front`'s
+    matrix, and sends NaN the way LightGBM does for the features it never saw missing; with
+    `sets` (the graph before issue 21), it reads the fields in `FIELD_NAMES` order and the
+    layout is None.
     """
     collapsed, counts = tree_ensemble.collapse_categorical_chains(converted.SerializeToString())
     converted = onnx.load_from_string(collapsed)
     log.info("forest: %(nodes_before)d nodes as chains, %(nodes_after)d as sets", counts)
     rewrite = member_sets.Rewrite()
-    if not class_columns:
+    if forest == "sets":
         return converted, None
     codes = {
         FIELD_NAMES.index(name): len(pipeline.vocabulary.categories[name]) + 1
@@ -296,21 +302,25 @@ def _collapse(
     }
     nan_as_zero = graph_front.features_without_missing(pipeline)
     layout = graph_front.Layout({})
+    recode = (
+        member_sets.to_class_columns
+        if forest == "class_columns"
+        else threshold_columns.to_threshold_columns
+    )
     for position, node in enumerate(converted.graph.node):
         if node.op_type != "TreeEnsemble":
             continue
-        forest, rewrite = member_sets.to_class_columns(
-            node, codes, len(FIELD_NAMES), list(FIELD_NAMES)
-        )
-        forest = graph_front.route_missing_like_zero(forest, nan_as_zero)
+        trees, rewrite = recode(node, codes, len(FIELD_NAMES), list(FIELD_NAMES))
+        trees = graph_front.route_missing_like_zero(trees, nan_as_zero)
         layout = graph_front.Layout({table.feature: table for table in rewrite.tables})
-        converted.graph.node[position].CopyFrom(layout.move(forest))
-    # A split left on its codes is still exact (onnxruntime's hash-set path), only slower.
+        converted.graph.node[position].CopyFrom(layout.move(trees))
+    # A split left on its codes is still exact (onnxruntime's set paths), only slower.
     log.log(
         logging.WARNING if rewrite.fallbacks else logging.INFO,
-        "forest: %d categorical splits on %d class columns, %d left as large sets%s",
+        "forest: %d categorical splits on %d %s columns, %d left as sets%s",
         rewrite.rewritten,
         sum(table.classes.shape[1] for table in rewrite.tables),
+        "class" if forest == "class_columns" else "threshold",
         len(rewrite.fallbacks),
         "".join(f"\n  {split}" for split in rewrite.fallbacks),
     )

@@ -11,6 +11,7 @@ logs the node counts before and after; the effect on latency and memory is measu
 benchmarks (`benchmarks/results/`).
 """
 
+import operator
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -28,14 +29,15 @@ _MODES: Final = {
     "BRANCH_NEQ": 5,
 }
 MEMBER_MODE: Final = 6
-#: What each comparison mode tests: `COMPARISONS[mode](value, threshold)` is the true branch.
+#: What each comparison mode tests: `COMPARISONS[mode](value, threshold)` is the true branch
+#: (for a float, or elementwise for a numpy array of values).
 COMPARISONS: Final = {
-    0: float.__le__,
-    1: float.__lt__,
-    2: float.__ge__,
-    3: float.__gt__,
-    4: float.__eq__,
-    5: float.__ne__,
+    0: operator.le,
+    1: operator.lt,
+    2: operator.ge,
+    3: operator.gt,
+    4: operator.eq,
+    5: operator.ne,
 }
 _ML_OPSET: Final = 5
 
