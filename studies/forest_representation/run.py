@@ -44,8 +44,8 @@ REPRESENTATIONS = {
     "class_columns": "sets on class columns, each a 64-bit mask; two grouped inputs, one encoder,"
     " NaN routed in the trees, the interval as a small tree",
     "thresholds": "every split a BRANCH_LEQ (one node mode): categorical sets as thresholds on"
-    " threshold columns, front and back as class_columns (shipped)",
-    "thresholds_f32": "thresholds, the forest and its front in float32",
+    " threshold columns, front and back as class_columns",
+    "thresholds_f32": "thresholds, the forest and its front in float32 (shipped)",
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pandas as pd
-from onnx import TensorProto, helper
+from onnx import helper
 
 from shared_schema import SCHEMA_VERSION
 from shared_schema.bundle import (
@@ -95,7 +95,9 @@ def parity_culprit(
     if forest is None:
         return f"{where}; no TreeEnsemble to compare tree by tree"
     matrix_name = forest.input[0]
-    model.graph.output.append(helper.make_tensor_value_info(matrix_name, TensorProto.DOUBLE, None))
+    # The forest's input has its thresholds' type (float32 or float64: TreeEnsemble's rule).
+    matrix_type = next(a.t.data_type for a in forest.attribute if a.name == "nodes_splits")
+    model.graph.output.append(helper.make_tensor_value_info(matrix_name, matrix_type, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (matrix,) = session.run([matrix_name], onnx_scoring.frame_feeds(one, inputs))
     graph_leaves = tree_ensemble.leaf_values(forest, np.asarray(matrix)[0])

@@ -5,10 +5,11 @@ Two fronts, both mirroring `training.core.encoding.feature_matrix`:
 * `lookup_front`, for the forest as one `ai.onnx.ml.TreeEnsemble` (what is exported), fed
   the fields as two grouped inputs (`shared_schema.bundle.grouped_inputs`). One `LabelEncoder`
   gives every string of the categorical input an id in the union of the fields' vocabularies
-  (0 for none), and each field is one `Gather` by that id from a float64 table whose row is
-  the field's code (the unknown code for another field's string) followed by its lookup
-  columns: threshold columns (`training.io.threshold_columns`, what is exported) or class
-  columns (`training.io.member_sets`). The numeric input is cast to float64 once. The matrix
+  (0 for none), and each field is one `Gather` by that id from a table whose row is the
+  field's code (the unknown code for another field's string) followed by its lookup columns:
+  threshold columns (`training.io.threshold_columns`, what is exported) or class columns
+  (`training.io.member_sets`). The matrix is float32 as exported (the numeric input as it
+  is), or float64 for the forms kept for comparison (the numeric input cast once). It
   is laid out numeric fields first, then each categorical field's code and lookup columns
   (`Layout`), and the forest's feature ids are moved to match (`Layout.move`). LightGBM's
   NaN → 0 for features it never saw missing is not a node here: each split on such a feature
@@ -128,16 +129,15 @@ def lookup_front(
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Grouped raw fields → `matrix` [N, columns], in `layout`'s column order.
 
-    The matrix is float64, or float32 when not `wide` (tried for the study, not exported).
+    The matrix is float64, or float32 when not `wide` (what is exported).
 
     `inputs` are the graph's two grouped inputs (`shared_schema.bundle.grouped_inputs`): the
     categorical fields' strings [N, k] and the numeric fields [N, m], each in `layout`'s order.
     """
-    # The trees run in float64 (`wide`): onnxruntime then sums the leaf values in float64 too.
-    # On the 2020 champion: parity 2.2e-06 so, 2.9e-06 with the forest in float32 (`wide=False`,
-    # 12% faster at 10,000 rows; issue 21's study), against the export's 1e-5: float64 keeps the
-    # margin for other forests. The cast is exact, so comparisons against the (float32-rounded)
-    # thresholds are unchanged.
+    # `wide`: the forest runs in float64, and onnxruntime sums its leaf values in float64 too
+    # (the `class_columns` and `thresholds` forms). Exported: float32 (`thresholds_f32`), whose
+    # price error and speed `training.io.onnx_graph` states. The cast to float64 is exact, so
+    # comparisons against the (float32-rounded) thresholds are the same either way.
     nodes: list[onnx.NodeProto] = []
     inits = [numpy_helper.from_array(np.array([1], dtype=np.int64), "front_axis")]
     strings, numbers = inputs
