@@ -5,15 +5,16 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pandas as pd
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from training.core.model import PricePipeline
 from training.errors import PipelineError
 from training.io import member_sets, onnx_graph, onnx_scoring, tree_ensemble
 from training.io.exporter import export_bundle, parity
+
+from .forests import run_forest
 
 CODES = 100
 
@@ -52,17 +53,7 @@ def _scores(forest: onnx.NodeProto, tables: list[member_sets.ClassTable]) -> np.
     """The forest's output for every code 0..CODES-1, class columns looked up as the graph does."""
     codes = np.arange(CODES, dtype=np.float64).reshape(-1, 1)
     columns = [codes] + [table.classes[codes[:, 0].astype(int)] for table in tables]
-    graph = helper.make_graph(
-        [forest],
-        "forest",
-        [helper.make_tensor_value_info("features", TensorProto.DOUBLE, [None, None])],
-        [helper.make_tensor_value_info("score", TensorProto.DOUBLE, [None, 1])],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 5)]
-    )
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"features": np.hstack(columns)})[0]).ravel()
+    return run_forest(forest, np.hstack(columns))
 
 
 def _attributes(node: onnx.NodeProto) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from training.core.model import PricePipeline
 from training.io import onnx_graph, threshold_columns, tree_ensemble
 from training.io.member_sets import ClassTable
+
+from .forests import run_forest
 
 CODES = 60
 #: Feature 0 is categorical (codes 0..CODES-1), feature 1 numeric.
@@ -98,21 +99,6 @@ def _rows(tables: list[ClassTable]) -> np.ndarray:
     return np.hstack([rows, *looked_up])
 
 
-def _scores(forest: onnx.NodeProto, rows: np.ndarray) -> np.ndarray:
-    """The forest run by onnxruntime."""
-    graph = helper.make_graph(
-        [forest],
-        "forest",
-        [helper.make_tensor_value_info("features", TensorProto.DOUBLE, [None, None])],
-        [helper.make_tensor_value_info("score", TensorProto.DOUBLE, [None, 1])],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 5)]
-    )
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"features": rows})[0]).ravel()
-
-
 def _rewrite(old: onnx.NodeProto) -> tuple[onnx.NodeProto, Any]:
     return threshold_columns.to_threshold_columns(old, {0: CODES}, 2, ["model_name", "mileage"])
 
@@ -125,7 +111,7 @@ def test_every_code_reaches_the_same_leaf_in_every_tree() -> None:
     for row in rows:
         before = tree_ensemble.leaf_values(old, row[:2])
         assert tree_ensemble.leaf_values(new, row) == before, row[:2]
-    np.testing.assert_array_equal(_scores(new, rows), _scores(old, rows[:, :2].copy()))
+    np.testing.assert_array_equal(run_forest(new, rows), run_forest(old, rows[:, :2].copy()))
     assert rewrite.fallbacks == []
 
 
@@ -150,7 +136,7 @@ def test_a_member_past_the_fronts_codes_keeps_its_set_and_is_named() -> None:
     modes = numpy_helper.to_array(_attributes(new)["nodes_modes"]).tolist()
     assert modes.count(_MEMBER) == 1
     rows = _rows(rewrite.tables)
-    np.testing.assert_array_equal(_scores(new, rows), _scores(old, rows[:, :2].copy()))
+    np.testing.assert_array_equal(run_forest(new, rows), run_forest(old, rows[:, :2].copy()))
 
 
 def test_an_unknown_node_mode_is_refused_with_the_split_named() -> None:

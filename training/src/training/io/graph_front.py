@@ -23,7 +23,7 @@ Two fronts, both mirroring `training.core.encoding.feature_matrix`:
 """
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import onnx
@@ -34,7 +34,13 @@ from shared_schema.bundle import ManifestInput
 from training.core.encoding import UNKNOWN_CODE
 from training.core.model import PricePipeline
 from training.io.member_sets import ClassTable
-from training.io.tree_ensemble import COMPARISONS, MEMBER_MODE, member_lists
+from training.io.tree_ensemble import (
+    COMPARISONS,
+    MEMBER_MODE,
+    member_lists,
+    node_attributes,
+    with_attributes,
+)
 
 _ML_DOMAIN: Final = "ai.onnx.ml"
 
@@ -84,8 +90,8 @@ class Layout:
     def move(self, forest: onnx.NodeProto) -> onnx.NodeProto:
         """The forest reading this layout's matrix (every feature id moved)."""
         moved = self.positions()
-        return _with_attributes(
-            forest, nodes_featureids=[moved[f] for f in _attributes(forest)["nodes_featureids"]]
+        return with_attributes(
+            forest, nodes_featureids=[moved[f] for f in node_attributes(forest)["nodes_featureids"]]
         )
 
 
@@ -99,7 +105,7 @@ def route_missing_like_zero(forest: onnx.NodeProto, features: set[int]) -> onnx.
     Raises:
         ValueError: A node mode TreeEnsemble does not define, on one of `features` (named).
     """
-    attributes = _attributes(forest)
+    attributes = node_attributes(forest)
     modes = numpy_helper.to_array(attributes["nodes_modes"]).tolist()
     splits = numpy_helper.to_array(attributes["nodes_splits"]).tolist()
     routed = [
@@ -116,7 +122,7 @@ def route_missing_like_zero(forest: onnx.NodeProto, features: set[int]) -> onnx.
             tracks[node] = int(0.0 in members[node])
         else:
             tracks[node] = int(COMPARISONS[modes[node]](0.0, float(splits[node])))
-    return _with_attributes(forest, nodes_missing_value_tracks_true=tracks)
+    return with_attributes(forest, nodes_missing_value_tracks_true=tracks)
 
 
 def lookup_front(
@@ -239,19 +245,3 @@ def column_front(
         helper.make_node("Cast", ["features_f32"], [matrix], to=TensorProto.DOUBLE),
     ]
     return nodes, [numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero")]
-
-
-def _attributes(forest: onnx.NodeProto) -> dict[str, Any]:
-    return {item.name: helper.get_attribute_value(item) for item in forest.attribute}
-
-
-def _with_attributes(forest: onnx.NodeProto, **changed: Any) -> onnx.NodeProto:
-    attributes = {**_attributes(forest), **changed}
-    return helper.make_node(
-        forest.op_type,
-        list(forest.input),
-        list(forest.output),
-        name=forest.name,
-        domain=forest.domain,
-        **attributes,
-    )

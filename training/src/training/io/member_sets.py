@@ -25,7 +25,7 @@ import numpy.typing as npt
 import onnx
 from onnx import helper, numpy_helper
 
-from training.io.tree_ensemble import MEMBER_MODE, member_lists
+from training.io.tree_ensemble import MEMBER_MODE, member_lists, membership_tensor, with_attributes
 
 #: onnxruntime's bitmask takes sets of at most 30 values in 0..30, and its mask starts at 1.
 MASK_CLASSES: Final = 30
@@ -170,19 +170,10 @@ def to_class_columns(
         rewrite.tables.append(ClassTable(feature, table, column_count))
         rewrite.rewritten += len(placed)
         column_count += table.shape[1]
-    flat: list[float] = []
-    for node in sorted(new_members):
-        flat += [*new_members[node], float("nan")]
-    dtype = numpy_helper.to_array(attributes["membership_values"]).dtype
-    attributes["nodes_featureids"] = features
-    attributes["membership_values"] = numpy_helper.from_array(np.asarray(flat, dtype=dtype))
-    new = helper.make_node(
-        forest.op_type,
-        list(forest.input),
-        list(forest.output),
-        name=forest.name,
-        domain=forest.domain,
-        **attributes,
+    new = with_attributes(
+        forest,
+        nodes_featureids=features,
+        membership_values=membership_tensor(new_members, attributes["membership_values"]),
     )
     check(forest, new, rewrite, codes)
     return new, rewrite

@@ -27,10 +27,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from training.io.member_sets import ClassTable, Rewrite, tree_of
-from training.io.tree_ensemble import COMPARISONS, MEMBER_MODE, member_lists
+from training.io.tree_ensemble import (
+    COMPARISONS,
+    MEMBER_MODE,
+    member_lists,
+    membership_tensor,
+    node_attributes,
+    with_attributes,
+)
 
 _LEQ = 0
 _Codes = npt.NDArray[np.bool_]
@@ -43,10 +50,6 @@ class _Split:
     node: int
     members: _Codes
     reaching: _Codes
-
-
-def _attributes(forest: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: helper.get_attribute_value(a) for a in forest.attribute}
 
 
 def _goes_true(mode: int, split: float, members: list[float] | None, codes: int) -> _Codes | None:
@@ -153,15 +156,15 @@ def to_threshold_columns(
     Raises:
         ValueError: A node mode TreeEnsemble does not define (named with its tree and node).
     """
-    attributes = _attributes(forest)
+    found_in = node_attributes(forest)
     rewrite = Rewrite()
-    per_feature = _splits(attributes, codes, names, rewrite)
-    features: list[int] = list(attributes["nodes_featureids"])
-    modes = numpy_helper.to_array(attributes["nodes_modes"]).copy()
-    splits = numpy_helper.to_array(attributes["nodes_splits"]).copy()
-    tracks = list(attributes["nodes_missing_value_tracks_true"])
+    per_feature = _splits(found_in, codes, names, rewrite)
+    features: list[int] = list(found_in["nodes_featureids"])
+    modes = numpy_helper.to_array(found_in["nodes_modes"]).copy()
+    splits = numpy_helper.to_array(found_in["nodes_splits"]).copy()
+    tracks = list(found_in["nodes_missing_value_tracks_true"])
     children = {
-        key: list(attributes[key])
+        key: list(found_in[key])
         for key in (
             "nodes_truenodeids",
             "nodes_trueleafs",
@@ -200,26 +203,16 @@ def to_threshold_columns(
         rewrite.tables.append(ClassTable(feature, table, column_count))
         rewrite.rewritten += len(found)
         column_count += len(chains)
-    left = {
-        node: values for node, values in member_lists(attributes).items() if modes[node] != _LEQ
-    }
-    flat = [value for node in sorted(left) for value in [*left[node], float("nan")]]
-    dtype = numpy_helper.to_array(attributes["membership_values"]).dtype
-    attributes.update(
-        children,
+    # The sets left: those a fallback kept (every rewritten node is a BRANCH_LEQ now).
+    left = {node: values for node, values in member_lists(found_in).items() if modes[node] != _LEQ}
+    new = with_attributes(
+        forest,
+        **children,
         nodes_featureids=features,
         nodes_modes=numpy_helper.from_array(modes),
         nodes_splits=numpy_helper.from_array(splits),
         nodes_missing_value_tracks_true=tracks,
-        membership_values=numpy_helper.from_array(np.asarray(flat, dtype=dtype)),
-    )
-    new = helper.make_node(
-        forest.op_type,
-        list(forest.input),
-        list(forest.output),
-        name=forest.name,
-        domain=forest.domain,
-        **attributes,
+        membership_values=membership_tensor(left, found_in["membership_values"]),
     )
     check(forest, new, rewrite, codes)
     return new, rewrite
@@ -233,7 +226,7 @@ def check(
     Raises:
         ValueError: A split that disagrees, named with its tree, node and the first code.
     """
-    old_attributes, new_attributes = _attributes(old), _attributes(new)
+    old_attributes, new_attributes = node_attributes(old), node_attributes(new)
     names = [str(feature) for feature in range(max(codes, default=0) + 1)]
     reached = {
         split.node: split
@@ -249,8 +242,8 @@ def check(
     modes = numpy_helper.to_array(new_attributes["nodes_modes"])
     thresholds = numpy_helper.to_array(new_attributes["nodes_splits"])
 
-    def child(attributes: Mapping[str, Any], node: int, side: str) -> tuple[int, int]:
-        return attributes[f"nodes_{side}nodeids"][node], attributes[f"nodes_{side}leafs"][node]
+    def child(forest: Mapping[str, Any], node: int, side: str) -> tuple[int, int]:
+        return forest[f"nodes_{side}nodeids"][node], forest[f"nodes_{side}leafs"][node]
 
     for node, feature in enumerate(new_attributes["nodes_featureids"]):
         if feature not in columns:
@@ -262,8 +255,8 @@ def check(
         to_true = COMPARISONS[int(modes[node])](table.classes[:, index], float(thresholds[node]))
         # Each code's destination before and after, as (node id, is a leaf) per side.
         sides = {
-            name: np.asarray([child(attributes, node, "false"), child(attributes, node, "true")])
-            for name, attributes in (("old", old_attributes), ("new", new_attributes))
+            name: np.asarray([child(forest, node, "false"), child(forest, node, "true")])
+            for name, forest in (("old", old_attributes), ("new", new_attributes))
         }
         before = sides["old"][split.members.astype(int)]
         after = sides["new"][np.asarray(to_true, dtype=int)]

@@ -242,6 +242,32 @@ def collapse_categorical_chains(model_bytes: bytes) -> tuple[bytes, dict[str, in
     return model.SerializeToString(), counts
 
 
+def node_attributes(forest: onnx.NodeProto) -> dict[str, Any]:
+    """A `TreeEnsemble` node's attributes by name, as values (`with_attributes` reverses it)."""
+    return {item.name: helper.get_attribute_value(item) for item in forest.attribute}
+
+
+def with_attributes(forest: onnx.NodeProto, **changed: Any) -> onnx.NodeProto:
+    """The same node (name, domain, inputs, outputs) with `changed` attributes replaced."""
+    return helper.make_node(
+        forest.op_type,
+        list(forest.input),
+        list(forest.output),
+        name=forest.name,
+        domain=forest.domain,
+        **{**node_attributes(forest), **changed},
+    )
+
+
+def membership_tensor(sets: Mapping[int, list[float]], like: onnx.TensorProto) -> onnx.TensorProto:
+    """`membership_values` holding each node's set, by node (`member_lists` reversed).
+
+    In `like`'s element type: TreeEnsemble's sets take its input's type.
+    """
+    flat = [value for node in sorted(sets) for value in [*sets[node], float("nan")]]
+    return numpy_helper.from_array(np.asarray(flat, dtype=numpy_helper.to_array(like).dtype))
+
+
 def member_lists(attributes: Mapping[str, Any]) -> dict[int, list[float]]:
     """Each BRANCH_MEMBER node's values, by node (NaN-delimited in `membership_values`).
 
