@@ -18,14 +18,21 @@ rewrite cannot represent keeps its set on the field's code and is named (`Rewrit
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
-from training.io.tree_ensemble import MEMBER_MODE, member_lists, membership_tensor, with_attributes
+from training.io.tree_ensemble import (
+    MEMBER_MODE,
+    member_lists,
+    membership_tensor,
+    node_attributes,
+    tree_of,
+    with_attributes,
+)
 
 #: onnxruntime's bitmask takes sets of at most 30 values in 0..30, and its mask starts at 1.
 MASK_CLASSES: Final = 30
@@ -67,20 +74,6 @@ class _Column:
             return False
         self.labels = np.cumsum(present)[combined] * (combined > 0)
         return True
-
-
-def tree_of(attributes: Mapping[str, Any]) -> dict[int, int]:
-    """The tree of every internal node (for naming a split)."""
-    trees: dict[int, int] = {}
-    for tree, root in enumerate(attributes["tree_roots"]):
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            trees[node] = tree
-            for side in ("true", "false"):
-                if not attributes[f"nodes_{side}leafs"][node]:
-                    stack.append(attributes[f"nodes_{side}nodeids"][node])
-    return trees
 
 
 def _fits_mask(members: list[float]) -> bool:
@@ -136,7 +129,7 @@ def to_class_columns(
     Raises:
         ValueError: A node mode TreeEnsemble does not define (named with its tree and node).
     """
-    attributes = {a.name: helper.get_attribute_value(a) for a in forest.attribute}
+    attributes = node_attributes(forest)
     modes = numpy_helper.to_array(attributes["nodes_modes"])
     trees = tree_of(attributes)
     for node, mode in enumerate(modes.tolist()):
@@ -187,8 +180,7 @@ def check(
     Raises:
         ValueError: A split that disagrees, named with its tree, node and the first code.
     """
-    old_attributes = {a.name: helper.get_attribute_value(a) for a in old.attribute}
-    new_attributes = {a.name: helper.get_attribute_value(a) for a in new.attribute}
+    old_attributes, new_attributes = node_attributes(old), node_attributes(new)
     before, after = member_lists(old_attributes), member_lists(new_attributes)
     trees = tree_of(old_attributes)
     columns = {

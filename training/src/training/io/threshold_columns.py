@@ -29,13 +29,14 @@ import numpy.typing as npt
 import onnx
 from onnx import numpy_helper
 
-from training.io.member_sets import ClassTable, Rewrite, tree_of
+from training.io.member_sets import ClassTable, Rewrite
 from training.io.tree_ensemble import (
     COMPARISONS,
     MEMBER_MODE,
     member_lists,
     membership_tensor,
     node_attributes,
+    tree_of,
     with_attributes,
 )
 

@@ -141,7 +141,7 @@ class _Builder:
 
 
 def _rebuild(old: onnx.NodeProto, dtype: type) -> tuple[list[onnx.NodeProto], int, int]:
-    attributes = {item.name: helper.get_attribute_value(item) for item in old.attribute}
+    attributes = node_attributes(old)
     if attributes.get("base_values") or attributes.get("n_targets", 1) != 1:
         raise ValueError("only single-target forests without base values are rewritten")
     forest = _Forest(attributes)
@@ -259,6 +259,20 @@ def with_attributes(forest: onnx.NodeProto, **changed: Any) -> onnx.NodeProto:
     )
 
 
+def tree_of(attributes: Mapping[str, Any]) -> dict[int, int]:
+    """The tree of every internal node (for naming a split)."""
+    trees: dict[int, int] = {}
+    for tree, root in enumerate(attributes["tree_roots"]):
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            trees[node] = tree
+            for side in ("true", "false"):
+                if not attributes[f"nodes_{side}leafs"][node]:
+                    stack.append(attributes[f"nodes_{side}nodeids"][node])
+    return trees
+
+
 def membership_tensor(sets: Mapping[int, list[float]], like: onnx.TensorProto) -> onnx.TensorProto:
     """`membership_values` holding each node's set, by node (`member_lists` reversed).
 
@@ -296,7 +310,7 @@ def leaf_values(forest: onnx.NodeProto, row: np.ndarray) -> list[float]:
     Raises:
         ValueError: A node mode other than the comparisons and BRANCH_MEMBER.
     """
-    attributes = {item.name: helper.get_attribute_value(item) for item in forest.attribute}
+    attributes = node_attributes(forest)
     modes = numpy_helper.to_array(attributes["nodes_modes"])
     splits = numpy_helper.to_array(attributes["nodes_splits"])
     weights = numpy_helper.to_array(attributes["leaf_weights"])
