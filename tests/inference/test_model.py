@@ -4,10 +4,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
-from inference.model import WARMUP_CAR, BundleError, load_bundle
+from inference.model import ORDERED_RUN, WARMUP_CAR, BundleError, load_bundle, pricing_order
 from shared_schema import SCHEMA_VERSION
 
 
@@ -18,6 +19,44 @@ def test_valid_bundle_loads_and_predicts(model_bundle: Path) -> None:
     assert model.manifest.model_name == "car-price"
     (price,) = model.predict([WARMUP_CAR]).tolist()
     assert 1e5 < price < 5e7
+
+
+def _distinct_cars(count: int) -> list[Any]:
+    """`count` cars in no grouped order: brands alternate, each car its own mileage."""
+    return [
+        msgspec.structs.replace(
+            WARMUP_CAR,
+            brand=("TOYOTA", "BMW", "AUDI")[index % 3],
+            production_year=2000 + index % 17,
+            engine_power=60.0 + index,
+            mileage=7_000 * (count - index),
+        )
+        for index in range(count)
+    ]
+
+
+def test_a_long_run_is_priced_grouped_and_answered_in_the_cars_order(
+    tmp_path: Path, bundle_writer: Callable[..., Path]
+) -> None:
+    """From ORDERED_RUN cars up the run is reordered, and each car still gets its own prices."""
+    model = load_bundle(bundle_writer(tmp_path, interval=True))
+    cars = _distinct_cars(ORDERED_RUN)
+    order = pricing_order(cars)
+    assert order is not None
+    assert order != list(range(len(cars)))
+    assert [cars[index].brand for index in order] == sorted(car.brand for car in cars)
+    together = model.run(cars)
+    alone = [model.run([car]) for car in cars]
+    # Every car's price differs from the others', so a car given another's result would show.
+    assert len(set(together.prices)) == len(cars)
+    assert together.prices == [one.prices[0] for one in alone]
+    assert together.lower == [one.lower[0] for one in alone if one.lower is not None]
+    assert together.upper == [one.upper[0] for one in alone if one.upper is not None]
+
+
+def test_a_shorter_run_is_priced_in_the_cars_order() -> None:
+    """Below ORDERED_RUN cars there is no reordering to pay for."""
+    assert pricing_order(_distinct_cars(ORDERED_RUN - 1)) is None
 
 
 def test_unknown_manifest_keys_are_ignored(

@@ -1,0 +1,441 @@
+"""The shipped forest's walk in onnxruntime: what its layout costs, on the same nodes and prices.
+
+Every variant here is the champion's `thresholds_f32` forest, the same splits and leaves, so
+prices are identical (the study checks the largest difference is 0.0 on every held-out row).
+Only where things sit changes:
+
+* `padded`: the input matrix twice as wide (the extra columns unused): does the width of a
+  row (820 float32 columns, most of them threshold columns) cost cache misses?
+* `hot false`: each node tests its column so that its hotter child (more training rows reach
+  it) is the false child. onnxruntime lays a tree out depth first with one child right after
+  its parent; this measures which. A node is turned round by reading a negated copy of its
+  column: `x <= t` becomes `-x <= -nextafter(t)`, exact for float32 inputs, the children and
+  the missing-value track swapped. Every node stays `BRANCH_LEQ`.
+* `hot true`: the opposite orientation, the same way.
+* `hot false, GT`: the `hot false` orientation with `BRANCH_GT` nodes instead of negated
+  columns, so the forest mixes two node modes.
+
+"Row order" prices the same held-out cars as they come and grouped like the server groups a
+long run (`inference.model.pricing_order`: brand, model, year of manufacture), each batch
+sorted on its own: the forest alone, lleaves and LightGBM on the same orders (the simplest
+baselines get the same trick), and `LoadedModel.run` on the served bundle with its grouping
+switched off and on (sorting included).
+
+The hit counts come from the training split, the timings from the test split. It also reports
+what bounds a different tree shape: the node visits per row, the sum over trees of the
+deepest leaf, and the entropy of each tree's leaves (a lower bound on visits for any binary
+tree with the same leaf masses). Run pinned to one core after `make train`:
+
+    taskset -c 1 uv run --frozen python -m studies.forest_representation.layout
+
+It writes `results/layout-<date>.{md,json}`. Timings are medians; the variants take turns over
+the rounds; the cold call sleeps 20 ms before each of 60 different cars.
+"""
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import onnx
+from benchmarks.champion import Champion, car_dicts, held_out_rows
+from onnx import TensorProto, helper, numpy_helper
+
+from shared_schema import Car
+from shared_schema.feeds import feeds_from_cars
+
+RESULTS = Path(__file__).parent / "results"
+_FEATURES = "features"
+_COLD_CARS = 60
+_GT_MODE = 3
+
+
+def forest_matrix(graph: onnx.ModelProto, frame: Any) -> np.ndarray:
+    """The forest's input matrix for `frame`'s rows, as the graph's own front computes it."""
+    import onnxruntime as ort
+
+    from inference.model import session_options
+    from training.io import onnx_graph
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(graph)
+    probe.graph.output.append(helper.make_tensor_value_info(_FEATURES, TensorProto.FLOAT, None))
+    session = ort.InferenceSession(
+        probe.SerializeToString(),
+        sess_options=session_options(1),
+        providers=["CPUExecutionProvider"],
+    )
+    cars = msgspec.convert(car_dicts(frame), list[Car])
+    feeds = feeds_from_cars(cars, onnx_graph.input_spec(graph))
+    return np.ascontiguousarray(session.run([_FEATURES], feeds)[0])
+
+
+def child_hits(attributes: dict[str, Any], matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per node, how many rows of `matrix` go to its true child and to its false child."""
+    feature = np.asarray(attributes["nodes_featureids"])
+    split = numpy_helper.to_array(attributes["nodes_splits"]).astype(np.float32)
+    track = np.asarray(attributes["nodes_missing_value_tracks_true"])
+    child = {side: np.asarray(attributes[f"nodes_{side}nodeids"]) for side in ("true", "false")}
+    leaf = {side: np.asarray(attributes[f"nodes_{side}leafs"]) for side in ("true", "false")}
+    hits_true = np.zeros(len(feature))
+    hits_false = np.zeros(len(feature))
+    for root in attributes["tree_roots"]:
+        at = np.full(len(matrix), root)
+        walking = np.arange(len(matrix))
+        while len(walking):
+            node = at[walking]
+            value = matrix[walking, feature[node]]
+            true = (value <= split[node]) | (np.isnan(value) & (track[node] == 1))
+            np.add.at(hits_true, node[true], 1)
+            np.add.at(hits_false, node[~true], 1)
+            at[walking] = np.where(true, child["true"][node], child["false"][node])
+            done = np.where(true, leaf["true"][node], leaf["false"][node]) == 1
+            walking = walking[~done]
+    return hits_true, hits_false
+
+
+def turned(forest: onnx.NodeProto, turn: np.ndarray, width: int, *, via: str) -> onnx.NodeProto:
+    """`forest` with each node in `turn` testing the opposite way, its children swapped.
+
+    `via="negated"` reads column `width + c` (holding `-column c`) against `-nextafter(t)`;
+    `via="gt"` keeps the column and makes the node `BRANCH_GT`.
+    """
+    from training.io.tree_ensemble import node_attributes, with_attributes
+
+    attributes = node_attributes(forest)
+    feature = np.asarray(attributes["nodes_featureids"])
+    split = numpy_helper.to_array(attributes["nodes_splits"]).astype(np.float32)
+    swapped: dict[str, Any] = {}
+    for name in ("nodeids", "leafs"):
+        true, false = (np.asarray(attributes[f"nodes_{side}{name}"]) for side in ("true", "false"))
+        swapped[f"nodes_true{name}"] = np.where(turn, false, true).tolist()
+        swapped[f"nodes_false{name}"] = np.where(turn, true, false).tolist()
+    track = np.asarray(attributes["nodes_missing_value_tracks_true"])
+    swapped["nodes_missing_value_tracks_true"] = np.where(turn, 1 - track, track).tolist()
+    if via == "negated":
+        above = -np.nextafter(split, np.float32(np.inf))
+        swapped["nodes_featureids"] = np.where(turn, feature + width, feature).tolist()
+        swapped["nodes_splits"] = numpy_helper.from_array(np.where(turn, above, split))
+    else:
+        modes = numpy_helper.to_array(attributes["nodes_modes"])
+        swapped["nodes_modes"] = numpy_helper.from_array(
+            np.where(turn, _GT_MODE, modes).astype(np.uint8)
+        )
+    return with_attributes(forest, **swapped)
+
+
+def _session(forest: onnx.NodeProto) -> Any:
+    import onnxruntime as ort
+
+    from inference.model import session_options
+
+    graph = helper.make_graph(
+        [forest],
+        "forest",
+        [helper.make_tensor_value_info(_FEATURES, TensorProto.FLOAT, [None, None])],
+        [helper.make_tensor_value_info(forest.output[0], TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 5)]
+    )
+    return ort.InferenceSession(
+        model.SerializeToString(),
+        sess_options=session_options(1),
+        providers=["CPUExecutionProvider"],
+    )
+
+
+def _per_row_us(run: Callable[[np.ndarray], object], matrix: np.ndarray, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(matrix)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) / len(matrix) * 1e6
+
+
+def _cold_us(run: Callable[[np.ndarray], object], matrix: np.ndarray) -> float:
+    times = []
+    for row in range(min(_COLD_CARS, len(matrix))):
+        one = np.ascontiguousarray(matrix[row : row + 1])
+        time.sleep(0.02)
+        start = time.perf_counter()
+        run(one)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e6
+
+
+def shape_bounds(champion: Champion) -> dict[str, float]:
+    """Visits per row if every tree were reshaped: leaf-mass entropy, deepest leaves, as is."""
+    expected = entropy = deepest = 0.0
+    for tree in champion.pipeline.booster.dump_model()["tree_info"]:
+        leaves: list[tuple[int, int]] = []
+        stack = [(tree["tree_structure"], 0)]
+        while stack:
+            node, depth = stack.pop()
+            if "leaf_index" in node:
+                leaves.append((node["leaf_count"], depth))
+            else:
+                stack += [(node["left_child"], depth + 1), (node["right_child"], depth + 1)]
+        counts = np.array([count for count, _ in leaves], dtype=np.float64)
+        depths = np.array([depth for _, depth in leaves], dtype=np.float64)
+        mass = counts / counts.sum()
+        expected += float(mass @ depths)
+        entropy += float(-(mass[mass > 0] * np.log2(mass[mass > 0])).sum())
+        deepest += float(depths.max())
+    return {"training_visits": expected, "entropy_bound": entropy, "deepest_leaves": deepest}
+
+
+def measure(pipeline_dir: Path, splits: Path, rounds: int) -> dict[str, Any]:
+    """Every variant's µs at each size, hot and cold, with its largest price difference."""
+    import onnxruntime as ort
+
+    from training.io import onnx_graph
+
+    champion = Champion(Path("unused"), pipeline_dir)
+    graph = onnx_graph.build_graph(champion.pipeline)
+    forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble" and "trees" in n.name)
+    from training.io.tree_ensemble import node_attributes
+
+    attributes = node_attributes(forest)
+    counted = forest_matrix(graph, held_out_rows(splits / "train.parquet"))
+    timed = forest_matrix(graph, held_out_rows(splits / "test.parquet"))
+    hits_true, hits_false = child_hits(attributes, counted)
+    width = timed.shape[1]
+    negated = np.ascontiguousarray(np.hstack([timed, -timed]))
+    padded = np.ascontiguousarray(np.hstack([timed, np.zeros_like(timed)]))
+    variants = {
+        "as exported": (forest, timed),
+        "padded": (forest, padded),
+        "hot false": (turned(forest, hits_true > hits_false, width, via="negated"), negated),
+        "hot true": (turned(forest, hits_false > hits_true, width, via="negated"), negated),
+        "hot false, GT": (turned(forest, hits_true > hits_false, width, via="gt"), timed),
+    }
+    results: dict[str, Any] = {
+        "onnxruntime": ort.__version__,
+        "counted_rows": len(counted),
+        "timed_rows": len(timed),
+        "width": width,
+        "visits_per_row": float((hits_true + hits_false).sum() / len(counted)),
+        "turned_nodes": int((hits_true > hits_false).sum()),
+        "nodes": len(hits_true),
+        **shape_bounds(champion),
+        "load_before": os.getloadavg(),
+        "runs": {},
+    }
+    sessions = {name: _session(node) for name, (node, _) in variants.items()}
+    reference = sessions["as exported"].run(None, {_FEATURES: timed})[0]
+    for name, (_, matrix) in variants.items():
+        got = sessions[name].run(None, {_FEATURES: matrix})[0]
+        results["runs"][name] = {"max_abs_diff": float(np.abs(got - reference).max())}
+    for round_ in range(rounds):
+        order = list(variants)[round_ % len(variants) :] + list(variants)[: round_ % len(variants)]
+        for name in order:
+            matrix = variants[name][1]
+            session = sessions[name]
+
+            def run(rows: np.ndarray, session: Any = session) -> object:
+                return session.run(None, {_FEATURES: rows})
+
+            entry = results["runs"][name]
+            for size, repeats in ((len(matrix), 9), (1000, 25), (1, 3000)):
+                label = "all" if size == len(matrix) else str(size)
+                entry.setdefault(label, []).append(
+                    _per_row_us(run, np.ascontiguousarray(matrix[:size]), repeats)
+                )
+            entry.setdefault("cold", []).append(_cold_us(run, matrix[round_ * _COLD_CARS :]))
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+_ORDER_SIZES = (16, 64, 128, 256, 1000)
+#: Rows the batch sizes are timed over (the test split's first ones; a larger batch: one).
+_ORDER_ROWS = 7_000
+
+
+def _grouped(matrix: np.ndarray, keys: list[int]) -> np.ndarray:
+    """Row indices of `matrix` sorted by its columns `keys` (the first key sorts first)."""
+    return np.lexsort([matrix[:, key] for key in reversed(keys)])
+
+
+def _batches_us(
+    run: Callable[[np.ndarray], object], matrix: np.ndarray, size: int, keys: list[int] | None
+) -> float:
+    """Mean µs/row over consecutive `size`-row batches, each sorted by `keys` (None: as is)."""
+    times = []
+    for start in _starts(len(matrix), size):
+        batch = matrix[start : start + size]
+        if keys is not None:
+            batch = batch[_grouped(batch, keys)]
+        times.append(_per_row_us(run, np.ascontiguousarray(batch), _repeats(size)))
+    return float(np.mean(times))
+
+
+def _starts(rows: int, size: int) -> range:
+    """The first row of each batch timed: consecutive batches over `_ORDER_ROWS` rows at most."""
+    return range(0, max(min(rows, _ORDER_ROWS), size) - size + 1, size)
+
+
+def _repeats(size: int) -> int:
+    """Timed calls per batch: about 2,000 rows' worth, at least 3."""
+    return max(3, 2_000 // size)
+
+
+def row_order(pipeline_dir: Path, splits: Path, bundle: Path) -> dict[str, Any]:
+    """µs/row as the cars come and grouped, for the forest, lleaves, LightGBM and the server."""
+    from unittest import mock
+
+    from benchmarks.model_bench import compile_lleaves
+
+    import inference.model as served
+    from shared_schema import CATEGORICAL_FIELDS, FIELD_NAMES
+    from training.io import onnx_graph
+
+    champion = Champion(Path("unused"), pipeline_dir)
+    frame = held_out_rows(splits / "test.parquet")
+    graph = onnx_graph.build_graph(champion.pipeline)
+    forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble" and "trees" in n.name)
+    matrix = forest_matrix(graph, frame)
+    # The forest's matrix: the numeric fields first, then each categorical field's code and
+    # its lookup columns (`graph_front.Layout`); the codes' columns are found by their tables.
+    numeric = [name for name in FIELD_NAMES if name not in CATEGORICAL_FIELDS]
+    column, code_column = len(numeric), {}
+    for name in CATEGORICAL_FIELDS:
+        code_column[name] = column
+        table = next(t for t in graph.graph.initializer if t.name == f"{name}__rows")
+        column += int(table.dims[1])
+    forest_keys = [
+        code_column["brand"],
+        code_column["model_name"],
+        numeric.index("production_year"),
+    ]
+    encoded = champion.encode(frame)
+    booster_keys = [FIELD_NAMES.index(n) for n in ("brand", "model_name", "production_year")]
+    lleaves, _ = compile_lleaves(champion.booster_file, Path("data/bench/lleaves"))
+    session = _session(forest)
+    runtimes: dict[str, tuple[Callable[[np.ndarray], object], np.ndarray, list[int]]] = {
+        "forest alone": (
+            lambda rows: session.run(None, {_FEATURES: rows}),
+            matrix,
+            forest_keys,
+        ),
+        "lleaves": (lambda rows: lleaves.predict(rows, n_jobs=1), encoded, booster_keys),
+        "LightGBM": (
+            lambda rows: champion.pipeline.booster.predict(rows, num_threads=1),
+            encoded,
+            booster_keys,
+        ),
+    }
+    results: dict[str, Any] = {"rows": len(frame), "runs": {}}
+    for name, (run, rows, keys) in runtimes.items():
+        results["runs"][name] = {
+            str(size): [_batches_us(run, rows, size, None), _batches_us(run, rows, size, keys)]
+            for size in (*_ORDER_SIZES, len(rows))
+        }
+    model = served.load_bundle(bundle)
+    cars = msgspec.convert(car_dicts(frame), list[Car])
+
+    def priced(size: int) -> list[float]:
+        """µs/row as the cars come and grouped, the two taking turns call by call."""
+        times: list[list[float]] = [[], []]
+        for start in _starts(len(cars), size):
+            batch = cars[start : start + size]
+            runs: list[list[float]] = [[], []]
+            for _ in range(max(5, _repeats(size))):
+                for grouped, bound in enumerate((len(cars) + 1, 1)):
+                    with mock.patch.object(served, "ORDERED_RUN", bound):
+                        begin = time.perf_counter()
+                        model.run(batch)
+                        runs[grouped].append(time.perf_counter() - begin)
+            for grouped in (0, 1):
+                times[grouped].append(float(np.median(runs[grouped])) / size * 1e6)
+        return [float(np.mean(times[0])), float(np.mean(times[1]))]
+
+    entry = {str(size): priced(size) for size in (*_ORDER_SIZES, len(cars))}
+    results["runs"][f"LoadedModel.run ({bundle})"] = entry
+    return results
+
+
+def order_table(results: dict[str, Any]) -> str:
+    """µs/row as is → grouped (and the ratio) per runtime and batch size."""
+    sizes = list(next(iter(results["runs"].values())))
+    lines = [
+        "| runtime | " + " | ".join(f"{int(size):,} rows" for size in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for name, entry in results["runs"].items():
+        cells = [
+            f"{as_is:.2f} → {grouped:.2f} ({grouped / as_is:.2f}×)"
+            for as_is, grouped in (entry[size] for size in sizes)
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table: medians over rounds, and each variant over `as exported`."""
+    base = results["runs"]["as exported"]
+    lines = [
+        f"| variant | max price diff | µs/row at {results['timed_rows']:,} | at 1,000 | one row "
+        "| cold one row | vs as exported (all / 1,000 / 1 / cold) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, entry in results["runs"].items():
+        medians = [float(np.median(entry[key])) for key in ("all", "1000", "1", "cold")]
+        ratios = [
+            m / float(np.median(base[key]))
+            for m, key in zip(medians, ("all", "1000", "1", "cold"), strict=True)
+        ]
+        lines.append(
+            f"| {name} | {entry['max_abs_diff']:.1e} | {medians[0]:.2f} | {medians[1]:.2f} | "
+            f"{medians[2]:.2f} | {medians[3]:.0f} | "
+            + " / ".join(f"{ratio:.2f}" for ratio in ratios)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", type=Path, default=Path("data/train"))
+    parser.add_argument("--splits", type=Path, default=Path("data/splits"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bundle", type=Path, default=Path("data/model"))
+    parser.add_argument("--out", type=Path, default=RESULTS / f"layout-{date.today()}")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    results = measure(args.pipeline, args.splits, args.rounds)
+    results["row_order"] = row_order(args.pipeline, args.splits, args.bundle)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    load = ", ".join(f"{value:.2f}" for value in [*results["load_before"], *results["load_after"]])
+    text = (
+        f"{args.pipeline}: onnxruntime {results['onnxruntime']}, forest alone on its input matrix "
+        f"({results['width']} columns), {args.rounds} rounds, {os.cpu_count()} CPUs, "
+        f"load average before / after: {load}\n\n"
+        f"Node visits per row {results['visits_per_row']:.0f} (training rows); the same from "
+        f"LightGBM's leaf counts {results['training_visits']:.0f}; sum of each tree's deepest "
+        f"leaf {results['deepest_leaves']:.0f}; leaf-mass entropy bound "
+        f"{results['entropy_bound']:.0f}. Turned round: {results['turned_nodes']:,} of "
+        f"{results['nodes']:,} nodes.\n\n" + table(results) + "\n\n"
+        "## Row order\n\n"
+        f"µs per row, the {results['row_order']['rows']:,} held-out rows as they come → each "
+        "batch grouped by brand, model and year of manufacture (the sort included for "
+        "`LoadedModel.run`, whose grouping `inference.model.ORDERED_RUN` switches; the "
+        "last column is all rows in one batch):\n\n" + order_table(results["row_order"]) + "\n"
+    )
+    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
