@@ -1,6 +1,6 @@
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,23 @@ def _distinct_cars(count: int) -> list[Any]:
     ]
 
 
+def _fed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The brands of the cars each run feeds the graph, in the order it feeds them."""
+    import inference.model
+
+    fed: list[list[str]] = []
+    feeds = inference.model.feeds_from_cars
+
+    def spy(cars: Sequence[Any], inputs: Any) -> Any:
+        fed.append([car.brand for car in cars])
+        return feeds(cars, inputs)
+
+    monkeypatch.setattr(inference.model, "feeds_from_cars", spy)
+    return fed
+
+
 def test_a_long_run_is_priced_grouped_and_answered_in_the_cars_order(
-    tmp_path: Path, bundle_writer: Callable[..., Path]
+    tmp_path: Path, bundle_writer: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """From ORDERED_RUN cars up the run is reordered, and each car still gets its own prices."""
     model = load_bundle(bundle_writer(tmp_path, interval=True))
@@ -44,8 +59,9 @@ def test_a_long_run_is_priced_grouped_and_answered_in_the_cars_order(
     order = pricing_order(cars)
     assert order is not None
     assert order != list(range(len(cars)))
-    assert [cars[index].brand for index in order] == sorted(car.brand for car in cars)
+    fed = _fed(monkeypatch)
     together = model.run(cars)
+    assert fed == [sorted(car.brand for car in cars)]  # the graph saw them grouped
     alone = [model.run([car]) for car in cars]
     # Every car's price differs from the others', so a car given another's result would show.
     assert len(set(together.prices)) == len(cars)
@@ -54,9 +70,20 @@ def test_a_long_run_is_priced_grouped_and_answered_in_the_cars_order(
     assert together.upper == [one.upper[0] for one in alone if one.upper is not None]
 
 
-def test_a_shorter_run_is_priced_in_the_cars_order() -> None:
-    """Below ORDERED_RUN cars there is no reordering to pay for."""
-    assert pricing_order(_distinct_cars(ORDERED_RUN - 1)) is None
+def test_a_shorter_run_is_priced_in_the_cars_order(
+    tmp_path: Path, bundle_writer: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below ORDERED_RUN cars no reordering; a model without an interval orders a long run too."""
+    model = load_bundle(bundle_writer(tmp_path))
+    cars = _distinct_cars(ORDERED_RUN - 1)
+    assert pricing_order(cars) is None
+    fed = _fed(monkeypatch)
+    model.run(cars)
+    assert fed == [[car.brand for car in cars]]
+    longer = _distinct_cars(ORDERED_RUN)
+    prices = model.predict(longer).tolist()
+    assert prices == [model.predict([car]).tolist()[0] for car in longer]
+    assert model.run(longer).lower is None
 
 
 def test_unknown_manifest_keys_are_ignored(

@@ -45,13 +45,16 @@ WARMUP_CAR: Final = Car(
 
 
 #: A run of at least this many cars prices them grouped by brand, model and year of manufacture,
-#: and answers in the cars' own order. onnxruntime walks the forest one tree at a time over up
-#: to 128 rows; like cars take like paths through a tree, so its branches are predicted better.
-#: Measured through `LoadedModel.run` on the test split's cars (one core;
-#: studies/forest_representation/results/layout-2026-12-07.md, "Row order"): 0.90x the time per
-#: car at 1,000 cars and 0.76x at 7,000, sorting included (0.2-0.7 us a car); at 16 to 128 cars
-#: no gain (1.00-1.03x). The bound was read off those figures (timings, not prices: the prices
-#: of a run do not depend on its order).
+#: and answers in the cars' own order. onnxruntime's TreeEnsemble (1.32, one thread) walks the
+#: forest one tree at a time over blocks of 128 rows (its source); like cars take like paths
+#: through a tree, so its branches are predicted better. Measured through `LoadedModel.run` on
+#: the test split's cars, one core, the sort included
+#: (studies/forest_representation/results/layout-2026-12-07.md, "Row order"): 0.90x the time
+#: per car at 1,000 cars and 0.76x at 7,312; at 256 cars 0.97x; at 16 to 128 cars the sort
+#: costs about what it saves, or more (1.00-1.03x). The bound was read off those figures
+#: (timings, not prices: the study checks a grouped run's prices equal the same run's as the
+#: cars come). Over HTTP the gain did not show at 1,000 cars (`make bench` 2026-12-07: 42,140
+#: rows/s against 42,318 the run before, within its noise).
 ORDERED_RUN: Final = 256
 
 
@@ -205,9 +208,10 @@ class LoadedModel:
         outputs = self.session.run(self.output_names, feeds_from_cars(priced, self.manifest.inputs))
         columns = [np.asarray(out, dtype=np.float64).reshape(-1) for out in outputs]
         if order is not None:  # back to the cars' own order
+            positions = np.asarray(order)
             for position, column in enumerate(columns):
                 restored = np.empty_like(column)
-                restored[order] = column
+                restored[positions] = column
                 columns[position] = restored
         prices, *bounds = (column.tolist() for column in columns)
         if bounds:
