@@ -80,6 +80,10 @@ def test_overload_sheds_fast_503s_and_keeps_accepted_latency(
     assert rss_after - rss_before < 64
 
 
+#: Client threads posting cars in the fault tests (unless a test asks for more).
+CLIENT_THREADS = 4
+
+
 class Clients:
     """Threads posting the sample car, a new connection each time, until stopped.
 
@@ -87,7 +91,7 @@ class Clients:
     accepted) or `dropped` (the request was sent and no response came back).
     """
 
-    def __init__(self, url: str, threads: int = 4) -> None:
+    def __init__(self, url: str, threads: int = CLIENT_THREADS) -> None:
         self.url = url
         self.outcomes: list[int | str] = []
         self.answered_at: list[float] = []  # time.monotonic() of each 200
@@ -189,7 +193,10 @@ def test_sigkill_of_a_worker_under_load(tmp_path: Path, model_bundle: Path) -> N
     # the error's text is printed above to tell the next failure's cause.
     assert failed <= 8, clients.errors
     assert served_after > served_before  # the dead worker's counts stay, the rest go on
-    assert clients.count(200) <= served_after
+    # A request is counted after its response is sent (`metrics_middleware`), so a SIGKILL
+    # between the two leaves a 200 the clients got and the metric never saw: at most one per
+    # client thread. CI saw exactly that once (2,908 answered, 2,907 counted; stop 31).
+    assert clients.count(200) <= served_after + CLIENT_THREADS
     assert ready == 1.0
     assert inflight == 0.0  # the dead worker's in-flight gauge is no longer merged
     assert stale == [], "the dead worker's live gauges are still merged"
