@@ -207,12 +207,9 @@ class LoadedModel:
         priced = cars if order is None else [cars[index] for index in order]
         outputs = self.session.run(self.output_names, feeds_from_cars(priced, self.manifest.inputs))
         columns = [np.asarray(out, dtype=np.float64).reshape(-1) for out in outputs]
-        if order is not None:  # back to the cars' own order
-            positions = np.asarray(order)
-            for position, column in enumerate(columns):
-                restored = np.empty_like(column)
-                restored[positions] = column
-                columns[position] = restored
+        if order is not None:  # back to the cars' own order: each car's place in `order`
+            places = np.argsort(order)
+            columns = [column[places] for column in columns]
         prices, *bounds = (column.tolist() for column in columns)
         if bounds:
             return Prediction(prices, self.version, bounds[0], bounds[1], self.market_date)
