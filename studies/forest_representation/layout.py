@@ -58,6 +58,11 @@ _COLD_CARS = 60
 _GT_MODE = 3
 
 
+def _forest(graph: onnx.ModelProto) -> onnx.NodeProto:
+    """The graph's price forest (not the interval's two-tree `TreeEnsemble`)."""
+    return next(n for n in graph.graph.node if n.op_type == "TreeEnsemble" and "trees" in n.name)
+
+
 def forest_matrix(graph: onnx.ModelProto, frame: Any) -> np.ndarray:
     """The forest's input matrix for `frame`'s rows, as the graph's own front computes it."""
     import onnxruntime as ort
@@ -202,7 +207,7 @@ def measure(pipeline_dir: Path, splits: Path, rounds: int) -> dict[str, Any]:
 
     champion = Champion(Path("unused"), pipeline_dir)
     graph = onnx_graph.build_graph(champion.pipeline)
-    forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble" and "trees" in n.name)
+    forest = _forest(graph)
     from training.io.tree_ensemble import node_attributes
 
     attributes = node_attributes(forest)
@@ -302,7 +307,7 @@ def row_order(pipeline_dir: Path, splits: Path, bundle: Path) -> dict[str, Any]:
     champion = Champion(Path("unused"), pipeline_dir)
     frame = held_out_rows(splits / "test.parquet")
     graph = onnx_graph.build_graph(champion.pipeline)
-    forest = next(n for n in graph.graph.node if n.op_type == "TreeEnsemble" and "trees" in n.name)
+    forest = _forest(graph)
     matrix = forest_matrix(graph, frame)
     # The forest's matrix: the numeric fields first, then each categorical field's code and
     # its lookup columns (`graph_front.Layout`); the codes' columns are found by their tables.
