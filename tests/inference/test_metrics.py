@@ -1,5 +1,6 @@
 """The server's metrics: what a request records, and no global state touched by `Metrics`."""
 
+import math
 import os
 import re
 import subprocess
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, multiprocess, values
 
-from inference.metrics import Metrics
+from inference.metrics import PRICE_BUCKETS, Metrics, observe_all
 from inference.multiprocess import MULTIPROC_ENV
 from shared_schema.bundle import MANIFEST_FILE
 
@@ -115,3 +116,91 @@ def test_model_age_without_created_at_is_when_the_publisher_wrote_it(
     found = re.search(r"^carprice_model_created_timestamp_seconds (\S+)$", text, re.MULTILINE)
     assert found is not None
     assert float(found.group(1)) == pytest.approx(written, abs=1e-3)
+
+
+def _price_histograms(registry: CollectorRegistry) -> tuple[Histogram, Histogram]:
+    return (
+        Histogram("one_by_one", "observe", buckets=PRICE_BUCKETS, registry=registry),
+        Histogram("all_at_once", "observe_all", buckets=PRICE_BUCKETS, registry=registry),
+    )
+
+
+def _buckets(registry: CollectorRegistry, name: str) -> dict[str, float]:
+    return {
+        sample.labels["le"]: sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == f"{name}_bucket"
+    }
+
+
+# Every bound itself (a bucket's bound is inclusive), below the first, past the last, infinities.
+_AMOUNTS = [*PRICE_BUCKETS, *(b * 1.0001 for b in PRICE_BUCKETS), 0.0, -5.0, 1e12, float("inf")]
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [_AMOUNTS, [float("-inf"), 3e5, 3e5, 3e5], [123_456.0], []],
+    ids=["bounds", "repeats", "one", "none"],
+)
+def test_observe_all_counts_as_observing_one_by_one(amounts: list[float]) -> None:
+    """Every bucket, the count and the sum come out as `observe` leaves them, amount by amount."""
+    registry = CollectorRegistry()
+    one_by_one, all_at_once = _price_histograms(registry)
+    for amount in amounts:
+        one_by_one.observe(amount)
+    observe_all(all_at_once, amounts)
+    assert _buckets(registry, "all_at_once") == _buckets(registry, "one_by_one")
+    assert registry.get_sample_value("all_at_once_count") == len(amounts)
+    expected_sum = registry.get_sample_value("one_by_one_sum")
+    assert registry.get_sample_value("all_at_once_sum") == pytest.approx(expected_sum, rel=1e-12)
+
+
+def test_observe_all_leaves_a_nan_out_of_every_bucket_as_observe_does() -> None:
+    """A NaN price lands in no bucket and makes the sum NaN, one by one or all at once."""
+    registry = CollectorRegistry()
+    one_by_one, all_at_once = _price_histograms(registry)
+    for amount in (2e6, float("nan")):
+        one_by_one.observe(amount)
+    observe_all(all_at_once, [2e6, float("nan")])
+    assert _buckets(registry, "all_at_once") == _buckets(registry, "one_by_one")
+    assert registry.get_sample_value("all_at_once_count") == 1.0
+    assert math.isnan(registry.get_sample_value("all_at_once_sum") or 0.0)
+
+
+def test_observe_all_on_a_labelled_histogram_fails_as_observe_does() -> None:
+    """A histogram with labels but none chosen has no buckets: `observe`'s own error stands."""
+    parent = Histogram("labelled", "x", ["field"], registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="missing label values") as by_observe:
+        parent.observe(1.0)
+    with pytest.raises(ValueError, match="missing label values") as by_observe_all:
+        observe_all(parent, [1.0])
+    assert str(by_observe_all.value) == str(by_observe.value)
+
+
+OBSERVE_WORKER = """
+from prometheus_client import CollectorRegistry, Histogram, values
+from inference.metrics import PRICE_BUCKETS, observe_all
+
+assert getattr(values.ValueClass, "_multiprocess", False)
+registry = CollectorRegistry()
+one_by_one = Histogram("one_by_one", "observe", buckets=PRICE_BUCKETS, registry=registry)
+all_at_once = Histogram("all_at_once", "observe_all", buckets=PRICE_BUCKETS, registry=registry)
+amounts = [float(a) for a in range(0, 60_000_000, 37_501)] + [1e5, 5e7, 7.5e6]
+for amount in amounts:
+    one_by_one.observe(amount)
+observe_all(all_at_once, amounts)
+"""
+
+
+def test_observe_all_in_multiprocess_mode_merges_like_observe(tmp_path: Path) -> None:
+    """In a worker writing memory-mapped files, both ways merge to the same samples."""
+    env = {**os.environ, MULTIPROC_ENV: str(tmp_path)}
+    subprocess.run([sys.executable, "-c", OBSERVE_WORKER], env=env, check=True, timeout=60)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    expected = _buckets(registry, "one_by_one")
+    assert expected["+Inf"] == 1_603.0  # every amount: 1,600 from the range, 3 more
+    assert _buckets(registry, "all_at_once") == expected
+    expected_sum = registry.get_sample_value("one_by_one_sum")
+    assert registry.get_sample_value("all_at_once_sum") == pytest.approx(expected_sum, rel=1e-12)
