@@ -53,8 +53,8 @@ WARMUP_CAR: Final = Car(
 #: per car at 1,000 cars and 0.76x at 7,312; at 256 cars 0.97x; at 16 to 128 cars the sort
 #: costs about what it saves, or more (1.00-1.03x). The bound was read off those figures
 #: (timings, not prices: the study checks a grouped run's prices equal the same run's as the
-#: cars come). Over HTTP the gain did not show at 1,000 cars (`make bench` 2026-12-07: 42,140
-#: rows/s against 42,318 the run before, within its noise).
+#: cars come). Over HTTP the gain did not show at 1,000 cars (`make bench` at 75e2a63, in
+#: git there: 42,140 rows/s against 42,318 the run before, within its noise).
 ORDERED_RUN: Final = 256
 
 
