@@ -162,7 +162,8 @@ def untracked(forest: onnx.NodeProto, matrix: np.ndarray) -> tuple[onnx.NodeProt
     track = np.asarray(attributes["nodes_missing_value_tracks_true"])
     modes = numpy_helper.to_array(attributes["nodes_modes"])
     split = numpy_helper.to_array(attributes["nodes_splits"])
-    can_be_nan = np.isnan(matrix).any(axis=0)
+    missing = np.isnan(matrix)
+    can_be_nan = missing.any(axis=0)
     for node in np.flatnonzero((modes != 0) | ((track == 0) & np.isposinf(split))):
         if modes[node] != 0 or can_be_nan[feature[node]]:
             raise ValueError(
@@ -174,8 +175,8 @@ def untracked(forest: onnx.NodeProto, matrix: np.ndarray) -> tuple[onnx.NodeProt
     tracked_false = np.bincount(feature[track == 0], minlength=width) > 0
     both = np.flatnonzero(tracked_true & tracked_false)
     fill = np.where(tracked_true, -np.inf, np.inf).astype(matrix.dtype)
-    filled = np.where(np.isnan(matrix), fill, matrix)
-    extra = np.where(np.isnan(matrix[:, both]), np.inf, matrix[:, both]).astype(matrix.dtype)
+    filled = np.where(missing, fill, matrix)
+    extra = np.where(missing[:, both], np.inf, matrix[:, both]).astype(matrix.dtype)
     copy_of = np.full(width, -1)
     copy_of[both] = width + np.arange(len(both))
     moved = np.where((track == 0) & (copy_of[feature] >= 0), copy_of[feature], feature)
