@@ -84,6 +84,11 @@ def server_rows(results: Results) -> list[tuple[str, str, int]]:
         ("Locust: saturation RPS (64 users, no wait)", "saturation.rps", 0),
         ("Locust: p95 at saturation, ms", "saturation.p95_ms", 2),
         *((f"batch rows/s, {n}-car requests", f"batch.{n}.rows_per_s", 0) for n in ("100", "1000")),
+        (
+            "batch rows/s, 1,000-car requests, interleaved rounds (median)",
+            "batch_interleaved.median_rows_per_s",
+            0,
+        ),
         *((f"batch p95, {n}-car requests, ms", f"batch.{n}.p95_ms", 1) for n in ("100", "1000")),
         (f"mixed at {mixed} req/s: achieved RPS", "mixed.rps", 0),
         (f"mixed at {mixed} req/s: p95, ms", "mixed.p95_ms", 2),

@@ -22,14 +22,13 @@ from typing import Any, ClassVar, Final, NamedTuple
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, constant, task
 
-from benchmarks.openloop import batch_body
+from benchmarks.openloop import BATCH_USERS, batch_body
 from benchmarks.openloop_runs import cpu_busy
 
 #: Requests per second each user of a fixed-rate stage offers: 100 ms per request, the p95
 #: bound of "sustained", so a user never has two requests in flight while the server keeps up.
 PER_USER_RATE: Final = 10.0
 SATURATION_USERS: Final = 64
-BATCH_USERS: Final = 4
 LOCUST_ARRIVALS: Final = (
     f"Locust: {PER_USER_RATE:g} req/s per user, evenly spaced from a random phase per user, "
     "closed loop (a missed slot is skipped)"

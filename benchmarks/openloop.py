@@ -58,6 +58,11 @@ def predict_target(bodies: Sequence[bytes], path: str = "/predict", seed: int = 
     return Target("predict", "POST", path, random.Random(seed).sample(list(bodies), len(bodies)))
 
 
+#: Connections sending `/predict/batch` requests back to back: Locust's batch stages and the
+#: interleaved rounds (`benchmarks.batch_ab`).
+BATCH_USERS: Final = 4
+
+
 def batch_body(cars: Sequence[bytes], size: int, rng: random.Random) -> bytes:
     """A `/predict/batch` body of `size` cars drawn from `cars`."""
     return b'{"cars":[' + b",".join(rng.choices(cars, k=size)) + b"]}"

@@ -10,6 +10,7 @@ import json
 import statistics
 from typing import Any, Final
 
+from benchmarks.batch_ab import round_lines, setup_text
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.figures import (
     OURS_ROWS,
@@ -253,6 +254,15 @@ def _ours_sections(results: Results, ours: Server) -> list[str]:
             "loop); batches alone, back to back, in the same run.",
             "",
             *_ours_only(results, OURS_ROWS, ours),
+            "",
+        ]
+    if found := results.get("batch_interleaved"):
+        lines += [
+            "## 1,000-car batches, ours and the baseline in interleaved rounds",
+            "",
+            f"{setup_text(found)} The batch goals read these medians.",
+            "",
+            *round_lines(found),
             "",
         ]
     if workers := ours.get("workers"):

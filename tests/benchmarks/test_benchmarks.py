@@ -23,6 +23,8 @@ from benchmarks.goals import load_goals
 from benchmarks.model_bench import VARIANTS
 from benchmarks.report import markdown
 
+from benchmarks import batch_ab
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CAR = json.loads((REPO_ROOT / "tests" / "data" / "car.json").read_text("utf-8"))
 
@@ -126,6 +128,8 @@ def test_markdown_has_every_section_and_labels_what_was_not_measured(quick_run: 
     assert re.search(r"- \*\*ours\*\*: \d+ µs per request under the profiler", text)
     assert f"- **baseline**: not measured: {NO_BOOSTER}." in text
     assert "| Max sustained single-car RPS vs baseline (open loop) | ≥ 10× | not measured: " in text
+    # No baseline, no interleaved batch rounds: both batch goals say so, naming the figure.
+    assert "| ≥ 100,000 rows/s | not measured: ours.batch_interleaved.median_rows_per_s |" in text
     assert "Recommended: WORKERS = " in text
 
 
@@ -143,6 +147,17 @@ def with_baseline(results: dict[str, Any]) -> dict[str, Any]:
     found["max_sustained_offered_rps"] = found["steps"][0]["offered_rps"]
     for server in (baseline, extended["servers"]["ours"]):
         server["open_loop_at_baseline_rate"] = found["steps"][0]
+    # The interleaved 1,000-car rounds run only with a baseline (the quick run has none).
+    runs = {
+        name: [{"round": 0, "rows_per_s": rows, "statuses": {"200": 9}, "loadgen_cpu": 0.1}]
+        for name, rows in (("ours", 40_000.0), ("baseline", 20_000.0))
+    }
+    rounds = extended["batch_interleaved"] = {"seconds": 1.0, "cars": 1000, "connections": 4}
+    rounds |= {"runs": runs} | batch_ab.summary(runs)
+    for name in runs:
+        extended["servers"][name]["batch_interleaved"] = {
+            "median_rows_per_s": rounds["median_rows_per_s"][name]
+        }
     for name in PEERS:  # open loop only, as the peers are measured; half ours
         peer = extended["servers"][name] = {
             "title": name,
@@ -183,13 +198,23 @@ def test_a_step_short_of_the_offered_rate_is_not_sustained() -> None:
 @pytest.mark.slow
 def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> None:
     """With a baseline ten times slower, the RPS goal is met and the ratio column filled."""
-    verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, load_goals())}
+    goals = load_goals()
+    verdicts = {goal: met for goal, _, _, met in goal_rows(with_baseline, goals)}
     assert verdicts["Max sustained single-car RPS vs baseline (open loop)"] is True
     assert verdicts["p95 at the baseline's max sustained rate vs baseline (open loop)"] is False
-    text = markdown(with_baseline, load_goals())
+    text = markdown(with_baseline, goals)
     assert "| open loop: max sustained single-car RPS |" in text
     assert "| open loop: p95 at " in text
     assert "| 10.0× |" in text
+    rows = {goal: (measured, met) for goal, _, measured, met in goal_rows(with_baseline, goals)}
+    http = rows[
+        "HTTP 1,000-car batch rows/s vs the baseline server (medians of interleaved rounds)"
+    ]
+    assert http == ("40,000 vs 20,000 = 2.00×", False)
+    per_worker = rows["Batch rows/s per worker, 1,000-car requests (median of interleaved rounds)"]
+    assert per_worker == ("40,000", False)
+    assert "## 1,000-car batches, ours and the baseline in interleaved rounds" in text
+    assert "- ours: 2.00 (median **2.00×**; 0 of 1 rounds at 3× or more)" in text
 
 
 @pytest.mark.needs("uv", "car-serve")

@@ -1,0 +1,128 @@
+"""The interleaved batch comparison: its client on a real socket, per-round ratios, refusals."""
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from benchmarks.champion import Champion
+
+from benchmarks import batch_ab
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """200 for every body but `b"bad"`, which gets a 500; counts the bodies it read."""
+
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).bodies.append(body)
+        status = 500 if body == b"bad" else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    """A threading HTTP/1.1 server on a free loopback port; its URL."""
+    _Handler.protocol_version = "HTTP/1.1"  # keep-alive, as Granian and uvicorn answer
+    _Handler.bodies = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_client_counts_what_was_answered_in_the_window(server: str) -> None:
+    """Back to back on every connection; each status counted; rps is the 200s per second."""
+    figures = batch_ab.post_back_to_back(
+        f"{server}/predict/batch", [b"car"], connections=2, seconds=0.3
+    )
+    answered = figures["statuses"]["200"]
+    assert set(figures["statuses"]) == {"200"}
+    assert answered > 4  # many requests, not one per connection
+    assert figures["rps"] == pytest.approx(answered / figures["seconds"])
+    assert len(_Handler.bodies) >= answered  # a last one may be answered after the window
+
+
+def test_client_records_an_error_status_and_a_refused_connection(server: str) -> None:
+    """A 500 is counted as 500, not as rows; nobody listening is status 0, not an exception."""
+    figures = batch_ab.post_back_to_back(
+        f"{server}/predict/batch", [b"bad"], connections=1, seconds=0.1
+    )
+    assert set(figures["statuses"]) == {"500"}
+    assert figures["rps"] == 0
+    nobody = f"http://127.0.0.1:{batch_ab.free_port()}"  # bound, then closed: refuses
+    figures = batch_ab.post_back_to_back(f"{nobody}/x", [b"car"], connections=1, seconds=0.1)
+    assert set(figures["statuses"]) == {"0"}
+
+
+def _run(round_: int, rows: float, statuses: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "round": round_,
+        "rows_per_s": rows,
+        "statuses": statuses or {"200": 10},
+        "loadgen_cpu": 0.05,
+    }
+
+
+RUNS = {
+    "ours": [_run(0, 45_000), _run(1, 51_000), _run(2, 48_000)],
+    "baseline": [_run(0, 15_000), _run(1, 17_000), _run(2, 24_000)],
+}
+
+
+def test_ratios_pair_each_round_with_the_baselines_same_round() -> None:
+    """Round by round, not medians over medians; the median of those ratios."""
+    summary = batch_ab.summary(RUNS)
+    assert summary["ratio_to_baseline"]["ours"] == pytest.approx([3.0, 3.0, 2.0])
+    assert "baseline" not in summary["ratio_to_baseline"]
+    assert summary["median_rows_per_s"] == {"ours": 48_000, "baseline": 17_000}
+    assert summary["range_rows_per_s"]["ours"] == [45_000, 51_000]
+    assert summary["median_ratio"]["ours"] == pytest.approx(3.0)  # not 48,000 / 17,000
+
+
+def test_a_round_with_errors_is_refused_naming_server_and_round() -> None:
+    """A 500 among the answers would make rows/s count only what was served: refused."""
+    runs = {**RUNS, "baseline": [*RUNS["baseline"][:2], _run(2, 9_000, {"200": 5, "500": 3})]}
+    with pytest.raises(ValueError, match=r"baseline, round 2: .*'500': 3"):
+        batch_ab.summary(runs)
+
+
+def test_report_lists_every_round_and_how_many_reach_3x() -> None:
+    """Per round, each server's rows/s and ours over the baseline; the count at 3× or more."""
+    runs = {**RUNS, "ours": [_run(0, 45_000), _run(1, 40_000), _run(2, 48_000)]}
+    results = {
+        "runs": runs,
+        "date": "2026-12-07",
+        "host": "vm",
+        "cpus": 2,
+        "model": "car-price 3",
+        "seconds": 8.0,
+        "cars": 1000,
+        "connections": 4,
+        "took_s": 90.0,
+    } | batch_ab.summary(runs)
+    text = batch_ab.markdown(results)
+    assert "| ours | 45,000 (40,000–48,000) | 45,000, 40,000, 48,000 | 0.05 |" in text
+    assert "- ours: 3.00, 2.35, 2.00 (median **2.35×**; 1 of 3 rounds at 3× or more)" in text
+
+
+def test_no_pipeline_no_baseline(tmp_path: Path) -> None:
+    """The baseline serves the training pipeline: without one, refused before any server starts."""
+    with pytest.raises(ValueError, match="training pipeline"):
+        batch_ab.interleaved(
+            Champion(tmp_path), [b"{}"], rounds=1, seconds=1.0, log_dir=tmp_path / "logs"
+        )
