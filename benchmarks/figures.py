@@ -149,12 +149,18 @@ def recommended_workers(workers: dict[str, Any]) -> int:
 
 
 def figures(results: Results) -> dict[str, float | None]:
-    """What goals name: `<server>.<figure>` (see `server_figure`), `model.<variant>.<rows>`."""
+    """What goals name: `<server>.<figure>` (see `server_figure`), `model.<variant>.<rows>`.
+
+    Also `<server>.batch_interleaved.median_ratio_to_baseline`, where the run had the rounds.
+    """
     found = {
         f"{name}.{key}": server_figure(results, server, key)
         for name, server in results["servers"].items()
         for _, key, _ in [*server_rows(results), *OURS_ROWS, *PEER_ROWS]
     }
+    # Paired per round (`benchmarks.batch_ab`): the median of ours over the baseline's rows/s.
+    for name, ratio in results.get("batch_interleaved", {}).get("median_ratio", {}).items():
+        found[f"{name}.batch_interleaved.median_ratio_to_baseline"] = ratio
     for (variant, rows), cell in model_cells(results).items():
         found[f"model.{variant}.{rows}"] = cell["stats"]["median"] / rows * 1e6  # µs per row
     return found

@@ -272,7 +272,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "raw_dir": str(work),
         "model": {"label": champion.label, "pipeline_dir": champion.pipeline_dir},
         "setup": {
-            **{key: vars(args)[key] for key in ("step_seconds", "ladder", "cold_starts")},
+            **{
+                key: vars(args)[key]
+                for key in ("step_seconds", "ladder", "cold_starts", "ab_rounds")
+            },
             "open_loop_ladder": args.open_loop_ladder,
             "open_loop_floor_rate": FLOOR_RATE,
             "arrivals": {"open_loop": ARRIVALS, "locust": LOCUST_ARRIVALS},
