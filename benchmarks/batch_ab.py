@@ -16,7 +16,6 @@ ours to the baseline: a ratio is settled when every round stays on one side of i
 
 import argparse
 import http.client
-import json
 import os
 import platform
 import random
@@ -31,6 +30,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
+from benchmarks.contract import write_pair
 from benchmarks.openloop import BATCH_USERS, batch_body
 from benchmarks.servers import LOADGEN_CORE, RunningServer, free_port, server_specs
 
@@ -265,11 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": champion.label,
         "took_s": time.monotonic() - started,
     } | found
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    text = markdown(results)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    write_pair(args.out, results, markdown(results))
     return 0
 
 

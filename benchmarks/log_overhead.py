@@ -17,7 +17,6 @@ stay on one side of 1 in every round, beyond the spread `off` shows against itse
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.champion import held_out_rows, request_bodies
+from benchmarks.contract import write_pair
 from benchmarks.openloop import predict_target, run_streams
 from benchmarks.servers import LOADGEN_CORE
 from benchmarks.shadow_overhead import MAX_P95_MS, start
@@ -201,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "sample": args.sample,
         "took_s": time.monotonic() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    text = markdown(results)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    write_pair(args.out, results, markdown(results))
     return 0
 
 
