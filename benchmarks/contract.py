@@ -6,22 +6,13 @@ JSON is a contract (the HPA simulation, `studies.autoscaling`, reads it): `bench
 writes each step with exactly `CurveStep`'s fields, a reader decodes it into `CapacityCurve`.
 """
 
-import json
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 #: Where `benchmarks.run` writes `<date>-<host>.{json,md}`: one pair per full run.
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
-
-
-def write_pair(stem: Path, results: dict[str, Any], text: str) -> None:
-    """A side measurement's results as `stem.json` and its report `text` as `stem.md`, printed."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    stem.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
 
 
 class CurveStep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

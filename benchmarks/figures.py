@@ -178,7 +178,10 @@ def goal_rows(results: Results, goals: Goals) -> list[tuple[str, str, str, bool 
             rows.append((goal.text, target, f"not measured: {', '.join(missing)}", None))
             continue
         ratio = value / over
-        measured = f"{_fig(value)} vs {_fig(over)} = {ratio:.2f}×" if goal.over else _fig(value)
+        if goal.over:
+            measured = f"{_fig(value)} vs {_fig(over)} = {ratio:.2f}×"
+        else:  # a ratio computed elsewhere keeps its unit
+            measured = _fig(value) + ("×" if goal.unit == "×" else "")
         met = ratio >= goal.target if goal.comparison == ">=" else ratio <= goal.target
         rows.append((goal.text, target, measured, met))
     return rows

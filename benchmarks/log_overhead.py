@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.champion import held_out_rows, request_bodies
-from benchmarks.contract import write_pair
 from benchmarks.openloop import predict_target, run_streams
+from benchmarks.pair import write_pair
 from benchmarks.servers import LOADGEN_CORE
 from benchmarks.shadow_overhead import MAX_P95_MS, start
 

@@ -257,14 +257,20 @@ def _ours_sections(results: Results, ours: Server) -> list[str]:
             "",
         ]
     if found := results.get("batch_interleaved"):
-        lines += [
-            "## 1,000-car batches, ours and the baseline in interleaved rounds",
-            "",
-            f"{setup_text(found)} The batch goals read these medians.",
-            "",
-            *round_lines(found),
-            "",
-        ]
+        heading = "## 1,000-car batches, ours and the baseline in interleaved rounds"
+        if "error" in found:
+            lines += [heading, "", f"Not measured: {found['error']}", ""]
+        else:
+            lines += [
+                heading,
+                "",
+                f"{setup_text(found)} The batch goals read ours' median rows/s and the median of"
+                " ours over the baseline per round (the side-by-side row's ratio is that of the"
+                " medians).",
+                "",
+                *round_lines(found),
+                "",
+            ]
     if workers := ours.get("workers"):
         lines += [
             "## Workers per core (ours, both pinned to one core)",

@@ -1,6 +1,7 @@
 """The interleaved batch comparison: its client on a real socket, per-round ratios, refusals."""
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,13 +14,15 @@ from benchmarks import batch_ab
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """200 for every body but `b"bad"`, which gets a 500; counts the bodies it read."""
+    """200 for every body but `b"bad"`, which gets a 500; `b"slow"` is answered after 0.6 s."""
 
     bodies: ClassVar[list[bytes]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).bodies.append(body)
+        if body == b"slow":
+            time.sleep(0.6)
         status = 500 if body == b"bad" else 200
         self.send_response(status)
         self.send_header("Content-Length", "2")
@@ -50,11 +53,19 @@ def test_client_counts_what_was_answered_in_the_window(server: str) -> None:
     figures = batch_ab.post_back_to_back(
         f"{server}/predict/batch", [b"car"], connections=2, seconds=0.3
     )
-    answered = figures["statuses"]["200"]
     assert set(figures["statuses"]) == {"200"}
-    assert answered > 4  # many requests, not one per connection
-    assert figures["rps"] == pytest.approx(answered / figures["seconds"])
-    assert len(_Handler.bodies) >= answered  # a last one may be answered after the window
+    assert figures["statuses"]["200"] > 4  # many requests, not one per connection
+
+
+def test_an_answer_after_the_window_counts_neither_request_nor_time(server: str) -> None:
+    """Answers at 0.6 s and 1.2 s, a 1 s window: one request, over 1 s (not over 1.2 s)."""
+    figures = batch_ab.post_back_to_back(
+        f"{server}/predict/batch", [b"slow"], connections=1, seconds=1.0
+    )
+    assert figures["statuses"] == {"200": 1}
+    assert len(_Handler.bodies) == 2  # the second was sent, and answered too late
+    assert figures["seconds"] == pytest.approx(1.0, abs=0.01)
+    assert figures["rps"] == pytest.approx(1 / figures["seconds"])
 
 
 def test_client_records_an_error_status_and_a_refused_connection(server: str) -> None:
@@ -73,7 +84,7 @@ def _run(round_: int, rows: float, statuses: dict[str, int] | None = None) -> di
     return {
         "round": round_,
         "rows_per_s": rows,
-        "statuses": statuses or {"200": 10},
+        "statuses": {"200": 10} if statuses is None else statuses,
         "loadgen_cpu": 0.05,
     }
 
@@ -98,6 +109,13 @@ def test_a_round_with_errors_is_refused_naming_server_and_round() -> None:
     """A 500 among the answers would make rows/s count only what was served: refused."""
     runs = {**RUNS, "baseline": [*RUNS["baseline"][:2], _run(2, 9_000, {"200": 5, "500": 3})]}
     with pytest.raises(ValueError, match=r"baseline, round 2: .*'500': 3"):
+        batch_ab.summary(runs)
+
+
+def test_a_round_with_no_answer_is_refused_not_divided_by() -> None:
+    """A baseline that answered nothing in a round: refused by name, no ZeroDivisionError."""
+    runs = {**RUNS, "baseline": [_run(0, 0.0, {}), *RUNS["baseline"][1:]]}
+    with pytest.raises(ValueError, match=r"baseline, round 0: .*none was \(statuses \{\}\)"):
         batch_ab.summary(runs)
 
 

@@ -209,7 +209,7 @@ def test_goals_compare_ours_with_a_baseline(with_baseline: dict[str, Any]) -> No
     assert "| 10.0× |" in text
     rows = {goal: (measured, met) for goal, _, measured, met in goal_rows(with_baseline, goals)}
     http = rows["HTTP 1,000-car batch rows/s vs the baseline server (median of per-round ratios)"]
-    assert http == ("2", False)
+    assert http == ("2×", False)
     per_worker = rows["Batch rows/s per worker, 1,000-car requests (median of interleaved rounds)"]
     assert per_worker == ("40,000", False)
     assert "## 1,000-car batches, ours and the baseline in interleaved rounds" in text
@@ -295,3 +295,20 @@ def test_workers_one_and_two_share_the_common_rate(results: dict[str, Any]) -> N
         assert workers[count]["max_sustained_rps"] > 0
         assert workers[count]["at_common_rate"]["offered_rps"] == workers["common_rate_rps"]
     assert workers["2"]["memory_after_load"]["max_worker_rss_mb"] > 0
+
+
+@pytest.mark.needs("uv", "car-serve")
+@pytest.mark.slow
+def test_failed_batch_rounds_are_reported_and_their_goals_not_measured(
+    with_baseline: dict[str, Any],
+) -> None:
+    """A refused round (or a server that did not start) is said in its section, goals unmet."""
+    failed = copy.deepcopy(with_baseline)
+    failed["batch_interleaved"] = {"error": "baseline, round 2: not every request was answered"}
+    for server in failed["servers"].values():
+        server.pop("batch_interleaved", None)
+    rows = {goal: measured for goal, _, measured, _ in goal_rows(failed, load_goals())}
+    ratio = rows["HTTP 1,000-car batch rows/s vs the baseline server (median of per-round ratios)"]
+    assert ratio == "not measured: ours.batch_interleaved.median_ratio_to_baseline"
+    text = markdown(failed, load_goals())
+    assert "Not measured: baseline, round 2: not every request was answered" in text

@@ -160,8 +160,10 @@ def test_proxy_bound_keeps_accepted_latency_near_nominal_at_twice_capacity(
     # fresh-clone run beside two other jobs had it busy 0.40 cores at 71 % of capacity. One CI
     # run read 55 % (0.56 cores, 58 % of capacity), where four runs here the next day read
     # 70-89 %: below the floor, a second phase is run, and the better of the two must clear it.
-    # A proxy that starves its worker does so in both. The floor guards against gross
-    # starvation only: it does not tell the bound of 4 from 1 or 2 (here, 60-63 % and 69-70 %).
+    # A proxy that starves its worker does so in both. The other checks read the first phase,
+    # but for the probes, RSS and the server's shed count, which cover every phase run (for RSS
+    # and the probes, stricter). The floor guards against gross starvation only: it does not
+    # tell the bound of 4 from 1 or 2 (here, 60-63 % and 69-70 %).
     assert max(fed_phases) > FED_FLOOR, fed_phases
     assert overload.rate(200) > 0.25 * accepted_per_s
     # Turned away fast: within a few ms (1 ms in the queue), sooner than an accepted answer.
