@@ -15,11 +15,12 @@ The body is read here, bounded in size and time, before anything else looks at i
   accepted: a 2 MB body needs no compression, and inflating one is a decompression bomb's
   door), is a 415 with `Accept-Encoding: identity`.
 
-Then it is decoded strictly by decoders built once: no coercion ("120000" is not a mileage),
-NaN and Infinity are not JSON and fail as malformed, invalid UTF-8 is malformed, a number too
-large for a float fails its field's range. An integer field takes any JSON number with a zero
-fraction (4, 4.0, 4e0): that is what JSON Schema's `integer` in the OpenAPI document means, so
-the server accepts what its schema says (4.5 is still a 422). A car is read as a
+Then it is decoded strictly by decoders built once (the brand, model and colour patterns are
+checked after decoding, each distinct value once: `patterns`): no coercion ("120000" is not a
+mileage), NaN and Infinity are not JSON and fail as malformed, invalid UTF-8 is malformed, a
+number too large for a float fails its field's range. An integer field takes any JSON number
+with a zero fraction (4, 4.0, 4e0): that is what JSON Schema's `integer` in the OpenAPI document
+means, so the server accepts what its schema says (4.5 is still a 422). A car is read as a
 `shared_schema.rating.Listing`: the `Car` fields and an optional asking price, which is a 422
 naming `asking_price_rub` when it is not a number in (0, 10⁹]. Errors are Litestar's
 `ClientException`: 400 for malformed JSON, 422 naming the JSON path for a body that breaks
@@ -41,6 +42,7 @@ from litestar.status_codes import (
 )
 from msgspec import Meta
 
+from inference.patterns import PatternMemo, unpatterned
 from inference.settings import Settings
 from shared_schema.rating import Listing
 
@@ -69,8 +71,18 @@ class ClientDisconnectedError(Exception):
     """The client hung up before its request body was complete."""
 
 
-_car_decoder: Final = msgspec.json.Decoder(Listing)
-_batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
+_DecodedListing, _PATTERNS = unpatterned(Listing)
+
+
+class _DecodedBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`BatchRequest` as decoded: its cars' patterns are left to `_memo` (`patterns`)."""
+
+    cars: Annotated[list[_DecodedListing], Meta(min_length=1)]  # type: ignore[valid-type]
+
+
+_car_decoder: Final = msgspec.json.Decoder(_DecodedListing)
+_batch_decoder: Final = msgspec.json.Decoder(_DecodedBatch)
+_memo: Final = PatternMemo(_PATTERNS)
 
 
 async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Listing:
@@ -80,7 +92,9 @@ async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Listi
         ClientException: 400, 408, 413, 415 or 422 (see the module docstring).
         ClientDisconnectedError: The client hung up mid-body.
     """
-    return _decode(await read_body(request, settings), _car_decoder, Listing)
+    car: Listing = _decode(await read_body(request, settings), _car_decoder, _DecodedListing)
+    _check_patterns([car], "$")
+    return car
 
 
 async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list[Listing]:
@@ -92,12 +106,21 @@ async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list
         ClientDisconnectedError: The client hung up mid-body.
     """
     body = await read_body(request, settings)
-    cars = _decode(body, _batch_decoder, BatchRequest).cars
+    cars: list[Listing] = _decode(body, _batch_decoder, _DecodedBatch).cars
     if len(cars) > settings.batch_limit:
         raise _invalid_input(
             "$.cars", f"Expected at most {settings.batch_limit} cars, got {len(cars)}"
         )
+    _check_patterns(cars, "$.cars[{}]")
     return cars
+
+
+def _check_patterns(cars: list[Listing], path: str) -> None:
+    """`PatternMemo.check` on decoded cars; a mismatch is the 422 msgspec's own would be."""
+    try:
+        _memo.check(cars, path)
+    except msgspec.ValidationError as error:
+        raise _validation_error(error) from None
 
 
 async def read_body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
