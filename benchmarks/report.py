@@ -10,7 +10,7 @@ import json
 import statistics
 from typing import Any, Final
 
-from benchmarks.batch_ab import round_lines, setup_text
+from benchmarks.batch_ab import ratio_target, round_lines, setup_text
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.figures import (
     OURS_ROWS,
@@ -233,7 +233,7 @@ def _ceiling_note(servers: dict[str, Server]) -> str:
     )
 
 
-def _ours_sections(results: Results, ours: Server) -> list[str]:
+def _ours_sections(results: Results, ours: Server, goals: Goals) -> list[str]:
     lines: list[str] = []
     if curve := ours.get("capacity_curve"):
         lines += [
@@ -268,7 +268,7 @@ def _ours_sections(results: Results, ours: Server) -> list[str]:
                 " ours over the baseline per round (the side-by-side row's ratio is that of the"
                 " medians).",
                 "",
-                *round_lines(found),
+                *round_lines(found, ratio_target(goals)),
                 "",
             ]
     if workers := ours.get("workers"):
@@ -388,7 +388,7 @@ def markdown(results: Results, goals: Goals) -> str:
         "",
         *_ladder(servers),
         "",
-        *_ours_sections(results, ours),
+        *_ours_sections(results, ours, goals),
         *_peers(results),
         "## Model level: µs per row (median call time / rows; one thread, one core)",
         "",

@@ -7,8 +7,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import msgspec
 import pytest
 from benchmarks.champion import Champion
+from benchmarks.goals import load_goals
 
 from benchmarks import batch_ab
 
@@ -133,9 +135,22 @@ def test_report_lists_every_round_and_how_many_reach_3x() -> None:
         "connections": 4,
         "took_s": 90.0,
     } | batch_ab.summary(runs)
-    text = batch_ab.markdown(results)
+    text = batch_ab.markdown(results, batch_ab.ratio_target(load_goals()))
     assert "| ours | 45,000 (40,000–48,000) | 45,000, 40,000, 48,000 | 0.05 |" in text
     assert "- ours: 3.00, 2.35, 2.00 (median **2.35×**; 1 of 3 rounds at 3× or more)" in text
+
+
+def test_the_round_count_reads_the_ratio_goal() -> None:
+    """The 3x the rounds are counted against is the goal's; a goals file without it is refused."""
+    goals = load_goals()
+    assert batch_ab.ratio_target(goals) == next(
+        goal.target for goal in goals.goal if goal.figure == batch_ab.RATIO_FIGURE
+    )
+    without = msgspec.structs.replace(
+        goals, goal=[goal for goal in goals.goal if goal.figure != batch_ab.RATIO_FIGURE]
+    )
+    with pytest.raises(ValueError, match=batch_ab.RATIO_FIGURE):
+        batch_ab.ratio_target(without)
 
 
 def test_no_pipeline_no_baseline(tmp_path: Path) -> None:
