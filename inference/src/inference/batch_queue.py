@@ -1,13 +1,18 @@
-"""The batch queue: concurrent single-car requests in one worker share one model run.
+"""The batch queues: concurrent requests in one worker share model runs.
 
-Bounded, with a deadline per request: overload is an `OverloadedError` (a 503, see `errors`),
-not a growing wait.
+`MicroBatcher`: single cars, coalesced on the event loop. Bounded, with a deadline per request:
+overload is an `OverloadedError` (a 503, see `errors`), not a growing wait.
+
+`BatchLane`: batch requests on the worker's one batch thread; those that queue behind a run go
+into the next run together.
 """
 
 import asyncio
 import collections
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from inference.background import cancel
@@ -142,3 +147,114 @@ class MicroBatcher:
         for index, pending in enumerate(batch):
             if not pending.future.done():
                 pending.future.set_result(result.row(index))
+
+
+@dataclass(slots=True)
+class _Batch:
+    run: RunBatch
+    cars: Sequence[Car]
+    future: asyncio.Future[Prediction]
+
+
+class BatchLane:
+    """Batch requests on one worker thread, those queued behind a run priced in one run.
+
+    A request waits only while the thread is busy (it would wait then anyway). When a run
+    ends, the requests queued meanwhile go into the next run together, in arrival order, up to
+    `max_rows` cars (a larger request runs alone) and only with the same run function (the
+    champion's, or one canary's), and each gets its own rows back. A longer run costs less per
+    car: onnxruntime walks the forest tree by tree over blocks of rows, and the grouped order
+    (`inference.model.pricing_order`) finds more like cars among more rows. Measured through
+    `LoadedModel.run`, one core, 2026-12-07: 15.95, 15.20 and 13.56 µs per car for runs of
+    1,000, 2,000 and 4,000 held-out cars; over HTTP (4 clients posting 1,000-car batches back
+    to back, one worker on one core) 1.10x the rows/s of one run per request (median of eight
+    paired rounds, every round faster). The costs: a request that would have run next alone
+    waits for the cars queued behind it, at most `max_rows` in all; a run that fails fails
+    every request in it; onnxruntime keeps the memory of the largest run (`Settings`).
+    """
+
+    def __init__(self, executor: Executor, *, max_rows: int) -> None:
+        self._executor = executor
+        self._max_rows = max_rows
+        self._queue: collections.deque[_Batch] = collections.deque()
+        self._running = False
+        self._stopped = False
+
+    async def price(self, run: RunBatch, cars: Sequence[Car]) -> Prediction:
+        """`run(cars)` on the lane's thread, alone or together with other queued requests.
+
+        Raises:
+            RuntimeError: The lane is stopped.
+            Exception: Whatever the run raised.
+        """
+        if self._stopped:
+            raise RuntimeError("the batch lane is stopped")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Prediction] = loop.create_future()
+        self._queue.append(_Batch(run, cars, future))
+        if not self._running:
+            self._start(loop)
+        return await future
+
+    def stop(self) -> None:
+        """Cancel what is queued; a run in progress ends as its thread lets it."""
+        self._stopped = True
+        while self._queue:
+            self._queue.popleft().future.cancel()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        taken = self._take()
+        if not taken:
+            return
+        cars = taken[0].cars
+        if len(taken) > 1:
+            cars = [car for batch in taken for car in batch.cars]
+        try:
+            running = loop.run_in_executor(self._executor, taken[0].run, cars)
+        except RuntimeError as error:  # the thread is shut down (the worker is stopping)
+            for batch in taken:
+                batch.future.set_exception(error)
+            return
+        self._running = True
+        running.add_done_callback(partial(self._finished, loop, taken))
+
+    def _take(self) -> list[_Batch]:
+        """The requests for the next run: the first still waiting, and those that fit with it."""
+        taken: list[_Batch] = []
+        rows = 0
+        while self._queue:
+            batch = self._queue[0]
+            if batch.future.done():  # its caller gave up (a disconnect cancels the handler)
+                self._queue.popleft()
+                continue
+            if taken and (batch.run != taken[0].run or rows + len(batch.cars) > self._max_rows):
+                break
+            taken.append(self._queue.popleft())
+            rows += len(batch.cars)
+        return taken
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        taken: list[_Batch],
+        running: asyncio.Future[Prediction],
+    ) -> None:
+        self._running = False
+        if running.cancelled():
+            for batch in taken:
+                batch.future.cancel()
+        elif (error := running.exception()) is not None:
+            for batch in taken:
+                if not batch.future.done():
+                    batch.future.set_exception(error)
+        else:
+            prediction, start = running.result(), 0
+            for batch in taken:
+                stop = start + len(batch.cars)
+                if not batch.future.done():
+                    batch.future.set_result(
+                        prediction if len(taken) == 1 else prediction.rows(start, stop)
+                    )
+                start = stop
+        if not self._stopped:
+            self._start(loop)

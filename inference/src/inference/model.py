@@ -159,11 +159,15 @@ class Prediction(msgspec.Struct, frozen=True):
 
     def row(self, index: int) -> "Prediction":
         """The result for the car at `index` alone."""
+        return self.rows(index, index + 1)
+
+    def rows(self, start: int, stop: int) -> "Prediction":
+        """The result for the cars from `start` up to (not including) `stop`."""
         return Prediction(
-            [self.prices[index]],
+            self.prices[start:stop],
             self.version,
-            None if self.lower is None else [self.lower[index]],
-            None if self.upper is None else [self.upper[index]],
+            None if self.lower is None else self.lower[start:stop],
+            None if self.upper is None else self.upper[start:stop],
             self.market_date,
         )
 

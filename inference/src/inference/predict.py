@@ -10,8 +10,9 @@ runs on the worker's one batch thread, not on the event loop. onnxruntime releas
 while it walks the forest, so the loop goes on taking, running and answering single cars
 meanwhile (the operating system shares the core between the two threads), instead of holding
 every one of them for the whole batch. Batches queue behind each other on that one thread, so
-many batch clients cannot take more than one thread's share of the core. A small batch runs
-inline: handing it to the thread costs more than it saves.
+many batch clients cannot take more than one thread's share of the core; those waiting when a
+run ends are priced together in the next (`batch_queue.BatchLane`, up to `BATCH_RUN_ROWS`
+cars). A small batch runs inline: handing it to the thread costs more than it saves.
 
 The rollout (`challenger`, `shadow`): a `canary_share` of requests is answered by the
 challenger when one is held (one car on a canary thread of its own, a batch as the
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from inference.batch_queue import MicroBatcher
+from inference.batch_queue import BatchLane, MicroBatcher
 from inference.challenger import ChallengerHolder
 from inference.metrics import Metrics
 from inference.model import LoadedModel, Prediction
@@ -60,6 +61,7 @@ class Predictor:
         self._batch_thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="batch-run", initializer=lowest_cpu_priority
         )
+        self._batch_lane = BatchLane(self._batch_thread, max_rows=settings.batch_run_rows)
         # A canary car runs off the loop, at normal priority: a slow challenger then delays
         # its own answers, not the champion's (whose p95 the watcher compares it with).
         self._canary_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canary-run")
@@ -90,6 +92,7 @@ class Predictor:
         """Stop the batch queue, rejecting what is still queued, then write out the log."""
         if self._queue is not None:
             await self._queue.stop()
+        self._batch_lane.stop()
         self._batch_thread.shutdown(wait=False, cancel_futures=True)
         self._canary_thread.shutdown(wait=False, cancel_futures=True)
         await self._shadow.stop()
@@ -163,8 +166,7 @@ class Predictor:
         try:
             run = self.run if canary is None else partial(self._run_on, canary, role=CANARY)
             if len(cars) > self._offload_rows:
-                loop = asyncio.get_running_loop()
-                prediction = await loop.run_in_executor(self._batch_thread, run, cars)
+                prediction = await self._batch_lane.price(run, cars)
             else:
                 prediction = run(cars)
         finally:

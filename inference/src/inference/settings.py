@@ -58,6 +58,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         batch_limit: Most cars in one `/predict/batch` request (`BATCH_LIMIT`).
         offload_rows: A `/predict/batch` request of more cars runs on the worker's batch
             thread, off the event loop (`OFFLOAD_ROWS`, see `inference.predict`).
+        batch_run_rows: Most cars in one run of the batch thread: batch requests queued behind
+            a run are priced together in the next, up to this many cars; a larger request runs
+            alone, and 1 prices every request alone (`BATCH_RUN_ROWS`, see
+            `inference.batch_queue.BatchLane`). 4,096: with 4 clients posting 1,000-car
+            batches, 1.10-1.11x the rows/s of every request alone in three sets of paired
+            rounds, 2,048 1.01-1.06x; the worker's RSS after them 156-157 MB, 151 with 2,048,
+            139-140 alone (onnxruntime keeps the memory of its largest run: 812 float32
+            columns per car in the champion's graph, gathered and then concatenated).
         max_body_bytes: Largest accepted request body; larger gets 413 (`MAX_BODY_BYTES`).
         body_timeout_s: Seconds a client has to send a whole request body; slower gets 408
             and its connection closed (`BODY_TIMEOUT_S`).
@@ -105,6 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     shed_lag_ms: Annotated[int, Meta(ge=1, le=60_000)] = round(2.5 * LATENCY_THRESHOLD_S * 1e3)
     batch_limit: Annotated[int, Meta(ge=1, le=100_000)] = 1000
     offload_rows: Annotated[int, Meta(ge=0, le=100_000)] = 64
+    batch_run_rows: Annotated[int, Meta(ge=1, le=100_000)] = 4096
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 2_000_000
     body_timeout_s: Annotated[float, Meta(gt=0.0, le=300.0)] = 10.0
     reload_token: Annotated[str, Meta(min_length=16)] | None = None
