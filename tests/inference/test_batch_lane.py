@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inference.batch_queue import BatchLane
+from inference.batch_queue import BatchLane, RunMismatchError
 from inference.model import WARMUP_CAR, Prediction
 from shared_schema import Car
 
@@ -19,6 +19,20 @@ from .test_predict import make_predictor
 def cars(first: int, count: int) -> list[Car]:
     """`count` cars whose mileages are `first`, `first + 1`, ...: a fake run prices them so."""
     return [msgspec.structs.replace(WARMUP_CAR, mileage=first + i) for i in range(count)]
+
+
+def varied(first: int, count: int) -> list[Car]:
+    """`count` different cars: brands, years and mileages mixed, none in sorted order."""
+    brands = ("TOYOTA", "BMW", "LADA", "KIA")
+    return [
+        msgspec.structs.replace(
+            WARMUP_CAR,
+            brand=brands[(first + i) * 7 % 4],
+            production_year=2000 + (first + i) * 13 % 20,
+            mileage=1_000 * ((first + i) * 31 % 200),
+        )
+        for i in range(count)
+    ]
 
 
 class FakeRun:
@@ -58,7 +72,7 @@ def queue_behind_first(
     loop = asyncio.get_running_loop()
     for index, size in enumerate(sizes):
         which = other if other is not None and index == len(sizes) - 1 else run
-        tasks.append(loop.create_task(lane.price(which, cars(first, size))))
+        tasks.append(loop.create_task(lane.price(which, cars(first, size), which)))
         first += size
     loop.call_later(0.1, run.release.set)
     if other is not None:
@@ -91,8 +105,8 @@ def test_a_run_takes_at_most_max_rows_and_a_bigger_request_runs_alone() -> None:
     assert all(isinstance(outcome, Prediction) for outcome in outcomes)
 
 
-def test_different_run_functions_are_never_priced_together() -> None:
-    """A canary's request queued among the champion's runs alone, on its own function."""
+def test_requests_of_different_keys_are_never_priced_together() -> None:
+    """A canary's request queued behind the champion's runs alone, on its own function."""
     run, canary = FakeRun(), FakeRun()
     outcomes = asyncio.run(
         run_lane(lambda lane: queue_behind_first(lane, run, [2, 3, 4, 5], other=canary))
@@ -109,9 +123,12 @@ def test_a_failed_run_fails_its_requests_and_the_lane_goes_on() -> None:
 
     def scenario(lane: BatchLane) -> list[asyncio.Task[Prediction]]:
         tasks = queue_behind_first(lane, run, [2, 3, 4])  # the second run: cars 2..8
-        loop = asyncio.get_running_loop()
-        tasks.append(loop.create_task(_after(0.3, lane.price(run, cars(100, 2)))))  # after both
-        return tasks
+
+        async def after_both() -> Prediction:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return await lane.price(run, cars(100, 2), run)
+
+        return [*tasks, asyncio.get_running_loop().create_task(after_both())]
 
     outcomes = asyncio.run(run_lane(scenario))
     assert isinstance(outcomes[0], Prediction)
@@ -121,6 +138,19 @@ def test_a_failed_run_fails_its_requests_and_the_lane_goes_on() -> None:
     assert isinstance(outcomes[3], Prediction)
     assert outcomes[3].prices == [100.0, 101.0]
     assert run.sizes == [2, 7, 2]
+
+
+def test_a_run_short_of_rows_fails_every_request_in_it() -> None:
+    """A run answering fewer prices than cars: no request gets a truncated answer."""
+
+    def short(batch: Sequence[Car]) -> Prediction:
+        return Prediction([1.0] * (len(batch) - 1), "v")
+
+    outcomes = asyncio.run(
+        run_lane(lambda lane: [asyncio.ensure_future(lane.price(short, cars(0, 3), short))])
+    )
+    assert isinstance(outcomes[0], RunMismatchError)
+    assert "a run of 3 cars answered 2 prices" in str(outcomes[0])
 
 
 async def _after(seconds: float, awaitable: object) -> object:
@@ -145,6 +175,44 @@ def test_a_request_whose_caller_gave_up_is_not_run() -> None:
     assert outcomes[2].prices == [5.0, 6.0, 7.0, 8.0]
 
 
+def test_a_request_cancelled_during_its_run_leaves_the_others_their_rows() -> None:
+    """Cancelled while its combined run goes on: the requests after it still get their own."""
+    gates = [threading.Event(), threading.Event()]
+    sizes: list[int] = []
+
+    def run(batch: Sequence[Car]) -> Prediction:
+        gate = gates[len(sizes)]
+        sizes.append(len(batch))
+        gate.wait(5)
+        return Prediction([float(car.mileage) for car in batch], "v")
+
+    def scenario(lane: BatchLane) -> list[asyncio.Task[object]]:
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[object]] = []
+        first = 0
+        for size in (2, 3, 4, 5):
+            tasks.append(loop.create_task(lane.price(run, cars(first, size), run)))
+            first += size
+
+        async def cancel_the_third_mid_run() -> None:
+            await asyncio.sleep(0)  # every request queued
+            gates[0].set()
+            while len(sizes) < 2:  # the second run (3 + 4 + 5 cars) has started
+                await asyncio.sleep(0.005)
+            tasks[2].cancel()
+            gates[1].set()
+
+        return [*tasks, loop.create_task(cancel_the_third_mid_run())]
+
+    outcomes = asyncio.run(run_lane(scenario))
+    assert sizes == [2, 12]
+    assert isinstance(outcomes[2], asyncio.CancelledError)
+    assert isinstance(outcomes[1], Prediction)
+    assert outcomes[1].prices == [2.0, 3.0, 4.0]
+    assert isinstance(outcomes[3], Prediction)
+    assert outcomes[3].prices == [9.0, 10.0, 11.0, 12.0, 13.0]
+
+
 def test_stop_cancels_what_is_queued_and_refuses_more() -> None:
     """Stopped: the queued requests are cancelled, a new one refused by name."""
     run = FakeRun()
@@ -153,7 +221,7 @@ def test_stop_cancels_what_is_queued_and_refuses_more() -> None:
         tasks = queue_behind_first(lane, run, [2, 3])
         loop = asyncio.get_running_loop()
         loop.call_soon(lane.stop)
-        tasks.append(loop.create_task(_after(0.01, lane.price(run, cars(0, 1)))))
+        tasks.append(loop.create_task(_after(0.01, lane.price(run, cars(0, 1), run))))
         return tasks
 
     outcomes = asyncio.run(run_lane(scenario))
@@ -179,7 +247,9 @@ def test_the_server_answers_each_batch_as_if_priced_alone(
         return run(batch)
 
     monkeypatch.setattr(predictor, "run", held_run)
-    requests = [cars(10_000 * (i + 1), 65 + 10 * i) for i in range(3)]
+    # The second run's 270 cars are priced in `pricing_order` (256 cars or more), brands and
+    # years mixed, and put back in each request's own order.
+    requests = [varied(first, size) for first, size in ((0, 65), (65, 130), (195, 140))]
     alone = [run(request) for request in requests]
 
     async def scenario() -> list[Prediction]:
@@ -196,5 +266,6 @@ def test_the_server_answers_each_batch_as_if_priced_alone(
             await predictor.stop()
 
     together = asyncio.run(scenario())
-    assert sizes == [65, 75 + 85]
+    assert sizes == [65, 130 + 140]
     assert together == alone
+    assert len(set(together[2].prices)) > 100  # cars priced differently, so order matters

@@ -177,6 +177,14 @@ def bad_input_cases() -> list[Any]:
             json_type,
         ),
         case(
+            "whole-float-integer-then-bad-brand",
+            "/predict/batch",
+            b'{"cars": [' + msgspec.json.encode({**car, "n_doors": 4.0, "brand": "bmw"}) + b"]}",
+            422,
+            "$.cars[0].brand: Expected `str` matching regex",
+            json_type,
+        ),
+        case(
             "whole-float-then-deep-nesting",
             "/predict",
             b'{"mileage": 4.0, "brand": ' + b"[" * 1800 + b"]" * 1800 + b"}",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.decode import BatchRequest
+from inference.decode import BatchRequest, _DecodedBatch, _DecodedListing
 from inference.patterns import PatternMemo, unpatterned
 from shared_schema.rating import Listing
 
@@ -127,6 +127,31 @@ def test_the_first_pattern_fault_in_document_order_is_named() -> None:
     assert error == schema_error(body, BatchRequest)
     assert error is not None
     assert error.endswith("at `$.cars[1].color`")
+
+
+def test_the_server_decodes_the_batch_request_with_unpatterned_cars() -> None:
+    """The decoded batch type is `BatchRequest` but for its cars' type: fields, limits, config."""
+    decoded, schema = (msgspec.inspect.type_info(kind) for kind in (_DecodedBatch, BatchRequest))
+    assert isinstance(decoded, msgspec.inspect.StructType)
+    assert isinstance(schema, msgspec.inspect.StructType)
+    assert [field.name for field in decoded.fields] == [field.name for field in schema.fields]
+    for option in ("forbid_unknown_fields", "array_like", "tag", "tag_field"):
+        assert getattr(decoded, option) == getattr(schema, option)
+    cars, expected = decoded.fields[0].type, schema.fields[0].type
+    assert isinstance(cars, msgspec.inspect.ListType)
+    assert isinstance(expected, msgspec.inspect.ListType)
+    assert (cars.min_length, cars.max_length) == (expected.min_length, expected.max_length)
+    assert isinstance(cars.item_type, msgspec.inspect.StructType)
+    assert cars.item_type.cls is _DecodedListing
+    assert issubclass(_DecodedListing, Listing)
+
+
+def test_within_a_car_the_schema_order_names_the_fault() -> None:
+    """The documented difference: keys out of the schema's order, the schema's first is named."""
+    rest = {key: value for key, value in (CAR | {"brand": "bmw"}).items() if key != "color"}
+    body = msgspec.json.encode({"color": " x", **rest})  # dicts encode in insertion order
+    assert (schema_error(body, Listing) or "").endswith("at `$.color`")
+    assert (memo_error(body, PatternMemo(PATTERNS), batch=False) or "").endswith("at `$.brand`")
 
 
 def test_another_fault_is_named_before_a_pattern_fault() -> None:

@@ -152,8 +152,13 @@ class MicroBatcher:
 @dataclass(slots=True)
 class _Batch:
     run: RunBatch
+    key: object
     cars: Sequence[Car]
     future: asyncio.Future[Prediction]
+
+
+class RunMismatchError(RuntimeError):
+    """A run answered another number of rows than it was given cars."""
 
 
 class BatchLane:
@@ -161,8 +166,8 @@ class BatchLane:
 
     A request waits only while the thread is busy (it would wait then anyway). When a run
     ends, the requests queued meanwhile go into the next run together, in arrival order, up to
-    `max_rows` cars (a larger request runs alone) and only with the same run function (the
-    champion's, or one canary's), and each gets its own rows back. A longer run costs less per
+    `max_rows` cars (a larger request runs alone) and only with the same `key` (the champion,
+    or one challenger model), and each gets its own rows back. A longer run costs less per
     car: onnxruntime walks the forest tree by tree over blocks of rows, and the grouped order
     (`inference.model.pricing_order`) finds more like cars among more rows. Measured through
     `LoadedModel.run`, one core, 2026-12-07: 15.95, 15.20 and 13.56 µs per car for runs of
@@ -180,20 +185,22 @@ class BatchLane:
         self._running = False
         self._stopped = False
 
-    async def price(self, run: RunBatch, cars: Sequence[Car]) -> Prediction:
-        """`run(cars)` on the lane's thread, alone or together with other queued requests.
+    async def price(self, run: RunBatch, cars: Sequence[Car], key: object) -> Prediction:
+        """`run(cars)` on the lane's thread, alone or with queued requests of the same `key`.
+
+        Requests of one `key` must be priced alike by each other's `run` (one model).
 
         Raises:
             RuntimeError: The lane is stopped.
+            RunMismatchError: The run answered another number of rows than it had cars.
             Exception: Whatever the run raised.
         """
         if self._stopped:
             raise RuntimeError("the batch lane is stopped")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append(_Batch(run, cars, future))
-        if not self._running:
-            self._start(loop)
+        self._queue.append(_Batch(run, key, cars, future))
+        self._start(loop)
         return await future
 
     def stop(self) -> None:
@@ -203,20 +210,19 @@ class BatchLane:
             self._queue.popleft().future.cancel()
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        taken = self._take()
-        if not taken:
-            return
-        cars = taken[0].cars
-        if len(taken) > 1:
-            cars = [car for batch in taken for car in batch.cars]
-        try:
-            running = loop.run_in_executor(self._executor, taken[0].run, cars)
-        except RuntimeError as error:  # the thread is shut down (the worker is stopping)
-            for batch in taken:
-                batch.future.set_exception(error)
-            return
-        self._running = True
-        running.add_done_callback(partial(self._finished, loop, taken))
+        """Start the next run unless one is going; fail what cannot be started, drain on."""
+        while not self._running and (taken := self._take()):
+            cars = taken[0].cars
+            if len(taken) > 1:
+                cars = [car for batch in taken for car in batch.cars]
+            try:
+                running = loop.run_in_executor(self._executor, taken[0].run, cars)
+            except Exception as error:  # the thread is shut down (the worker is stopping)
+                for batch in taken:
+                    batch.future.set_exception(error)
+                continue
+            self._running = True
+            running.add_done_callback(partial(self._finished, loop, taken, len(cars)))
 
     def _take(self) -> list[_Batch]:
         """The requests for the next run: the first still waiting, and those that fit with it."""
@@ -224,10 +230,10 @@ class BatchLane:
         rows = 0
         while self._queue:
             batch = self._queue[0]
-            if batch.future.done():  # its caller gave up (a disconnect cancels the handler)
+            if batch.future.done():  # its caller gave up: its task was cancelled
                 self._queue.popleft()
                 continue
-            if taken and (batch.run != taken[0].run or rows + len(batch.cars) > self._max_rows):
+            if taken and (batch.key != taken[0].key or rows + len(batch.cars) > self._max_rows):
                 break
             taken.append(self._queue.popleft())
             rows += len(batch.cars)
@@ -237,24 +243,36 @@ class BatchLane:
         self,
         loop: asyncio.AbstractEventLoop,
         taken: list[_Batch],
+        rows: int,
         running: asyncio.Future[Prediction],
     ) -> None:
         self._running = False
         if running.cancelled():
             for batch in taken:
                 batch.future.cancel()
-        elif (error := running.exception()) is not None:
-            for batch in taken:
-                if not batch.future.done():
-                    batch.future.set_exception(error)
         else:
-            prediction, start = running.result(), 0
-            for batch in taken:
-                stop = start + len(batch.cars)
-                if not batch.future.done():
-                    batch.future.set_result(
-                        prediction if len(taken) == 1 else prediction.rows(start, stop)
-                    )
-                start = stop
+            error = running.exception()
+            if error is None and len(running.result().prices) != rows:
+                error = RunMismatchError(
+                    f"a run of {rows} cars answered {len(running.result().prices)} prices"
+                )
+            if error is not None:
+                for batch in taken:
+                    if not batch.future.done():
+                        batch.future.set_exception(error)
+            else:
+                self._answer(taken, running.result())
         if not self._stopped:
             self._start(loop)
+
+    @staticmethod
+    def _answer(taken: list[_Batch], prediction: Prediction) -> None:
+        """Each request's own rows of the run, in the order they were put together."""
+        start = 0
+        for batch in taken:
+            stop = start + len(batch.cars)
+            if not batch.future.done():
+                batch.future.set_result(
+                    prediction if len(taken) == 1 else prediction.rows(start, stop)
+                )
+            start = stop

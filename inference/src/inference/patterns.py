@@ -13,11 +13,20 @@ request costs the server. Requests repeat a few thousand brands, models and colo
   before costs a set lookup, an unseen one `re.search` as msgspec runs it. A mismatch is a
   `msgspec.ValidationError` in msgspec's own words and path.
 
-One difference from msgspec checking them itself: the patterns are tested after the rest of the
-body decoded, so a body with a pattern fault and another fault is refused naming the other one
-(msgspec names whichever comes first in the document). Among pattern faults the first in
-document order is named. Each field remembers at most `MEMO_LIMIT` values: past it, unseen
-values are still checked, just not remembered.
+The same values are accepted and refused as when msgspec checks them itself, with these
+differences in which fault a body with several is refused for:
+
+* the patterns are tested after the rest of the body decoded (and, for a batch, after its
+  length is checked), so a body with a pattern fault and another fault is refused naming the
+  other one (msgspec names whichever comes first in the document);
+* among pattern faults, the first car's is named, and within a car the first in the schema's
+  field order (brand, model_name, color), whatever the order of the keys in the body;
+* a key sent twice is decoded as its last value, and only that one is tested (msgspec tests
+  each value as it reads it, so it refuses a bad first value that a good second one replaces).
+
+Each field remembers at most `MEMO_LIMIT` values, so a client sending made-up values cannot
+grow a worker's memory by more than a few megabytes; past it, unseen values are still checked,
+just not remembered.
 """
 
 import re
@@ -31,8 +40,9 @@ from msgspec import Meta
 S = TypeVar("S", bound=msgspec.Struct)
 
 #: The most values one field remembers (the 2020 listings have 36 brands, about 1,000 models
-#: and 16 colours); beyond it a value is checked every time it comes.
-MEMO_LIMIT: Final = 65_536
+#: and 16 colours); beyond it a value is checked every time it comes. At most 60 characters a
+#: value (`shared_schema.car`), so the three fields hold a few megabytes at most.
+MEMO_LIMIT: Final = 4096
 
 
 def unpatterned(struct: type[S]) -> tuple[type[S], dict[str, str]]:
@@ -40,7 +50,8 @@ def unpatterned(struct: type[S]) -> tuple[type[S], dict[str, str]]:
 
     The subclass has the same fields in the same order, the same configuration and the same
     lengths, ranges and types; only a field whose type is a string with a `pattern` loses the
-    pattern, which `PatternMemo` then checks.
+    pattern, which `PatternMemo` then checks. Its instances are `struct`s, but msgspec compares
+    Structs of one type only: one never equals a `struct` with the same values.
     """
     overrides: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     patterns: dict[str, str] = {}

@@ -166,7 +166,9 @@ class Predictor:
         try:
             run = self.run if canary is None else partial(self._run_on, canary, role=CANARY)
             if len(cars) > self._offload_rows:
-                prediction = await self._batch_lane.price(run, cars)
+                # The champion's cars share runs; a challenger's only with its own model's.
+                key = CHAMPION if canary is None else canary
+                prediction = await self._batch_lane.price(run, cars, key)
             else:
                 prediction = run(cars)
         finally:
