@@ -184,6 +184,32 @@ def bad_input_cases() -> list[Any]:
             "$.cars[0].brand: Expected `str` matching regex",
             json_type,
         ),
+        # The server checks patterns after decoding (inference.patterns), but a refused body
+        # is named as msgspec names it: the first fault in the document.
+        case(
+            "bad-brand-then-too-long-colour",
+            "/predict",
+            msgspec.json.encode({**car, "brand": "<b>", "color": "x" * 31}),
+            422,
+            "$.brand: Expected `str` matching regex",
+            json_type,
+        ),
+        case(
+            "bad-model-then-bad-brand-in-batch",
+            "/predict/batch",
+            b'{"cars": ['
+            + encoded
+            + b","
+            + msgspec.json.encode(
+                {"model_name": "x"}
+                | {k: v for k, v in car.items() if k != "model_name"}
+                | {"brand": "b"}
+            )
+            + b"]}",
+            422,
+            "$.cars[1].model_name: Expected `str` matching regex",
+            json_type,
+        ),
         case(
             "whole-float-then-deep-nesting",
             "/predict",

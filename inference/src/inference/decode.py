@@ -83,6 +83,9 @@ class _DecodedBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 _car_decoder: Final = msgspec.json.Decoder(_DecodedListing)
 _batch_decoder: Final = msgspec.json.Decoder(_DecodedBatch)
 _memo: Final = PatternMemo(_PATTERNS)
+# The schema's own decoders, for bodies refused: msgspec then names the fault it always named.
+_strict_car_decoder: Final = msgspec.json.Decoder(Listing)
+_strict_batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
 
 
 async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Listing:
@@ -92,8 +95,9 @@ async def read_car(request: Request[Any, Any, Any], settings: Settings) -> Listi
         ClientException: 400, 408, 413, 415 or 422 (see the module docstring).
         ClientDisconnectedError: The client hung up mid-body.
     """
-    car: Listing = _decode(await read_body(request, settings), _car_decoder, _DecodedListing)
-    _check_patterns([car], "$")
+    body = await read_body(request, settings)
+    car: Listing = _decode(body, _car_decoder, _strict_car_decoder)
+    _check_patterns([car], "$", body, _strict_car_decoder)
     return car
 
 
@@ -106,21 +110,28 @@ async def read_cars(request: Request[Any, Any, Any], settings: Settings) -> list
         ClientDisconnectedError: The client hung up mid-body.
     """
     body = await read_body(request, settings)
-    cars: list[Listing] = _decode(body, _batch_decoder, _DecodedBatch).cars
+    cars: list[Listing] = _decode(body, _batch_decoder, _strict_batch_decoder).cars
+    _check_patterns(cars, "$.cars[{}]", body, _strict_batch_decoder)
     if len(cars) > settings.batch_limit:
         raise _invalid_input(
             "$.cars", f"Expected at most {settings.batch_limit} cars, got {len(cars)}"
         )
-    _check_patterns(cars, "$.cars[{}]")
     return cars
 
 
-def _check_patterns(cars: list[Listing], path: str) -> None:
-    """`PatternMemo.check` on decoded cars; a mismatch is the 422 msgspec's own would be."""
+def _check_patterns(
+    cars: list[Listing], path: str, body: bytes, strict: msgspec.json.Decoder[Any]
+) -> None:
+    """`PatternMemo.check` on decoded cars; a mismatch is the 422 msgspec's own decoder gives.
+
+    The body is decoded again by the schema's own decoder (`strict`), so the fault named is the
+    one msgspec names: the first in the document, whatever else the body has wrong.
+    """
     try:
         _memo.check(cars, path)
     except msgspec.ValidationError as error:
-        raise _validation_error(error) from None
+        _decode(body, strict, strict)
+        raise _validation_error(error) from None  # the schema's decoder took it: not expected
 
 
 async def read_body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
@@ -215,14 +226,22 @@ def _too_large(limit: int) -> ClientException:
     )
 
 
-def _decode(body: bytes, decoder: msgspec.json.Decoder[T], body_type: type[T]) -> T:
+def _decode(body: bytes, decoder: msgspec.json.Decoder[T], strict: msgspec.json.Decoder[Any]) -> T:
+    """`decoder`'s value of `body`; for a body it refuses, the schema's own decoder's verdict.
+
+    `strict` decodes the schema's type (patterns and all), so a refused body gets the error
+    msgspec has always given it, and whole floats in integer fields are retried as before.
+    """
     try:
         try:
             return decoder.decode(body)
-        except msgspec.ValidationError as error:
-            if not str(error).startswith(_INT_GOT_FLOAT):
-                raise
-            return _decode_whole_floats_as_ints(body, body_type, error)
+        except msgspec.ValidationError:
+            try:
+                return cast("T", strict.decode(body))
+            except msgspec.ValidationError as error:
+                if not str(error).startswith(_INT_GOT_FLOAT):
+                    raise
+                return cast("T", _decode_whole_floats_as_ints(body, strict.type, error))
     except msgspec.ValidationError as error:
         raise _validation_error(error) from None
     except msgspec.DecodeError as error:

@@ -13,8 +13,10 @@ request costs the server. Requests repeat a few thousand brands, models and colo
   before costs a set lookup, an unseen one `re.search` as msgspec runs it. A mismatch is a
   `msgspec.ValidationError` in msgspec's own words and path.
 
-The same values are accepted and refused as when msgspec checks them itself, with these
-differences in which fault a body with several is refused for:
+The same values are accepted and refused as when msgspec checks them itself. `PatternMemo`
+alone differs in which fault a body with several is refused for (the server does not show it:
+`inference.decode` has a refused body decoded again by the schema's own decoder, whose error
+it returns):
 
 * the patterns are tested after the rest of the body decoded (and, for a batch, after its
   length is checked), so a body with a pattern fault and another fault is refused naming the
