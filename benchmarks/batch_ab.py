@@ -30,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from benchmarks.champion import Champion, held_out_rows, request_bodies, resolve
-from benchmarks.goals import Goals, load_goals
+from benchmarks.goals import load_goals
 from benchmarks.openloop import BATCH_USERS, batch_body
 from benchmarks.pair import write_pair
 from benchmarks.servers import LOADGEN_CORE, SERVER_CORE, RunningServer, free_port, server_specs
@@ -42,21 +42,9 @@ BODIES: Final = 32
 #: The servers compared: ours first in the results, the baseline its denominator.
 SERVERS: Final = ("ours", "baseline")
 RESULTS: Final = Path(__file__).with_name("results") / "batch"
-#: The figure `make bench`'s goal reads (`figures.figures` computes it from these rounds).
+#: The figure `make bench`'s goal reads (`figures.figures` computes it from these rounds); the
+#: report counts the rounds that reach that goal's target (`Goals.target_of`).
 RATIO_FIGURE: Final = "ours.batch_interleaved.median_ratio_to_baseline"
-#: That goal's target, from `goals.toml`: the report counts the rounds that reach it.
-
-
-def ratio_target(goals: Goals) -> float:
-    """The target of the goal that reads ours over the baseline per round (`RATIO_FIGURE`).
-
-    Raises:
-        ValueError: No goal in `goals` reads that figure.
-    """
-    for goal in goals.goal:
-        if goal.figure == RATIO_FIGURE:
-            return goal.target
-    raise ValueError(f"no goal in goals.toml reads {RATIO_FIGURE!r}")
 
 
 def post_back_to_back(
@@ -218,7 +206,8 @@ def summary(runs: dict[str, list[dict[str, Any]]], base: str = "baseline") -> di
 def round_lines(found: dict[str, Any], target: float) -> list[str]:
     """Each server's rows/s per round, and ours over the baseline per round (Markdown).
 
-    `target`: the ratio goal's (`ratio_target`), to count the rounds that reach it.
+    `target`: the ratio goal's (`Goals.target_of(RATIO_FIGURE)`), to count the rounds that
+    reach it.
     """
     lines = [
         "| server | rows/s: median (range) | per round | generator CPU, max |",
@@ -298,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": champion.label,
         "took_s": time.monotonic() - started,
     } | found
-    write_pair(args.out, results, markdown(results, ratio_target(load_goals())))
+    write_pair(args.out, results, markdown(results, load_goals().target_of(RATIO_FIGURE)))
     return 0
 
 

@@ -62,6 +62,17 @@ class Goals(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     generator_limited: GeneratorLimited
     goal: list[Goal]
 
+    def target_of(self, figure: str) -> float:
+        """The target of the goal that reads `figure`.
+
+        Raises:
+            ValueError: No goal reads that figure.
+        """
+        for goal in self.goal:
+            if goal.figure == figure:
+                return goal.target
+        raise ValueError(f"no goal in goals.toml reads {figure!r}")
+
 
 def load_goals(path: Path = GOALS_FILE) -> Goals:
     """Read and validate the goals file."""

@@ -10,7 +10,7 @@ import json
 import statistics
 from typing import Any, Final
 
-from benchmarks.batch_ab import ratio_target, round_lines, setup_text
+from benchmarks.batch_ab import RATIO_FIGURE, round_lines, setup_text
 from benchmarks.champion import NO_BOOSTER
 from benchmarks.figures import (
     OURS_ROWS,
@@ -268,7 +268,7 @@ def _ours_sections(results: Results, ours: Server, goals: Goals) -> list[str]:
                 " ours over the baseline per round (the side-by-side row's ratio is that of the"
                 " medians).",
                 "",
-                *round_lines(found, ratio_target(goals)),
+                *round_lines(found, goals.target_of(RATIO_FIGURE)),
                 "",
             ]
     if workers := ours.get("workers"):

@@ -135,7 +135,7 @@ def test_report_lists_every_round_and_how_many_reach_3x() -> None:
         "connections": 4,
         "took_s": 90.0,
     } | batch_ab.summary(runs)
-    text = batch_ab.markdown(results, batch_ab.ratio_target(load_goals()))
+    text = batch_ab.markdown(results, load_goals().target_of(batch_ab.RATIO_FIGURE))
     assert "| ours | 45,000 (40,000–48,000) | 45,000, 40,000, 48,000 | 0.05 |" in text
     assert "- ours: 3.00, 2.35, 2.00 (median **2.35×**; 1 of 3 rounds at 3× or more)" in text
 
@@ -143,14 +143,14 @@ def test_report_lists_every_round_and_how_many_reach_3x() -> None:
 def test_the_round_count_reads_the_ratio_goal() -> None:
     """The 3x the rounds are counted against is the goal's; a goals file without it is refused."""
     goals = load_goals()
-    assert batch_ab.ratio_target(goals) == next(
+    assert goals.target_of(batch_ab.RATIO_FIGURE) == next(
         goal.target for goal in goals.goal if goal.figure == batch_ab.RATIO_FIGURE
     )
     without = msgspec.structs.replace(
         goals, goal=[goal for goal in goals.goal if goal.figure != batch_ab.RATIO_FIGURE]
     )
     with pytest.raises(ValueError, match=batch_ab.RATIO_FIGURE):
-        batch_ab.ratio_target(without)
+        without.target_of(batch_ab.RATIO_FIGURE)
 
 
 def test_no_pipeline_no_baseline(tmp_path: Path) -> None:
