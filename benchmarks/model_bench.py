@@ -7,11 +7,15 @@ request pays around the model: (a+) the server's feed builder from decoded `Car`
 (b+) building the DataFrame from JSON dicts. Inputs are prepared outside the timed call.
 (a−) is the graph as exported before issue 21 (each categorical set on the field's code, most
 too large for onnxruntime's bitmask), rebuilt from the same booster; the cold rows time one
-car 20 ms after the last call (caches cool, as for a lone car on a quiet server).
+car 20 ms after the last call (caches cool, as for a lone car on a quiet server). Every one-car
+row, cold or not, takes a different car each call (`--one-car-cars`, 1,000, in turn): the same
+car timed again finds the CPU's branch predictor trained on its own walk through the trees, and
+reads 2.5x too fast (`studies/forest_representation/results/layout-2026-12-07-distinct-rows.md`).
 `benchmarks.run` runs this file pinned to one core; options in `benchmarks/conftest.py`.
 """
 
 import hashlib
+import itertools
 import subprocess
 import sys
 import time
@@ -155,6 +159,16 @@ class Runtimes:
             self.notes["lleaves"]["parity_vs_booster_abs"] = float(absolute)
 
 
+def _in_turn(calls: list[Callable[[], object]]) -> Callable[[], object]:
+    """One call that runs `calls` in turn, the next one each time."""
+    turn = itertools.cycle(calls)
+
+    def call() -> object:
+        return next(turn)()
+
+    return call
+
+
 @pytest.fixture(scope="session")
 def runtimes(model: tuple[Champion, pd.DataFrame], pytestconfig: pytest.Config) -> Runtimes:
     """The champion's runtimes, with their parity measured."""
@@ -165,14 +179,25 @@ def runtimes(model: tuple[Champion, pd.DataFrame], pytestconfig: pytest.Config) 
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_model(benchmark: Any, runtimes: Runtimes, variant: str, rows: int) -> None:
+def test_model(
+    benchmark: Any, runtimes: Runtimes, variant: str, rows: int, pytestconfig: pytest.Config
+) -> None:
     """Time one runtime at one batch size; its notes go into pytest-benchmark's JSON."""
     needs_booster = not variant.startswith("onnx") or variant.startswith("onnx_before")
     if needs_booster and runtimes.champion.pipeline_dir is None:
         pytest.skip(NO_BOOSTER)
     if variant.endswith("_cold") and rows != 1:
         pytest.skip("the cold call is a one-car figure")
-    call = runtimes.call(variant, take(runtimes.frame, rows))
+    if rows == 1:
+        cars = take(runtimes.frame, pytestconfig.getoption("one_car_cars"))
+        call = _in_turn(
+            [
+                runtimes.call(variant, cars.iloc[[i]].reset_index(drop=True))
+                for i in range(len(cars))
+            ]
+        )
+    else:
+        call = runtimes.call(variant, take(runtimes.frame, rows))
     benchmark.group = f"{rows} rows"
     benchmark.extra_info.update(runtimes.notes.get(variant, {}))
     if variant.endswith("_cold"):

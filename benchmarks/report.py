@@ -392,6 +392,9 @@ def markdown(results: Results, goals: Goals) -> str:
         *_peers(results),
         "## Model level: µs per row (median call time / rows; one thread, one core)",
         "",
+        "One-car rows take a different held-out car each call (a car timed again reads faster: "
+        "the branch predictor has learnt its walk through the trees).",
+        "",
         *_model(results),
         "",
         "## Profile of one /predict (pyinstrument)",
