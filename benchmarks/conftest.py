@@ -21,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sizes", default=SIZES, help=f"rows per model call ({SIZES})")
     group.addoption("--requests", type=int, default=4000, help="requests profiled")
     group.addoption(
-        "--one-car-cars", type=int, default=1000, help="different cars a one-car row takes in turn"
+        "--distinct-cars", type=int, default=1000, help="cars small batches take in turn"
     )
     group.addoption("--lleaves-cache", type=Path, default=Path("data/bench/lleaves"))
 

@@ -7,10 +7,12 @@ request pays around the model: (a+) the server's feed builder from decoded `Car`
 (b+) building the DataFrame from JSON dicts. Inputs are prepared outside the timed call.
 (a−) is the graph as exported before issue 21 (each categorical set on the field's code, most
 too large for onnxruntime's bitmask), rebuilt from the same booster; the cold rows time one
-car 20 ms after the last call (caches cool, as for a lone car on a quiet server). Every one-car
-row, cold or not, takes a different car each call (`--one-car-cars`, 1,000, in turn): the same
-car timed again finds the CPU's branch predictor trained on its own walk through the trees, and
-reads 2.5x too fast (`studies/forest_representation/results/layout-2026-12-07-distinct-rows.md`).
+car 20 ms after the last call (caches cool, as for a lone car on a quiet server). Small batches
+take different cars call after call: `--distinct-cars` (1,000) cars cut into batches of the
+size, in turn (one car: 1,000 calls in turn; 10 rows: 100; 1,000 rows and up: one batch). The
+same cars timed again find the CPU's branch predictor trained on their walk through the trees,
+and read too fast (one car: 2.5x, in `studies/forest_representation/results/`,
+`layout-2026-12-07-distinct-rows.md`).
 `benchmarks.run` runs this file pinned to one core; options in `benchmarks/conftest.py`.
 """
 
@@ -188,16 +190,14 @@ def test_model(
         pytest.skip(NO_BOOSTER)
     if variant.endswith("_cold") and rows != 1:
         pytest.skip("the cold call is a one-car figure")
-    if rows == 1:
-        cars = take(runtimes.frame, pytestconfig.getoption("one_car_cars"))
-        call = _in_turn(
-            [
-                runtimes.call(variant, cars.iloc[[i]].reset_index(drop=True))
-                for i in range(len(cars))
-            ]
-        )
-    else:
-        call = runtimes.call(variant, take(runtimes.frame, rows))
+    batches = max(1, pytestconfig.getoption("distinct_cars") // rows)
+    cars = take(runtimes.frame, batches * rows)
+    call = _in_turn(
+        [
+            runtimes.call(variant, cars.iloc[start : start + rows].reset_index(drop=True))
+            for start in range(0, len(cars), rows)
+        ]
+    )
     benchmark.group = f"{rows} rows"
     benchmark.extra_info.update(runtimes.notes.get(variant, {}))
     if variant.endswith("_cold"):

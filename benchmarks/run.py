@@ -76,7 +76,7 @@ def in_process(champion: Champion, rows: Path, work: Path, quick: bool) -> dict[
     out = work / "in_process.json"
     options = [f"--bundle={champion.bundle_dir}", f"--rows={rows}", f"--benchmark-json={out}"]
     options += [f"--pipeline={champion.pipeline_dir}"] if champion.pipeline_dir else []
-    quick_args = ("--sizes=1,10", "--requests=160", "--benchmark-max-time=0", "--one-car-cars=20")
+    quick_args = ("--sizes=1,10", "--requests=160", "--benchmark-max-time=0", "--distinct-cars=20")
     options += [*quick_args, "--benchmark-min-rounds=1"] if quick else _TIMING_ARGS
     # pytest loads only the plugins named here (the others cost seconds to import); warnings
     # are reported, not errors: a benchmark is not a test. A failed cell is missing from the
