@@ -392,9 +392,9 @@ def markdown(results: Results, goals: Goals) -> str:
         *_peers(results),
         "## Model level: µs per row (median call time / rows; one thread, one core)",
         "",
-        "Small batches take different held-out cars call after call (1,000 cars in turn, in "
-        "batches of the size; cars timed again read faster: the branch predictor has learnt "
-        "their walk through the trees).",
+        "Small batches take different held-out cars call after call (`--distinct-cars`, "
+        "1,000 by default, in batches of the size; cars timed again read faster: the branch "
+        "predictor has learnt their walk through the trees).",
         "",
         *_model(results),
         "",

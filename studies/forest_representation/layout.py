@@ -26,10 +26,12 @@ Only where things sit changes:
   forest is about 900 kB of nodes, a quarter of it fits a core's L2 cache. The sum's order
   differs from one forest's, so its output may differ in the last float32 bit.
 
-Every timing walks different rows call after call: a batch timed again at once (or one row
-timed 3,000 times) finds the branch predictor trained on its own walk and reads too fast
-(16 rows: about 2.5×), so "one row" is 3,000 different rows each once, and a batch size is
-timed as consecutive batches each once per pass.
+One row and small batches walk different rows call after call: the same rows timed again
+find the branch predictor trained on their walk and read too fast (one row 2.6×, 16-row
+batches 3.6×, against `results/layout-2026-12-07.md`), so "one row" is 3,000 different rows
+each once, and a batch size in "Row order" is consecutive batches each once per pass. The
+1,000-row and whole-split columns still repeat their rows: a thousand rows' walks are far more
+than the predictor holds.
 
 "Row order" prices the same held-out cars as they come and grouped by the fields the server
 groups a long run by (`inference.model.pricing_order`: brand, model, year of manufacture), each
@@ -74,7 +76,7 @@ _COLD_CARS = 60
 _GT_MODE = 3
 _ONE_ROWS = 3_000
 #: Passes over a size's batches; the figure is their median.
-_PASSES = 3
+_PASSES = 4
 
 
 def _forest(graph: onnx.ModelProto) -> onnx.NodeProto:
@@ -202,10 +204,21 @@ def untracked(forest: onnx.NodeProto, matrix: np.ndarray) -> tuple[onnx.NodeProt
 
 
 def in_parts(forest: onnx.NodeProto, parts: int) -> list[onnx.NodeProto]:
-    """`forest` cut into `parts` forests of consecutive trees, then a `Sum` into its output."""
+    """`forest` cut into `parts` forests of consecutive trees, then a `Sum` into its output.
+
+    Raises:
+        ValueError: A forest the cut would change: a node not `BRANCH_LEQ` (a member node's
+            set would not follow it), or an aggregate other than a plain sum.
+    """
     from training.io.tree_ensemble import node_attributes
 
     attributes = node_attributes(forest)
+    modes = numpy_helper.to_array(attributes["nodes_modes"])
+    if (modes != 0).any():
+        node = int(np.flatnonzero(modes != 0)[0])
+        raise ValueError(f"node {node} has mode {modes[node]}: only BRANCH_LEQ forests are cut")
+    if attributes.get("aggregate_function", 1) != 1 or attributes.get("post_transform", 0) != 0:
+        raise ValueError("only a forest that sums its trees with no post transform is cut")
     roots = attributes["tree_roots"]
     per_node = [name for name in attributes if name.startswith("nodes_")]
     nodes: list[onnx.NodeProto] = []
@@ -502,21 +515,20 @@ def row_order(pipeline_dir: Path, splits: Path, bundle: Path) -> dict[str, Any]:
     cars = msgspec.convert(car_dicts(frame), list[Car])
 
     def priced(size: int) -> list[float]:
-        """µs/row as the cars come and grouped, the two taking turns batch by batch."""
+        """µs/row as the cars come and grouped, the two taking turns pass by pass."""
         batches = [cars[start : start + size] for start in _starts(len(cars), size)]
         rows = sum(len(batch) for batch in batches)
         passes: list[list[float]] = [[], []]
         turns = ((0, len(cars) + 1), (1, 1))  # (grouped, ORDERED_RUN): never, always
-        for pass_ in range(_PASSES):
-            totals = [0.0, 0.0]
-            for batch in batches:
-                for grouped, bound in turns[::-1] if pass_ % 2 else turns:
-                    with mock.patch.object(served, "ORDERED_RUN", bound):
+        for pass_ in range(_PASSES):  # every batch one way, then every batch the other
+            for grouped, bound in turns[::-1] if pass_ % 2 else turns:
+                total = 0.0
+                with mock.patch.object(served, "ORDERED_RUN", bound):
+                    for batch in batches:
                         begin = time.perf_counter()
                         model.run(batch)
-                        totals[grouped] += time.perf_counter() - begin
-            for grouped in (0, 1):
-                passes[grouped].append(totals[grouped] / rows * 1e6)
+                        total += time.perf_counter() - begin
+                passes[grouped].append(total / rows * 1e6)
         return [float(np.median(passes[0])), float(np.median(passes[1]))]
 
     entry = {str(size): priced(size) for size in (*_ORDER_SIZES, len(cars))}

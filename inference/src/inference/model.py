@@ -54,7 +54,10 @@ WARMUP_CAR: Final = Car(
 #: costs about what it saves, or more (1.00-1.03x). The bound was read off those figures
 #: (timings, not prices: the study checks a grouped run's prices equal the same run's as the
 #: cars come). Over HTTP the gain did not show at 1,000 cars (`make bench` at 75e2a63, in
-#: git there: 42,140 rows/s against 42,318 the run before, within its noise).
+#: git there: 42,140 rows/s against 42,318 the run before, within its noise). Those figures
+#: timed each batch again and again, which trains the branch predictor on small batches; the
+#: study's distinct-rows run (each batch once per pass, `layout-2026-12-07-distinct-rows.md`)
+#: is the one to read at 256 cars (studies/README.md, "Distinct rows").
 ORDERED_RUN: Final = 256
 
 
