@@ -73,6 +73,7 @@ from shared_schema.feeds import feeds_from_cars
 RESULTS = Path(__file__).parent / "results"
 _FEATURES = "features"
 _COLD_CARS = 60
+_COLD_GAP_S = 0.02
 _GT_MODE = 3
 _ONE_ROWS = 3_000
 #: Passes over a size's batches; the figure is their median.
@@ -210,7 +211,7 @@ def in_parts(forest: onnx.NodeProto, parts: int) -> list[onnx.NodeProto]:
         ValueError: A forest the cut would change: a node not `BRANCH_LEQ` (a member node's
             set would not follow it), or an aggregate other than a plain sum.
     """
-    from training.io.tree_ensemble import node_attributes
+    from training.io.tree_ensemble import node_attributes, tree_of
 
     attributes = node_attributes(forest)
     modes = numpy_helper.to_array(attributes["nodes_modes"])
@@ -221,24 +222,18 @@ def in_parts(forest: onnx.NodeProto, parts: int) -> list[onnx.NodeProto]:
         raise ValueError("only a forest that sums its trees with no post transform is cut")
     roots = attributes["tree_roots"]
     per_node = [name for name in attributes if name.startswith("nodes_")]
+    tree_of_node = tree_of(attributes)
     nodes: list[onnx.NodeProto] = []
     for part, trees in enumerate(np.array_split(np.arange(len(roots)), parts)):
-        kept: list[int] = []  # the part's nodes, depth first, and its leaves, in order met
-        leaves: list[int] = []
-        renamed: dict[tuple[bool, int], int] = {}
-        for tree in trees:
-            stack = [roots[tree]]
-            while stack:
-                node = stack.pop()
-                renamed[False, node] = len(kept)
-                kept.append(node)
-                for side in ("false", "true"):
-                    child = attributes[f"nodes_{side}nodeids"][node]
-                    if attributes[f"nodes_{side}leafs"][node]:
-                        renamed[True, child] = len(leaves)
-                        leaves.append(child)
-                    else:
-                        stack.append(child)
+        wanted = set(trees.tolist())
+        kept = [node for node in range(len(modes)) if tree_of_node[node] in wanted]
+        renamed = {(False, node): index for index, node in enumerate(kept)}
+        leaves: list[int] = []  # the part's leaves, in the order its nodes meet them
+        for node in kept:
+            for side in ("false", "true"):
+                if attributes[f"nodes_{side}leafs"][node]:
+                    renamed[True, attributes[f"nodes_{side}nodeids"][node]] = len(leaves)
+                    leaves.append(attributes[f"nodes_{side}nodeids"][node])
         fields: dict[str, Any] = {
             name: value
             for name, value in attributes.items()
@@ -308,23 +303,16 @@ def _per_row_us(run: Callable[[np.ndarray], object], matrix: np.ndarray, repeats
     return float(np.median(times)) / len(matrix) * 1e6
 
 
-def _one_row_us(run: Callable[[np.ndarray], object], matrix: np.ndarray) -> float:
-    """Median µs of one row, each call a different row (`_ONE_ROWS` of them, cycled)."""
+def _lone_rows_us(
+    run: Callable[[np.ndarray], object], matrix: np.ndarray, calls: int, gap_s: float = 0.0
+) -> float:
+    """Median µs of one row, each call the next row of `matrix` (cycled), `gap_s` idle before."""
     times = []
-    for index in range(_ONE_ROWS):
+    for index in range(calls):
         row = index % len(matrix)
         one = matrix[row : row + 1]
-        start = time.perf_counter()
-        run(one)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e6
-
-
-def _cold_us(run: Callable[[np.ndarray], object], matrix: np.ndarray) -> float:
-    times = []
-    for row in range(min(_COLD_CARS, len(matrix))):
-        one = np.ascontiguousarray(matrix[row : row + 1])
-        time.sleep(0.02)
+        if gap_s:
+            time.sleep(gap_s)
         start = time.perf_counter()
         run(one)
         times.append(time.perf_counter() - start)
@@ -413,8 +401,10 @@ def measure(pipeline_dir: Path, splits: Path, rounds: int) -> dict[str, Any]:
                 entry.setdefault(label, []).append(
                     _per_row_us(run, np.ascontiguousarray(matrix[:size]), repeats)
                 )
-            entry.setdefault("1", []).append(_one_row_us(run, matrix))
-            entry.setdefault("cold", []).append(_cold_us(run, matrix[round_ * _COLD_CARS :]))
+            entry.setdefault("1", []).append(_lone_rows_us(run, matrix, _ONE_ROWS))
+            cold = matrix[round_ * _COLD_CARS :]
+            lone = min(_COLD_CARS, len(cold))
+            entry.setdefault("cold", []).append(_lone_rows_us(run, cold, lone, _COLD_GAP_S))
     results["load_after"] = os.getloadavg()
     return results
 
