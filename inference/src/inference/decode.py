@@ -231,17 +231,20 @@ def _decode(body: bytes, decoder: msgspec.json.Decoder[T], strict: msgspec.json.
 
     `strict` decodes the schema's type (patterns and all), so a refused body gets the error
     msgspec has always given it, and whole floats in integer fields are retried as before.
+    Given `strict` as `decoder`, the body is decoded once.
     """
     try:
-        try:
-            return decoder.decode(body)
-        except msgspec.ValidationError:
+        if decoder is not strict:
             try:
-                return cast("T", strict.decode(body))
-            except msgspec.ValidationError as error:
-                if not str(error).startswith(_INT_GOT_FLOAT):
-                    raise
-                return cast("T", _decode_whole_floats_as_ints(body, strict.type, error))
+                return decoder.decode(body)
+            except msgspec.ValidationError:
+                pass  # the schema's own decoder gives the verdict
+        try:
+            return cast("T", strict.decode(body))
+        except msgspec.ValidationError as error:
+            if not str(error).startswith(_INT_GOT_FLOAT):
+                raise
+            return cast("T", _decode_whole_floats_as_ints(body, strict.type, error))
     except msgspec.ValidationError as error:
         raise _validation_error(error) from None
     except msgspec.DecodeError as error:
