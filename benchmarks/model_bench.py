@@ -11,8 +11,8 @@ car 20 ms after the last call (caches cool, as for a lone car on a quiet server)
 take different cars call after call: `--distinct-cars` (1,000) cars cut into batches of the
 size, in turn (one car: 1,000 calls in turn; 10 rows: 100; 1,000 rows and up: one batch). The
 same cars timed again find the CPU's branch predictor trained on their walk through the trees,
-and read too fast (one car: 2.6x; `studies/forest_representation/results/`, the layout study's
-`layout-2026-12-07.md` against `layout-2026-12-07-distinct-rows.md`). Never more cars than
+and read too fast (one row of the forest: 2.6-3.5x; the layout study's runs, in
+`studies/README.md`, "Distinct rows"). Never more cars than
 the held-out frame has. The prepared inputs are cycled, so they are read from cache less warm
 than a request's just-decoded one: the strings of the ONNX feeds more than lleaves' one row.
 `benchmarks.run` runs this file pinned to one core; options in `benchmarks/conftest.py`.

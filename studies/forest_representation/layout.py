@@ -27,9 +27,10 @@ Only where things sit changes:
   differs from one forest's, so its output may differ in the last float32 bit.
 
 One row and small batches walk different rows call after call: the same rows timed again
-find the branch predictor trained on their walk and read too fast (one row 2.6×, 16-row
-batches 3.6×, against `results/layout-2026-12-07.md`), so "one row" is 3,000 different rows
-each once, and a batch size in "Row order" is consecutive batches each once per pass. The
+find the branch predictor trained on their walk and read too fast (one row 2.6–3.5×, 16-row
+batches 3.6–3.8× in the two distinct-rows runs, against `results/layout-2026-12-07.md`), so
+"one row" is 3,000 different rows each once, and a batch size in "Row order" is consecutive
+batches each once per pass. The
 1,000-row and whole-split columns still repeat their rows: a thousand rows' walks are far more
 than the predictor holds.
 
